@@ -1,0 +1,42 @@
+# One command each: `make run` opens the dashboard, `make test` runs every test.
+# Both set everything up first on a machine with only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: run test setup system-deps lint format bench sample clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+# Browser tests need Debian's Chromium, database tests a PostgreSQL server: installed when missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py
+
+sample: $(STAMP)
+	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,98 @@
+"""Plotly figures for the pages. Pure: frames in, figures out; no Streamlit.
+
+Text from the logs (versions, endpoints, error types) reaches the figures only as data
+values, which Plotly renders as text, never as HTML markup we assemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import polars as pl
+
+from . import sketch
+
+OK_COLOR = "#2e7d32"
+WARN_COLOR = "#ef6c00"
+BAD_COLOR = "#c62828"
+LINE_COLORS = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#9467bd"}
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+                      yaxis_title=y_title, xaxis_title="time (UTC)", hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    return fig
+
+
+def percentile_lines(buckets: pl.DataFrame, slo_ms: float) -> go.Figure:
+    fig = go.Figure()
+    for col in ("p50", "p95", "p99"):
+        fig.add_trace(go.Scatter(x=buckets["time"].to_list(), y=buckets[col].to_list(), name=col.upper(),
+                                 mode="lines", line=dict(color=LINE_COLORS[col])))
+    fig.add_hline(y=slo_ms, line=dict(color=BAD_COLOR, dash="dash"),
+                  annotation_text=f"P95 SLO {slo_ms:,.0f} ms", annotation_position="top left")
+    return _layout(fig, "Latency percentiles (successful requests)", "milliseconds")
+
+
+def latency_distribution(hist: pl.DataFrame, slo_ms: float) -> go.Figure:
+    """Histogram of successful latencies from log-spaced bins, merged to ~60 bars."""
+    fig = go.Figure()
+    if hist.height:
+        h = hist.filter(pl.col("bin") != sketch.ZERO_BIN)
+        merge = max(1, (int(h["bin"].max()) - int(h["bin"].min()) + 1) // 60)
+        g = h.with_columns((pl.col("bin") // merge).alias("g")).group_by("g").agg(
+            pl.col("n").sum(), pl.col("bin").min().alias("lo"), pl.col("bin").max().alias("hi")).sort("g")
+        lo = sketch.representative(g["lo"].to_numpy())
+        hi = sketch.representative(g["hi"].to_numpy())
+        fig.add_trace(go.Bar(x=((lo + hi) / 2).tolist(), y=g["n"].to_list(), name="requests",
+                             marker_color="#1f77b4",
+                             hovertemplate="~%{x:.0f} ms: %{y} requests<extra></extra>"))
+    fig.add_vline(x=slo_ms, line=dict(color=BAD_COLOR, dash="dash"), annotation_text="SLO")
+    fig.update_xaxes(type="log", title="latency (ms, log scale)")
+    fig.update_layout(title="Latency distribution (successful requests)", height=320,
+                      margin=dict(l=10, r=10, t=50, b=10), yaxis_title="requests", bargap=0.05)
+    return fig
+
+
+def error_rate_line(buckets: pl.DataFrame, slo_rate: float) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=buckets["time"].to_list(), y=(buckets["error_rate"] * 100).to_list(),
+                               name="error rate", mode="lines", line=dict(color=BAD_COLOR)))
+    fig.add_hline(y=slo_rate * 100, line=dict(color="#555", dash="dash"),
+                  annotation_text=f"SLO {slo_rate:.0%}", annotation_position="top left")
+    return _layout(fig, "Error rate", "% of requests")
+
+
+def errors_by_type(types: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for et in sorted(types["error_type"].unique().to_list()):
+        part = types.filter(pl.col("error_type") == et)
+        fig.add_trace(go.Bar(x=part["time"].to_list(), y=part["errors"].to_list(), name=str(et)))
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "Failed requests by error type", "failed requests")
+
+
+def throughput(frame: pl.DataFrame, bucket_minutes: float, spikes: Sequence, gaps: Sequence) -> go.Figure:
+    """Requests per minute with the expected level, spikes marked and gaps shaded."""
+    rpm = (frame["requests"] / bucket_minutes).to_list()
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=frame["time"].to_list(), y=rpm, name="requests/min", mode="lines",
+                             line=dict(color="#1f77b4")))
+    fig.add_trace(go.Scatter(x=frame["time"].to_list(), y=(frame["expected"] / bucket_minutes).to_list(),
+                             name="expected", mode="lines", line=dict(color="#999", dash="dot")))
+    if spikes:
+        fig.add_trace(go.Scatter(x=[s.time for s in spikes], y=[s.requests / bucket_minutes for s in spikes],
+                                 name="spike", mode="markers",
+                                 marker=dict(color=WARN_COLOR, size=11, symbol="triangle-up")))
+    for g in gaps:
+        fig.add_vrect(x0=g.start, x1=g.end, fillcolor=BAD_COLOR, opacity=0.25, line_width=0,
+                      annotation_text="gap", annotation_position="top left")
+    return _layout(fig, "Throughput", "requests per minute")
+
+
+def breakdown_bars(df: pl.DataFrame, value: str, title: str, unit: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[str(k) for k in df["key"].to_list()], y=df[value].to_list(),
+                           marker_color="#1f77b4"))
+    fig.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=50, b=10), yaxis_title=unit)
+    return fig

@@ -1,0 +1,227 @@
+"""Latency, error and throughput metrics for a window and per time bucket.
+
+Definitions are those of shared/LOG_SCHEMA.md: P50/P95/P99 over successful requests with
+linear interpolation (numpy's default, DuckDB's quantile_cont), failed-request latency
+apart; error rate = failed / all; throughput = requests per minute of the bucket.
+
+One scan of the logs (`_scan`) groups rows by (period, bucket, failed, latency bin) and
+returns a small histogram; counts, rates and percentiles all come from it. Windows with at
+most `exact_max_rows` rows get exact percentiles from a second, small query; larger ones
+use the histogram, whose error bound (`sketch.RELATIVE_ERROR`) is reported as `method`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from . import sketch
+from .queries import BUCKETS, Filters, bucket_times
+from .source import LogSource
+
+QS = (0.5, 0.95, 0.99)
+DIMENSIONS = ("model_name", "model_version", "endpoint", "error_type")
+EXACT = "exact"
+APPROX = f"log-histogram, within ±{sketch.RELATIVE_ERROR:.1%} of exact"
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    start: datetime
+    end: datetime
+    requests: int
+    errors: int
+    error_rate: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    failed_p50: float | None
+    failed_p95: float | None
+    failed_p99: float | None
+    requests_per_minute: float
+    method: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary:
+    window: WindowStats
+    previous: WindowStats | None
+    buckets: pl.DataFrame   # time, requests, errors, error_rate, rpm, p50, p95, p99
+    bucket: str
+    hist: pl.DataFrame      # bin, n: successful latencies of the window (for distributions)
+
+
+def _scan(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+          with_previous: bool) -> pl.DataFrame:
+    scan_filters = f.previous() if with_previous else f
+    cond, params = Filters(
+        start=scan_filters.start, end=f.end, model_name=f.model_name,
+        model_versions=f.model_versions, endpoints=f.endpoints).where()
+    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
+    period = "CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1"
+    return source.query(
+        con,
+        f"SELECT {period} AS period, ts_us // $bucket_us AS bucket, is_error, "
+        f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
+        f"FROM logs WHERE {cond} GROUP BY ALL",
+        params,
+    )
+
+
+def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+           with_previous: bool) -> pl.DataFrame:
+    """Exact percentiles per (period, failed, bucket) and per (period, failed)."""
+    scan_filters = f.previous() if with_previous else f
+    cond, params = Filters(
+        start=scan_filters.start, end=f.end, model_name=f.model_name,
+        model_versions=f.model_versions, endpoints=f.endpoints).where()
+    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
+    period = "CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1"
+    df = source.query(
+        con,
+        f"SELECT period, is_error, bucket, quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q "
+        f"FROM (SELECT {period} AS period, is_error, ts_us // $bucket_us AS bucket, latency_ms "
+        f"      FROM logs WHERE {cond}) "
+        "GROUP BY GROUPING SETS ((period, is_error, bucket), (period, is_error))",
+        params,
+    )
+    return df.with_columns(
+        pl.col("q").list.get(0).alias("p50"),
+        pl.col("q").list.get(1).alias("p95"),
+        pl.col("q").list.get(2).alias("p99"),
+    ).drop("q")
+
+
+def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str,
+              *, with_previous: bool = False, exact_max_rows: int = 2_000_000) -> Summary:
+    """Window KPIs and per-bucket series (and the previous window's KPIs if asked)."""
+    if f.start is None or f.end is None:
+        raise ValueError("summarize needs a window with a start and an end")
+    bucket_s = BUCKETS[bucket]
+    hist = _scan(source, con, f, bucket_s, with_previous)
+    cur = hist.filter(pl.col("period") == 1)
+    prev = hist.filter(pl.col("period") == 0)
+    exact = None
+    if int(hist["n"].sum() or 0) <= exact_max_rows:
+        exact = _exact(source, con, f, bucket_s, with_previous)
+    method = EXACT if exact is not None else APPROX
+
+    window = _window_stats(cur, exact, 1, f, method)
+    previous = _window_stats(prev, exact, 0, f.previous(), method) if with_previous else None
+    buckets = _bucket_series(cur, exact, bucket_s, f)
+    ok_hist = cur.filter(~pl.col("is_error")).group_by("bin").agg(pl.col("n").sum()).sort("bin")
+    return Summary(window=window, previous=previous, buckets=buckets, bucket=bucket, hist=ok_hist)
+
+
+def _window_stats(hist: pl.DataFrame, exact: pl.DataFrame | None, period: int, f: Filters,
+                  method: str) -> WindowStats:
+    requests = int(hist["n"].sum() or 0)
+    errors = int(hist.filter(pl.col("is_error"))["n"].sum() or 0)
+    q_ok = _quantiles(hist, exact, period, False)
+    q_err = _quantiles(hist, exact, period, True)
+    return WindowStats(
+        start=f.start, end=f.end, requests=requests, errors=errors,
+        error_rate=(errors / requests) if requests else None,
+        p50=q_ok[0], p95=q_ok[1], p99=q_ok[2],
+        failed_p50=q_err[0], failed_p95=q_err[1], failed_p99=q_err[2],
+        requests_per_minute=requests / f.minutes if f.minutes else 0.0,
+        method=method,
+    )
+
+
+def _quantiles(hist: pl.DataFrame, exact: pl.DataFrame | None, period: int,
+               failed: bool) -> tuple[float | None, float | None, float | None]:
+    if exact is not None:
+        row = exact.filter((pl.col("period") == period) & (pl.col("is_error") == failed)
+                           & pl.col("bucket").is_null())
+        if row.height == 0:
+            return (None, None, None)
+        return (row["p50"][0], row["p95"][0], row["p99"][0])
+    part = hist.filter(pl.col("is_error") == failed)
+    if part.height == 0:
+        return (None, None, None)
+    q = sketch.quantiles(part.select("bin", "n"), QS)
+    return (q["p50"][0], q["p95"][0], q["p99"][0])
+
+
+def _bucket_series(cur: pl.DataFrame, exact: pl.DataFrame | None, bucket_s: int,
+                   f: Filters) -> pl.DataFrame:
+    counts = cur.group_by("bucket").agg(
+        pl.col("n").sum().alias("requests"),
+        pl.col("n").filter(pl.col("is_error")).sum().alias("errors"),
+    )
+    if exact is not None:
+        q = exact.filter((pl.col("period") == 1) & ~pl.col("is_error") & pl.col("bucket").is_not_null())
+        q = q.select("bucket", "p50", "p95", "p99")
+    else:
+        ok = cur.filter(~pl.col("is_error")).select("bucket", "bin", "n")
+        q = sketch.quantiles(ok, QS, by="bucket").drop("n")
+    series = counts.join(q, on="bucket", how="left").sort("bucket")
+    # Minutes of the window each bucket covers: the first and last may be partial.
+    size_us = bucket_s * 1_000_000
+    start_us = int(f.start.timestamp() * 1_000_000)
+    end_us = int(f.end.timestamp() * 1_000_000)
+    lo = pl.max_horizontal(pl.col("bucket") * size_us, pl.lit(start_us))
+    hi = pl.min_horizontal((pl.col("bucket") + 1) * size_us, pl.lit(end_us))
+    series = series.with_columns(
+        (pl.col("errors") / pl.col("requests")).alias("error_rate"),
+        (pl.col("requests") / ((hi - lo) / 60_000_000)).alias("rpm"),
+    )
+    return bucket_times(series, bucket_s).select(
+        "time", "requests", "errors", "error_rate", "rpm", "p50", "p95", "p99")
+
+
+def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str,
+                 *, exact_max_rows: int = 2_000_000) -> pl.DataFrame:
+    """Requests, errors, error rate and P50/P95/P99 per value of a whitelisted column."""
+    if dim not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dim!r}")
+    cond, params = f.where()
+    hist = source.query(
+        con,
+        f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
+        f"FROM logs WHERE {cond} GROUP BY ALL",
+        params,
+    )
+    if hist.height == 0:
+        return pl.DataFrame(schema={"key": pl.String, "requests": pl.Int64, "errors": pl.Int64,
+                                    "error_rate": pl.Float64, "p50": pl.Float64,
+                                    "p95": pl.Float64, "p99": pl.Float64})
+    counts = hist.group_by("key").agg(
+        pl.col("n").sum().alias("requests"),
+        pl.col("n").filter(pl.col("is_error")).sum().alias("errors"),
+    )
+    if int(hist["n"].sum()) <= exact_max_rows:
+        q = source.query(
+            con,
+            f"SELECT {dim} AS key, quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q "
+            f"FROM logs WHERE {cond} AND NOT is_error GROUP BY 1",
+            params,
+        ).select("key", *[pl.col("q").list.get(i).alias(n) for i, n in enumerate(("p50", "p95", "p99"))])
+    else:
+        q = sketch.quantiles(hist.filter(~pl.col("is_error")).select("key", "bin", "n"), QS, by="key").drop("n")
+    out = counts.join(q, on="key", how="left").with_columns(
+        (pl.col("errors") / pl.col("requests")).alias("error_rate"))
+    return out.sort("requests", descending=True).select(
+        "key", "requests", "errors", "error_rate", "p50", "p95", "p99")
+
+
+def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
+                bucket: str) -> pl.DataFrame:
+    """Failed requests per bucket and error type: time, error_type, errors."""
+    cond, params = f.where()
+    bucket_s = BUCKETS[bucket]
+    params["bucket_us"] = bucket_s * 1_000_000
+    df = source.query(
+        con,
+        "SELECT ts_us // $bucket_us AS bucket, coalesce(error_type, '(unspecified)') AS error_type, "
+        f"count(*) AS errors FROM logs WHERE {cond} AND is_error GROUP BY ALL ORDER BY 1, 2",
+        params,
+    )
+    return bucket_times(df, bucket_s).select("time", "error_type", "errors")

@@ -1,0 +1,66 @@
+"""Status of a window against its objectives, as (area, level, sentence) records.
+
+Levels are "green" (within objective), "amber" (within over the window, but breached in
+some buckets) and "red" (breached over the window). Sentences are plain words a manager
+reads without help; every page, report and alert uses these same judgements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .config import SLO
+from .metrics import WindowStats
+
+# A bucket with fewer requests than this is too small to call a breach on its own.
+MIN_BUCKET_REQUESTS = 20
+
+
+@dataclass(frozen=True)
+class Status:
+    area: str        # "latency" | "errors"
+    level: str       # "green" | "amber" | "red"
+    sentence: str
+
+
+def _ms(v: float) -> str:
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+
+
+def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) -> list[Status]:
+    out: list[Status] = []
+    big = buckets.filter(pl.col("requests") >= MIN_BUCKET_REQUESTS) if buckets is not None else None
+    slo_txt = _ms(slo.p95_latency_ms)
+    if w.p95 is None:
+        out.append(Status("latency", "green", "No successful requests: latency not measured."))
+    elif w.p95 > slo.p95_latency_ms:
+        out.append(Status("latency", "red", f"P95 latency is {_ms(w.p95)}, above the {slo_txt} SLO."))
+    else:
+        bad = big.filter(pl.col("p95") > slo.p95_latency_ms) if big is not None else None
+        if bad is not None and bad.height:
+            worst = bad.sort("p95", descending=True).row(0, named=True)
+            out.append(Status("latency", "amber",
+                              f"P95 latency is {_ms(w.p95)} over the window, but was above the {slo_txt} SLO "
+                              f"in {bad.height} of {big.height} buckets (worst {_ms(worst['p95'])} at "
+                              f"{worst['time']:%Y-%m-%d %H:%M} UTC)."))
+        else:
+            out.append(Status("latency", "green", f"P95 latency is {_ms(w.p95)}, within the {slo_txt} SLO."))
+    if w.error_rate is None:
+        out.append(Status("errors", "green", "No requests: error rate not measured."))
+    elif w.error_rate > slo.error_rate:
+        out.append(Status("errors", "red",
+                          f"Error rate is {w.error_rate:.2%}, above the {slo.error_rate:.0%} objective."))
+    else:
+        bad = big.filter(pl.col("error_rate") > slo.error_rate) if big is not None else None
+        if bad is not None and bad.height:
+            worst = bad.sort("error_rate", descending=True).row(0, named=True)
+            out.append(Status("errors", "amber",
+                              f"Error rate is {w.error_rate:.2%} over the window, but was above "
+                              f"{slo.error_rate:.0%} in {bad.height} of {big.height} buckets (worst "
+                              f"{worst['error_rate']:.1%} at {worst['time']:%Y-%m-%d %H:%M} UTC)."))
+        else:
+            out.append(Status("errors", "green",
+                              f"Error rate is {w.error_rate:.2%}, within the {slo.error_rate:.0%} objective."))
+    return out

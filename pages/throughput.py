@@ -1,0 +1,41 @@
+"""Throughput: requests per minute against the expected level, with spikes and gaps."""
+
+import streamlit as st
+
+from monitoring import charts
+from monitoring.queries import BUCKETS
+from ui import data, panels, sidebar
+
+st.title("Throughput")
+view = sidebar.current()
+if view is None or not view.extent.rows:
+    st.stop()
+slo = view.ws.config.slo
+s = data.summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous=False)
+w = s.window
+if not panels.require_rows(view, w.requests):
+    st.stop()
+frame, spikes, gaps = data.traffic_anomalies(view.ws, view.fingerprint, view.filters, view.bucket)
+
+c = st.columns(4)
+c[0].metric("Requests per minute", f"{w.requests_per_minute:,.2f}")
+c[1].metric("Peak bucket", f"{(frame['requests'].max() or 0) / (BUCKETS[view.bucket] / 60):,.1f} /min")
+c[2].metric("Spikes", len(spikes), help=f"Buckets with ≥ {slo.spike_factor:g}× the expected traffic.")
+c[3].metric("Downtime", f"{sum(g.minutes for g in gaps)} min", help="Minutes in gaps with no traffic.")
+
+st.plotly_chart(charts.throughput(frame, BUCKETS[view.bucket] / 60, spikes, gaps), key="tp_line")
+st.caption("Expected traffic: the median requests per minute for the same hour of day (weekdays and "
+           "weekends apart) over this window and the 7 days before it.")
+
+st.subheader("Gaps (downtime)")
+if gaps:
+    st.dataframe([{"from (UTC)": g.start, "to (UTC)": g.end, "minutes": g.minutes,
+                   "expected requests": round(g.expected_requests, 1)} for g in gaps], hide_index=True)
+else:
+    st.write(f"No silent stretch of {slo.gap_min_minutes}+ minutes where traffic was expected.")
+st.subheader("Spikes")
+if spikes:
+    st.dataframe([{"bucket (UTC)": sp.time, "requests": sp.requests, "expected": round(sp.expected, 1),
+                   "× expected": round(sp.ratio, 1)} for sp in spikes], hide_index=True)
+else:
+    st.write(f"No bucket reached {slo.spike_factor:g}× its expected traffic.")

@@ -1,0 +1,77 @@
+"""Cached calls into monitoring/: one workspace per process, small results per filter set.
+
+Cache keys are the source fingerprint (files, sizes, mtimes, column mapping) plus the
+filters, so reloading changed logs never serves stale numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+import streamlit as st
+
+from monitoring import anomalies, metrics, queries
+from monitoring.config import Config, load_config
+from monitoring.health import Health, check_health
+from monitoring.workspace import Workspace, open_workspace
+
+TTL = 600
+
+
+@st.cache_resource(show_spinner="Opening the logs…")
+def _workspace(logs: str, config_path: str | None, env_key: str) -> Workspace:
+    # env_key only keys the cache: the environment variables the config reads.
+    return open_workspace(load_config(config_path, {"logs": logs}))
+
+
+def config() -> Config:
+    return load_config()
+
+
+def workspace() -> Workspace:
+    cfg = config()
+    env_key = "|".join(os.environ.get(k, "") for k in ("MONITORING_LOGS", "MONITORING_CONFIG",
+                                                        "MONITORING_REFERENCE", "MONITORING_DB_URL"))
+    return _workspace(cfg.logs, cfg.source_path, env_key)
+
+
+def reload() -> None:
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def extent(_ws: Workspace, fingerprint: str) -> queries.Extent:
+    return queries.extent(_ws.source, _ws.con)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def health(_ws: Workspace, fingerprint: str) -> Health:
+    return check_health(_ws.source, _ws.con)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Computing…")
+def summary(_ws: Workspace, fingerprint: str, f: queries.Filters, bucket: str,
+            with_previous: bool) -> metrics.Summary:
+    return metrics.summarize(_ws.source, _ws.con, f, bucket, with_previous=with_previous,
+                             exact_max_rows=_ws.config.exact_quantile_max_rows)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def by_dimension(_ws: Workspace, fingerprint: str, f: queries.Filters, dim: str) -> pl.DataFrame:
+    return metrics.by_dimension(_ws.source, _ws.con, f, dim,
+                                exact_max_rows=_ws.config.exact_quantile_max_rows)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def error_types(_ws: Workspace, fingerprint: str, f: queries.Filters, bucket: str) -> pl.DataFrame:
+    return metrics.error_types(_ws.source, _ws.con, f, bucket)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, bucket: str):
+    counts = anomalies.minute_counts(_ws.source, _ws.con, f)
+    gaps = anomalies.find_gaps(counts, f, _ws.config.slo)
+    frame, spikes = anomalies.find_spikes(counts, f, bucket, _ws.config.slo)
+    return frame, spikes, gaps

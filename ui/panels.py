@@ -1,0 +1,72 @@
+"""Panels several pages share: data health, empty-window notices, number formatting."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from monitoring.health import REASON_TEXT
+
+from . import data
+from .sidebar import View
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+
+
+def fmt_pct(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v * 100:.{digits}f}%"
+
+
+def health_panel(view: View) -> None:
+    """Sidebar expander: unreadable files, invalid rows by reason, duplicates, warnings."""
+    h = data.health(view.ws, view.fingerprint)
+    problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings)
+    label = "Data health: all rows valid" if problems == 0 else f"Data health: {problems} issue(s)"
+    with st.sidebar.expander(label, expanded=False):
+        st.write(f"{h.total_rows:,} rows read from {len(view.ws.source.files)} file(s); "
+                 f"{h.valid_rows:,} valid and counted.")
+        for path, reason in h.bad_files:
+            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.", icon="📄")
+        for reason, n in h.invalid_rows.items():
+            st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon="⚠️")
+        for w in h.warnings:
+            st.info(w)
+        if st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs)."):
+            data.reload()
+            st.rerun()
+
+
+def require_rows(view: View, rows: int) -> bool:
+    """Explain an empty window instead of drawing empty charts; True when there is data."""
+    if rows == 0:
+        st.info("No valid requests in this window for these filters. Widen the time range or "
+                "clear the version and endpoint filters in the sidebar.")
+        return False
+    return True
+
+
+def delta_count(cur: int, prev: int | None) -> str | None:
+    if not prev:
+        return None
+    return f"{(cur - prev) / prev:+.1%} vs previous"
+
+
+def delta_num(cur: float, prev: float | None, unit: str = "") -> str | None:
+    if prev is None:
+        return None
+    return f"{cur - prev:+,.1f}{unit} vs previous"
+
+
+def delta_ms(cur: float | None, prev: float | None) -> str | None:
+    if cur is None or prev is None:
+        return None
+    return f"{cur - prev:+,.0f} ms vs previous"
+
+
+def delta_pct_points(cur: float | None, prev: float | None) -> str | None:
+    if cur is None or prev is None:
+        return None
+    return f"{(cur - prev) * 100:+.2f} pts vs previous"

@@ -1,0 +1,105 @@
+"""The shared sidebar: time range, model, version, endpoint and bucket.
+
+Widgets live in app.py's run (every page), keyed in st.session_state, so choices survive
+page switches. `current()` gives pages the resulting `View`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import streamlit as st
+
+from monitoring.config import ConfigError
+from monitoring.queries import BUCKET_LABELS, BUCKETS, Extent, Filters, auto_bucket, whole_range
+from monitoring.source import LogSourceError
+from monitoring.workspace import Workspace
+
+from . import data
+
+PRESETS = {
+    "Last 24 hours": timedelta(hours=24),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "All data": None,
+    "Custom": None,
+}
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class View:
+    ws: Workspace
+    extent: Extent
+    filters: Filters
+    bucket: str
+
+    @property
+    def fingerprint(self) -> str:
+        return self.ws.source.fingerprint
+
+
+def render() -> View | None:
+    """Draw the sidebar; returns None (after explaining why) when there is nothing to show."""
+    try:
+        ws = data.workspace()
+    except (LogSourceError, ConfigError) as exc:
+        st.sidebar.error("Logs unavailable")
+        st.error(f"The logs cannot be opened: {exc}")
+        st.info("Set MONITORING_LOGS to a Parquet file, directory or glob and reload.")
+        return None
+    ext = data.extent(ws, ws.source.fingerprint)
+    sb = st.sidebar
+    sb.caption(f"Logs: `{ws.config.logs}` · {ext.rows:,} valid rows · times in UTC")
+    if ext.rows == 0:
+        st.warning("The logs hold no valid rows. The data-health panel says why.")
+        return View(ws, ext, Filters(), "hour")
+    first, last = whole_range(ext)
+
+    preset = sb.selectbox("Time range", list(PRESETS), index=1, key="range_preset",
+                          help="Presets end at the latest request in the logs.")
+    if preset == "Custom":
+        default = (max(first, last - timedelta(days=7)).date(), (last - timedelta(minutes=1)).date())
+        picked = sb.date_input("From – to (UTC, inclusive)", value=default, min_value=first.date(),
+                               max_value=last.date(), key="custom_range")
+        start_d, end_d = _date_pair(picked, default)
+        start = datetime.combine(start_d, time(), UTC)
+        end = datetime.combine(end_d, time(), UTC) + timedelta(days=1)
+    elif PRESETS[preset] is None:
+        start, end = first, last
+    else:
+        start, end = max(first, last - PRESETS[preset]), last
+    if end <= start:
+        end = start + timedelta(minutes=1)
+
+    model = None
+    if len(ext.model_names) > 1:
+        model = sb.selectbox("Model", ["All models", *ext.model_names], key="model")
+        model = None if model == "All models" else model
+    versions = sb.multiselect("Model version", ext.model_versions, key="versions",
+                              placeholder="All versions")
+    endpoints = sb.multiselect("Endpoint", ext.endpoints, key="endpoints", placeholder="All endpoints") \
+        if ext.endpoints else []
+    choice = sb.selectbox("Bucket", [AUTO, *BUCKETS], key="bucket",
+                          format_func=lambda b: "auto" if b == AUTO else BUCKET_LABELS[b])
+    bucket = auto_bucket(start, end) if choice == AUTO else choice
+    sb.caption(f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC · bucket {BUCKET_LABELS[bucket]}")
+    f = Filters(start=start, end=end, model_name=model, model_versions=tuple(versions),
+                endpoints=tuple(endpoints))
+    return View(ws, ext, f, bucket)
+
+
+def _date_pair(picked, default: tuple[date, date]) -> tuple[date, date]:
+    # While a range is being picked the widget returns a single date.
+    if isinstance(picked, tuple | list):
+        if len(picked) == 2:
+            return picked[0], picked[1]
+        if len(picked) == 1:
+            return picked[0], picked[0]
+        return default
+    return (picked, picked) if picked else default
+
+
+def current() -> View | None:
+    return st.session_state.get("_view")
