@@ -1,8 +1,6 @@
-"""modelwatch: entry point. Page config, the shared sidebar, navigation over pages/."""
+"""modelwatch: entry point. Page config and navigation; each page draws the shared sidebar."""
 
 import streamlit as st
-
-from ui import panels, sidebar
 
 st.set_page_config(page_title="modelwatch", page_icon="📈", layout="wide")
 
@@ -14,10 +12,4 @@ pages = {
         st.Page("pages/throughput.py", title="Throughput", icon="📶"),
     ],
 }
-nav = st.navigation(pages)
-
-view = sidebar.render()
-st.session_state["_view"] = view
-if view is not None and view.extent.rows:
-    panels.health_panel(view)
-nav.run()
+st.navigation(pages).run()

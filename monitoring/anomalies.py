@@ -6,7 +6,8 @@ in the window and the week before it, so one bad hour does not move its own base
 
 - A **gap** is a run of at least `gap_min_minutes` minutes without a request whose expected
   traffic adds up to at least `gap_min_expected_requests`: under Poisson arrivals, silence
-  that long has probability exp(-expected) (below 0.1% at the default 7).
+  that long has probability exp(-expected) (3e-7 at the default 15, so a month of minutes
+  raises no false alarm).
 - A **spike** is a bucket whose requests reach `spike_factor` times the expected count and
   exceed it by more than five Poisson standard deviations.
 Only the time between the first and the last request of the window is searched; silence

@@ -65,8 +65,9 @@ class SLO:
     # A spike is a bucket whose throughput is at least `spike_factor` times its baseline.
     spike_factor: float = 3.0
     # A gap is a run of empty minutes whose expected traffic totals at least this many
-    # requests: silence that long happens by chance less than e^-7 ~ 0.1% of the time.
-    gap_min_expected_requests: float = 7.0
+    # requests: silence that long happens by chance with probability e^-15 (3e-7), so a
+    # month of minutes raises no false alarm.
+    gap_min_expected_requests: float = 15.0
     gap_min_minutes: int = 5
 
 

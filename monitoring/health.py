@@ -57,7 +57,9 @@ def _reason_case(source: LogSource) -> str:
         "CASE "
         f"WHEN {ts} IS NULL THEN 'missing_timestamp' "
         f"WHEN {source.expr('request_id')} IS NULL THEN 'missing_request_id' "
-        f"WHEN {lat} IS NULL OR isnan({lat}) THEN 'missing_latency' "
+        # isnan() is folded away from Parquet statistics in DuckDB 2.0 (NaN is not in the
+        # min/max), so NaN is detected as "not finite and not infinite".
+        f"WHEN {lat} IS NULL OR (NOT isfinite({lat}) AND NOT isinf({lat})) THEN 'missing_latency' "
         f"WHEN isinf({lat}) THEN 'infinite_latency' "
         f"WHEN {lat} < 0 THEN 'negative_latency' "
         f"WHEN {status} IS NULL THEN 'missing_status' "

@@ -263,8 +263,13 @@ def _fingerprint(files: list[str], config: Config) -> str:
     return h.hexdigest()[:16]
 
 
-def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection) -> LogSource:
-    """Find and check the logs at `path`; raises LogSourceError when none can be used."""
+def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
+                reference: bool = False) -> LogSource:
+    """Find and check the logs at `path`; raises LogSourceError when none can be used.
+
+    With reference=True (a drift reference such as a training sample) no serving column is
+    required: only `raw_logs` and the features are meant to be queried.
+    """
     candidates = resolve_paths(path)
     good: list[str] = []
     bad: list[BadFile] = []
@@ -321,15 +326,15 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection) -> Lo
         else:
             columns[canonical] = None
     absent_core = [c for c in CORE_COLUMNS if columns[c] is None]
-    if absent_core:
+    if absent_core and not reference:
         names = ", ".join(mapping[c] for c in absent_core)
         raise LogSourceError(
             f"required column(s) {names} not found in any file under {path} "
             "(map your column names in monitoring.toml [columns])")
     for canonical in ("prediction",):
-        if columns[canonical] is None:
+        if columns[canonical] is None and not reference:
             warnings.append(f"column {mapping[canonical]!r} not found: output drift and labelling need it")
-    if types.get("latency_ms") not in NUMERIC_TYPES:
+    if columns["latency_ms"] is not None and types.get("latency_ms") not in NUMERIC_TYPES:
         warnings.append(f"latency_ms has type {types['latency_ms']} across files; non-numbers count as invalid")
 
     features = _features(config, union_types, set(mapping.values()) | hive_cols, warnings)
@@ -341,8 +346,11 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection) -> Lo
 
 def _type_problem(schema: pa.Schema, mapping: dict[str, str]) -> str | None:
     def typ(canonical: str) -> pa.DataType | None:
+        # An all-null column (Arrow's null type) fits any contract type.
         name = mapping[canonical]
-        return schema.field(name).type if name in schema.names else None
+        if name not in schema.names or pa.types.is_null(schema.field(name).type):
+            return None
+        return schema.field(name).type
 
     t = typ("timestamp")
     if t is not None and not (pa.types.is_timestamp(t) or pa.types.is_string(t)

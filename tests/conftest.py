@@ -44,3 +44,112 @@ def con():
 @pytest.fixture
 def cfg():
     return load_config()
+
+
+# -- Streamlit in-process (AppTest) -------------------------------------------------------------
+
+@pytest.fixture
+def clear_streamlit_cache():
+    """AppTest instances share Streamlit's caches within a run: start each test clean."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, clear_streamlit_cache):
+    """Point the app at given logs (and a private database) for an AppTest run.
+
+        def test_x(app_env, generated_logs):
+            at = app_env(logs=generated_logs)   # returns an AppTest of app.py, not yet run
+    """
+    from streamlit.testing.v1 import AppTest
+
+    def make(logs, **env):
+        monkeypatch.chdir(ROOT)
+        monkeypatch.setenv("MONITORING_LOGS", str(logs))
+        monkeypatch.setenv("MONITORING_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("MONITORING_DB_URL", env.pop("db_url", f"sqlite:///{tmp_path / 'app.sqlite'}"))
+        for k, v in env.items():
+            monkeypatch.setenv(k, str(v))
+        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+
+    return make
+
+
+# -- real server + headless Chromium -------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def streamlit_server(tmp_path):
+    """Start `streamlit run app.py` on 127.0.0.1; returns start(env) -> base URL.
+    Every server started is stopped at the end of the test."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    procs = []
+
+    def start(**env) -> str:
+        port = _free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
+        full_env |= {"MONITORING_DATA_DIR": str(tmp_path / "data"),
+                     "MONITORING_DB_URL": f"sqlite:///{tmp_path / 'server.sqlite'}"}
+        full_env |= {k: str(v) for k, v in env.items()}
+        log = open(tmp_path / f"streamlit-{port}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not start; log: {(tmp_path / f'streamlit-{port}.log').read_text()[-2000:]}")
+
+    yield start
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except Exception:
+            p.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium not installed (make test installs it from Debian's packages)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

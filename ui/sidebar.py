@@ -1,7 +1,8 @@
 """The shared sidebar: time range, model, version, endpoint and bucket.
 
-Widgets live in app.py's run (every page), keyed in st.session_state, so choices survive
-page switches. `current()` gives pages the resulting `View`.
+Each page calls `current()` once, first: it draws the sidebar and returns the `View`.
+Streamlit forgets a widget's state when a page that does not draw it runs, so the keys
+are re-assigned to themselves before drawing: choices survive page switches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PRESETS = {
     "Custom": None,
 }
 AUTO = "auto"
+KEYS = ("range_preset", "custom_range", "model", "versions", "endpoints", "bucket")
 
 
 @dataclass(frozen=True)
@@ -102,4 +104,13 @@ def _date_pair(picked, default: tuple[date, date]) -> tuple[date, date]:
 
 
 def current() -> View | None:
-    return st.session_state.get("_view")
+    """Draw the shared sidebar (with the data-health panel); the page's View or None."""
+    for key in KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    view = render()
+    if view is not None and view.extent.rows:
+        from .panels import health_panel
+
+        health_panel(view)
+    return view

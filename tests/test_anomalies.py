@@ -1,0 +1,78 @@
+"""Gaps and spikes: the generator's documented incidents are found, at their time, and only they."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from monitoring import anomalies, sample_data
+from monitoring.config import SLO
+from monitoring.queries import Filters, extent, whole_range
+from monitoring.workspace import open_workspace
+
+
+@pytest.fixture(scope="module")
+def found(generated_logs):
+    from monitoring.config import load_config
+
+    ws = open_workspace(load_config(), logs=str(generated_logs))
+    start, end = whole_range(extent(ws.source, ws.con))
+    f = Filters(start=start, end=end)
+    counts = anomalies.minute_counts(ws.source, ws.con, f)
+    gaps = anomalies.find_gaps(counts, f, SLO())
+    frame, spikes = anomalies.find_spikes(counts, f, "hour", SLO())
+    return counts, gaps, frame, spikes
+
+
+def _incident(kind):
+    return next(i for i in sample_data.incidents() if i.kind == kind)
+
+
+def test_the_downtime_gap_and_nothing_else(found):
+    _, gaps, _, _ = found
+    gap = _incident("gap")
+    assert len(gaps) == 1, gaps
+    g = gaps[0]
+    # The silence seen is the outage plus the quiet minutes around it that chance leaves.
+    assert g.start <= gap.start < g.start + timedelta(minutes=10)
+    assert g.end - timedelta(minutes=10) < gap.end <= g.end
+    assert g.minutes == (g.end - g.start).total_seconds() / 60
+    assert g.expected_requests >= SLO().gap_min_expected_requests
+
+
+def test_the_traffic_spike_and_nothing_else(found):
+    _, _, frame, spikes = found
+    spike = _incident("traffic_spike")
+    assert [s.time for s in spikes] == [spike.start]
+    assert spikes[0].ratio > 3
+    assert frame["requests"].sum() == found[0]["n"].sum() - found[0].filter(
+        pl.col("minute") < int(frame["time"][0].timestamp()) // 60)["n"].sum()
+
+
+def test_gap_arithmetic_on_hand_made_counts():
+    # Ten requests a minute for three days, with silences of 4 and of 20 minutes; the
+    # median over days keeps the silent hour's own day from lowering its baseline.
+    base = 1_000_000 * 1440
+    minutes = np.arange(base, base + 3 * 1440)
+    n = np.full(len(minutes), 10)
+    n[100:104] = 0        # 4 minutes: shorter than gap_min_minutes
+    n[2000:2020] = 0      # 20 minutes, ~200 requests expected
+    counts = pl.DataFrame({"minute": minutes[n > 0], "n": n[n > 0]})
+    f = Filters(start=anomalies._minute(base), end=anomalies._minute(base + 3 * 1440))
+    gaps = anomalies.find_gaps(counts, f, SLO())
+    assert [(g.start, g.minutes) for g in gaps] == [(anomalies._minute(base + 2000), 20)]
+    assert gaps[0].expected_requests == pytest.approx(200)
+
+
+def test_quiet_night_is_not_a_gap():
+    # 0.2 requests a minute: ten silent minutes are expected to miss only ~2 requests.
+    rng = np.random.default_rng(0)
+    base = 20000 * 1440
+    minutes = np.arange(base, base + 3 * 1440)
+    n = rng.poisson(0.2, len(minutes))
+    counts = pl.DataFrame({"minute": minutes[n > 0], "n": n[n > 0]})
+    f = Filters(start=anomalies._minute(base), end=anomalies._minute(base + 3 * 1440))
+    assert anomalies.find_gaps(counts, f, SLO()) == []

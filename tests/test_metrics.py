@@ -1,0 +1,153 @@
+"""Metrics against numpy on logs whose every value the test knows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from monitoring import metrics, sketch
+from monitoring.queries import Filters, auto_bucket
+from monitoring.workspace import open_workspace
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+N = 6000
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    """Two files (naive UTC and +05:00 timestamps) with latencies, statuses, versions known."""
+    rng = np.random.default_rng(3)
+    d = tmp_path_factory.mktemp("known")
+    offs = np.sort(rng.integers(0, 3 * 86400 * 10**6, N))
+    ts = np.datetime64(T0.replace(tzinfo=None), "us") + offs.astype("timedelta64[us]")
+    lat = np.round(rng.lognormal(5, 0.7, N), 3)
+    lat[::97] = lat[5]  # ties
+    failed = rng.random(N) < 0.04
+    version = rng.choice(["v1", "v2", "v3"], N, p=[0.5, 0.3, 0.2])
+    endpoint = rng.choice(["/a", "/b"], N)
+    status = np.where(failed, "error", np.where(rng.random(N) < 0.5, "OK", "ok"))
+    half = N // 2
+    base = {
+        "request_id": [f"r{i}" for i in range(N)], "latency_ms": lat, "status": status,
+        "model_version": version, "endpoint": endpoint,
+        "prediction": rng.choice(["a", "b"], N), "x": rng.normal(size=N),
+    }
+    t1 = pa.table({k: v[:half] for k, v in base.items()} | {"timestamp": pa.array(ts[:half])})
+    # Same instants written as +05:00 wall time in the second file.
+    aware = pa.array(ts[half:]).cast(pa.timestamp("us", tz="Asia/Karachi"))
+    t2 = pa.table({k: v[half:] for k, v in base.items()} | {"timestamp": aware})
+    pq.write_table(t1, d / "a.parquet")
+    pq.write_table(t2, d / "b.parquet")
+    frame = {"ts": ts, "lat": lat, "failed": failed, "version": version, "endpoint": endpoint}
+    return d, frame
+
+
+def _ws(path, cfg):
+    return open_workspace(cfg, logs=str(path))
+
+
+def test_window_percentiles_match_numpy(known, cfg):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0, end=T0 + timedelta(days=3))
+    s = metrics.summarize(ws.source, ws.con, f, "hour", exact_max_rows=10**9)
+    ok = fr["lat"][~fr["failed"]]
+    assert s.window.requests == N
+    assert s.window.errors == int(fr["failed"].sum())
+    assert s.window.error_rate == pytest.approx(fr["failed"].mean(), rel=0, abs=0)
+    for q, v in zip((50, 95, 99), (s.window.p50, s.window.p95, s.window.p99), strict=True):
+        assert v == pytest.approx(np.percentile(ok, q), rel=1e-9)
+    bad = fr["lat"][fr["failed"]]
+    assert s.window.failed_p95 == pytest.approx(np.percentile(bad, 95), rel=1e-9)
+    assert s.window.requests_per_minute == pytest.approx(N / (3 * 1440))
+    assert s.window.method == metrics.EXACT
+
+
+@pytest.mark.parametrize("bucket", ["hour", "6hour", "day"])
+def test_bucket_series_match_numpy(known, cfg, bucket):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0, end=T0 + timedelta(days=3))
+    s = metrics.summarize(ws.source, ws.con, f, bucket, exact_max_rows=10**9)
+    size = {"hour": 3600, "6hour": 21600, "day": 86400}[bucket]
+    idx = (fr["ts"] - np.datetime64(T0.replace(tzinfo=None), "us")).astype("timedelta64[s]").astype(int) // size
+    assert s.buckets.height == idx.max() + 1
+    for i, row in enumerate(s.buckets.iter_rows(named=True)):
+        sel = idx == i
+        assert row["requests"] == sel.sum()
+        assert row["errors"] == (sel & fr["failed"]).sum()
+        assert row["rpm"] == pytest.approx(sel.sum() / (size / 60))
+        ok = fr["lat"][sel & ~fr["failed"]]
+        assert row["p95"] == pytest.approx(np.percentile(ok, 95), rel=1e-9)
+        assert row["p99"] == pytest.approx(np.percentile(ok, 99), rel=1e-9)
+
+
+def test_histogram_method_is_within_its_bound(known, cfg):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0, end=T0 + timedelta(days=3))
+    s = metrics.summarize(ws.source, ws.con, f, "day", exact_max_rows=0)
+    assert s.window.method == metrics.APPROX
+    ok = fr["lat"][~fr["failed"]]
+    for q, v in zip((50, 95, 99), (s.window.p50, s.window.p95, s.window.p99), strict=True):
+        exact = np.percentile(ok, q)
+        assert abs(v - exact) <= sketch.RELATIVE_ERROR * exact + 1e-12
+
+
+def test_filters_and_breakdown(known, cfg):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0, end=T0 + timedelta(days=3), model_versions=("v2",), endpoints=("/b",))
+    s = metrics.summarize(ws.source, ws.con, f, "day", exact_max_rows=10**9)
+    sel = (fr["version"] == "v2") & (fr["endpoint"] == "/b")
+    assert s.window.requests == sel.sum()
+    assert s.window.p50 == pytest.approx(np.percentile(fr["lat"][sel & ~fr["failed"]], 50), rel=1e-9)
+
+    by = metrics.by_dimension(ws.source, ws.con, Filters(start=T0, end=T0 + timedelta(days=3)), "model_version")
+    for row in by.iter_rows(named=True):
+        sel = fr["version"] == row["key"]
+        assert row["requests"] == sel.sum()
+        assert row["errors"] == (sel & fr["failed"]).sum()
+        assert row["p99"] == pytest.approx(np.percentile(fr["lat"][sel & ~fr["failed"]], 99), rel=1e-9)
+    with pytest.raises(ValueError):
+        metrics.by_dimension(ws.source, ws.con, f, "latency_ms; DROP TABLE x")
+
+
+def test_previous_window_is_the_same_length_before(known, cfg):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0 + timedelta(days=2), end=T0 + timedelta(days=3))
+    s = metrics.summarize(ws.source, ws.con, f, "hour", with_previous=True, exact_max_rows=10**9)
+    base = np.datetime64(T0.replace(tzinfo=None), "us")
+    day = (fr["ts"] - base).astype("timedelta64[D]").astype(int)
+    assert s.window.requests == (day == 2).sum()
+    assert s.previous.requests == (day == 1).sum()
+    assert s.previous.p95 == pytest.approx(np.percentile(fr["lat"][(day == 1) & ~fr["failed"]], 95), rel=1e-9)
+
+
+def test_empty_window_gives_nones_not_errors(known, cfg):
+    d, _ = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0 + timedelta(days=30), end=T0 + timedelta(days=31))
+    s = metrics.summarize(ws.source, ws.con, f, "hour", with_previous=True)
+    assert s.window.requests == 0 and s.window.p95 is None and s.window.error_rate is None
+    assert s.buckets.height == 0
+
+
+def test_error_types(known, cfg):
+    d, fr = known
+    ws = _ws(d, cfg)
+    f = Filters(start=T0, end=T0 + timedelta(days=3))
+    types = metrics.error_types(ws.source, ws.con, f, "day")
+    assert types["errors"].sum() == fr["failed"].sum()
+    assert set(types["error_type"].to_list()) == {"(unspecified)"}
+
+
+@pytest.mark.parametrize(("seconds", "bucket"), [
+    (3600, "minute"), (86400, "5min"), (7 * 86400, "15min"), (30 * 86400, "hour"), (365 * 86400, "day")])
+def test_auto_bucket(seconds, bucket):
+    assert auto_bucket(T0, T0 + timedelta(seconds=seconds)) == bucket

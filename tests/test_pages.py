@@ -1,0 +1,133 @@
+"""Every page rendered in-process (AppTest) on sample logs, an empty window and broken logs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+PAGES = ["pages/overview.py", "pages/latency.py", "pages/errors.py", "pages/throughput.py"]
+
+
+def render(at, page: str | None = None, preset: str | None = None):
+    at.run()
+    if preset:
+        at.sidebar.selectbox(key="range_preset").set_value(preset)
+        at.run()
+    if page and page != "pages/overview.py":
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [s.value for s in at.success] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_sample_logs(app_env, sample_logs, page):
+    at = render(app_env(sample_logs), page)
+    assert at.title[0].value in {"Overview", "Latency", "Errors", "Throughput"}
+    assert len(at.metric) >= 3
+
+
+def test_overview_lists_the_sample_incidents(app_env, sample_logs):
+    at = render(app_env(sample_logs), preset="All data")
+    body = texts(at)
+    assert "Downtime** 2026-11-13 02:" in body           # the documented 02:10-03:25 gap
+    assert "Traffic spike** at 2026-11-08 19:00" in body
+    assert any("P95" in e.value and "SLO" in e.value for e in [*at.warning, *at.error])
+    assert {m.label for m in at.metric} >= {"Requests", "Error rate", "P95 latency"}
+
+
+def test_latency_page_flags_the_regression(app_env, sample_logs):
+    at = render(app_env(sample_logs), "pages/latency.py")   # default: last 7 days
+    warn = " ".join(w.value for w in at.warning)
+    assert "P95 above the SLO" in warn and "2026-11-17" in warn
+
+
+def test_errors_page_flags_the_burst(app_env, sample_logs):
+    at = app_env(sample_logs)
+    at.run()
+    at.sidebar.selectbox(key="range_preset").set_value("All data")
+    at.sidebar.selectbox(key="bucket").set_value("hour")
+    at.run()
+    at.switch_page("pages/errors.py")
+    at.run()
+    assert not at.exception
+    assert "2026-11-05 14:00" in " ".join(w.value for w in at.warning)
+
+
+def test_choices_survive_page_switches(app_env, sample_logs):
+    at = render(app_env(sample_logs), preset="Last 24 hours")
+    at.switch_page("pages/latency.py")
+    at.run()
+    assert at.sidebar.selectbox(key="range_preset").value == "Last 24 hours"
+
+
+@pytest.fixture
+def logs_with_a_hole(tmp_path):
+    def day(d: date, n: int = 30, start: int = 0):
+        ts = [datetime(d.year, d.month, d.day, 10) + timedelta(minutes=i) for i in range(n)]
+        return pa.table({"request_id": [f"{d}-{i}" for i in range(n)], "timestamp": pa.array(ts, pa.timestamp("us")),
+                         "model_version": ["v1"] * n, "latency_ms": [100.0] * n, "status": ["ok"] * n,
+                         "prediction": ["a"] * n})
+    pq.write_table(day(date(2026, 11, 1)), tmp_path / "a.parquet")
+    pq.write_table(day(date(2026, 11, 6)), tmp_path / "b.parquet")
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_window_explains_itself(app_env, logs_with_a_hole, page):
+    at = app_env(logs_with_a_hole)
+    at.run()
+    at.sidebar.selectbox(key="range_preset").set_value("Custom")
+    at.run()
+    at.sidebar.date_input(key="custom_range").set_value((date(2026, 11, 3), date(2026, 11, 4)))
+    at.run()
+    if page != "pages/overview.py":
+        at.switch_page(page)
+        at.run()
+    assert not at.exception
+    assert any("No valid requests in this window" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_unreadable_logs_give_a_message(app_env, tmp_path, page):
+    (tmp_path / "junk.parquet").write_text("this is not parquet")
+    at = app_env(tmp_path)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception
+    assert any("cannot be opened" in e.value for e in at.error)
+
+
+def test_missing_logs_path_gives_a_message(app_env, tmp_path):
+    at = render(app_env(tmp_path / "nowhere"))
+    assert any("no such file or directory" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_broken_rows_and_files_show_in_data_health(app_env, tmp_path, page):
+    n = 40
+    ts = [datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)]
+    lat = [100.0 + i for i in range(n)]
+    lat[3] = float("nan")
+    lat[4] = -1.0
+    hostile = ["<script>alert(1)</script>", "'; DROP TABLE logs; --"] * (n // 2)
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)], "timestamp": pa.array(ts, pa.timestamp("us")),
+        "model_version": hostile, "endpoint": hostile, "latency_ms": lat,
+        "status": ["ok"] * (n - 2) + ["error", "error"], "error_type": hostile[: n],
+        "prediction": hostile}), tmp_path / "a.parquet")
+    (tmp_path / "b.parquet").write_bytes(b"PAR1 truncated")
+    at = render(app_env(tmp_path), page, preset="All data")
+    expander = " ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error])
+    assert "b.parquet" in expander and "NaN" in expander and "negative" in expander
+    assert "<script>" in " ".join(at.sidebar.multiselect(key="versions").options)
