@@ -64,12 +64,16 @@ def error_rate_line(buckets: pl.DataFrame, slo_rate: float) -> go.Figure:
     return _layout(fig, "Error rate", "% of requests")
 
 
-def errors_by_type(types: pl.DataFrame) -> go.Figure:
+def errors_by_type(types: pl.DataFrame, bucket_s: int, window: tuple | None = None) -> go.Figure:
+    """Stacked bars per bucket; bars are as wide as their bucket, the axis spans the window."""
     fig = go.Figure()
     for et in sorted(types["error_type"].unique().to_list()):
         part = types.filter(pl.col("error_type") == et)
-        fig.add_trace(go.Bar(x=part["time"].to_list(), y=part["errors"].to_list(), name=str(et)))
+        fig.add_trace(go.Bar(x=part["time"].to_list(), y=part["errors"].to_list(), name=str(et),
+                             width=bucket_s * 1000 * 0.9, offset=0))
     fig.update_layout(barmode="stack")
+    if window:
+        fig.update_xaxes(range=list(window))
     return _layout(fig, "Failed requests by error type", "failed requests")
 
 

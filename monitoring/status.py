@@ -14,8 +14,22 @@ import polars as pl
 from .config import SLO
 from .metrics import WindowStats
 
-# A bucket with fewer requests than this is too small to call a breach on its own.
+# A bucket with fewer requests than this is too small to call a latency breach on its own.
 MIN_BUCKET_REQUESTS = 20
+# A bucket breaches the error objective only when its failures would be this unlikely were
+# the true rate at the objective (one-sided binomial test): one failure in 30 requests
+# (3.3%) is chance, 50 in 200 is an incident.
+ERROR_BREACH_P = 1e-3
+
+
+def error_breaches(buckets: pl.DataFrame, slo: SLO) -> pl.DataFrame:
+    """Buckets whose error rate is significantly above the objective (columns as given)."""
+    if buckets.height == 0:
+        return buckets
+    from scipy.stats import binom
+
+    p = binom.sf(buckets["errors"].to_numpy() - 1, buckets["requests"].to_numpy(), slo.error_rate)
+    return buckets.filter(pl.Series((p < ERROR_BREACH_P) & (buckets["error_rate"].to_numpy() > slo.error_rate)))
 
 
 @dataclass(frozen=True)
@@ -53,12 +67,12 @@ def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) ->
         out.append(Status("errors", "red",
                           f"Error rate is {w.error_rate:.2%}, above the {slo.error_rate:.0%} objective."))
     else:
-        bad = big.filter(pl.col("error_rate") > slo.error_rate) if big is not None else None
+        bad = error_breaches(buckets, slo) if buckets is not None else None
         if bad is not None and bad.height:
             worst = bad.sort("error_rate", descending=True).row(0, named=True)
             out.append(Status("errors", "amber",
                               f"Error rate is {w.error_rate:.2%} over the window, but was above "
-                              f"{slo.error_rate:.0%} in {bad.height} of {big.height} buckets (worst "
+                              f"{slo.error_rate:.0%} in {bad.height} of {buckets.height} buckets (worst "
                               f"{worst['error_rate']:.1%} at {worst['time']:%Y-%m-%d %H:%M} UTC)."))
         else:
             out.append(Status("errors", "green",

@@ -4,6 +4,8 @@ import polars as pl
 import streamlit as st
 
 from monitoring import charts
+from monitoring.queries import BUCKETS
+from monitoring.status import error_breaches
 from ui import data, panels, sidebar
 
 st.title("Errors")
@@ -22,10 +24,10 @@ c[1].metric("Failed requests", f"{w.errors:,}")
 c[2].metric("All requests", f"{w.requests:,}")
 
 st.plotly_chart(charts.error_rate_line(s.buckets, slo.error_rate), key="err_line")
-over = s.buckets.filter((pl.col("error_rate") > slo.error_rate) & (pl.col("requests") >= 20))
+over = error_breaches(s.buckets, slo)
 if over.height:
     worst = over.sort("error_rate", descending=True).row(0, named=True)
-    st.warning(f"Error rate above {slo.error_rate:.0%} in {over.height} bucket(s); worst "
+    st.warning(f"Error rate significantly above {slo.error_rate:.0%} in {over.height} bucket(s); worst "
                f"{worst['error_rate']:.1%} at {worst['time']:%Y-%m-%d %H:%M} UTC "
                f"({worst['errors']:,} of {worst['requests']:,}).")
 
@@ -33,7 +35,7 @@ types = data.error_types(view.ws, view.fingerprint, view.filters, view.bucket)
 if types.height == 0:
     st.success("No failed requests in this window.")
     st.stop()
-st.plotly_chart(charts.errors_by_type(types), key="err_types")
+st.plotly_chart(charts.errors_by_type(types, BUCKETS[view.bucket], (w.start, w.end)), key="err_types")
 cols = st.columns(2)
 totals = types.group_by("error_type").agg(pl.col("errors").sum()).sort("errors", descending=True)
 cols[0].markdown("**By error type**")

@@ -55,7 +55,7 @@ def test_the_traffic_spike_and_nothing_else(found):
 def test_gap_arithmetic_on_hand_made_counts():
     # Ten requests a minute for three days, with silences of 4 and of 20 minutes; the
     # median over days keeps the silent hour's own day from lowering its baseline.
-    base = 1_000_000 * 1440
+    base = 20003 * 1440   # a Monday (day 20003 since 1970-01-01), so three weekdays follow
     minutes = np.arange(base, base + 3 * 1440)
     n = np.full(len(minutes), 10)
     n[100:104] = 0        # 4 minutes: shorter than gap_min_minutes

@@ -39,8 +39,8 @@ def test_page_renders_on_sample_logs(app_env, sample_logs, page):
 def test_overview_lists_the_sample_incidents(app_env, sample_logs):
     at = render(app_env(sample_logs), preset="All data")
     body = texts(at)
-    assert "Downtime** 2026-11-13 02:" in body           # the documented 02:10-03:25 gap
-    assert "Traffic spike** at 2026-11-08 19:00" in body
+    assert "Downtime**] 2026-11-13 02:" in body          # the documented 02:10-03:25 gap
+    assert "Traffic spike**] at 2026-11-08 19:00" in body
     assert any("P95" in e.value and "SLO" in e.value for e in [*at.warning, *at.error])
     assert {m.label for m in at.metric} >= {"Requests", "Error rate", "P95 latency"}
 

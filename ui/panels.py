@@ -29,9 +29,9 @@ def health_panel(view: View) -> None:
         st.write(f"{h.total_rows:,} rows read from {len(view.ws.source.files)} file(s); "
                  f"{h.valid_rows:,} valid and counted.")
         for path, reason in h.bad_files:
-            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.", icon="📄")
+            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.", icon=":material/description:")
         for reason, n in h.invalid_rows.items():
-            st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon="⚠️")
+            st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon=":material/warning:")
         for w in h.warnings:
             st.info(w)
         if st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs)."):
