@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from .config import ConfigError, load_config
+from .labelling import cli as labelling_cli
 from .source import LogSourceError
 
 
@@ -82,9 +83,11 @@ def _generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or total >= 10:
+        if sys.stderr.isatty():
             print(f"\rgenerating: day {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
+        elif total >= 10 and (done == total or done % max(1, total // 10) == 0):
+            print(f"generating: day {done}/{total}", file=sys.stderr, flush=True)
 
     result = sample_data.generate(args.out, days=args.days, rows_per_day=args.rows_per_day,
                                   seed=args.seed, progress=progress, **kwargs)
@@ -120,6 +123,8 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 COMMANDS: dict[str, Command] = {
     "generate": ("write synthetic prediction logs with documented incidents", _generate_args, _generate),
     "stats": ("latency, errors and throughput for a window, per bucket", _stats_args, _stats),
+    "queue": ("labelling queues: create, list, status, export", labelling_cli.add_arguments,
+              labelling_cli.run),
 }
 
 

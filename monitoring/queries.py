@@ -104,12 +104,13 @@ class Extent:
 
 def extent(source: LogSource, con: duckdb.DuckDBPyConnection) -> Extent:
     """Rows, time span and the distinct models, versions and endpoints (for the sidebar)."""
-    span = source.query(con, "SELECT count(*) AS n, min(ts_us) AS lo, max(ts_us) AS hi FROM logs")
     dims = source.query(
         con,
-        "SELECT model_name, model_version, endpoint FROM logs GROUP BY ALL ORDER BY ALL",
+        "SELECT model_name, model_version, endpoint, count(*) AS n, min(ts_us) AS lo, max(ts_us) AS hi "
+        "FROM logs GROUP BY ALL",
     )
-    n = int(span["n"][0])
+    span = dims.select(pl.col("n").sum(), pl.col("lo").min(), pl.col("hi").max())
+    n = int(span["n"][0] or 0)
     lo, hi = span["lo"][0], span["hi"][0]
 
     def distinct(col: str) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ test knows the incidents it should find), written once per session into a temp f
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 for _var in ("MONITORING_LOGS", "MONITORING_REFERENCE", "MONITORING_LABELS", "MONITORING_DB_URL",
              "MONITORING_CONFIG", "MONITORING_DATA_DIR"):
     os.environ.pop(_var, None)
+# Caches and default databases go to a private folder, never the working tree.
+os.environ["MONITORING_DATA_DIR"] = tempfile.mkdtemp(prefix="modelwatch-test-data-")
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,10 @@ def test_empty_file_and_single_row(tmp_path):
     assert ws.source.bad_files == [] and valid_count(ws) == 1
 
 
-def test_duplicate_request_ids_are_counted_once_and_reported(tmp_path):
+def test_duplicate_request_ids_are_counted_once_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITORING_DATA_DIR", str(tmp_path / "data"))
+    tmp_path = tmp_path / "logs"
+    tmp_path.mkdir()
     pq.write_table(rows(5), tmp_path / "a.parquet")
     pq.write_table(rows(3, start=3), tmp_path / "b.parquet")  # r3, r4 again, r5 new
     pq.write_table(rows(2, start=3), tmp_path / "c.parquet")  # r3, r4 a third time
@@ -156,6 +159,10 @@ def test_duplicate_request_ids_are_counted_once_and_reported(tmp_path):
     h = check_health(ws.source, ws.con)
     assert h.invalid_rows["duplicate_request_id"] == 4
     assert h.valid_rows == 6
+    # A second open of the same files takes the check from the cache, with the same result.
+    again = ws_for(tmp_path)
+    assert again.duplicates == 4 and valid_count(again) == 6
+    assert any(p.suffix == ".parquet" for p in (tmp_path.parent / "data" / "cache").glob("dups-*"))
 
 
 def test_hostile_strings_are_data(tmp_path):
