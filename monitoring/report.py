@@ -11,7 +11,7 @@ from typing import Any
 from .config import Config
 from .health import check_health
 from .metrics import summarize
-from .queries import Filters, auto_bucket, extent, parse_time, whole_range
+from .queries import Filters, auto_bucket, parse_time, whole_range
 from .workspace import open_workspace
 
 
@@ -20,7 +20,7 @@ def stats_report(cfg: Config, *, start: str | None = None, end: str | None = Non
                  endpoints: tuple[str, ...] = (), bucket: str | None = None,
                  exact: bool = True) -> dict[str, Any]:
     ws = open_workspace(cfg)
-    ext = extent(ws.source, ws.con)
+    ext = ws.extent
     t_start = parse_time(start) if start else None
     t_end = parse_time(end) if end else None
     if t_start is None or t_end is None:

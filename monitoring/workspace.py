@@ -1,26 +1,32 @@
-"""A workspace: the configuration, a DuckDB connection and the opened, checked log source.
+"""A workspace: the configuration, a DuckDB connection, the opened and checked log source,
+and the facts about the whole log every page needs (duplicates, extent, health).
 
     ws = open_workspace(load_config())
     ws.source.query(ws.con, "SELECT count(*) AS n FROM logs")
+    ws.extent.rows, ws.health.invalid_rows
 
-The app keeps one per process (st.cache_resource); the CLI opens one per command. The exact
-duplicate-request check reads every request id once per set of files: its result is kept in
-`data_dir/cache/`, keyed by the files' fingerprint (paths, sizes, modification times), so
-later opens of unchanged logs skip it.
+The app keeps one per process (st.cache_resource); the CLI opens one per command. The
+facts need full scans (the exact duplicate check reads every request id), so they are kept
+in `data_dir/cache/`, keyed by the files' fingerprint (paths, sizes, modification times,
+column mapping): later opens of unchanged logs read them back instead of scanning.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from .config import Config
-from .health import find_duplicates
+from .health import Health, check_health, find_duplicates
+from .queries import Extent, extent
 from .source import LogSource, connect, open_source, run
+
+CACHE_VERSION = 1
 
 
 @dataclass
@@ -29,6 +35,8 @@ class Workspace:
     con: duckdb.DuckDBPyConnection
     source: LogSource
     duplicates: int
+    extent: Extent
+    health: Health        # over the whole log
 
 
 def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
@@ -36,36 +44,66 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
     """Open the logs of `config` (or `logs`); raises LogSourceError when none can be used."""
     con = con or connect(config)
     source = open_source(logs or config.logs, config, con)
-    duplicates = _cached_duplicates(source, con, Path(config.data_dir) / "cache")
-    return Workspace(config=config, con=con, source=source, duplicates=duplicates)
+    cache_dir = Path(config.data_dir) / "cache"
+    facts = _load(source, con, cache_dir)
+    if facts is None:
+        n = find_duplicates(source, con)
+        facts = (n, extent(source, con), check_health(source, con))
+        _save(source, con, cache_dir, facts)
+    n, ext, health = facts
+    return Workspace(config=config, con=con, source=source, duplicates=n, extent=ext, health=health)
 
 
-def _cached_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path) -> int:
-    meta = cache_dir / f"dups-{source.fingerprint}.json"
-    table = cache_dir / f"dups-{source.fingerprint}.parquet"
+def _paths(source: LogSource, cache_dir: Path) -> tuple[Path, Path]:
+    return (cache_dir / f"facts-{source.fingerprint}.json", cache_dir / f"dups-{source.fingerprint}.parquet")
+
+
+def _load(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path):
+    meta, table = _paths(source, cache_dir)
     try:
         info = json.loads(meta.read_text())
+        if info.get("version") != CACHE_VERSION:
+            return None
         n = int(info["duplicates"])
         if n:
             name = f"mw_dups_{source.fingerprint}"
             run(con, f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet($p)", {"p": str(table)})
             source.dedupe_table = name
-        return n
-    except (OSError, ValueError, KeyError, duckdb.Error):
-        pass  # no usable cache: compute
-    n = find_duplicates(source, con)
+        e = info["extent"]
+        ext = Extent(rows=e["rows"],
+                     first=datetime.fromisoformat(e["first"]) if e["first"] else None,
+                     last=datetime.fromisoformat(e["last"]) if e["last"] else None,
+                     model_names=tuple(e["model_names"]), model_versions=tuple(e["model_versions"]),
+                     endpoints=tuple(e["endpoints"]))
+        h = info["health"]
+        # Bad files and warnings are found anew at every open; only counts are cached.
+        health = Health(total_rows=h["total_rows"], valid_rows=h["valid_rows"], invalid=h["invalid"],
+                        duplicates=h["duplicates"], bad_files=[(b.path, b.reason) for b in source.bad_files],
+                        warnings=list(source.warnings))
+        return n, ext, health
+    except (OSError, ValueError, KeyError, TypeError, duckdb.Error):
+        return None  # no usable cache: scan
+
+
+def _save(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path, facts) -> None:
+    n, ext, health = facts
+    meta, table = _paths(source, cache_dir)
+    e = asdict(ext)
+    e["first"] = ext.first.isoformat() if ext.first else None
+    e["last"] = ext.last.isoformat() if ext.last else None
+    info = {"version": CACHE_VERSION, "duplicates": n, "extent": e,
+            "health": {"total_rows": health.total_rows, "valid_rows": health.valid_rows,
+                       "invalid": health.invalid, "duplicates": health.duplicates}}
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         if n:
             tmp = table.with_suffix(".tmp")
-            con.cursor().execute(f"COPY {source.dedupe_table} TO '{_sql_path(tmp)}' (FORMAT parquet)")
+            # COPY takes no bound parameters; the path is ours (data_dir + a hex fingerprint).
+            con.cursor().execute(
+                f"COPY {source.dedupe_table} TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
             os.replace(tmp, table)
-        meta.write_text(json.dumps({"duplicates": n, "files": len(source.files)}))
+        tmp_meta = meta.with_suffix(".tmp")
+        tmp_meta.write_text(json.dumps(info))
+        os.replace(tmp_meta, meta)
     except (OSError, duckdb.Error):
-        pass  # a read-only data folder only costs the check next time
-    return n
-
-
-def _sql_path(p: Path) -> str:
-    # COPY takes no bound parameters; the path is ours (data_dir + a hex fingerprint).
-    return str(p).replace("'", "''")
+        pass  # a read-only data folder only costs the scans next time

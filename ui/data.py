@@ -13,7 +13,7 @@ import streamlit as st
 
 from monitoring import anomalies, metrics, queries
 from monitoring.config import Config, load_config
-from monitoring.health import Health, check_health
+from monitoring.health import Health
 from monitoring.workspace import Workspace, open_workspace
 
 TTL = 600
@@ -41,14 +41,12 @@ def reload() -> None:
     st.cache_data.clear()
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def extent(_ws: Workspace, fingerprint: str) -> queries.Extent:
-    return queries.extent(_ws.source, _ws.con)
+def extent(ws: Workspace, fingerprint: str) -> queries.Extent:
+    return ws.extent
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def health(_ws: Workspace, fingerprint: str) -> Health:
-    return check_health(_ws.source, _ws.con)
+def health(ws: Workspace, fingerprint: str) -> Health:
+    return ws.health
 
 
 @st.cache_data(ttl=TTL, show_spinner="Computing…")
