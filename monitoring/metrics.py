@@ -75,27 +75,34 @@ def _scan(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_
 
 
 def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-           with_previous: bool) -> pl.DataFrame:
-    """Exact percentiles per (period, failed, bucket) and per (period, failed)."""
+           with_previous: bool, hist: pl.DataFrame) -> pl.DataFrame:
+    """Exact percentiles per (period, failed, bucket) and per (period, failed), bucket null.
+
+    Two-pass: `hist` (from `_scan`) locates the bins of the needed order statistics; one more
+    scan fetches the values of those bins only, so memory stays small at any size.
+    """
+    kb, kt = ["period", "is_error", "bucket"], ["period", "is_error"]
+    tb, tt = sketch.rank_targets(hist, kb, QS), sketch.rank_targets(hist, kt, QS)
     scan_filters = f.previous() if with_previous else f
     cond, params = Filters(
         start=scan_filters.start, end=f.end, model_name=f.model_name,
         model_versions=f.model_versions, endpoints=f.endpoints).where()
     params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
     period = "CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1"
-    df = source.query(
+    values = source.query(
         con,
-        f"SELECT period, is_error, bucket, quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q "
-        f"FROM (SELECT {period} AS period, is_error, ts_us // $bucket_us AS bucket, latency_ms "
-        f"      FROM logs WHERE {cond}) "
-        "GROUP BY GROUPING SETS ((period, is_error, bucket), (period, is_error))",
+        "SELECT period, is_error, bucket, bin, latency_ms AS value FROM ("
+        f"  SELECT {period} AS period, is_error, ts_us // $bucket_us AS bucket, "
+        f"  {sketch.bin_sql('latency_ms')} AS bin, latency_ms FROM logs WHERE {cond}) "
+        "WHERE (period, is_error, bucket, bin) IN (SELECT period, is_error, bucket, bin FROM need_b) "
+        "   OR (period, is_error, bin) IN (SELECT period, is_error, bin FROM need_t)",
         params,
+        tables={"need_b": tb.select(*kb, "bin").unique(), "need_t": tt.select(*kt, "bin").unique()},
     )
-    return df.with_columns(
-        pl.col("q").list.get(0).alias("p50"),
-        pl.col("q").list.get(1).alias("p95"),
-        pl.col("q").list.get(2).alias("p99"),
-    ).drop("q")
+    per_bucket = sketch.exact_from_values(tb, values.join(tb.select(*kb, "bin").unique(), on=[*kb, "bin"]), kb)
+    totals = sketch.exact_from_values(tt, values.join(tt.select(*kt, "bin").unique(), on=[*kt, "bin"]).drop("bucket"), kt)
+    totals = totals.with_columns(pl.lit(None, dtype=per_bucket.schema["bucket"]).alias("bucket"))
+    return pl.concat([per_bucket, totals.select(per_bucket.columns)])
 
 
 def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str,
@@ -108,8 +115,8 @@ def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, buc
     cur = hist.filter(pl.col("period") == 1)
     prev = hist.filter(pl.col("period") == 0)
     exact = None
-    if int(hist["n"].sum() or 0) <= exact_max_rows:
-        exact = _exact(source, con, f, bucket_s, with_previous)
+    if hist.height and int(hist["n"].sum()) <= exact_max_rows:
+        exact = _exact(source, con, f, bucket_s, with_previous, hist)
     method = EXACT if exact is not None else APPROX
 
     window = _window_stats(cur, exact, 1, f, method)
@@ -198,12 +205,15 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
         pl.col("n").filter(pl.col("is_error")).sum().alias("errors"),
     )
     if int(hist["n"].sum()) <= exact_max_rows:
-        q = source.query(
+        ok = hist.filter(~pl.col("is_error")).select("key", "bin", "n")
+        targets = sketch.rank_targets(ok, ["key"], QS)
+        values = source.query(
             con,
-            f"SELECT {dim} AS key, quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q "
-            f"FROM logs WHERE {cond} AND NOT is_error GROUP BY 1",
-            params,
-        ).select("key", *[pl.col("q").list.get(i).alias(n) for i, n in enumerate(("p50", "p95", "p99"))])
+            f"SELECT key, bin, latency_ms AS value FROM (SELECT {dim} AS key, "
+            f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms FROM logs WHERE {cond} AND NOT is_error) "
+            "WHERE (key, bin) IN (SELECT key, bin FROM need)",
+            params, tables={"need": targets.select("key", "bin").unique()})
+        q = sketch.exact_from_values(targets, values, ["key"])
     else:
         q = sketch.quantiles(hist.filter(~pl.col("is_error")).select("key", "bin", "n"), QS, by="key").drop("n")
     out = counts.join(q, on="key", how="left").with_columns(

@@ -85,3 +85,47 @@ def quantiles(hist: pl.DataFrame, qs: tuple[float, ...] = (0.5, 0.95, 0.99),
 
 def _qname(q: float) -> str:
     return "p" + (f"{q * 100:g}").replace(".", "_")
+
+
+# -- exact quantiles in two passes ---------------------------------------------------------------
+# The histogram says which bin holds each order statistic a quantile needs; a second pass
+# fetches only the values of those bins (a few per group), so exact percentiles cost one
+# more scan and little memory, however large the window.
+
+def rank_targets(hist: pl.DataFrame, keys: list[str], qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> pl.DataFrame:
+    """Where each needed order statistic lies: columns keys..., q, side, bin, k, frac.
+
+    For a group of n values and quantile q, h = q (n - 1); the two order statistics are
+    lo = floor(h) and hi = ceil(h) (0-based). `bin` holds the statistic and `k` is its
+    0-based rank inside the bin; `frac` = h - lo is the interpolation weight.
+    """
+    h = hist.group_by([*keys, "bin"]).agg(pl.col("n").sum()).sort([*keys, "bin"])
+    h = h.with_columns(pl.col("n").cum_sum().over(keys).alias("cum"))
+    totals = h.group_by(keys).agg(pl.col("n").sum().alias("total"))
+    rows = []
+    for q in qs:
+        t = totals.with_columns((pl.lit(q) * (pl.col("total") - 1)).alias("h"))
+        t = t.with_columns(pl.col("h").floor().cast(pl.Int64).alias("lo"), pl.col("h").ceil().cast(pl.Int64).alias("hi"),
+                           (pl.col("h") - pl.col("h").floor()).alias("frac"))
+        for side in ("lo", "hi"):
+            rows.append(t.select(*keys, pl.lit(_qname(q)).alias("q"), pl.lit(side).alias("side"),
+                                 pl.col(side).alias("rank"), "frac"))
+    want = pl.concat(rows)
+    # The bin holding rank r is the first whose cumulative count exceeds r.
+    joined = want.join(h, on=keys, how="inner").filter(pl.col("cum") > pl.col("rank"))
+    first = joined.sort([*keys, "q", "side", "cum"]).group_by([*keys, "q", "side"], maintain_order=True).first()
+    return first.with_columns((pl.col("rank") - (pl.col("cum") - pl.col("n"))).alias("k")).select(
+        *keys, "q", "side", "bin", "k", "frac")
+
+
+def exact_from_values(targets: pl.DataFrame, values: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Exact quantiles from the fetched values of the target bins (columns keys..., bin, value).
+
+    Returns keys... and one column per quantile name in `targets` (e.g. p50, p95, p99).
+    """
+    ranked = values.sort("value").with_columns(
+        pl.int_range(pl.len()).over([*keys, "bin"]).alias("k"))
+    picked = targets.join(ranked, on=[*keys, "bin", "k"], how="left")
+    wide = picked.pivot(on="side", index=[*keys, "q", "frac"], values="value")
+    wide = wide.with_columns((pl.col("lo") + pl.col("frac") * (pl.col("hi") - pl.col("lo"))).alias("v"))
+    return wide.pivot(on="q", index=keys, values="v")

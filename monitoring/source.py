@@ -152,13 +152,15 @@ class LogSource:
         return f"WITH logs AS ({self.base_sql()}) {body}"
 
     def query(self, con: duckdb.DuckDBPyConnection, body: str, params: dict[str, Any] | None = None,
-              *, raw: bool = False) -> pl.DataFrame:
-        """Run `body` over the logs on a fresh cursor; returns a (small) Polars frame."""
+              *, raw: bool = False, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+        """Run `body` over the logs on a fresh cursor; returns a (small) Polars frame.
+        `tables` are small frames the SQL may read by name (e.g. a list of wanted keys)."""
         sql = self.sql(body, raw=raw)
-        return run(con, sql, {"files": self.files, **(params or {})})
+        return run(con, sql, {"files": self.files, **(params or {})}, tables=tables)
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
+        *, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
     """Execute on a cursor of its own (connections are not safe to share across threads)."""
     params = params or {}
     used = set(_PARAM.findall(sql))
@@ -168,6 +170,8 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None 
         raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
     cur = con.cursor()
     try:
+        for name, frame in (tables or {}).items():
+            cur.register(name, frame.to_arrow())
         table = cur.sql(sql, params=bound).to_arrow_table()
     finally:
         cur.close()

@@ -65,3 +65,24 @@ def test_sql_bins_equal_numpy_bins(con):
 
 def test_empty_histogram():
     assert sketch.quantiles(pl.DataFrame({"bin": [], "n": []}, schema={"bin": pl.Int64, "n": pl.Int64})).height == 0
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(6).lognormal(5, 1, 5000),
+    np.array([42.0]),
+    np.array([3.0, 3.0, 3.0, 9.0]),
+    np.concatenate([np.zeros(7), np.arange(1.0, 30.0)]),
+])
+def test_two_pass_exact_quantiles_equal_numpy(values):
+    groups = np.arange(len(values)) % 3
+    hist = _hist(values, groups)
+    targets = sketch.rank_targets(hist, ["g"], (0.0, 0.5, 0.95, 0.99, 1.0))
+    fetched = pl.DataFrame({"g": groups, "bin": sketch.bin_of(values), "value": values}).join(
+        targets.select("g", "bin").unique(), on=["g", "bin"])
+    # Only the bins holding the needed order statistics are fetched.
+    assert fetched.height <= len(values)
+    got = sketch.exact_from_values(targets, fetched, ["g"]).sort("g")
+    for row in got.iter_rows(named=True):
+        sel = values[groups == row["g"]]
+        for col, p in (("p0", 0), ("p50", 50), ("p95", 95), ("p99", 99), ("p100", 100)):
+            assert row[col] == pytest.approx(np.percentile(sel, p), rel=1e-12, abs=1e-12)
