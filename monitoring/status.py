@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from .config import SLO
@@ -26,9 +27,13 @@ def error_breaches(buckets: pl.DataFrame, slo: SLO) -> pl.DataFrame:
     """Buckets whose error rate is significantly above the objective (columns as given)."""
     if buckets.height == 0:
         return buckets
-    from scipy.stats import binom
+    # scipy.special (0.2 s to import) rather than scipy.stats (0.7 s): this runs on every
+    # first render. bdtrc(k, n, p) = P(X > k), so P(X >= errors) = bdtrc(errors - 1, n, p).
+    from scipy.special import bdtrc
 
-    p = binom.sf(buckets["errors"].to_numpy() - 1, buckets["requests"].to_numpy(), slo.error_rate)
+    errors = buckets["errors"].to_numpy().astype(np.int64)
+    p = np.where(errors > 0, bdtrc(np.maximum(errors - 1, 0), buckets["requests"].to_numpy().astype(np.int64),
+                                   slo.error_rate), 1.0)
     return buckets.filter(pl.Series((p < ERROR_BREACH_P) & (buckets["error_rate"].to_numpy() > slo.error_rate)))
 
 
