@@ -52,6 +52,10 @@ def scenario(name: str, logs: str) -> dict:
     from monitoring.health import check_health
     from monitoring.workspace import open_workspace
 
+    if name == "open_uncached":
+        import tempfile
+
+        os.environ["MONITORING_DATA_DIR"] = tempfile.mkdtemp(prefix="modelwatch-bench-")
     cfg = load_config()
     base_mb = _peak_mb()
     out: dict = {}
@@ -65,6 +69,9 @@ def scenario(name: str, logs: str) -> dict:
         con.execute("SELECT sum(latency_ms), max(epoch_us(timestamp)) FROM read_parquet($f)",
                     {"f": resolve_paths(logs)}).fetchall()
         del duckdb
+    elif name == "open_uncached":
+        ws = open_workspace(cfg)
+        out["duplicates"] = ws.duplicates
     elif name in ("overview_30d", "latency_30d"):
         ws = open_workspace(cfg)
         t_open = time.perf_counter() - t0
@@ -152,6 +159,7 @@ def run_scenario(name: str, logs: Path) -> dict:
 
 SCENARIOS = [
     ("scan", "Plain DuckDB scan of latency_ms and timestamp (yardstick)"),
+    ("open_uncached", "First open of new logs: file checks, exact duplicate check, extent, health (then cached)"),
     ("hourly_percentiles", "Latency page: per-hour P50/P95/P99 + counts over 30 days (one query)"),
     ("hourly_percentiles_exact", "Same, forced exact (quantile_cont per hour)"),
     ("latency_30d", "Latency page: open + percentile lines + version and endpoint breakdowns"),

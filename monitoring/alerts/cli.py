@@ -1,0 +1,84 @@
+"""`python -m monitoring alerts check|history`: for cron, CI and people.
+
+`check` evaluates every rule up to --at (default: the end of the logs), prints the rules
+firing then, stores the history in the database, posts firing alerts to the configured
+webhooks, and exits 1 when anything fires, 0 when nothing does, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from ..config import load_config
+from ..queries import parse_time
+from ..workspace import open_workspace
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="alerts_command", required=True)
+    for name, help_ in (("check", "rules firing at a time; exit 1 if any"),
+                        ("history", "every episode over the logs' history")):
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("--logs", help="Parquet file, directory or glob (default MONITORING_LOGS)")
+        s.add_argument("--config", help="path of monitoring.toml")
+        s.add_argument("--db", help="database URL (default MONITORING_DB_URL or SQLite in the data folder)")
+        s.add_argument("--format", choices=["json", "table"], default="table")
+        s.add_argument("--no-store", action="store_true", help="do not write the history to the database")
+        if name == "check":
+            s.add_argument("--at", help="evaluate as of this time, ISO 8601 (default: the end of the logs)")
+            s.add_argument("--no-webhook", action="store_true", help="do not post to the configured webhooks")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import dump_json
+    from .engine import evaluate
+    from .webhook import deliver
+
+    cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
+    at = parse_time(args.at) if getattr(args, "at", None) else None
+    ws = open_workspace(cfg)
+    found = evaluate(ws, at=at)
+    if not args.no_store:
+        from .store import open_alerts_db, sync
+
+        engine = open_alerts_db(cfg.database_url)
+        try:
+            sync(engine, cfg.logs, found)
+        finally:
+            engine.dispose()
+    if args.alerts_command == "history":
+        rows = [e.as_dict() for e in found]
+        print(dump_json({"logs": cfg.logs, "episodes": rows}) if args.format == "json" else _table(rows))
+        return 0
+    as_of = at or (ws.extent.last if ws.extent.last else None)
+    firing = [e.as_dict() for e in found if e.end is None or (at is not None and e.end > at >= e.start)]
+    report = {"logs": cfg.logs, "at": as_of, "firing": firing, "count": len(firing)}
+    if firing and not args.no_webhook:
+        report["webhooks"] = [d.__dict__ for d in deliver(cfg.section("alerts"),
+                                                         {"source": "modelwatch", "logs": cfg.logs,
+                                                          "at": as_of, "alerts": firing})]
+    if args.format == "json":
+        print(dump_json(report))
+    else:
+        print(f"as of {_t(as_of)}: " + (f"{len(firing)} alert(s) firing" if firing else "nothing firing"))
+        if firing:
+            print(_table(firing))
+        for d in report.get("webhooks", []):
+            print(f"webhook {d['url']}: " + ("delivered" if d["ok"] else f"failed after {d['attempts']} "
+                                             f"attempt(s): {d['error']}"))
+    return 1 if firing else 0
+
+
+def _t(v: datetime | None) -> str:
+    return v.strftime("%Y-%m-%d %H:%M UTC") if v else "-"
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "no episodes"
+    lines = [f"{'rule':<18}{'subject':<16}{'fired (UTC)':<22}{'resolved (UTC)':<22}message"]
+    for r in rows:
+        lines.append(f"{r['rule']:<18}{str(r['subject'])[:15]:<16}{_t(r['start']):<22}"
+                     f"{(_t(r['end']) if r['end'] else 'firing'):<22}{r['message']}")
+    return "\n".join(lines)

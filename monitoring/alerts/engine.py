@@ -1,0 +1,247 @@
+"""Evaluate the alert rules over the whole log history, on a fixed time grid.
+
+Two scans of the logs build the context: per grid step (5 minutes by default) the requests,
+the failures and the log-histogram of successful latencies; per minute the request counts
+(for silences and the expected-traffic profile). Rules then work on small arrays; trailing
+windows are differences of cumulative sums, and windowed percentiles merge histograms
+(within the histogram's stated ±0.5%).
+
+An `Episode` is a run of grid points where a rule fired: it starts at the first firing
+point and resolves at the first point after it where the rule no longer fires (None while
+it still fires at the end of the history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .. import anomalies, sketch
+from ..config import ConfigError
+from ..queries import Filters
+from ..workspace import Workspace
+from .rules import RULES, Rule, Signal
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_STEP_MINUTES = 5
+MAX_CELLS = 30_000_000   # grid points x latency bins held at once; coarser steps beyond
+DEFAULT_MERGE_MINUTES = 30   # quiet spells this short inside an episode do not resolve it
+
+
+@dataclass(frozen=True)
+class Episode:
+    rule: str
+    subject: str
+    area: str
+    title: str
+    page: str
+    start: datetime
+    end: datetime | None          # resolved at; None while firing
+    peak: float
+    threshold: float
+    unit: str
+    message: str
+
+    @property
+    def firing(self) -> bool:
+        return self.end is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "subject": self.subject, "area": self.area, "title": self.title,
+                "page": self.page, "start": self.start, "end": self.end, "firing": self.firing,
+                "peak": self.peak, "threshold": self.threshold, "unit": self.unit, "message": self.message}
+
+
+@dataclass
+class Context:
+    step_s: int
+    b0: int                                   # first grid bucket index (step units since epoch)
+    times: list[datetime]                     # evaluation time of each point: its bucket's end
+    series: dict[str, np.ndarray]             # requests, errors, expected per bucket
+    hist: np.ndarray                          # buckets x bins, successful requests
+    bins: np.ndarray                          # bin id of each hist column
+    minute0: int
+    minute_counts: np.ndarray                 # requests per minute from minute0
+    minute_expected: np.ndarray
+    within_data: np.ndarray                   # grid point lies between first and last request
+    extra: dict[str, Any] = field(default_factory=dict)   # providers for drift, quality, ...
+
+    def rolling(self, name: str, k: int) -> np.ndarray:
+        x = self.series[name].astype(float)
+        cs = np.concatenate([[0.0], np.cumsum(x)])
+        idx = np.arange(1, len(x) + 1)
+        return cs[idx] - cs[np.maximum(idx - k, 0)]
+
+    def rolling_quantile(self, q: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The q-quantile of successful latencies over the trailing k buckets, and its n."""
+        n_rows = self.hist.shape[0]
+        if n_rows == 0 or self.hist.shape[1] == 0:
+            return np.full(n_rows, np.nan), np.zeros(n_rows)
+        cs = np.cumsum(self.hist, axis=0, dtype=np.int64)
+        cs = np.vstack([np.zeros((1, cs.shape[1]), dtype=np.int64), cs])
+        idx = np.arange(1, n_rows + 1)
+        window = cs[idx] - cs[np.maximum(idx - k, 0)]
+        n = window.sum(axis=1)
+        cum = np.cumsum(window, axis=1)
+        h = q * np.maximum(n - 1, 0)
+        lo, hi = np.floor(h), np.ceil(h)
+        reps = sketch.representative(self.bins)
+        v_lo = reps[np.minimum((cum <= lo[:, None]).sum(axis=1), len(reps) - 1)]
+        v_hi = reps[np.minimum((cum <= hi[:, None]).sum(axis=1), len(reps) - 1)]
+        value = np.where(n > 0, v_lo + (h - lo) * (v_hi - v_lo), np.nan)
+        return value, n
+
+    def silence(self) -> tuple[np.ndarray, np.ndarray]:
+        """At each grid point: minutes since the last request, and the requests expected in them."""
+        counts = self.minute_counts
+        m = np.arange(len(counts))
+        last = np.maximum.accumulate(np.where(counts > 0, m, -1))
+        exp_cs = np.concatenate([[0.0], np.cumsum(self.minute_expected)])
+        out_min = np.zeros(len(self.times))
+        out_exp = np.zeros(len(self.times))
+        for i, t in enumerate(self.times):
+            end_m = int(t.timestamp() // 60) - self.minute0        # minutes [0, end_m) have happened
+            if end_m <= 0 or not self.within_data[i]:
+                continue
+            end_m = min(end_m, len(counts))
+            seen = last[end_m - 1]
+            if seen < 0:
+                continue
+            silent = end_m - 1 - seen
+            out_min[i] = silent
+            out_exp[i] = exp_cs[end_m] - exp_cs[seen + 1]
+        return out_min, out_exp
+
+
+def rule_params(cfg_section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Effective parameters per rule: defaults overridden by [alerts.rules.NAME]."""
+    configured = cfg_section.get("rules", {}) or {}
+    if not isinstance(configured, dict):
+        raise ConfigError("[alerts.rules] must be a table of rule tables")
+    unknown = set(configured) - set(RULES)
+    if unknown:
+        raise ConfigError(f"[alerts.rules] unknown rule(s): {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(RULES))})")
+    out = {}
+    for name, r in RULES.items():
+        params = dict(r.defaults)
+        for key, value in (configured.get(name) or {}).items():
+            if key not in params:
+                raise ConfigError(f"[alerts.rules.{name}] unknown key {key!r} (known: {', '.join(sorted(params))})")
+            if not isinstance(value, type(params[key])) and not (
+                    isinstance(params[key], float) and isinstance(value, int)):
+                raise ConfigError(f"[alerts.rules.{name}] {key} must be {type(params[key]).__name__}")
+            params[key] = value
+        out[name] = params
+    return out
+
+
+def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFAULT_STEP_MINUTES,
+                  f: Filters | None = None) -> Context | None:
+    """Roll the logs up (up to `at`, exclusive) into the arrays the rules read; None if empty."""
+    ext = ws.extent
+    if ext.rows == 0 or ext.first is None:
+        return None
+    first = ext.first
+    end = min(at, ext.last + timedelta(minutes=1)) if at else ext.last + timedelta(minutes=1)
+    if end <= first:
+        return None
+    step_s = step_minutes * 60
+    f = f or Filters()
+    cond, params = Filters(start=first, end=end, model_name=f.model_name, model_versions=f.model_versions,
+                           endpoints=f.endpoints).where()
+    params["step_us"] = step_s * 1_000_000
+    rolled = ws.source.query(
+        ws.con,
+        f"SELECT ts_us // $step_us AS b, is_error, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
+        f"FROM logs WHERE {cond} GROUP BY ALL", params)
+    minutes = ws.source.query(
+        ws.con, f"SELECT ts_us // 60000000 AS minute, count(*) AS n FROM logs WHERE {cond} GROUP BY 1 ORDER BY 1",
+        params)
+    b0 = int(first.timestamp()) // step_s
+    b1 = (int(end.timestamp()) - 1) // step_s
+    n_b = b1 - b0 + 1
+    ok = rolled.filter(~pl.col("is_error"))
+    bins = np.sort(ok["bin"].unique().to_numpy()) if ok.height else np.array([], dtype=np.int64)
+    if n_b * max(len(bins), 1) > MAX_CELLS:
+        return build_context(ws, at, step_minutes * 2, f)
+    hist = np.zeros((n_b, len(bins)), dtype=np.int32)
+    if ok.height:
+        np.add.at(hist, (ok["b"].to_numpy() - b0, np.searchsorted(bins, ok["bin"].to_numpy())),
+                  ok["n"].to_numpy())
+    requests = np.bincount(rolled["b"].to_numpy() - b0, weights=rolled["n"].to_numpy(), minlength=n_b)
+    err = rolled.filter(pl.col("is_error"))
+    errors = np.bincount(err["b"].to_numpy() - b0, weights=err["n"].to_numpy(), minlength=n_b) \
+        if err.height else np.zeros(n_b)
+
+    minute0 = int(first.timestamp()) // 60
+    minute1 = (int(end.timestamp()) - 1) // 60
+    mc = np.zeros(minute1 - minute0 + 1)
+    np.add.at(mc, minutes["minute"].to_numpy() - minute0, minutes["n"].to_numpy())
+    m_exp = anomalies.expected_per_minute(minutes, np.arange(minute0, minute1 + 1))
+    expected = np.bincount((np.arange(minute0, minute1 + 1) * 60 // step_s) - b0, weights=m_exp, minlength=n_b)
+
+    times = [_EPOCH + timedelta(seconds=(b0 + i + 1) * step_s) for i in range(n_b)]
+    last_seen = ext.last if at is None else min(ext.last, at)
+    within = np.array([first <= t - timedelta(seconds=step_s) and t <= last_seen + timedelta(seconds=step_s)
+                       for t in times])
+    return Context(step_s=step_s, b0=b0, times=times,
+                   series={"requests": requests, "errors": errors, "expected": expected[:n_b]},
+                   hist=hist, bins=bins, minute0=minute0, minute_counts=mc, minute_expected=m_exp,
+                   within_data=within)
+
+
+def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: int = 0) -> list[Episode]:
+    """Runs of firing points; runs separated by at most `merge_points` quiet points are one
+    episode (no flapping when a noisy value dips under its threshold for a moment)."""
+    out = []
+    fire = np.asarray(sig.firing, dtype=bool)
+    if not fire.any():
+        return out
+    edges = np.diff(np.concatenate([[0], fire.astype(np.int8), [0]]))
+    runs: list[list[int]] = []
+    for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        if runs and s - runs[-1][1] <= merge_points:
+            runs[-1][1] = e
+        else:
+            runs.append([s, e])
+    for s, e in runs:
+        vals = sig.value[s:e]
+        finite = vals[np.isfinite(vals)]
+        peak = float(finite.max()) if finite.size else float("nan")
+        if rule.name == "throughput_low" and finite.size:
+            peak = float(finite.min())
+        end = times[e] if e < len(times) else None
+        out.append(Episode(rule=rule.name, subject=sig.subject, area=rule.area, title=rule.title,
+                           page=rule.page, start=times[s], end=end, peak=peak, threshold=sig.threshold,
+                           unit=sig.unit, message=sig.message.format(value=peak, threshold=sig.threshold,
+                                                                     subject=sig.subject)))
+    return out
+
+
+def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFAULT_STEP_MINUTES,
+             providers: dict[str, Any] | None = None) -> list[Episode]:
+    """Every episode of every enabled rule over the history (up to `at`)."""
+    section = ws.config.section("alerts")
+    params = rule_params(section)
+    merge_minutes = section.get("merge_minutes", DEFAULT_MERGE_MINUTES)
+    if not isinstance(merge_minutes, int | float) or merge_minutes < 0:
+        raise ConfigError("[alerts] merge_minutes must be a number of minutes >= 0")
+    ctx = build_context(ws, at, step_minutes)
+    if ctx is None:
+        return []
+    ctx.extra.update(providers or {})
+    out: list[Episode] = []
+    for name, r in RULES.items():
+        p = params[name]
+        if not p["enabled"]:
+            continue
+        if any(need not in ctx.extra for need in r.needs):
+            continue
+        for sig in r.evaluate(ctx, p, ws.config.slo):
+            out.extend(episodes_of(r, sig, ctx.times, int(merge_minutes * 60 // ctx.step_s)))
+    return sorted(out, key=lambda e: (e.start, e.rule, e.subject))

@@ -1,0 +1,172 @@
+"""Alert rules: each one a small descriptor plus one pure function, registered by name.
+
+A rule function takes the evaluation context (time grid and rolled-up series, see
+`engine.Context`) and its parameters, and returns its `Signal`s: for each subject (the
+service, a feature, ...) a boolean "firing" per grid point, the value it judged and a
+sentence template. Adding a rule is one `@rule(...)` function; nothing else changes.
+
+Defaults follow the product's objectives (`[slo]`) and Google's SRE workbook for burn rates
+(page when 2% of a 30-day budget burns in an hour: 14.4x over 1 h and 5 min; ticket when 5%
+burns in 6 hours: 6x over 6 h and 30 min). Every default can be changed in monitoring.toml:
+
+    [alerts.rules.latency_p95]
+    window_minutes = 30
+    [alerts.rules.throughput_low]
+    enabled = false
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Signal:
+    subject: str                 # "service", a feature name, a queue, ...
+    firing: np.ndarray           # bool per grid point
+    value: np.ndarray            # the judged value per grid point (NaN where not judged)
+    message: str                 # format string: {value}, {threshold}, {subject}
+    threshold: float
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    area: str                    # latency | errors | traffic | drift | quality
+    title: str
+    page: str                    # the page that explains it
+    defaults: dict[str, Any]
+    help: dict[str, str]
+    evaluate: Callable[..., list[Signal]]
+    needs: tuple[str, ...] = field(default=())   # context parts beyond the base series
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str, *, area: str, title: str, page: str, defaults: dict[str, Any],
+         help: dict[str, str], needs: tuple[str, ...] = ()):
+    def deco(fn: Callable[..., list[Signal]]) -> Callable[..., list[Signal]]:
+        RULES[name] = Rule(name, area, title, page, {"enabled": True, **defaults},
+                           {"enabled": "evaluate this rule", **help}, fn, needs)
+        return fn
+    return deco
+
+
+def _window(ctx, minutes: float) -> int:
+    return max(1, int(round(minutes * 60 / ctx.step_s)))
+
+
+def hold(judged: np.ndarray, firing: np.ndarray) -> np.ndarray:
+    """Carry the last judged state through points that could not be judged (too little
+    data, e.g. at night): an alert neither fires nor resolves on no evidence."""
+    idx = np.where(judged, np.arange(len(judged)), -1)
+    last = np.maximum.accumulate(idx)
+    return np.where(last >= 0, firing[np.maximum(last, 0)], False) & True
+
+
+@rule("latency_p95", area="latency", title="P95 latency above its SLO", page="Latency",
+      defaults={"window_minutes": 60, "min_requests": 50},
+      help={"window_minutes": "trailing window the P95 is computed over",
+            "min_requests": "fewer successful requests in the window are not judged"})
+def latency_p95(ctx, p: dict, slo) -> list[Signal]:
+    k = _window(ctx, p["window_minutes"])
+    p95, n = ctx.rolling_quantile(0.95, k)
+    judged = n >= p["min_requests"]
+    value = np.where(judged, p95, np.nan)
+    firing = hold(judged, judged & (p95 > slo.p95_latency_ms)) & ctx.within_data
+    return [Signal("service", firing, value,
+                   "P95 latency {value:,.0f} ms over the last " + f"{p['window_minutes']:g} min"
+                   + " is above the {threshold:,.0f} ms SLO", slo.p95_latency_ms, "ms")]
+
+
+@rule("error_rate", area="errors", title="Error rate above its objective", page="Errors",
+      defaults={"window_minutes": 60, "max_p_value": 1e-3},
+      help={"window_minutes": "trailing window",
+            "max_p_value": "the excess must be this unlikely at the objective rate (binomial)"})
+def error_rate(ctx, p: dict, slo) -> list[Signal]:
+    from scipy.special import bdtrc
+
+    k = _window(ctx, p["window_minutes"])
+    n, e = ctx.rolling("requests", k), ctx.rolling("errors", k)
+    rate = np.divide(e, n, out=np.full(len(n), np.nan), where=n > 0)
+    pval = np.where(e > 0, bdtrc(np.maximum(e - 1, 0).astype(np.int64), n.astype(np.int64), slo.error_rate), 1.0)
+    firing = (n > 0) & (rate > slo.error_rate) & (pval < p["max_p_value"])
+    return [Signal("service", firing, rate * 100,
+                   "error rate {value:.1f}% over the last " + f"{p['window_minutes']:g} min"
+                   + " is above the {threshold:.1f}% objective", slo.error_rate * 100, "%")]
+
+
+def _burn(ctx, p: dict, slo, label: str) -> list[Signal]:
+    long_k, short_k = _window(ctx, p["long_minutes"]), _window(ctx, p["short_minutes"])
+    burn = []
+    for k in (long_k, short_k):
+        n, e = ctx.rolling("requests", k), ctx.rolling("errors", k)
+        burn.append(np.divide(e, n, out=np.zeros(len(n)), where=n > 0) / slo.error_rate)
+    long_errors = ctx.rolling("errors", long_k)
+    firing = ((burn[0] > p["factor"]) & (burn[1] > p["factor"]) & (ctx.rolling("requests", short_k) > 0)
+              & (long_errors >= p["min_errors"]))
+    return [Signal("service", firing, burn[0],
+                   f"{label}: the error budget burns at " + "{value:.1f}x (over "
+                   + f"{p['long_minutes']:g} min and {p['short_minutes']:g} min)" + ", above {threshold:g}x",
+                   p["factor"], "x")]
+
+
+@rule("burn_rate_fast", area="errors", title="Error budget burning fast (page)", page="Errors",
+      defaults={"long_minutes": 60, "short_minutes": 5, "factor": 14.4, "min_errors": 5},
+      help={"long_minutes": "long window", "short_minutes": "short window (stops the alert soon after recovery)",
+            "factor": "burn rate: error rate divided by the objective",
+            "min_errors": "failures the long window must hold (one failure in three requests is no burn)"})
+def burn_rate_fast(ctx, p: dict, slo) -> list[Signal]:
+    return _burn(ctx, p, slo, "fast burn")
+
+
+@rule("burn_rate_slow", area="errors", title="Error budget burning steadily (ticket)", page="Errors",
+      defaults={"long_minutes": 360, "short_minutes": 30, "factor": 6.0, "min_errors": 5},
+      help={"long_minutes": "long window", "short_minutes": "short window", "factor": "burn rate",
+            "min_errors": "failures the long window must hold"})
+def burn_rate_slow(ctx, p: dict, slo) -> list[Signal]:
+    return _burn(ctx, p, slo, "slow burn")
+
+
+@rule("throughput_high", area="traffic", title="Traffic far above its baseline", page="Throughput",
+      defaults={"window_minutes": 60, "factor": 3.0, "sigmas": 5.0},
+      help={"window_minutes": "trailing window", "factor": "times the expected requests",
+            "sigmas": "and this many Poisson standard deviations above"})
+def throughput_high(ctx, p: dict, slo) -> list[Signal]:
+    k = _window(ctx, p["window_minutes"])
+    got, exp = ctx.rolling("requests", k), ctx.rolling("expected", k)
+    ratio = np.divide(got, exp, out=np.full(len(got), np.nan), where=exp > 0)
+    firing = (got >= p["factor"] * np.maximum(exp, 1)) & (got - exp > p["sigmas"] * np.sqrt(np.maximum(exp, 1)))
+    return [Signal("service", firing, ratio,
+                   "traffic is {value:.1f}x its expected level over the last " + f"{p['window_minutes']:g} min",
+                   p["factor"], "x")]
+
+
+@rule("throughput_low", area="traffic", title="Traffic far below its baseline", page="Throughput",
+      defaults={"window_minutes": 60, "factor": 3.0, "min_expected": 30.0},
+      help={"window_minutes": "trailing window", "factor": "expected requests divided by this",
+            "min_expected": "windows expecting fewer requests are not judged"})
+def throughput_low(ctx, p: dict, slo) -> list[Signal]:
+    k = _window(ctx, p["window_minutes"])
+    got, exp = ctx.rolling("requests", k), ctx.rolling("expected", k)
+    ratio = np.divide(got, exp, out=np.full(len(got), np.nan), where=exp > 0)
+    firing = (exp >= p["min_expected"]) & (got * p["factor"] <= exp) & ctx.within_data
+    return [Signal("service", firing, ratio,
+                   "traffic is {value:.0%} of its expected level over the last " + f"{p['window_minutes']:g} min",
+                   1 / p["factor"], "")]
+
+
+@rule("gap", area="traffic", title="No traffic (downtime)", page="Throughput",
+      defaults={"min_minutes": 15},
+      help={"min_minutes": "silence at least this long, where traffic was expected, fires"})
+def gap(ctx, p: dict, slo) -> list[Signal]:
+    silent_min, expected = ctx.silence()
+    firing = (silent_min >= p["min_minutes"]) & (expected >= slo.gap_min_expected_requests)
+    return [Signal("service", firing, silent_min.astype(float),
+                   "no request for {value:.0f} minutes where traffic was expected", p["min_minutes"], "min")]

@@ -1,0 +1,227 @@
+"""Alert rules: each fires on the incident built for it, at its time, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitoring import sample_data
+from monitoring.alerts import RULES, evaluate
+from monitoring.alerts.engine import Context, episodes_of, rule_params
+from monitoring.alerts.store import acknowledge, history, open_alerts_db, sync
+from monitoring.alerts.webhook import post
+from monitoring.config import SLO, ConfigError, load_config
+from monitoring.workspace import open_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# rule -> the incident kind it exists for
+EXPECTED = {
+    "error_rate": "errors",
+    "burn_rate_fast": "errors",
+    "burn_rate_slow": "errors",
+    "throughput_high": "traffic_spike",
+    "gap": "gap",
+    "throughput_low": "gap",
+    "latency_p95": "latency",
+}
+
+
+@pytest.fixture(scope="module")
+def episodes(generated_logs):
+    ws = open_workspace(load_config(), logs=str(generated_logs))
+    return evaluate(ws)
+
+
+def test_every_rule_fires_on_its_incident_at_its_time(episodes):
+    incidents = {i.kind: i for i in sample_data.incidents()}
+    fired = {e.rule for e in episodes}
+    assert fired == set(EXPECTED)
+    for e in episodes:
+        inc = incidents[EXPECTED[e.rule]]
+        # It starts after the incident starts and within the rule's window plus a step or two...
+        assert inc.start <= e.start <= inc.start + timedelta(hours=1, minutes=15), (e.rule, e.start)
+        # ...and resolves within a window (plus the 30-minute merge) after the incident ends.
+        assert e.end is not None and e.end <= inc.end + timedelta(hours=1, minutes=35), (e.rule, e.end)
+
+
+def test_one_episode_per_incident(episodes):
+    per_rule = {}
+    for e in episodes:
+        per_rule[e.rule] = per_rule.get(e.rule, 0) + 1
+    assert per_rule == dict.fromkeys(EXPECTED, 1)
+
+
+def test_calm_weeks_are_quiet(episodes):
+    calm_end = datetime(2026, 11, 2, tzinfo=UTC)   # ISO weeks 43 and 44
+    assert [e for e in episodes if e.start < calm_end] == []
+
+
+def _ctx(requests, errors, step_s=300):
+    n = len(requests)
+    t0 = datetime(2026, 11, 2, tzinfo=UTC)
+    return Context(step_s=step_s, b0=0, times=[t0 + timedelta(seconds=step_s * (i + 1)) for i in range(n)],
+                   series={"requests": np.asarray(requests, float), "errors": np.asarray(errors, float),
+                           "expected": np.asarray(requests, float)},
+                   hist=np.zeros((n, 0), dtype=np.int32), bins=np.array([], dtype=np.int64), minute0=0,
+                   minute_counts=np.zeros(1), minute_expected=np.zeros(1), within_data=np.ones(n, bool))
+
+
+def test_burn_rate_arithmetic_by_hand():
+    # 100 requests per 5 minutes. From bucket 24 on, 20 failures per bucket: 20% = 20x a 1% budget.
+    req = [100] * 48
+    err = [0] * 24 + [20] * 24
+    ctx = _ctx(req, err)
+    p = rule_params({})["burn_rate_fast"]
+    sig = RULES["burn_rate_fast"].evaluate(ctx, p, SLO())[0]
+    # The 1-hour window (12 buckets) holds k bad buckets: burn = 20k/12; > 14.4 from k = 9.
+    expected_long = np.array([20 * min(max(i - 23, 0), 12) / 12 for i in range(48)])
+    assert np.allclose(sig.value, expected_long)
+    assert np.flatnonzero(sig.firing)[0] == 24 + 8
+    # At 14% (14x) the fast rule never fires; the slow one (6x over 6 h and 30 min) fires once
+    # the 6-hour window (72 buckets, fewer at the start of the history) holds enough of it:
+    # at bucket i it holds bad = i - max(24, i - 71) + 1 failing buckets out of min(i + 1, 72),
+    # so burn = 14 bad / min(i + 1, 72), above 6 first at i = 42 (14 x 19 / 43 = 6.19).
+    ctx = _ctx([100] * 120, [0] * 24 + [14] * 96)
+    assert not RULES["burn_rate_fast"].evaluate(ctx, rule_params({})["burn_rate_fast"], SLO())[0].firing.any()
+    slow = RULES["burn_rate_slow"].evaluate(ctx, rule_params({})["burn_rate_slow"], SLO())[0]
+    burn = [14 * max(i - max(24, i - 71) + 1, 0) / min(i + 1, 72) for i in range(120)]
+    assert np.allclose(slow.value, burn)
+    assert np.flatnonzero(slow.firing)[0] == 42 == next(i for i, b in enumerate(burn) if b > 6)
+
+
+def test_rolling_sums_and_quantiles_match_numpy():
+    rng = np.random.default_rng(1)
+    from monitoring import sketch
+
+    values = [rng.lognormal(5, 0.6, rng.integers(5, 40)) for _ in range(30)]
+    all_bins = np.unique(np.concatenate([sketch.bin_of(v) for v in values]))
+    hist = np.zeros((30, len(all_bins)), dtype=np.int32)
+    for i, v in enumerate(values):
+        np.add.at(hist[i], np.searchsorted(all_bins, sketch.bin_of(v)), 1)
+    ctx = _ctx([len(v) for v in values], [0] * 30)
+    ctx.hist, ctx.bins = hist, all_bins
+    p95, n = ctx.rolling_quantile(0.95, 6)
+    for i in range(30):
+        window = np.concatenate(values[max(0, i - 5): i + 1])
+        assert n[i] == len(window)
+        exact = np.percentile(window, 95)
+        assert abs(p95[i] - exact) <= sketch.RELATIVE_ERROR * exact
+    assert np.allclose(ctx.rolling("requests", 6), [sum(len(v) for v in values[max(0, i - 5): i + 1]) for i in range(30)])
+
+
+def test_episodes_merge_short_quiet_spells_and_stay_open_at_the_end():
+    from monitoring.alerts.rules import Signal
+
+    fire = np.array([0, 1, 1, 0, 1, 0, 0, 0, 1, 1], bool)
+    sig = Signal("service", fire, np.arange(10.0), "v={value:g}", 1.0)
+    times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * i) for i in range(10)]
+    eps = episodes_of(RULES["error_rate"], sig, times, merge_points=1)
+    assert [(e.start, e.end, e.peak) for e in eps] == [(times[1], times[5], 4.0), (times[8], None, 9.0)]
+    assert eps[1].firing and eps[0].message == "v=4"
+
+
+def test_rule_configuration_is_validated():
+    assert rule_params({"rules": {"latency_p95": {"window_minutes": 30}}})["latency_p95"]["window_minutes"] == 30
+    with pytest.raises(ConfigError, match="unknown rule"):
+        rule_params({"rules": {"nope": {}}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        rule_params({"rules": {"gap": {"minutes": 3}}})
+
+
+def test_history_is_stored_once_and_acknowledged(tmp_path, episodes):
+    engine = open_alerts_db(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    assert sync(engine, "logs", episodes) == {"new": len(episodes), "updated": 0}
+    assert sync(engine, "logs", episodes) == {"new": 0, "updated": 0}
+    h = history(engine, "logs")
+    assert h.height == len(episodes)
+    acknowledge(engine, int(h["id"][0]), "ana", "looking")
+    h = history(engine, "logs")
+    assert h["ack_by"][0] == "ana" and h["ack_note"][0] == "looking"
+    with pytest.raises(ValueError):
+        acknowledge(engine, 10**9, "ana")
+    with pytest.raises(ValueError):
+        acknowledge(engine, int(h["id"][0]), "  ")
+
+
+class _Hook(BaseHTTPRequestHandler):
+    plan: list[int] = []
+    received: list[dict] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        code = type(self).plan.pop(0) if type(self).plan else 200
+        self.send_response(code)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    _Hook.plan, _Hook.received = [], []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook
+    server.shutdown()
+
+
+def test_webhook_retries_then_delivers(hook_server):
+    url, hook = hook_server
+    hook.plan = [503, 200]
+    d = post(url, {"alerts": [1]}, timeout=2, retries=3, backoff=0.01)
+    assert d.ok and d.attempts == 2 and d.status == 200
+    assert hook.received == [{"alerts": [1]}] * 2
+
+
+def test_webhook_does_not_retry_a_refusal_and_gives_up_on_silence(hook_server):
+    url, hook = hook_server
+    hook.plan = [400]
+    d = post(url, {}, timeout=2, retries=3, backoff=0.01)
+    assert not d.ok and d.attempts == 1 and d.status == 400
+    dead = post("http://127.0.0.1:9/", {}, timeout=0.5, retries=2, backoff=0.01)
+    assert not dead.ok and dead.attempts == 3
+
+
+def _cli(*args, cwd=ROOT, env=None):
+    import os
+
+    e = dict(os.environ) | (env or {})
+    return subprocess.run([sys.executable, "-m", "monitoring", "alerts", *args], cwd=cwd, env=e,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_check_exit_codes_json_and_webhook(tmp_path, generated_logs, hook_server):
+    url, hook = hook_server
+    toml = tmp_path / "monitoring.toml"
+    toml.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 1\n')
+    env = {"MONITORING_CONFIG": str(toml), "MONITORING_DB_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-05T15:00:00Z", "--format", "json", env=env)
+    assert r.returncode == 1, r.stderr
+    out = json.loads(r.stdout)
+    assert {a["rule"] for a in out["firing"]} >= {"error_rate", "burn_rate_fast"}
+    assert out["webhooks"][0]["ok"] and hook.received[0]["alerts"][0]["rule"] in EXPECTED
+    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-10T12:00:00Z", env=env)
+    assert r.returncode == 0 and "nothing firing" in r.stdout
+    r = _cli("check", "--logs", str(generated_logs), "--at", "tuesday", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = _cli("history", "--logs", str(generated_logs), "--format", "json", env=env)
+    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED)
+
+
+def test_check_rejects_a_bad_rule_config(tmp_path, generated_logs):
+    toml = tmp_path / "monitoring.toml"
+    toml.write_text("[alerts.rules.unknown_rule]\nenabled = true\n")
+    r = _cli("check", "--logs", str(generated_logs), "--no-store", env={"MONITORING_CONFIG": str(toml)})
+    assert r.returncode == 2 and "unknown rule" in r.stderr and "Traceback" not in r.stderr
