@@ -100,3 +100,23 @@ def breakdown_bars(df: pl.DataFrame, value: str, title: str, unit: str) -> go.Fi
                            marker_color="#1f77b4"))
     fig.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=50, b=10), yaxis_title=unit)
     return fig
+
+
+AREA_COLORS = {"latency": "#ff7f0e", "errors": BAD_COLOR, "traffic": "#1f77b4", "drift": "#9467bd",
+               "quality": "#8c564b"}
+
+
+def alert_timeline(history: pl.DataFrame, first, last) -> go.Figure:
+    """One row per rule and subject, a bar from fired to resolved (to the end while firing)."""
+    fig = go.Figure()
+    for r in history.sort("started_at").iter_rows(named=True):
+        end = r["resolved_at"] or last
+        label = r["title"] if r["subject"] == "service" else f"{r['title']}: {r['subject']}"
+        fig.add_trace(go.Scatter(
+            x=[r["started_at"], end], y=[label, label], mode="lines+markers", showlegend=False,
+            line=dict(color=AREA_COLORS.get(r["area"], "#555"), width=10),
+            hovertext=r["message"], hoverinfo="text+x"))
+    fig.update_xaxes(range=[first, last], title="time (UTC)")
+    fig.update_layout(title="When each alert fired", height=max(220, 60 + 36 * history["title"].n_unique()),
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig

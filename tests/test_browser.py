@@ -47,3 +47,21 @@ def test_open_switch_pages_and_change_the_range(streamlit_server, browser, sampl
     assert sidebar.get_by_text(re.compile(r"→ .* UTC · bucket")).inner_text() == after
     assert page.get_by_test_id("stException").count() == 0
     page.close()
+
+
+def test_weekly_html_export_renders_offline(browser, generated_logs, tmp_path):
+    from monitoring.cli import main
+
+    out = tmp_path / "week.html"
+    assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W47", "--format", "html",
+                 "--out", str(out)]) == 0
+    context = browser.new_context(offline=True)     # opens with no network at all
+    page = context.new_page()
+    page.goto(out.as_uri())
+    page.get_by_text("Weekly model health: 2026-W47").wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() == 3
+    assert page.get_by_text("on v3 since Tuesday").first.is_visible()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "weekly-export.png"), full_page=True)
+    context.close()

@@ -131,3 +131,40 @@ def test_broken_rows_and_files_show_in_data_health(app_env, tmp_path, page):
     expander = " ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error])
     assert "b.parquet" in expander and "NaN" in expander and "negative" in expander
     assert "<script>" in " ".join(at.sidebar.multiselect(key="versions").options)
+
+
+REPORT_PAGES = ["pages/summary.py", "pages/alerts.py"]
+
+
+@pytest.mark.parametrize("page", REPORT_PAGES)
+def test_report_pages_render_on_sample_logs(app_env, sample_logs, page):
+    at = render(app_env(sample_logs), page)
+    assert at.title[0].value in {"Weekly health", "Alerts"}
+
+
+def test_weekly_page_reads_the_incident_week(app_env, sample_logs):
+    at = render(app_env(sample_logs), "pages/summary.py")
+    at.selectbox(key="summary_week").set_value("2026-W47")
+    at.run()
+    assert not at.exception
+    assert any("on v3 since Tuesday" in e.value for e in at.error)
+    assert len(at.get("download_button")) == 3
+
+
+def test_alerts_page_shows_history_and_acknowledges(app_env, sample_logs):
+    at = render(app_env(sample_logs), "pages/alerts.py")
+    assert "Nothing firing" in at.success[0].value
+    table = at.dataframe[0].value
+    assert {"P95 latency above its SLO", "No traffic (downtime)", "Error rate above its objective"} <= set(table["title"])
+    at.text_input[0].input("ana")
+    at.button[0].click()   # the form's submit button
+    at.run()
+    assert not at.exception
+    assert "ana" in set(at.dataframe[0].value["ack_by"].dropna())
+
+
+@pytest.mark.parametrize("page", REPORT_PAGES)
+def test_report_pages_on_unreadable_logs(app_env, tmp_path, page):
+    (tmp_path / "junk.parquet").write_text("nope")
+    at = render(app_env(tmp_path), page)
+    assert any("cannot be opened" in e.value for e in at.error)

@@ -73,3 +73,24 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
     gaps = anomalies.find_gaps(counts, f, _ws.config.slo)
     frame, spikes = anomalies.find_spikes(counts, f, bucket, _ws.config.slo)
     return frame, spikes, gaps
+
+
+@st.cache_data(ttl=TTL, show_spinner="Evaluating alert rules over the history…")
+def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
+    from monitoring.alerts import evaluate
+
+    return evaluate(_ws)
+
+
+@st.cache_resource(show_spinner=False)
+def alerts_db(url: str):
+    from monitoring.alerts.store import open_alerts_db
+
+    return open_alerts_db(url)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Writing this week's summary…")
+def weekly(_ws: Workspace, fingerprint: str, week: str) -> dict:
+    from monitoring.summary import standard_providers, weekly_summary
+
+    return weekly_summary(_ws, week, standard_providers())

@@ -59,11 +59,16 @@ def render() -> View | None:
         return View(ws, ext, Filters(), "hour")
     first, last = whole_range(ext)
 
-    preset = sb.selectbox("Time range", list(PRESETS), index=1, key="range_preset",
+    # Defaults go through session state (not the widgets' value/index), so the state kept
+    # across pages and the widgets never disagree.
+    st.session_state.setdefault("range_preset", "Last 7 days")
+    st.session_state.setdefault("bucket", AUTO)
+    preset = sb.selectbox("Time range", list(PRESETS), key="range_preset",
                           help="Presets end at the latest request in the logs.")
     if preset == "Custom":
         default = (max(first, last - timedelta(days=7)).date(), (last - timedelta(minutes=1)).date())
-        picked = sb.date_input("From – to (UTC, inclusive)", value=default, min_value=first.date(),
+        st.session_state.setdefault("custom_range", default)
+        picked = sb.date_input("From – to (UTC, inclusive)", min_value=first.date(),
                                max_value=last.date(), key="custom_range")
         start_d, end_d = _date_pair(picked, default)
         start = datetime.combine(start_d, time(), UTC)

@@ -1,0 +1,268 @@
+"""The weekly health summary: one ISO week (Monday 00:00 UTC to the next), in plain words.
+
+Every figure comes from the same functions as the pages and the CLI (metrics.summarize,
+anomalies, status, the drift engine, the labelling results, the alert engine), so the
+summary and `stats`, `drift` and `queue status` agree for the same week.
+
+    s = weekly_summary(ws, "2026-W47")          # a dict: the JSON of `summary --format json`
+    to_markdown(s), to_html(s)                  # the exports
+
+Each area has a `status` (green, amber, red, or grey when it cannot be judged) and a
+`reason`: one sentence a manager reads without help.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from . import anomalies, metrics
+from .queries import Filters
+from .status import MIN_BUCKET_REQUESTS, error_breaches, kpi_status
+from .workspace import Workspace
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+LEVELS = {"green": 0, "grey": 0, "amber": 1, "red": 2}
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """'2026-W47' -> (Monday 00:00 UTC, next Monday 00:00 UTC); ValueError otherwise."""
+    m = _WEEK.match(week.strip())
+    if not m:
+        raise ValueError(f"not an ISO week (YYYY-Www): {week!r}")
+    try:
+        monday = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    except ValueError as exc:
+        raise ValueError(f"no such ISO week: {week!r}") from exc
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    return start, start + timedelta(days=7)
+
+
+def week_of(t: datetime) -> str:
+    y, w, _ = t.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def default_week(ws: Workspace, now: datetime | None = None) -> str:
+    """The last complete ISO week of the logs (and of the calendar): what a manager reviews."""
+    now = now or datetime.now(UTC)
+    last = min(ws.extent.last or now, now)
+    start, end = week_bounds(week_of(last))
+    # The week of the last request counts once it is over and the logs reach its last hour.
+    if now >= end and last >= end - timedelta(hours=1):
+        return week_of(start)
+    return week_of(start - timedelta(days=1))
+
+
+def weeks_with_data(ws: Workspace) -> list[str]:
+    if ws.extent.first is None or ws.extent.last is None:
+        return []
+    out, t = [], week_bounds(week_of(ws.extent.first))[0]
+    while t <= ws.extent.last:
+        out.append(week_of(t))
+        t += timedelta(days=7)
+    return out
+
+
+@dataclass(frozen=True)
+class Providers:
+    """Optional parts computed elsewhere: each returns a dict for the week or None."""
+    drift: Callable[[Workspace, datetime, datetime], dict | None] | None = None
+    accuracy: Callable[[Workspace, datetime, datetime], dict | None] | None = None
+    alerts: Callable[[Workspace, datetime, datetime], list[dict] | None] | None = None
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+
+
+def _change(cur: float | None, prev: float | None) -> float | None:
+    if cur is None or prev in (None, 0):
+        return None
+    return (cur - prev) / prev
+
+
+def _area(status: str, reason: str, **figures) -> dict[str, Any]:
+    return {"status": status, "reason": reason, **figures}
+
+
+def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers | None = None,
+                   now: datetime | None = None) -> dict[str, Any]:
+    providers = providers or Providers()
+    week = week or default_week(ws, now)
+    start, end = week_bounds(week)
+    f = Filters(start=start, end=end)
+    slo = ws.config.slo
+    s = metrics.summarize(ws.source, ws.con, f, "hour", with_previous=True, exact_max_rows=float("inf"))
+    w, p = s.window, s.previous
+    out: dict[str, Any] = {"week": week, "start": start, "end": end, "logs": ws.config.logs,
+                           "slo": {"p95_latency_ms": slo.p95_latency_ms, "error_rate": slo.error_rate}}
+    areas: dict[str, dict] = {}
+
+    # Traffic and availability.
+    counts = anomalies.minute_counts(ws.source, ws.con, f)
+    gaps = anomalies.find_gaps(counts, f, slo) if w.requests else []
+    downtime = sum(g.minutes for g in gaps)
+    # A week the logs only partly cover is no fair comparison.
+    first, last = ws.extent.first, ws.extent.last
+    prev_partial = first is not None and first > start - timedelta(days=7)
+    this_partial = (first is not None and first > start) or (last is not None and last < end - timedelta(hours=1))
+    out["partial"] = bool(this_partial)
+    if prev_partial:
+        p = None
+    tchange = _change(w.requests, p.requests if p else None)
+    if w.requests == 0:
+        areas["traffic"] = _area("grey", "No traffic this week: nothing to report.", requests=0,
+                                 previous_requests=p.requests if p else None, change=None, requests_per_minute=0.0)
+    else:
+        trend = "" if tchange is None else f", {'up' if tchange >= 0 else 'down'} {abs(tchange):.0%} on last week"
+        if prev_partial:
+            trend = ", no full week before it to compare with"
+        if this_partial:
+            trend += f" (the logs cover this week only from {max(first, start):%a %d %b %H:%M} " \
+                     f"to {min(last, end):%a %d %b %H:%M} UTC)"
+        areas["traffic"] = _area("green", f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}.",
+                                 requests=w.requests, previous_requests=p.requests if p else None, change=tchange,
+                                 requests_per_minute=w.requests_per_minute)
+    if w.requests:
+        availability = 1 - (w.error_rate or 0)
+        prev_av = 1 - p.error_rate if p and p.error_rate is not None else None
+        level = "red" if availability < 1 - slo.error_rate or downtime >= 60 else "amber" if downtime else "green"
+        reason = f"{availability:.2%} of requests succeeded"
+        if gaps:
+            g = max(gaps, key=lambda x: x.minutes)
+            reason += (f"; {downtime} minutes without traffic (longest {g.minutes} min from "
+                       f"{WEEKDAYS[g.start.weekday()]} {g.start:%H:%M} UTC)")
+        areas["availability"] = _area(level, reason + ".", availability=availability,
+                                      previous_availability=prev_av, downtime_minutes=downtime,
+                                      gaps=[{"start": g.start, "end": g.end, "minutes": g.minutes} for g in gaps])
+    else:
+        areas["availability"] = _area("grey", "No traffic this week: availability not measured.",
+                                      availability=None, previous_availability=None, downtime_minutes=0, gaps=[])
+
+    # Latency and errors against the objectives.
+    statuses = {x.area: x for x in kpi_status(w, slo, s.buckets)}
+    lat = statuses["latency"]
+    lat_reason = lat.sentence
+    if w.p95 is not None and lat.level != "green":
+        lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms) or lat_reason
+    areas["latency"] = _area(
+        "grey" if w.p95 is None else lat.level, lat_reason if w.p95 is not None else "No successful requests.",
+        p50=w.p50, p95=w.p95, p99=w.p99, previous_p95=p.p95 if p else None,
+        p95_change=_change(w.p95, p.p95 if p else None), slo_ms=slo.p95_latency_ms, method=w.method)
+    err = statuses["errors"]
+    err_reason = err.sentence
+    if w.error_rate is not None and err.level != "green":
+        err_reason = _error_story(ws, f, s.buckets, slo) or err_reason
+    areas["errors"] = _area(
+        "grey" if w.error_rate is None else err.level, err_reason if w.error_rate is not None else "No requests.",
+        error_rate=w.error_rate, errors=w.errors, previous_error_rate=p.error_rate if p else None,
+        error_rate_change=None if w.error_rate is None or not p or p.error_rate is None
+        else w.error_rate - p.error_rate, objective=slo.error_rate)
+
+    # Drift and labelled accuracy come from their own engines when they can be computed.
+    drift = providers.drift(ws, start, end) if providers.drift and w.requests else None
+    areas["drift"] = drift or _area("grey", "Drift not computed for this week (no traffic or no reference).",
+                                    drifted=[], features_checked=0)
+    acc = providers.accuracy(ws, start, end) if providers.accuracy else None
+    areas["accuracy"] = acc or _area("grey", "No predictions were labelled this week.",
+                                     accuracy=None, accuracy_ci=None, labelled=0)
+    out["areas"] = areas
+    worst = max((a["status"] for a in areas.values()), key=lambda x: LEVELS[x])
+    out["status"] = worst
+    out["headline"] = _headline(areas, worst)
+
+    out["versions"] = _versions(ws, start, end)
+    alerts = providers.alerts(ws, start, end) if providers.alerts else None
+    out["alerts"] = alerts or []
+    out["daily"] = _daily(s.buckets)
+    return out
+
+
+def alerts_in_week(evaluate_fn: Callable[[Workspace], list]) -> Callable[[Workspace, datetime, datetime], list[dict]]:
+    """Provider: alert episodes that fired or were still firing during the week."""
+    def provider(ws: Workspace, start: datetime, end: datetime) -> list[dict]:
+        return [e.as_dict() for e in evaluate_fn(ws) if e.start < end and (e.end is None or e.end > start)]
+    return provider
+
+
+def _headline(areas: dict[str, dict], worst: str) -> str:
+    if worst in ("green", "grey"):
+        return "Healthy: every measured area met its objective this week."
+    bad = [name for name, a in areas.items() if a["status"] == worst]
+    word = "Needs action" if worst == "red" else "Watch"
+    return f"{word}: {', '.join(bad)}. " + " ".join(areas[b]["reason"] for b in bad)
+
+
+def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: float) -> str | None:
+    """'P95 rose to 2.4 s, above the 2 s SLO, on v3 since Tuesday 09:00 UTC.'"""
+    big = buckets.filter((pl.col("requests") >= MIN_BUCKET_REQUESTS) & (pl.col("p95") > slo_ms))
+    if big.height == 0:
+        return None
+    first = big["time"][0]
+    worst = big["p95"].max()
+    by_version = metrics.by_dimension(ws.source, ws.con, f, "model_version", exact_max_rows=float("inf"))
+    culprit = by_version.filter(pl.col("p95") > slo_ms).sort("p95", descending=True)
+    where = f" on {culprit['key'][0]}" if culprit.height and by_version.height > 1 else ""
+    return (f"P95 rose to {_ms(worst)}, above the {_ms(slo_ms)} SLO,{where} since "
+            f"{WEEKDAYS[first.weekday()]} {first:%H:%M} UTC ({big.height} hours above it).")
+
+
+def _error_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo) -> str | None:
+    bad = error_breaches(buckets, slo)
+    if bad.height == 0:
+        return None
+    worst = bad.sort("error_rate", descending=True).row(0, named=True)
+    types = metrics.error_types(ws.source, ws.con, Filters(start=worst["time"], end=worst["time"] + timedelta(hours=1),
+                                                           model_versions=f.model_versions, endpoints=f.endpoints), "hour")
+    top = types.group_by("error_type").agg(pl.col("errors").sum()).sort("errors", descending=True)
+    kind = f", mostly {top['error_type'][0]}" if top.height else ""
+    return (f"Errors peaked at {worst['error_rate']:.1%} on {WEEKDAYS[worst['time'].weekday()]} "
+            f"{worst['time']:%H:%M} UTC{kind}; above the {slo.error_rate:.0%} objective in {bad.height} hour(s).")
+
+
+def _versions(ws: Workspace, start: datetime, end: datetime) -> dict[str, list[dict]]:
+    """Versions first seen this week (deployed) and last seen this week (retired)."""
+    df = ws.source.query(ws.con, "SELECT model_version AS version, min(ts_us) AS first_us, max(ts_us) AS last_us, "
+                                 "count(*) AS requests FROM logs GROUP BY 1")
+    s_us, e_us = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
+    data_end = int(ws.extent.last.timestamp() * 1e6) if ws.extent.last else e_us
+
+    def t(us: int) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+
+    deployed = [{"version": r["version"], "first_seen": t(r["first_us"])}
+                for r in df.iter_rows(named=True) if s_us <= r["first_us"] < e_us
+                and r["first_us"] > int(ws.extent.first.timestamp() * 1e6)]
+    # Retired: last request inside the week while the logs go on for a day or more after it.
+    retired = [{"version": r["version"], "last_seen": t(r["last_us"])}
+               for r in df.iter_rows(named=True) if s_us <= r["last_us"] < e_us
+               and data_end - r["last_us"] > 86_400_000_000]
+    return {"deployed": sorted(deployed, key=lambda x: x["first_seen"]),
+            "retired": sorted(retired, key=lambda x: x["last_seen"])}
+
+
+def _daily(buckets: pl.DataFrame) -> list[dict]:
+    if buckets.height == 0:
+        return []
+    day = buckets.with_columns(pl.col("time").dt.truncate("1d").alias("day"))
+    agg = day.group_by("day").agg(pl.col("requests").sum(), pl.col("errors").sum(),
+                                  pl.col("p95").max().alias("worst_hour_p95")).sort("day")
+    return [{"day": r["day"], "requests": r["requests"], "errors": r["errors"],
+             "error_rate": r["errors"] / r["requests"] if r["requests"] else None,
+             "worst_hour_p95": r["worst_hour_p95"]} for r in agg.iter_rows(named=True)]
+
+
+def standard_providers() -> Providers:
+    """The providers every caller (page, CLI) uses, so their figures agree."""
+    from .alerts import evaluate
+
+    return Providers(alerts=alerts_in_week(evaluate))

@@ -1,0 +1,65 @@
+"""Alerts: when each rule fired and resolved over the whole history, with acknowledgements."""
+
+import polars as pl
+import streamlit as st
+
+from monitoring.alerts import RULES
+from monitoring.alerts.store import acknowledge, history, sync
+from monitoring.charts import alert_timeline
+from ui import data, sidebar
+
+PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput": "pages/throughput.py",
+         "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
+
+st.title("Alerts")
+view = sidebar.current()
+if view is None or not view.extent.rows:
+    st.stop()
+ws = view.ws
+episodes = data.alert_episodes(ws, view.fingerprint)
+engine = data.alerts_db(ws.config.database_url)
+sync(engine, ws.config.logs, episodes)
+h = history(engine, ws.config.logs)
+st.caption(f"{len(RULES)} rules evaluated every 5 minutes over the whole log history "
+           f"({view.extent.first:%Y-%m-%d} → {view.extent.last:%Y-%m-%d} UTC); rules and thresholds "
+           "are set in monitoring.toml [alerts]. The sidebar's time range does not apply here.")
+
+firing = h.filter(pl.col("resolved_at").is_null())
+if firing.height:
+    st.error(f"{firing.height} alert(s) firing at the end of the logs.")
+    for r in firing.iter_rows(named=True):
+        st.write(f"**{r['title']}** ({r['subject']}) since {r['started_at']:%Y-%m-%d %H:%M} UTC: {r['message']}.")
+elif h.height:
+    st.success("Nothing firing at the end of the logs.")
+else:
+    st.success("No alert fired over the whole history.")
+    st.stop()
+
+st.plotly_chart(alert_timeline(h, view.extent.first, view.extent.last), key="alert_timeline")
+
+st.subheader("History")
+st.dataframe(
+    h.select("id", "title", "subject", "started_at", "resolved_at", "message", "ack_by", "page"),
+    hide_index=True,
+    column_config={"started_at": st.column_config.DatetimeColumn("fired (UTC)", format="YYYY-MM-DD HH:mm"),
+                   "resolved_at": st.column_config.DatetimeColumn("resolved (UTC)", format="YYYY-MM-DD HH:mm"),
+                   "ack_by": "acknowledged by", "page": "explained on"})
+cols = st.columns(len(PAGES))
+for col, (name, path) in zip(cols, PAGES.items(), strict=True):
+    if path in {"pages/drift.py", "pages/queues.py"} and name not in set(h["page"].to_list()):
+        continue
+    col.page_link(path, label=f"Open {name}", icon=":material/arrow_forward:")
+
+with st.form("ack"):
+    st.markdown("**Acknowledge an alert**")
+    labels = {r["id"]: f"#{r['id']} {r['title']} ({r['started_at']:%Y-%m-%d %H:%M})" for r in h.iter_rows(named=True)}
+    episode = st.selectbox("Alert", list(labels), format_func=labels.get)
+    who = st.text_input("Your name", value=st.session_state.get("reviewer_name", ""))
+    note = st.text_input("Note (optional)")
+    if st.form_submit_button("Acknowledge"):
+        try:
+            acknowledge(engine, int(episode), who, note)
+            st.success("Acknowledged.")
+            st.rerun()
+        except ValueError as exc:
+            st.error(str(exc))

@@ -1,0 +1,55 @@
+"""Weekly health: one screen a manager reads in five minutes, exportable."""
+
+import streamlit as st
+
+from monitoring.cli import dump_json
+from monitoring.summary import default_week, weeks_with_data
+from monitoring.summary_export import AREA_TITLES, charts, figures, to_html, to_markdown
+from ui import data, sidebar
+
+st.title("Weekly health")
+view = sidebar.current()
+if view is None or not view.extent.rows:
+    st.stop()
+
+weeks = weeks_with_data(view.ws)
+default = default_week(view.ws)
+week = st.selectbox("ISO week (Monday to Sunday, UTC)", list(reversed(weeks)), key="summary_week",
+                    index=list(reversed(weeks)).index(default) if default in weeks else 0)
+s = data.weekly(view.ws, view.fingerprint, week)
+st.caption(f"{s['start']:%a %d %b %Y} → {s['end']:%a %d %b %Y} UTC · the sidebar's time range does not apply here")
+
+box = {"red": st.error, "amber": st.warning, "green": st.success, "grey": st.info}[s["status"]]
+box(s["headline"])
+
+cols = st.columns(3)
+for i, (name, area) in enumerate(s["areas"].items()):
+    with cols[i % 3].container(border=True):
+        color = {"red": "red", "amber": "orange", "green": "green", "grey": "gray"}[area["status"]]
+        st.markdown(f"**{AREA_TITLES[name]}** · :{color}[{area['status']}]")
+        st.write(area["reason"])
+
+st.subheader("What happened")
+events = []
+for v in s["versions"]["deployed"]:
+    events.append(f"Version `{v['version']}` first served on {v['first_seen']:%a %d %b %H:%M} UTC.")
+for v in s["versions"]["retired"]:
+    events.append(f"Version `{v['version']}` last served on {v['last_seen']:%a %d %b %H:%M} UTC.")
+for a in s["alerts"]:
+    end = "still firing" if a["end"] is None else f"resolved {a['end']:%a %d %b %H:%M}"
+    events.append(f"Alert **{a['title']}**: fired {a['start']:%a %d %b %H:%M} UTC, {end}.")
+for e in events or ["Nothing: no deployments, no retirements, no alerts."]:
+    st.markdown("- " + e)
+
+with st.expander("Charts and all figures"):
+    for i, fig in enumerate(charts(s)):
+        st.plotly_chart(fig, key=f"summary_chart_{i}")
+    st.dataframe([{"area": AREA_TITLES[a], "figure": f, "value": v} for a, f, v in figures(s)], hide_index=True)
+
+c = st.columns(3)
+c[0].download_button("Download HTML (offline)", lambda: to_html(s), file_name=f"model-health-{week}.html",
+                     mime="text/html", icon=":material/download:")
+c[1].download_button("Download Markdown", lambda: to_markdown(s), file_name=f"model-health-{week}.md",
+                     mime="text/markdown", icon=":material/download:")
+c[2].download_button("Download JSON", lambda: dump_json(s), file_name=f"model-health-{week}.json",
+                     mime="application/json", icon=":material/download:")

@@ -1,0 +1,134 @@
+"""The weekly summary: same figures as `stats`, statuses for the incident weeks, exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitoring.cli import main
+from monitoring.config import load_config
+from monitoring.summary import default_week, standard_providers, week_bounds, weekly_summary
+from monitoring.summary_export import figures, to_html, to_markdown
+from monitoring.workspace import open_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ws(generated_logs):
+    return open_workspace(load_config(), logs=str(generated_logs))
+
+
+@pytest.fixture(scope="module")
+def weeks(ws):
+    providers = standard_providers()
+    return {w: weekly_summary(ws, w, providers) for w in ("2026-W43", "2026-W44", "2026-W45", "2026-W46", "2026-W47")}
+
+
+@pytest.mark.parametrize(("week", "start"), [
+    ("2026-W47", datetime(2026, 11, 16, tzinfo=UTC)),
+    ("2026-W01", datetime(2025, 12, 29, tzinfo=UTC)),   # ISO week 1 can start in December
+    ("2020-W53", datetime(2020, 12, 28, tzinfo=UTC)),
+])
+def test_week_bounds_are_monday_midnight_utc(week, start):
+    s, e = week_bounds(week)
+    assert s == start and (e - s).days == 7 and s.weekday() == 0
+
+
+@pytest.mark.parametrize("bad", ["2026-47", "2026-W54", "W47", "2026-W00", "'; DROP TABLE"])
+def test_bad_weeks_are_refused(bad):
+    with pytest.raises(ValueError):
+        week_bounds(bad)
+
+
+def test_default_week_is_the_last_complete_one(ws):
+    # The generated logs end on Sunday 2026-11-22 24:00: W47 is complete once it is over.
+    assert default_week(ws, now=datetime(2026, 11, 30, tzinfo=UTC)) == "2026-W47"
+    assert default_week(ws, now=datetime(2026, 11, 22, 12, tzinfo=UTC)) == "2026-W46"
+
+
+def test_figures_equal_the_stats_command(ws, weeks, generated_logs, capsys):
+    s = weeks["2026-W45"]
+    assert main(["stats", "--logs", str(generated_logs), "--start", "2026-11-02", "--end", "2026-11-09",
+                 "--format", "json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert s["areas"]["traffic"]["requests"] == stats["rows"]
+    assert s["areas"]["errors"]["error_rate"] == stats["error_rate"]
+    assert s["areas"]["errors"]["errors"] == stats["errors"]
+    for q in ("p50", "p95", "p99"):
+        assert s["areas"]["latency"][q] == pytest.approx(stats["latency_ms"][q], rel=1e-12)
+    assert s["areas"]["availability"]["availability"] == pytest.approx(1 - stats["error_rate"])
+    assert sum(d["requests"] for d in s["daily"]) == stats["rows"]
+
+
+def test_statuses_follow_the_incidents(weeks):
+    status = {w: {k: a["status"] for k, a in s["areas"].items()} for w, s in weeks.items()}
+    for calm in ("2026-W43", "2026-W44"):
+        assert {status[calm][k] for k in ("traffic", "availability", "latency", "errors")} == {"green"}, calm
+    assert status["2026-W45"]["errors"] == "amber"          # the error burst
+    assert "Thursday 14:00 UTC" in weeks["2026-W45"]["areas"]["errors"]["reason"]
+    assert status["2026-W46"]["availability"] == "red"      # 75 minutes of downtime
+    assert weeks["2026-W46"]["areas"]["availability"]["downtime_minutes"] >= 75
+    lat = weeks["2026-W47"]["areas"]["latency"]
+    assert lat["status"] == "red" and "on v3 since Tuesday" in lat["reason"]
+    assert weeks["2026-W47"]["status"] == "red" and weeks["2026-W44"]["status"] == "green"
+
+
+def test_what_happened(weeks):
+    assert [v["version"] for v in weeks["2026-W44"]["versions"]["deployed"]] == ["v2"]
+    assert [v["version"] for v in weeks["2026-W44"]["versions"]["retired"]] == ["v1"]
+    assert [v["version"] for v in weeks["2026-W46"]["versions"]["deployed"]] == ["v3"]
+    rules = {a["rule"] for a in weeks["2026-W45"]["alerts"]}
+    assert {"error_rate", "burn_rate_fast", "throughput_high"} <= rules
+    assert weeks["2026-W44"]["alerts"] == []
+    alert = next(a for a in weeks["2026-W47"]["alerts"] if a["rule"] == "latency_p95")
+    assert alert["start"] >= datetime(2026, 11, 17, 9, tzinfo=UTC) and alert["end"] is not None
+
+
+def test_partial_first_week_says_so(weeks):
+    t = weeks["2026-W44"]["areas"]["traffic"]
+    assert t["change"] is None and "no full week before it" in t["reason"]
+    assert weeks["2026-W43"]["partial"] is True
+
+
+def test_a_week_without_traffic_is_grey_not_an_error(ws):
+    s = weekly_summary(ws, "2026-W50")
+    assert s["areas"]["traffic"]["status"] == "grey" and s["areas"]["latency"]["status"] == "grey"
+    assert s["status"] == "grey" or s["status"] == "green"
+    assert "No traffic" in s["areas"]["traffic"]["reason"]
+    assert to_markdown(s) and to_html(s)
+
+
+def test_markdown_carries_every_figure(weeks):
+    s = weeks["2026-W47"]
+    md = to_markdown(s)
+    for _, fig, value in figures(s):
+        assert f"| {fig} | {value.replace('|', chr(92) + '|')} |" in md
+    assert s["headline"] in md
+
+
+def test_html_is_self_contained_and_escapes_log_text(weeks):
+    s = dict(weeks["2026-W47"])
+    s["versions"] = {"deployed": [{"version": "<script>alert(1)</script>",
+                                   "first_seen": datetime(2026, 11, 17, tzinfo=UTC)}], "retired": []}
+    page = to_html(s)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # Nothing is loaded from the network: no external scripts, styles or images.
+    assert "<script src=" not in page and "<link" not in page and "<img" not in page
+    assert page.count("class=\"plotly-graph-div\"") == 3
+
+
+def test_cli_formats_and_bad_week(tmp_path, generated_logs, capsys):
+    out = tmp_path / "w.html"
+    assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W47", "--format", "html",
+                 "--out", str(out)]) == 0
+    assert out.read_text().startswith("<!doctype html>")
+    assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W47", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["start"] == "2026-11-16T00:00:00Z" and data["end"] == "2026-11-23T00:00:00Z"
+    assert set(data["areas"]) == {"traffic", "availability", "latency", "errors", "drift", "accuracy"}
+    assert all("status" in a and "reason" in a for a in data["areas"].values())
+    assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W99"]) == 2
