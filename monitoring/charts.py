@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
@@ -44,11 +45,15 @@ def latency_distribution(hist: pl.DataFrame, slo_ms: float) -> go.Figure:
         merge = max(1, (int(h["bin"].max()) - int(h["bin"].min()) + 1) // 60)
         g = h.with_columns((pl.col("bin") // merge).alias("g")).group_by("g").agg(
             pl.col("n").sum(), pl.col("bin").min().alias("lo"), pl.col("bin").max().alias("hi")).sort("g")
-        lo = sketch.representative(g["lo"].to_numpy())
-        hi = sketch.representative(g["hi"].to_numpy())
-        fig.add_trace(go.Bar(x=((lo + hi) / 2).tolist(), y=g["n"].to_list(), name="requests",
-                             marker_color="#1f77b4",
-                             hovertemplate="~%{x:.0f} ms: %{y} requests<extra></extra>"))
+        # Each merged bar spans its bins' edges: gamma^(lo-1) .. gamma^hi, drawn as steps
+        # (bars on a log axis would get linear widths).
+        left = np.power(sketch.GAMMA, g["lo"].to_numpy() - 1.0)
+        right = np.power(sketch.GAMMA, g["hi"].to_numpy().astype(float))
+        x = np.column_stack([left, right]).ravel()
+        y = np.repeat(g["n"].to_numpy(), 2)
+        fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), name="requests", mode="lines",
+                                 line=dict(color="#1f77b4", shape="hv"), fill="tozeroy",
+                                 hovertemplate="%{x:.0f} ms: %{y} requests<extra></extra>"))
     fig.add_vline(x=slo_ms, line=dict(color=BAD_COLOR, dash="dash"), annotation_text="SLO")
     fig.update_xaxes(type="log", title="latency (ms, log scale)")
     fig.update_layout(title="Latency distribution (successful requests)", height=320,

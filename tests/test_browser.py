@@ -65,3 +65,16 @@ def test_weekly_html_export_renders_offline(browser, generated_logs, tmp_path):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "weekly-export.png"), full_page=True)
     context.close()
+
+
+def test_a_deep_link_on_a_fresh_server_gets_the_real_navigation(streamlit_server, browser, sample_logs):
+    # Streamlit runs a page file directly when a deep link is the first request a server sees;
+    # the app must still show its own navigation and the requested page.
+    url = streamlit_server(MONITORING_LOGS=sample_logs)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url + "/throughput", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Throughput").wait_for(timeout=60_000)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Weekly health").wait_for(timeout=30_000)
+    assert nav.get_by_role("link", name="app").count() == 0
+    page.close()

@@ -108,8 +108,20 @@ def _date_pair(picked, default: tuple[date, date]) -> tuple[date, date]:
     return (picked, picked) if picked else default
 
 
+def _leave_legacy_pages_mode() -> None:
+    """A deep link (e.g. /latency) opened first on a fresh server runs the page file directly,
+    in Streamlit's legacy pages/ mode, so app.py's navigation is never set up. Switch that
+    mode off and rerun: app.py then runs and shows the requested page in the real navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def current() -> View | None:
     """Draw the shared sidebar (with the data-health panel); the page's View or None."""
+    _leave_legacy_pages_mode()
     for key in KEYS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
