@@ -57,14 +57,18 @@ class Summary:
     hist: pl.DataFrame      # bin, n: successful latencies of the window (for distributions)
 
 
+def _scan_sql(f: Filters, bucket_s: int, with_previous: bool) -> tuple[str, dict, str]:
+    """Condition, parameters and the `period` expression (1: the window, 0: the one before)."""
+    start = f.previous().start if with_previous else f.start
+    cond, params = Filters(start=start, end=f.end, model_name=f.model_name,
+                           model_versions=f.model_versions, endpoints=f.endpoints).where()
+    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
+    return cond, params, ("CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1")
+
+
 def _scan(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
           with_previous: bool) -> pl.DataFrame:
-    scan_filters = f.previous() if with_previous else f
-    cond, params = Filters(
-        start=scan_filters.start, end=f.end, model_name=f.model_name,
-        model_versions=f.model_versions, endpoints=f.endpoints).where()
-    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
-    period = "CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1"
+    cond, params, period = _scan_sql(f, bucket_s, with_previous)
     return source.query(
         con,
         f"SELECT {period} AS period, ts_us // $bucket_us AS bucket, is_error, "
@@ -83,12 +87,7 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     """
     kb, kt = ["period", "is_error", "bucket"], ["period", "is_error"]
     tb, tt = sketch.rank_targets(hist, kb, QS), sketch.rank_targets(hist, kt, QS)
-    scan_filters = f.previous() if with_previous else f
-    cond, params = Filters(
-        start=scan_filters.start, end=f.end, model_name=f.model_name,
-        model_versions=f.model_versions, endpoints=f.endpoints).where()
-    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
-    period = "CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1"
+    cond, params, period = _scan_sql(f, bucket_s, with_previous)
     values = source.query(
         con,
         "SELECT period, is_error, bucket, bin, latency_ms AS value FROM ("

@@ -12,9 +12,7 @@ PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput
          "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
 
 st.title("Alerts")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
+view = sidebar.require()
 ws = view.ws
 episodes = data.alert_episodes(ws, view.fingerprint)
 engine = data.alerts_db(ws.config.database_url)

@@ -9,14 +9,10 @@ from monitoring.status import error_breaches
 from ui import data, panels, sidebar
 
 st.title("Errors")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
+view = sidebar.require()
 slo = view.ws.config.slo
-s = data.summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous=False)
+s = data.window(view)
 w = s.window
-if not panels.require_rows(view, w.requests):
-    st.stop()
 
 c = st.columns(3)
 c[0].metric("Error rate", panels.fmt_pct(w.error_rate), help=f"Objective: at most {slo.error_rate:.0%}")

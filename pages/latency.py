@@ -7,14 +7,10 @@ from monitoring import charts
 from ui import data, panels, sidebar
 
 st.title("Latency")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
+view = sidebar.require()
 slo = view.ws.config.slo
-s = data.summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous=False)
+s = data.window(view)
 w = s.window
-if not panels.require_rows(view, w.requests):
-    st.stop()
 
 c = st.columns(4)
 c[0].metric("P50", panels.fmt_ms(w.p50))

@@ -6,16 +6,11 @@ from monitoring.status import kpi_status
 from ui import data, panels, sidebar
 
 st.title("Overview")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
-
-s = data.summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous=True)
+view = sidebar.require()
+s = data.window(view, with_previous=True)
 w, p = s.window, s.previous
 st.caption(f"{w.start:%Y-%m-%d %H:%M} → {w.end:%Y-%m-%d %H:%M} UTC, compared with the "
            f"{(w.end - w.start).total_seconds() / 3600:.0f} hours before · percentiles: {w.method}")
-if not panels.require_rows(view, w.requests):
-    st.stop()
 
 slo = view.ws.config.slo
 statuses = kpi_status(w, slo, s.buckets)

@@ -8,9 +8,7 @@ from monitoring.summary_export import AREA_TITLES, charts, figures, to_html, to_
 from ui import data, sidebar
 
 st.title("Weekly health")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
+view = sidebar.require()
 
 weeks = weeks_with_data(view.ws)
 default = default_week(view.ws)

@@ -4,17 +4,13 @@ import streamlit as st
 
 from monitoring import charts
 from monitoring.queries import BUCKETS
-from ui import data, panels, sidebar
+from ui import data, sidebar
 
 st.title("Throughput")
-view = sidebar.current()
-if view is None or not view.extent.rows:
-    st.stop()
+view = sidebar.require()
 slo = view.ws.config.slo
-s = data.summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous=False)
+s = data.window(view)
 w = s.window
-if not panels.require_rows(view, w.requests):
-    st.stop()
 frame, spikes, gaps = data.traffic_anomalies(view.ws, view.fingerprint, view.filters, view.bucket)
 
 c = st.columns(4)

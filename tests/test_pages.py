@@ -157,7 +157,7 @@ def test_alerts_page_shows_history_and_acknowledges(app_env, sample_logs):
     table = at.dataframe[0].value
     assert {"P95 latency above its SLO", "No traffic (downtime)", "Error rate above its objective"} <= set(table["title"])
     at.text_input[0].input("ana")
-    at.button[0].click()   # the form's submit button
+    next(b for b in at.button if b.label == "Acknowledge").click()
     at.run()
     assert not at.exception
     assert "ana" in set(at.dataframe[0].value["ack_by"].dropna())

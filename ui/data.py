@@ -56,6 +56,16 @@ def summary(_ws: Workspace, fingerprint: str, f: queries.Filters, bucket: str,
                              exact_max_rows=_ws.config.exact_quantile_max_rows)
 
 
+def window(view, with_previous: bool = False) -> metrics.Summary:
+    """The sidebar window's summary; stops the page with a notice when it is empty."""
+    from .panels import require_rows
+
+    s = summary(view.ws, view.fingerprint, view.filters, view.bucket, with_previous)
+    if not require_rows(view, s.window.requests):
+        st.stop()
+    return s
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
 def by_dimension(_ws: Workspace, fingerprint: str, f: queries.Filters, dim: str) -> pl.DataFrame:
     return metrics.by_dimension(_ws.source, _ws.con, f, dim,

@@ -119,6 +119,15 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
+def require() -> View:
+    """The page's View with the sidebar drawn; stops the page (after the sidebar has said
+    why) when there are no logs or no valid rows."""
+    view = current()
+    if view is None or not view.extent.rows:
+        st.stop()
+    return view
+
+
 def current() -> View | None:
     """Draw the shared sidebar (with the data-health panel); the page's View or None."""
     _leave_legacy_pages_mode()
