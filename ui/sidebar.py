@@ -112,9 +112,12 @@ def _leave_legacy_pages_mode() -> None:
     """A deep link (e.g. /latency) opened first on a fresh server runs the page file directly,
     in Streamlit's legacy pages/ mode, so app.py's navigation is never set up. Switch that
     mode off and rerun: app.py then runs and shows the requested page in the real navigation."""
+    from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    # AppTest resets the mode before every run and runs switched-to pages this way on
+    # purpose; a rerun there would drop the click being tested.
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
