@@ -11,5 +11,16 @@ pages = {
         st.Page("pages/errors.py", title="Errors", icon=":material/error:"),
         st.Page("pages/throughput.py", title="Throughput", icon=":material/show_chart:"),
     ],
+    "Is it still right?": [
+        st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
+        st.Page("pages/queues.py", title="Queues", icon=":material/inventory_2:"),
+    ],
+    "Is the world it sees still the one it learned?": [
+        st.Page("pages/drift.py", title="Drift", icon=":material/waves:"),
+    ],
+    "How was the week?": [
+        st.Page("pages/summary.py", title="Weekly health", icon=":material/summarize:"),
+        st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+    ],
 }
 st.navigation(pages).run()

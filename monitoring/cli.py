@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from typing import Any
 
 import duckdb
 
+from .alerts import cli as _alerts_cli
 from .config import ConfigError, load_config
+from .drift import report as drift_report
 from .labelling import cli as labelling_cli
 from .source import LogSourceError
 
@@ -119,12 +122,49 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- summary -------------------------------------------------------------------------------
+
+def _summary_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--week", help="ISO week YYYY-Www (default: the last complete week of the logs)")
+    p.add_argument("--format", choices=["json", "md", "html"], default="md")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.add_argument("--db", help="database URL for labelled accuracy (default MONITORING_DB_URL)")
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .summary import standard_providers, weekly_summary
+    from .summary_export import to_html, to_markdown
+    from .workspace import open_workspace
+
+    cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
+    ws = open_workspace(cfg)
+    s = weekly_summary(ws, args.week, standard_providers())
+    text = {"json": dump_json, "md": to_markdown, "html": to_html}[args.format](s)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from exc
+        print(f"wrote {args.out} ({s['week']}, status {s['status']})", file=sys.stderr)
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
     "generate": ("write synthetic prediction logs with documented incidents", _generate_args, _generate),
     "stats": ("latency, errors and throughput for a window, per bucket", _stats_args, _stats),
     "queue": ("labelling queues: create, list, status, export", labelling_cli.add_arguments,
               labelling_cli.run),
+    "summary": ("the weekly health summary (json, Markdown or self-contained HTML)", _summary_args, _summary),
+    "alerts": ("evaluate alert rules over the logs (check: exit 1 when any fires)",
+               _alerts_cli.add_arguments, _alerts_cli.run),
+    "drift": ("input and output drift of a window against a reference", drift_report.add_arguments,
+              drift_report.run),
 }
 
 
@@ -153,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug, not bad input: still one line, unless debugging
+        if os.environ.get("MODELWATCH_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(set MODELWATCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,8 @@ import pytest
 from monitoring.config import load_config
 from monitoring.source import connect
 
+pytest_plugins = ["tests.postgres"]   # postgres_server / postgres_url: a real PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Tests must not read a developer's own settings or database.

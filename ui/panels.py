@@ -34,9 +34,8 @@ def health_panel(view: View) -> None:
             st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon=":material/warning:")
         for w in h.warnings:
             st.info(w)
-        if st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs)."):
-            data.reload()
-            st.rerun()
+        st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs).",
+                  on_click=data.reload)
 
 
 def require_rows(view: View, rows: int) -> bool:

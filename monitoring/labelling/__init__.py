@@ -1,0 +1,46 @@
+"""Labelling: review queues sampled from the logs, and what the reviewers' answers say.
+
+    from monitoring.labelling import open_db, create_queue, claim_next, answer, queue_report
+
+Modules: `db` (engine, tables, schema version, migrations), `sampling` (the sample, in
+DuckDB), `queues` (create, claim, answer, skip, undo, progress), `results` (resolved labels,
+accuracy, agreement, ground truth), `stats` (pure statistics), `export`, `cli`.
+Names are loaded on first use, so the main CLI does not pay for SQLAlchemy until a queue
+command runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DatabaseError": "db", "SCHEMA_VERSION": "db", "open_db": "db", "reading": "db",
+    "schema_version": "db", "upgrade": "db", "writing": "db",
+    "QueueSpec": "sampling", "Sample": "sampling", "SamplingError": "sampling", "Segment": "sampling",
+    "allocate": "sampling", "draw": "sampling",
+    "FLAG_REASONS": "queues", "Item": "queues", "LabellingError": "queues", "LeaseLost": "queues",
+    "Progress": "queues", "VERDICTS": "queues", "answer": "queues", "claim_next": "queues",
+    "create_queue": "queues", "get_queue": "queues", "list_queues": "queues",
+    "normalize_reviewer": "queues", "progress": "queues", "release": "queues",
+    "set_status": "queues", "skip": "queues", "store_sample": "queues", "undo_last": "queues",
+    "accuracy": "results", "agreement": "results", "events_frame": "results",
+    "ground_truth": "results", "queue_report": "results", "register_ground_truth": "results",
+    "resolved_frame": "results", "reviewer_stats": "results", "trend": "results", "window_accuracy": "results",
+    "export_bytes": "export", "write_export": "export",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
