@@ -141,7 +141,7 @@ def _summary(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     ws = open_workspace(cfg)
-    s = weekly_summary(ws, args.week, standard_providers())
+    s = weekly_summary(ws, args.week, standard_providers(cfg.database_url))
     text = {"json": dump_json, "md": to_markdown, "html": to_html}[args.format](s)
     if args.out:
         try:

@@ -69,6 +69,8 @@ class SLO:
     # month of minutes raises no false alarm.
     gap_min_expected_requests: float = 15.0
     gap_min_minutes: int = 5
+    # Accuracy (reviewed or from late labels) below this is a problem.
+    accuracy_floor: float = 0.8
 
 
 SLO_HELP = {
@@ -77,6 +79,7 @@ SLO_HELP = {
     "spike_factor": "Throughput at least this many times its baseline marks a spike.",
     "gap_min_expected_requests": "Expected requests a silent run must miss to count as downtime.",
     "gap_min_minutes": "Shortest silent run, in minutes, reported as a gap.",
+    "accuracy_floor": "Accuracy below this (reviewed or from late labels) is a problem.",
 }
 
 

@@ -261,8 +261,47 @@ def _daily(buckets: pl.DataFrame) -> list[dict]:
              "worst_hour_p95": r["worst_hour_p95"]} for r in agg.iter_rows(named=True)]
 
 
-def standard_providers() -> Providers:
+def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime, datetime], dict | None]:
+    """Provider: reviewed accuracy of the queues answered during the week (Wilson 95%), and
+    the accuracy from late labels of the requests served that week."""
+    def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
+        from . import ground_truth
+
+        reviewed = None
+        if database_url:
+            from .labelling.db import DatabaseError, open_db
+            from .labelling.results import window_accuracy
+
+            try:
+                engine = open_db(database_url)
+                try:
+                    reviewed = window_accuracy(engine, start, end, by="answered")
+                finally:
+                    engine.dispose()
+            except DatabaseError:
+                reviewed = None
+        late = ground_truth.window_accuracy(ws, start, end)
+        floor = ws.config.slo.accuracy_floor
+        src, fig = None, None
+        if reviewed and reviewed.get("accuracy") is not None:
+            src, fig = "reviewers", reviewed
+        elif late and late.get("accuracy") is not None:
+            src, fig = "late labels", late
+        if fig is None:
+            return None
+        acc, (lo, hi) = fig["accuracy"], fig["accuracy_ci"]
+        n = fig.get("n", fig.get("labelled"))
+        level = "red" if hi < floor else "amber" if acc < floor else "green"
+        who = ("Reviewers judged" if src == "reviewers" else "Late labels show")
+        reason = (f"{who} {acc:.1%} of {n:,} predictions correct (95% interval {lo:.1%}–{hi:.1%}); "
+                  f"floor {floor:.0%}.")
+        return _area(level, reason, accuracy=acc, accuracy_ci=[lo, hi], labelled=n, source=src,
+                     reviewed=reviewed, late_labels=late, floor=floor)
+    return provider
+
+
+def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
 
-    return Providers(alerts=alerts_in_week(evaluate))
+    return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url))

@@ -67,7 +67,7 @@ def test_figures_equal_the_stats_command(ws, weeks, generated_logs, capsys):
 def test_statuses_follow_the_incidents(weeks):
     status = {w: {k: a["status"] for k, a in s["areas"].items()} for w, s in weeks.items()}
     for calm in ("2026-W43", "2026-W44"):
-        assert {status[calm][k] for k in ("traffic", "availability", "latency", "errors")} == {"green"}, calm
+        assert {status[calm][k] for k in ("traffic", "availability", "latency", "errors", "accuracy")} == {"green"}, calm
     assert status["2026-W45"]["errors"] == "amber"          # the error burst
     assert "Thursday 14:00 UTC" in weeks["2026-W45"]["areas"]["errors"]["reason"]
     assert status["2026-W46"]["availability"] == "red"      # 75 minutes of downtime
@@ -75,6 +75,23 @@ def test_statuses_follow_the_incidents(weeks):
     lat = weeks["2026-W47"]["areas"]["latency"]
     assert lat["status"] == "red" and "on v3 since Tuesday" in lat["reason"]
     assert weeks["2026-W47"]["status"] == "red" and weeks["2026-W44"]["status"] == "green"
+
+
+def test_accuracy_from_late_labels(weeks, ws):
+    from monitoring import ground_truth
+
+    w44, w47 = weeks["2026-W44"]["areas"]["accuracy"], weeks["2026-W47"]["areas"]["accuracy"]
+    assert w44["status"] == "green" and w44["source"] == "late labels"
+    assert w47["status"] == "red" and w47["accuracy"] < 0.8 < w44["accuracy"]
+    # The figure is the share of labelled requests whose prediction equals the label.
+    t = ws.source.query(ws.con, "SELECT count(*) AS n, CAST(count_if(prediction = label) AS BIGINT) AS k FROM logs "
+                                "WHERE label IS NOT NULL AND NOT is_error AND ts >= $s AND ts < $e",
+                        {"s": datetime(2026, 10, 26, tzinfo=UTC), "e": datetime(2026, 11, 2, tzinfo=UTC)})
+    assert w44["labelled"] == t["n"][0] and w44["accuracy"] == pytest.approx(t["k"][0] / t["n"][0])
+    lo, hi = w44["accuracy_ci"]
+    assert lo < w44["accuracy"] < hi
+    assert ground_truth.window_accuracy(ws, *week_bounds("2026-W50")) == {
+        "accuracy": None, "accuracy_ci": None, "labelled": 0, "correct": 0}
 
 
 def test_what_happened(weeks):

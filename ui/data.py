@@ -103,4 +103,4 @@ def alerts_db(url: str):
 def weekly(_ws: Workspace, fingerprint: str, week: str) -> dict:
     from monitoring.summary import standard_providers, weekly_summary
 
-    return weekly_summary(_ws, week, standard_providers())
+    return weekly_summary(_ws, week, standard_providers(_ws.config.database_url))

@@ -212,9 +212,9 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
     for s, e in runs:
         vals = sig.value[s:e]
         finite = vals[np.isfinite(vals)]
-        peak = float(finite.max()) if finite.size else float("nan")
-        if rule.name == "throughput_low" and finite.size:
-            peak = float(finite.min())
+        peak = float("nan")
+        if finite.size:
+            peak = float(finite.min() if rule.worst == "min" else finite.max())
         end = times[e] if e < len(times) else None
         out.append(Episode(rule=rule.name, subject=sig.subject, area=rule.area, title=rule.title,
                            page=rule.page, start=times[s], end=end, peak=peak, threshold=sig.threshold,
@@ -235,6 +235,7 @@ def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFA
     if ctx is None:
         return []
     ctx.extra.update(providers or {})
+    _add_labels(ws, ctx, at)
     out: list[Episode] = []
     for name, r in RULES.items():
         p = params[name]
@@ -245,3 +246,19 @@ def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFA
         for sig in r.evaluate(ctx, p, ws.config.slo):
             out.extend(episodes_of(r, sig, ctx.times, int(merge_minutes * 60 // ctx.step_s)))
     return sorted(out, key=lambda e: (e.start, e.rule, e.subject))
+
+
+def _add_labels(ws: Workspace, ctx: Context, at: datetime | None) -> None:
+    """Late labels per grid step (labelled, correct), for the accuracy rule."""
+    from .. import ground_truth
+
+    if not ground_truth.available(ws):
+        return
+    df = ground_truth.accuracy_by_bucket(ws, ctx.step_s, Filters(end=at) if at else None)
+    n = len(ctx.times)
+    idx = df["bucket"].to_numpy() - ctx.b0
+    keep = (idx >= 0) & (idx < n)
+    ctx.series["labelled"] = np.bincount(idx[keep], weights=df["labelled"].to_numpy()[keep], minlength=n)
+    ctx.series["correct"] = np.bincount(idx[keep], weights=df["correct"].to_numpy()[keep], minlength=n)
+    if ctx.series["labelled"].sum():
+        ctx.extra["labels"] = True

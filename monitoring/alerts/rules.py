@@ -44,16 +44,17 @@ class Rule:
     help: dict[str, str]
     evaluate: Callable[..., list[Signal]]
     needs: tuple[str, ...] = field(default=())   # context parts beyond the base series
+    worst: str = "max"                           # an episode's peak: its max or its min value
 
 
 RULES: dict[str, Rule] = {}
 
 
 def rule(name: str, *, area: str, title: str, page: str, defaults: dict[str, Any],
-         help: dict[str, str], needs: tuple[str, ...] = ()):
+         help: dict[str, str], needs: tuple[str, ...] = (), worst: str = "max"):
     def deco(fn: Callable[..., list[Signal]]) -> Callable[..., list[Signal]]:
         RULES[name] = Rule(name, area, title, page, {"enabled": True, **defaults},
-                           {"enabled": "evaluate this rule", **help}, fn, needs)
+                           {"enabled": "evaluate this rule", **help}, fn, needs, worst)
         return fn
     return deco
 
@@ -148,7 +149,7 @@ def throughput_high(ctx, p: dict, slo) -> list[Signal]:
                    p["factor"], "x")]
 
 
-@rule("throughput_low", area="traffic", title="Traffic far below its baseline", page="Throughput",
+@rule("throughput_low", area="traffic", title="Traffic far below its baseline", page="Throughput", worst="min",
       defaults={"window_minutes": 60, "factor": 3.0, "min_expected": 30.0},
       help={"window_minutes": "trailing window", "factor": "expected requests divided by this",
             "min_expected": "windows expecting fewer requests are not judged"})
@@ -170,3 +171,24 @@ def gap(ctx, p: dict, slo) -> list[Signal]:
     firing = (silent_min >= p["min_minutes"]) & (expected >= slo.gap_min_expected_requests)
     return [Signal("service", firing, silent_min.astype(float),
                    "no request for {value:.0f} minutes where traffic was expected", p["min_minutes"], "min")]
+
+
+@rule("accuracy_floor", area="quality", title="Accuracy below its floor", page="Queues",
+      defaults={"window_minutes": 1440, "min_labelled": 50, "max_p_value": 1e-3},
+      help={"window_minutes": "trailing window of served requests whose late labels are scored",
+            "min_labelled": "windows with fewer labelled requests are not judged (no evidence: no alert)",
+            "max_p_value": "the shortfall must be this unlikely were accuracy at the floor (binomial)"},
+      needs=("labels",), worst="min")
+def accuracy_floor(ctx, p: dict, slo) -> list[Signal]:
+    from scipy.special import bdtr
+
+    k = _window(ctx, p["window_minutes"])
+    n, c = ctx.rolling("labelled", k), ctx.rolling("correct", k)
+    acc = np.divide(c, n, out=np.full(len(n), np.nan), where=n > 0)
+    judged = n >= p["min_labelled"]
+    pval = np.where(judged, bdtr(c.astype(np.int64), np.maximum(n, 1).astype(np.int64), slo.accuracy_floor), 1.0)
+    firing = judged & (acc < slo.accuracy_floor) & (pval < p["max_p_value"])
+    return [Signal("service", firing, np.where(judged, acc * 100, np.nan),
+                   "accuracy {value:.1f}% on the labelled requests of the last "
+                   + f"{p['window_minutes'] / 60:g} h" + " is below the {threshold:.0f}% floor",
+                   slo.accuracy_floor * 100, "%")]

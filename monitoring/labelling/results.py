@@ -323,8 +323,9 @@ def queue_report(engine: Engine, queue_id: int) -> dict[str, Any]:
 
 
 def window_accuracy(engine: Engine, start: datetime, end: datetime,
-                    model_name: str | None = None) -> dict[str, Any]:
-    """Reviewed accuracy of the requests served in [start, end), pooled over every queue.
+                    model_name: str | None = None, by: str = "served") -> dict[str, Any]:
+    """Reviewed accuracy of the requests served (by="served") or answered (by="answered")
+    in [start, end), pooled over every queue.
 
     Returns {"accuracy", "accuracy_ci": [low, high], "labelled", "n", "queues"}; accuracy is
     None when no decisive answer falls in the window. Each queue's design weights are
@@ -332,7 +333,10 @@ def window_accuracy(engine: Engine, start: datetime, end: datetime,
     """
     with reading(engine) as conn:
         r = _resolved(conn, None)
-    r = r.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+    if by not in ("served", "answered"):
+        raise ValueError(f"by must be 'served' or 'answered', got {by!r}")
+    col = "ts" if by == "served" else "labeled_at"
+    r = r.filter((pl.col(col) >= start) & (pl.col(col) < end))
     if model_name:
         r = r.filter(pl.col("model_name") == model_name)
     labelled = r.height
