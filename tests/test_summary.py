@@ -149,3 +149,32 @@ def test_cli_formats_and_bad_week(tmp_path, generated_logs, capsys):
     assert set(data["areas"]) == {"traffic", "availability", "latency", "errors", "drift", "accuracy"}
     assert all("status" in a and "reason" in a for a in data["areas"].values())
     assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W99"]) == 2
+
+
+def test_reviewed_accuracy_equals_queue_status(ws, tmp_path):
+    """A queue answered during W47: the summary's accuracy is the `queue status` accuracy."""
+    from monitoring.labelling import db, queues
+    from monitoring.labelling.results import queue_report
+    from monitoring.labelling.sampling import QueueSpec
+    from monitoring.queries import Filters
+    from monitoring.summary import accuracy_in_week
+
+    url = f"sqlite:///{tmp_path / 'q.sqlite'}"
+    engine = db.open_db(url)
+    spec = QueueSpec(filters=Filters(start=datetime(2026, 11, 16, tzinfo=UTC), end=datetime(2026, 11, 23, tzinfo=UTC)),
+                     size=40, seed=3)
+    qid = queues.create_queue(engine, ws.source, ws.con, spec)
+    t = datetime(2026, 11, 18, 10, tzinfo=UTC).timestamp()   # answered on Wednesday of W47
+    for i in range(40):
+        item = queues.claim_next(engine, qid, "ana", now=t + i)
+        verdict = "correct" if item.prediction == "low" else ("wrong" if i % 3 else "unsure")
+        queues.answer(engine, item, "ana", verdict, now=t + i + 0.5)
+    status = queue_report(engine, qid)
+    engine.dispose()
+    area = accuracy_in_week(url)(ws, *week_bounds("2026-W47"))
+    assert area["source"] == "reviewers"
+    assert area["accuracy"] == pytest.approx(status["accuracy"], rel=1e-12)
+    assert area["accuracy_ci"] == pytest.approx(status["accuracy_ci"], rel=1e-12)
+    assert area["labelled"] == status["accuracy_n"]
+    # Answers given in another week do not count for this one.
+    assert accuracy_in_week(url)(ws, *week_bounds("2026-W46"))["source"] == "late labels"
