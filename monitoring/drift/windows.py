@@ -1,0 +1,204 @@
+"""What is compared with what: the reference (a file or a window of the logs) and the
+current window, turned into engine `Side`s over one workspace.
+
+    ref = resolve_reference(ws.config, settings, ext)            # file, [drift] window or default
+    result = analyze(ws, ref, Filters(start=..., end=...), settings)
+
+The default reference, when neither a file nor a window is given, is the first
+`default_reference_days` (7) days of the logs, or their first half when they span less
+than twice that; the current window then defaults to everything after the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import duckdb
+
+from ..config import Config
+from ..queries import Extent, Filters, whole_range
+from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
+from ..workspace import Workspace
+from .engine import Column, DriftResult, OverTime, Side, compare, over_time
+from .quality import type_changes
+from .settings import DriftSettings
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference: a Parquet file (`path`) or a window [start, end) of the logs."""
+
+    kind: str  # "file" | "window"
+    path: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    origin: str = ""  # where it came from: "flag", "config", "page", "default"
+
+    def describe(self) -> str:
+        if self.kind == "file":
+            return f"reference file {self.path}"
+        text = f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
+        if self.origin == "default":
+            text += " (default: the first days of the logs)"
+        return text
+
+
+def default_window(ext: Extent, days: int = 7) -> tuple[datetime, datetime]:
+    """The first `days` days of the logs, or their first half when they span < 2 x days."""
+    first, last = whole_range(ext)
+    span = last - first
+    length = timedelta(days=days) if span >= timedelta(days=2 * days) else span / 2
+    end = first + length
+    if length >= timedelta(days=1):
+        # whole days read better and match daily chunks
+        end = end.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = max(end, first + timedelta(minutes=1))
+    return first, end
+
+
+def resolve_reference(cfg: Config, settings: DriftSettings, ext: Extent, *, file: str | None = None,
+                      start: datetime | None = None, end: datetime | None = None) -> Reference:
+    """Explicit file or window first, then `reference` (MONITORING_REFERENCE), then the
+    [drift] window of monitoring.toml, then the default window."""
+    if file and (start or end):
+        raise ValueError("give either a reference file or a reference window, not both")
+    if (start is None) != (end is None):
+        raise ValueError("a reference window needs both a start and an end")
+    if file:
+        return Reference("file", path=file, origin="flag")
+    if start is not None and end is not None:
+        if end <= start:
+            raise ValueError("the reference window must end after it starts")
+        return Reference("window", start=start, end=end, origin="flag")
+    if cfg.reference:
+        return Reference("file", path=cfg.reference, origin="config")
+    if settings.reference_start and settings.reference_end:
+        return Reference("window", start=settings.reference_start, end=settings.reference_end,
+                         origin="config")
+    if ext.rows == 0:
+        raise ValueError("the logs hold no valid rows")
+    s, e = default_window(ext, settings.default_reference_days)
+    return Reference("window", start=s, end=e, origin="default")
+
+
+def default_current(ref: Reference, ext: Extent) -> Filters:
+    """Everything after a reference window, or the whole logs against a reference file."""
+    first, last = whole_range(ext)
+    if ref.kind == "window" and ref.end is not None and ref.end < last:
+        return Filters(start=max(ref.end, first), end=last)
+    return Filters(start=first, end=last)
+
+
+# -- sides and columns ---------------------------------------------------------------------------
+
+def columns(source: LogSource) -> list[Column]:
+    """Prediction and score (when present), then every feature the logs have."""
+    out = []
+    if source.has("prediction"):
+        typ = source.types.get("prediction", "")
+        numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
+        out.append(Column("prediction", "prediction", "numeric" if numeric else "categorical",
+                          integer=typ in INTEGER_TYPES))
+    if source.has("score"):
+        out.append(Column("score", "score", "numeric"))
+    for f in source.features:
+        out.append(Column(f.name, "feature", f.kind, integer=f.dtype in INTEGER_TYPES))
+    return out
+
+
+def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "",
+              description: str = "") -> Side:
+    """Rows of the logs in `filters`; params are prefixed so two windows can share a query."""
+    cond, params = filters.where()
+    if prefix:
+        for key in sorted(params, key=len, reverse=True):
+            cond = cond.replace(f"${key}", f"${prefix}{key}")
+        params = {prefix + k: v for k, v in params.items()}
+    exprs = {"prediction": "prediction", "score": "score"}
+    exprs |= {f.name: quote_ident(f.name) for f in source.features}
+    return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
+                params={"files": source.files, **params}, exprs=exprs, ts_us="ts_us",
+                order_sql="ts_us, request_id", description=description)
+
+
+def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
+    """Every row of a reference file; columns it lacks read as NULL."""
+    scan = ref.scan_sql.replace("$files", "$ref_files")
+    by_name = {f.name: f.expr for f in ref.features}
+    exprs = {}
+    for n in names:
+        if n in ("prediction", "score") and ref.has(n):
+            exprs[n] = ref.expr(n)
+        else:
+            exprs[n] = by_name.get(n, "NULL")
+    return Side(name="reference", ctes=(("ref_raw", f"SELECT * FROM {scan}"),), rows_sql="ref_raw",
+                params={"ref_files": ref.files}, exprs=exprs, description=description)
+
+
+def open_reference(path: str, cfg: Config, con: duckdb.DuckDBPyConnection) -> LogSource:
+    """Open a reference Parquet file (serving columns optional); raises LogSourceError."""
+    return open_source(path, cfg, con, reference=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Both sides, the columns and what the reference file lacks, ready for the engine."""
+
+    reference: Side
+    current: Side
+    columns: list[Column]
+    file_types: dict[str, tuple[str, ...]]
+    warnings: tuple[str, ...]
+
+
+def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSource | None = None) -> Plan:
+    source = ws.source
+    cols = columns(source)
+    warnings: list[str] = []
+    current = logs_side(source, filters, "current", description=_window_text(filters))
+    all_files = dict(source.file_types)
+    if ref.kind == "file":
+        ref_source = ref_source or open_reference(ref.path, ws.config, ws.con)
+        reference = file_side(ref_source, [c.name for c in cols], description=ref.describe())
+        present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score") if ref_source.has(c)}
+        missing = [c.name for c in cols if c.name not in present]
+        if missing:
+            warnings.append(f"the reference file lacks {len(missing)} column(s) of the logs "
+                            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): not compared")
+        all_files |= {f"reference:{k}": v for k, v in ref_source.file_types.items()}
+    else:
+        ref_filters = Filters(start=ref.start, end=ref.end, model_name=filters.model_name)
+        reference = logs_side(source, ref_filters, "reference", prefix="ref_", description=ref.describe())
+    types = {}
+    for c in cols:
+        raw = source.columns.get(c.name) if c.role != "feature" else c.name
+        changes = type_changes(all_files, raw or c.name)
+        if changes:
+            types[c.name] = changes
+    return Plan(reference, current, cols, types, tuple(warnings))
+
+
+def _window_text(f: Filters) -> str:
+    if f.start is None or f.end is None:
+        return "all logs"
+    return f"{f.start:%Y-%m-%d %H:%M} to {f.end:%Y-%m-%d %H:%M} UTC"
+
+
+def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSettings, *,
+            ref_source: LogSource | None = None) -> DriftResult:
+    """Drift of every column of the logs in `filters` against `ref`."""
+    p = plan(ws, ref, filters, ref_source=ref_source)
+    result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
+    if p.warnings:
+        result = replace(result, warnings=p.warnings + result.warnings)
+    return result
+
+
+def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult,
+                      settings: DriftSettings, chunk: str | None = None, *,
+                      chunk_rows: int | None = None, ref_source: LogSource | None = None) -> OverTime:
+    """Per-chunk scores of the current window (chunk: day, week or rows; default [drift])."""
+    p = plan(ws, ref, filters, ref_source=ref_source)
+    return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
+                     chunk_rows=chunk_rows or settings.chunk_rows)
