@@ -300,8 +300,61 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     return provider
 
 
+def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
+    """Provider: which inputs and outputs drifted this week against the configured reference
+    (the same `analyze` as the Drift page and `python -m monitoring drift`)."""
+    from .drift import analyze, analyze_over_time, load_settings, resolve_reference
+
+    settings = load_settings(ws.config.section("drift"))
+    try:
+        ref = resolve_reference(ws.config, settings, ws.extent)
+    except ValueError:
+        return None
+    if ref.kind == "window" and ref.start < end and ref.end > start:
+        return _area("grey", f"This week overlaps the drift reference ({ref.describe()}): "
+                             "it is what the rest is compared with.",
+                     drifted=[], features_checked=0, reference=ref.describe(), columns=[])
+    result = analyze(ws, ref, Filters(start=start, end=end), settings)
+    if result.message:
+        return _area("grey", result.message, drifted=[], features_checked=0, reference=ref.describe(), columns=[])
+    checked = [f for f in result.all if f.score is not None]
+    drifted = [f for f in checked if f.drifted]
+    # A shift that lasts two days can hide in a week's numbers: look at each day too.
+    ot = analyze_over_time(ws, ref, Filters(start=start, end=end), result, settings, chunk="day")
+    daily = ot.scores.filter(pl.col("drifted")).join(ot.chunks.select("k", "start"), on="k")
+    week_names = {f.name for f in drifted}
+    some_days = {}
+    for name in daily["name"].unique(maintain_order=True).to_list():
+        if name not in week_names:
+            days = daily.filter(pl.col("name") == name).sort("start")["start"].to_list()
+            some_days[name] = [d.strftime("%a %d") for d in days]
+    roles = {f.name: f.role for f in checked}
+    is_output = {n for n, r in roles.items() if r in ("prediction", "score")}
+    outputs = [f.name for f in drifted if f.name in is_output] + [n for n in some_days if n in is_output]
+    inputs = [f.name for f in drifted if f.name not in is_output]
+    level = "red" if outputs else "amber" if inputs or some_days else "green"
+    if not drifted and not some_days:
+        reason = f"No input or output drifted from the reference ({len(checked)} checked)."
+    else:
+        parts = []
+        if inputs:
+            parts.append(f"input{'s' if len(inputs) > 1 else ''} {', '.join(inputs)} drifted over the week")
+        for name, days in some_days.items():
+            what = "the model's " + ("predictions" if name == "prediction" else name) if name in is_output else name
+            parts.append(f"{what} shifted on {', '.join(days)}")
+        for name in (f.name for f in drifted if f.name in is_output):
+            parts.append(f"the model's {'predictions' if name == 'prediction' else name} shifted over the week")
+        text = "; ".join(parts)
+        reason = text[0].upper() + text[1:] + f". Reference: {ref.describe()}."
+    return _area(level, reason, drifted=[f.name for f in drifted], drifted_some_days=some_days,
+                 features_checked=len(checked), reference=ref.describe(),
+                 columns=[{"name": f.name, "role": f.role, "method": f.method, "score": f.score,
+                           "threshold": f.threshold, "drifted": f.drifted} for f in checked])
+
+
 def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
 
-    return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url))
+    return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
+                     drift=drift_in_week)

@@ -61,7 +61,9 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("errors", "Objective", _pct(a["errors"].get("objective"), 0)),
     ]
     d = a["drift"]
-    rows.append(("drift", "Drifted", ", ".join(d.get("drifted") or []) or "none"))
+    rows.append(("drift", "Drifted over the week", ", ".join(d.get("drifted") or []) or "none"))
+    some = d.get("drifted_some_days") or {}
+    rows.append(("drift", "Drifted on some days", "; ".join(f"{k}: {', '.join(v)}" for k, v in some.items()) or "none"))
     rows.append(("drift", "Features and outputs checked", str(d.get("features_checked", 0))))
     acc = a["accuracy"]
     ci = acc.get("accuracy_ci")

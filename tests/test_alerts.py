@@ -34,6 +34,9 @@ EXPECTED = {
     "latency_p95": "latency",
     "accuracy_floor": "prediction_drift",   # the shift's extra "high" predictions are wrong
 }
+# The drift rule has one subject per column, scored per day: it fires over the days whose
+# traffic drifted (from the start of the day the drift began).
+DRIFT = {"income": "income_drift", "device": "device_drift", "prediction": "prediction_shift"}
 # How long after its incident starts (and ends) a rule may take to fire (and resolve): its
 # trailing window plus a step, plus the 30-minute merge on the way out.
 WINDOW = {"accuracy_floor": timedelta(hours=24), "burn_rate_slow": timedelta(hours=6)}
@@ -48,19 +51,36 @@ def episodes(generated_logs):
 def test_every_rule_fires_on_its_incident_at_its_time(episodes):
     incidents = {i.kind: i for i in sample_data.incidents()}
     fired = {e.rule for e in episodes}
-    assert fired == set(EXPECTED)
+    assert fired == set(EXPECTED) | {"drift"}
     for e in episodes:
+        if e.rule == "drift":
+            continue
         inc = incidents[EXPECTED[e.rule]]
         window = WINDOW.get(e.rule, timedelta(hours=1))
         assert inc.start <= e.start <= inc.start + window + timedelta(minutes=15), (e.rule, e.start)
         assert e.end is not None and e.end <= inc.end + window + timedelta(minutes=35), (e.rule, e.end)
 
 
+def test_drift_fires_per_column_on_the_days_it_drifted(episodes):
+    by_name = {i.name: i for i in sample_data.incidents()}
+    drift = {e.subject: e for e in episodes if e.rule == "drift"}
+    assert set(drift) == set(DRIFT)
+    for subject, e in drift.items():
+        inc = by_name[DRIFT[subject]]
+        day = inc.start.replace(hour=0, minute=0)
+        assert day <= e.start <= day + timedelta(minutes=5), (subject, e.start)
+        if inc.end < datetime(2026, 11, 23, tzinfo=UTC):
+            assert e.end == inc.end + timedelta(minutes=5)       # the first grid point after it
+        else:
+            assert e.end is None and e.firing                     # still drifting at the end
+    assert "income" in drift["income"].message and drift["income"].threshold == 0.1
+
+
 def test_one_episode_per_incident(episodes):
     per_rule = {}
     for e in episodes:
-        per_rule[e.rule] = per_rule.get(e.rule, 0) + 1
-    assert per_rule == dict.fromkeys(EXPECTED, 1)
+        per_rule[(e.rule, e.subject)] = per_rule.get((e.rule, e.subject), 0) + 1
+    assert per_rule == {(r, "service"): 1 for r in EXPECTED} | {("drift", s): 1 for s in DRIFT}
 
 
 def test_calm_weeks_are_quiet(episodes):
@@ -214,13 +234,14 @@ def test_check_exit_codes_json_and_webhook(tmp_path, generated_logs, hook_server
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
     assert {a["rule"] for a in out["firing"]} >= {"error_rate", "burn_rate_fast"}
-    assert out["webhooks"][0]["ok"] and hook.received[0]["alerts"][0]["rule"] in EXPECTED
-    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-10T12:00:00Z", env=env)
+    assert out["webhooks"][0]["ok"]
+    assert {a["rule"] for a in hook.received[0]["alerts"]} == {a["rule"] for a in out["firing"]}
+    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-01T12:00:00Z", env=env)
     assert r.returncode == 0 and "nothing firing" in r.stdout
     r = _cli("check", "--logs", str(generated_logs), "--at", "tuesday", env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = _cli("history", "--logs", str(generated_logs), "--format", "json", env=env)
-    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED)
+    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED) + len(DRIFT)
 
 
 def test_check_rejects_a_bad_rule_config(tmp_path, generated_logs):

@@ -178,3 +178,22 @@ def test_reviewed_accuracy_equals_queue_status(ws, tmp_path):
     assert area["labelled"] == status["accuracy_n"]
     # Answers given in another week do not count for this one.
     assert accuracy_in_week(url)(ws, *week_bounds("2026-W46"))["source"] == "late labels"
+
+
+def test_drift_equals_the_drift_command(weeks, generated_logs, capsys):
+    area = weeks["2026-W47"]["areas"]["drift"]
+    assert main(["drift", "--logs", str(generated_logs), "--start", "2026-11-16", "--end", "2026-11-23",
+                 "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    cli = {f["name"]: f for f in out["features"]}
+    for role in ("prediction", "score"):
+        if out.get(role):
+            cli[out[role]["name"]] = out[role]
+    assert set(area["drifted"]) == {n for n, f in cli.items() if f["drifted"]} == {"income", "device"}
+    for c in area["columns"]:
+        assert c["score"] == pytest.approx(cli[c["name"]]["score"], rel=1e-12)
+        assert c["method"] == cli[c["name"]]["method"]
+    # The two-day prediction shift hides in the week's numbers but not in its days.
+    assert area["status"] == "red" and area["drifted_some_days"] == {"prediction": ["Thu 19", "Fri 20"]}
+    assert weeks["2026-W45"]["areas"]["drift"]["status"] == "amber"     # income, from Tuesday
+    assert weeks["2026-W43"]["areas"]["drift"]["status"] == "grey"      # the reference itself

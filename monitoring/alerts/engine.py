@@ -236,6 +236,8 @@ def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFA
         return []
     ctx.extra.update(providers or {})
     _add_labels(ws, ctx, at)
+    if params["drift"]["enabled"]:
+        _add_drift(ws, ctx, at, params["drift"]["chunk"])
     out: list[Episode] = []
     for name, r in RULES.items():
         p = params[name]
@@ -262,3 +264,31 @@ def _add_labels(ws: Workspace, ctx: Context, at: datetime | None) -> None:
     ctx.series["correct"] = np.bincount(idx[keep], weights=df["correct"].to_numpy()[keep], minlength=n)
     if ctx.series["labelled"].sum():
         ctx.extra["labels"] = True
+
+
+def _add_drift(ws: Workspace, ctx: Context, at: datetime | None, chunk: str) -> None:
+    """Per-chunk drift of everything after the reference, for the drift rule."""
+    from dataclasses import replace
+
+    from ..drift import (
+        analyze,
+        analyze_over_time,
+        default_current,
+        load_settings,
+        resolve_reference,
+    )
+
+    settings = load_settings(ws.config.section("drift"))
+    try:
+        ref = resolve_reference(ws.config, settings, ws.extent)
+    except ValueError:
+        return  # no reference: nothing to compare with
+    cur = default_current(ref, ws.extent)
+    if at is not None:
+        cur = replace(cur, end=min(cur.end, at))
+        if cur.end <= cur.start:
+            return
+    result = analyze(ws, ref, cur, settings)
+    if result.message:
+        return
+    ctx.extra["drift"] = analyze_over_time(ws, ref, cur, result, settings, chunk=chunk)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,42 @@ def accuracy_floor(ctx, p: dict, slo) -> list[Signal]:
                    "accuracy {value:.1f}% on the labelled requests of the last "
                    + f"{p['window_minutes'] / 60:g} h" + " is below the {threshold:.0f}% floor",
                    slo.accuracy_floor * 100, "%")]
+
+
+@rule("drift", area="drift", title="Drift", page="Drift",
+      defaults={"chunk": "day", "min_rows": 800},
+      help={"chunk": "drift is scored per day (or week) of traffic against the [drift] reference",
+            "min_rows": "chunks with fewer rows (a day just begun) are not judged and keep the last state"},
+      needs=("drift",))
+def drift(ctx, p: dict, slo) -> list[Signal]:
+    """One signal per input or output that drifted in at least one chunk: firing over the
+    chunks whose score passed the column's threshold (method and threshold from [drift])."""
+    ot = ctx.extra["drift"]
+    chunks = {int(r["k"]): (r["start"].timestamp(), r["end"].timestamp()) for r in ot.chunks.iter_rows(named=True)}
+    if chunks:
+        # The last chunk's state holds to the end of the history (its evidence is the latest).
+        last = max(chunks)
+        chunks[last] = (chunks[last][0], float("inf"))
+    t = np.array([x.timestamp() for x in ctx.times])
+    out = []
+    scores = ot.scores.filter(pl.col("score").is_not_null())
+    judged = scores.filter(pl.col("n") >= p["min_rows"])
+    for name in judged.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
+        rows = scores.filter(pl.col("name") == name)
+        firing = np.zeros(len(t), dtype=bool)
+        value = np.full(len(t), np.nan)
+        state = False
+        for r in rows.sort("k").iter_rows(named=True):
+            start, end = chunks[int(r["k"])]
+            inside = (t > start) & (t <= end)
+            if (r["n"] or 0) >= p["min_rows"]:
+                state = bool(r["drifted"])
+                value[inside] = r["score"]
+            if state:
+                firing |= inside
+        method, threshold = rows["method"][0], float(rows["threshold"][0])
+        role = rows["role"][0]
+        what = f"the model's {name}" if role in ("prediction", "score") else f"input {name}"
+        out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
+                          + "{value:.3f} above {threshold:g}", threshold, ""))
+    return out
