@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from monitoring import database
 from monitoring.labelling import db
 
 
@@ -28,7 +29,7 @@ def test_sqlite_runs_in_wal_with_a_busy_timeout(tmp_path):
     ("sqlite:///a/b.sqlite", "sqlite"),
 ])
 def test_urls_are_normalised(url, driver):
-    assert db.normalize_url(url).drivername == driver
+    assert database.normalize_url(url).drivername == driver
 
 
 @pytest.mark.parametrize("url", ["not a url", "mysql://u@h/x", ""])

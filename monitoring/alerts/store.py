@@ -18,17 +18,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..labelling.db import (
-    BigId,
-    DatabaseError,
-    UTCDateTime,
-    create_engine,
-    first_line,
-    reading,
-    safe_url,
-    upgrade,
-    writing,
-)
+from ..database import BigId, UTCDateTime, open_component, reading, writing
 from .engine import Episode
 
 COMPONENT = "alerts"
@@ -75,13 +65,7 @@ MIGRATIONS = (_v1,)
 
 
 def open_alerts_db(url: str) -> Engine:
-    engine = create_engine(url)
-    try:
-        upgrade(engine, MIGRATIONS, component=COMPONENT)
-    except sa.exc.SQLAlchemyError as exc:
-        engine.dispose()
-        raise DatabaseError(f"cannot open the database {safe_url(url)}: {first_line(exc)}") from exc
-    return engine
+    return open_component(url, MIGRATIONS, COMPONENT)
 
 
 def _num(v: float) -> float | None:
