@@ -197,6 +197,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10M,100M")
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    ap.add_argument("--no-drift", action="store_true", help="skip the drift benchmark (scripts/bench_drift.py)")
     args = ap.parse_args()
     if args.scenario:
         print(json.dumps(scenario(args.scenario, args.logs)))
@@ -214,10 +215,30 @@ def main() -> None:
             r = run_scenario(name, logs)
             results[size][name] = r
             print(f"{size:>5} {name:<26} {json.dumps(r)}", file=sys.stderr)
-    write_report(results, Path(args.out))
+    drift = [] if args.no_drift or only else run_drift()
+    write_report(results, Path(args.out), drift)
 
 
-def write_report(results: dict, out: Path) -> None:
+DRIFT_RUNS = [
+    ("1M vs 1M, realistic values, with Evidently's data drift preset", ["--rows", "1000000", "--evidently"]),
+    ("10M vs 10M, realistic values", ["--rows", "10000000", "--repeat", "1"]),
+    ("10M vs 10M, every value a distinct float", ["--rows", "10000000", "--profile", "continuous", "--repeat", "1"]),
+]
+
+
+def run_drift() -> list[tuple[str, str]]:
+    out = []
+    for label, extra in DRIFT_RUNS:
+        print(f"drift: {label}…", file=sys.stderr)
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_drift.py"), *extra], cwd=ROOT,
+                           capture_output=True, text=True)
+        text = r.stdout.strip() if r.returncode == 0 else f"failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
+        print(text, file=sys.stderr)
+        out.append((label, text))
+    return out
+
+
+def write_report(results: dict, out: Path, drift: list[tuple[str, str]] | None = None) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -245,6 +266,12 @@ def write_report(results: dict, out: Path) -> None:
             notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("seconds", "peak_mb"))
             lines.append(f"| {label} | {secs:.2f} | {ratio} | {r.get('peak_mb', 0):.0f} | {notes} |")
         lines.append("")
+    if drift:
+        lines += ["## Drift (scripts/bench_drift.py)", "",
+                  "10 features (8 numeric, 2 categorical), reference file against logs, 2 DuckDB threads; "
+                  "peak RSS per side in its own process.", ""]
+        for label, text in drift:
+            lines += [f"**{label}**", "", "```", text, "```", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     existing = out.read_text() if out.exists() else ""
     marker = "<!-- measured results above; notes below are kept by bench.py -->"
