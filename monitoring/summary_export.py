@@ -105,7 +105,8 @@ def _events(s: dict[str, Any], esc) -> list[str]:
         out.append(f"- Version {esc(v['version'])} last served on {_t(v['last_seen'])}.")
     for al in s.get("alerts", []):
         end = "still firing" if al["end"] is None else f"resolved {_t(al['end'])}"
-        out.append(f"- Alert **{esc(al['title'])}** ({esc(al['subject'])}): fired {_t(al['start'])}, {end}. "
+        who = "" if al["subject"] == "service" else f" ({esc(al['subject'])})"
+        out.append(f"- Alert **{esc(al['title'])}**{who}: fired {_t(al['start'])}, {end}. "
                    f"{esc(al['message'])}.")
     return out
 

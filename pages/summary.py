@@ -35,7 +35,8 @@ for v in s["versions"]["retired"]:
     events.append(f"Version `{v['version']}` last served on {v['last_seen']:%a %d %b %H:%M} UTC.")
 for a in s["alerts"]:
     end = "still firing" if a["end"] is None else f"resolved {a['end']:%a %d %b %H:%M}"
-    events.append(f"Alert **{a['title']}**: fired {a['start']:%a %d %b %H:%M} UTC, {end}.")
+    who = "" if a["subject"] == "service" else f" ({a['subject']})"
+    events.append(f"Alert **{a['title']}**{who}: fired {a['start']:%a %d %b %H:%M} UTC, {end}.")
 for e in events or ["Nothing: no deployments, no retirements, no alerts."]:
     st.markdown("- " + e)
 
