@@ -67,7 +67,8 @@ picked = st.selectbox("Column", choices, key="drift_feature",
 f = result.get(*picked)
 m = st.columns(4)
 m[0].metric("Status", ud.STATUS_ICON[f.status])
-m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}", help=f"threshold {f.threshold:g}")
+m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}",
+            help=f"threshold {f.threshold:g}; {f.accuracy}")
 m[2].metric("Kind", f.kind)
 m[3].metric("Non-null values", f"{f.n_reference:,} / {f.n_current:,}", help="reference / current")
 if f.problem:

@@ -6,6 +6,7 @@ preset on the same data, in a virtualenv of its own.
     python scripts/bench_drift.py --rows 10000000       # 10M vs 10M
     python scripts/bench_drift.py --profile continuous  # full-precision floats (worst case)
     python scripts/bench_drift.py --evidently           # also Evidently 0.7.23 (pandas < 3)
+    python scripts/bench_drift.py --rows 10000000 --exact-max-rows 1000000000   # force exact
 
 The reference is a Parquet "training sample" (features only); the current side is logs
 following the contract (request_id, timestamp, ... and the features). Each side is run in
@@ -14,6 +15,8 @@ a fresh process so its peak memory (max RSS) is its own. Profiles:
               amounts to the unit or the hundred, ratios to 3 decimals): many ties;
   continuous  full-precision float64 draws: every value distinct, the worst case for the
               exact sorted merges behind Wasserstein and KS.
+Above [drift] exact_max_rows values per side (default 2,000,000) numeric features are
+computed from fine bins; each approximate score is printed with its error bound.
 The current side has two real drifts (income x1.35, device mix), so decisions can be
 compared. Data is written once under --data (default .bench/drift, git-ignored) and reused.
 """
@@ -97,7 +100,7 @@ def write_data(out: Path, rows: int, profile: str) -> tuple[Path, Path]:
 
 # -- our side ------------------------------------------------------------------------------------
 
-def run_ours(ref: Path, cur: Path, threads: int, memory: str) -> dict:
+def run_ours(ref: Path, cur: Path, threads: int, memory: str, exact_max_rows: int | None = None) -> dict:
     """Run the comparison in a fresh process; returns seconds, peak RSS and decisions."""
     code = textwrap.dedent(f"""
         import json, resource, time
@@ -111,13 +114,14 @@ def run_ours(ref: Path, cur: Path, threads: int, memory: str) -> dict:
         ws = open_workspace(cfg)
         import scipy.stats  # imports are left out of the timing, on both sides
         t1 = time.perf_counter()
-        result = drift.analyze(ws, drift.Reference("file", path={str(ref)!r}), Filters(),
-                               drift.load_settings({{}}))
+        settings = drift.load_settings({({"exact_max_rows": exact_max_rows} if exact_max_rows else {})!r})
+        result = drift.analyze(ws, drift.Reference("file", path={str(ref)!r}), Filters(), settings)
         t2 = time.perf_counter()
         print(json.dumps({{"seconds": t2 - t1, "open_seconds": t1 - t0,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "decisions": {{f.name: bool(f.drifted) for f in result.features}},
-            "scores": {{f.name: [f.method, f.score] for f in result.features}}}}))
+            "scores": {{f.name: [f.method, f.score] for f in result.features}},
+            "errors": {{f.name: f.error for f in result.features}}}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=os.environ | {"PYTHONPATH": str(ROOT)}, check=True)
@@ -182,17 +186,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(ROOT / ".bench" / "drift"),
                    help="where the data (and Evidently's virtualenv) go (default .bench/drift, git-ignored)")
     p.add_argument("--evidently", action="store_true", help=f"also run {EVIDENTLY} (installs it in its own venv)")
+    p.add_argument("--exact-max-rows", type=int, default=None,
+                   help="[drift] exact_max_rows for our side (default the setting's, 2,000,000)")
     args = p.parse_args(argv)
 
     t = time.perf_counter()
     ref, cur = write_data(Path(args.data), args.rows, args.profile)
     print(f"data: {args.rows:,} vs {args.rows:,} rows, profile {args.profile} ({time.perf_counter() - t:.1f} s)")
-    runs = [run_ours(ref, cur, args.threads, args.memory) for _ in range(args.repeat)]
+    runs = [run_ours(ref, cur, args.threads, args.memory, args.exact_max_rows) for _ in range(args.repeat)]
     best = min(runs, key=lambda r: r["seconds"])
     times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
     peak = max(r["max_rss_mb"] for r in runs)
     print(f"modelwatch: {best['seconds']:.2f} s (best of {args.repeat}: {times}), peak RSS {peak:.0f} MB")
     print("  drifted: " + ", ".join(sorted(k for k, v in best["decisions"].items() if v)))
+    approx = {k: e for k, e in best["errors"].items() if e is not None}
+    if approx:
+        print("  approximate (fine bins), score ± bound: " + ", ".join(
+            f"{k} {best['scores'][k][1]:.4f} ± {e:.2g}" for k, e in approx.items()))
     if args.evidently:
         py = evidently_python(Path(args.data) / "evidently-venv")
         ev = run_evidently(py, ref, cur)

@@ -190,6 +190,34 @@ def test_settings_choose_method_threshold_and_kind(gen_ws):
     assert device.threshold == 0.5 and not device.drifted
 
 
+def test_fine_bins_above_exact_max_rows_give_the_same_decisions(gen_ws):
+    ref, cur, settings = _default(gen_ws)
+    exact = drift.analyze(gen_ws, ref, cur, settings)
+    approx = drift.analyze(gen_ws, ref, cur, load_settings({"exact_max_rows": 1000}))
+    assert [(f.name, f.drifted, f.status) for f in approx.all] == [(f.name, f.drifted, f.status) for f in exact.all]
+    for a, e in zip(approx.all, exact.all, strict=True):
+        if a.kind == "numeric":
+            assert a.reference.merge is not None and e.reference.merge.exact
+            assert abs(a.score - e.score) <= (a.error or 0.0) + 1e-9, a.name
+            ks_a, ks_e = a.scores["ks"], e.scores["ks"]
+            assert 0 <= ks_e.value - ks_a.value <= (ks_a.error or 0.0) + 1e-12, a.name
+            assert a.reference.mean == pytest.approx(e.reference.mean) and a.reference.std == pytest.approx(e.reference.std)
+        else:
+            assert a.score == e.score and a.error is None
+    income = approx.get("income")
+    assert income.error is not None and income.error < 0.01 and "within ±" in income.accuracy
+    assert exact.get("income").error is None and exact.get("income").accuracy == "exact"
+    from monitoring.drift.report import feature_json
+    assert feature_json(income)["approximate"] is True and feature_json(income)["error_bound"] == income.error
+    assert feature_json(exact.get("income"))["approximate"] is False
+    assert "error_bound" not in feature_json(exact.get("income"))
+    # chunks are scored as before (their merges are exact); only the PSI edges may move
+    ot_e = drift.analyze_over_time(gen_ws, ref, cur, exact, settings, "day").scores
+    ot_a = drift.analyze_over_time(gen_ws, ref, cur, approx, settings, "day").scores
+    assert ot_a["drifted"].to_list() == ot_e["drifted"].to_list()
+    assert ot_a["score"].to_numpy() == pytest.approx(ot_e["score"].to_numpy(), rel=1e-9, abs=1e-12)
+
+
 @pytest.mark.parametrize("section, message", [
     ({"features": {"income": {"method": "nope"}}}, "'nope' is not a drift test"),
     ({"numeric_method": "jensenshannon"}, "does not apply to numeric"),
@@ -200,6 +228,7 @@ def test_settings_choose_method_threshold_and_kind(gen_ws):
     ({"reference_start": "2026-11-02", "reference_end": "2026-11-01"}, "after"),
     ({"reference_start": "yesterday", "reference_end": "2026-11-01"}, "not an ISO 8601"),
     ({"speed": 3}, "unknown keys: speed"),
+    ({"exact_max_rows": 0}, "exact_max_rows must be a positive integer"),
 ])
 def test_bad_settings_name_the_key(section, message):
     with pytest.raises(ConfigError, match=message):

@@ -205,3 +205,61 @@ def test_jensenshannon_bounds():
     assert REGISTRY["jensenshannon"](a, a).value == 0.0
     assert REGISTRY["jensenshannon"](a, b).value == pytest.approx(1.0)
     assert math.isfinite(REGISTRY["psi"](a, b).value)
+
+
+# -- above exact_max_rows: fine bins, within the stated bound of scipy ---------------------------
+
+_rng = np.random.default_rng(7)
+APPROX_CASES = {
+    "normal, shifted and wider": (_rng.normal(0, 1, 6000), _rng.normal(0.1, 1.2, 5000)),
+    "lognormal x1.35 (the income incident)": (np.exp(_rng.normal(10, 0.5, 6000)),
+                                             1.35 * np.exp(_rng.normal(10, 0.5, 6000))),
+    "current beyond the reference range": (_rng.uniform(0, 1, 5000), _rng.uniform(0.5, 3, 4000)),
+    "one far outlier stretches the bins": (np.append(_rng.normal(0, 1, 5000), 1e6), _rng.normal(0, 1, 5000)),
+    "rounded to 0.1: one value per bin, exact": (np.round(_rng.normal(50, 10, 6000), 1), np.round(_rng.normal(51, 10, 5000), 1)),
+    "integers: one value per bin, exact": (np.rint(_rng.normal(42, 12, 6000)), np.rint(_rng.normal(43, 12, 5000))),
+    "constant reference": (np.full(3000, 2.5), _rng.normal(2.5, 0.1, 3000)),
+}
+
+
+@pytest.mark.parametrize("case", list(APPROX_CASES))
+def test_fine_bins_are_within_the_stated_bound_of_scipy(con, tmp_path, case):
+    ref, cur = APPROX_CASES[case]
+    column = Column("x", "feature", "numeric")
+    f = compare(con, _side(tmp_path, "ref", ref, pa.float64()), _side(tmp_path, "cur", cur, pa.float64()),
+                [column], DriftSettings(categorical_max_distinct=0, exact_max_rows=1000)).features[0]
+    m = f.reference.merge
+    w, ks = stats.wasserstein_distance(ref, cur), stats.ks_2samp(ref, cur).statistic
+    # |W - exact| <= wasserstein_error; KS is a lower bound, exact - KS <= ks_error
+    assert abs(m.wasserstein - w) <= (m.wasserstein_error or 0.0) + 1e-9 * max(w, 1.0)
+    assert -1e-12 <= ks - m.ks <= (m.ks_error or 0.0) + 1e-12
+    scale = ref.std() if ref.std() > 0 else np.concatenate([ref, cur]).std()
+    assert abs(f.score - w / scale) <= (f.error or 0.0) + 1e-9 * max(w / scale, 1.0)
+    assert f.scores["ks"].error == m.ks_error
+    if case.endswith("exact"):
+        assert m.exact and f.error is None and f.accuracy == "exact"
+        assert m.wasserstein == pytest.approx(w, abs=TOL) and m.ks == pytest.approx(ks, abs=TOL)
+    elif not case.startswith("constant"):
+        assert f.error is not None and f.accuracy.startswith("approximate")
+    # moments, ranges and out-of-range from the bins are exact
+    assert f.reference.mean == pytest.approx(ref.mean(), rel=1e-9, abs=1e-9)
+    assert f.reference.std == pytest.approx(ref.std(), rel=1e-9, abs=1e-9)
+    assert (f.current.min, f.current.max) == (cur.min(), cur.max())
+    outside = int(((cur < ref.min()) | (cur > ref.max())).sum())
+    assert f.quality.out_of_range_share == pytest.approx(outside / len(cur))
+    # PSI bins: edges within the reference range, counts exact for the edges reported
+    edges = np.asarray(f.edges)
+    assert (np.diff(edges) > 0).all() and (edges >= ref.min()).all() and (edges <= ref.max()).all()
+    bins = lambda v: np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1)  # noqa: E731
+    assert f.reference.counts == tuple(bins(ref)) and f.current.counts == tuple(bins(cur))
+
+
+def test_fine_bins_bound_tightens_with_the_data(con, tmp_path):
+    # Continuous data in 4096 bins: the Wasserstein bound is about a bin width, far below
+    # the 0.1 threshold, and the KS bound about the largest share of one bin.
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(0, 1, 20000), rng.normal(0, 1, 20000)
+    f = compare(con, _side(tmp_path, "ref", ref, pa.float64()), _side(tmp_path, "cur", cur, pa.float64()),
+                [Column("x", "feature", "numeric")], DriftSettings(exact_max_rows=1000)).features[0]
+    assert f.error < 0.01 and f.scores["ks"].error < 0.01
+    assert not f.drifted

@@ -137,18 +137,21 @@ def _clamp(d: date, lo: date, hi: date) -> date:
 def table(result: DriftResult) -> pl.DataFrame:
     """One row per feature, sorted by score relative to its threshold."""
     rows = [{"feature": f.name, "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
-             "threshold": f.threshold, "n_reference": f.n_reference, "n_current": f.n_current,
+             "error": f.error, "threshold": f.threshold, "n_reference": f.n_reference, "n_current": f.n_current,
              "null_share": f.null_share_current,
              "quality": "; ".join(f.quality.problems) if f.quality else "",
              } for f in result.ranked()]
     return pl.DataFrame(rows, schema={"feature": pl.String, "status": pl.String, "method": pl.String,
-                                      "score": pl.Float64, "threshold": pl.Float64,
+                                      "score": pl.Float64, "error": pl.Float64, "threshold": pl.Float64,
                                       "n_reference": pl.Int64, "n_current": pl.Int64,
                                       "null_share": pl.Float64, "quality": pl.String})
 
 
 def column_config() -> dict:
     return {"score": st.column_config.NumberColumn("score", format="%.4f"),
+            "error": st.column_config.NumberColumn(
+                "± bound", format="%.2g", help="Approximate scores (fine bins, above drift.exact_max_rows "
+                                               "values per side) are within this of the exact score; empty: exact."),
             "threshold": st.column_config.NumberColumn("threshold", format="%.3g"),
             "n_reference": st.column_config.NumberColumn("n reference", format="%d"),
             "n_current": st.column_config.NumberColumn("n current", format="%d"),
@@ -162,7 +165,8 @@ def headline(col, f: FeatureDrift | None, label: str) -> None:
         return
     value = "–" if f.score is None else f"{f.score:.3f}"
     col.metric(f"{label} drift ({f.method})", value, delta=STATUS_ICON[f.status], delta_color="off",
-               help=f"threshold {f.threshold:g}; n = {f.n_reference:,} reference, {f.n_current:,} current")
+               help=f"threshold {f.threshold:g}; {f.accuracy}; n = {f.n_reference:,} reference, "
+                    f"{f.n_current:,} current")
 
 
 def scores_table(f: FeatureDrift) -> pl.DataFrame:
@@ -172,9 +176,10 @@ def scores_table(f: FeatureDrift) -> pl.DataFrame:
         "test": [drift.REGISTRY[n].title for n in names],
         "score": [f.scores[n].value for n in names],
         "p_value": [f.scores[n].p_value for n in names],
+        "± bound": [f.scores[n].error for n in names],  # approximate scores only
         "default threshold": [drift.REGISTRY[n].threshold for n in names],
         "decides": ["yes" if n == f.method else "" for n in names],
-    }, schema={"test": pl.String, "score": pl.Float64, "p_value": pl.Float64,
+    }, schema={"test": pl.String, "score": pl.Float64, "p_value": pl.Float64, "± bound": pl.Float64,
                "default threshold": pl.Float64, "decides": pl.String})
 
 

@@ -9,13 +9,19 @@ A comparison runs, whatever the number of features:
 
 1. one scan of each side for row counts, null counts, ranges and distinct estimates
    (`_profile`), which decide each column's kind and how to merge it;
-2. per numeric column, one query that merges the two samples in sorted order and returns
-   only scalars: the exact Wasserstein distance, the exact KS statistic and the reference
-   deciles (`_merge_sql`). Columns with few distinct values are first grouped to
-   (value, count) pairs; the others are sorted as they come, ties handled exactly;
-3. one scan of each side that counts every numeric column's decile bins (edges bound as
-   values: PERF_NOTES measured that faster than a CTE of edges), its moments and values
-   outside the reference range, and every categorical column's categories (`_counts`).
+2. per numeric column with at most `exact_max_rows` values on each side, one query that
+   merges the two samples in sorted order and returns only scalars: the exact Wasserstein
+   distance, the exact KS statistic and the reference deciles (`_merge_sql`). Columns with
+   few distinct values are first grouped to (value, count) pairs; the others are sorted as
+   they come, ties handled exactly;
+   larger numeric columns are instead counted in fine bins, one scan of each side for all
+   of them (`_fine_sql`): per (column, bin) the count, min, max, mean and variance. The
+   distances, moments, deciles and decile counts follow from those (`_from_fine`), with a
+   bound on the error of each distance (see `_fine_distances`);
+3. one scan of each side that counts every exactly merged numeric column's decile bins
+   (edges bound as values: PERF_NOTES measured that faster than a CTE of edges), its
+   moments and values outside the reference range, and every categorical column's
+   categories (`_counts`).
 
 Nothing bigger than per-bin or per-category counts comes back to Python.
 """
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from ..source import run
@@ -44,6 +51,10 @@ DECILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
 MAX_MERGE_ROWS = 4_000_000
 CHUNK_REFERENCE_POINTS = 20_000
 MERGE_WORKERS = 2
+# Above `exact_max_rows`, each numeric column is counted in this many equal-width bins over
+# the reference's [min, max], plus at most as many again below and above it for current
+# values outside that range (so out-of-range counts stay exact).
+FINE_BINS = 4096
 DAY_US = 86_400_000_000
 WEEK_OFFSET_US = 4 * DAY_US  # 1970-01-05 was a Monday: weeks start on Mondays
 
@@ -102,6 +113,14 @@ class FeatureDrift:
     edges: tuple[float, ...] = ()  # numeric: interior bin edges (reference deciles)
     quality: Quality | None = None
     problem: str | None = None
+    error: float | None = None  # bound on |score - exact score| when approximate, else None
+
+    @property
+    def accuracy(self) -> str:
+        """"exact", or the bound of an approximate score, for display next to the method."""
+        if self.error is None:
+            return "exact"
+        return f"approximate (fine bins): within ±{self.error:.2g} of exact"
 
     @property
     def null_share_current(self) -> float | None:
@@ -223,21 +242,23 @@ class _Plan:
     n: tuple[int, int]
     lo: float | None = None  # reference min (numeric)
     hi: float | None = None
+    cur_lo: float | None = None  # current min (numeric)
+    cur_hi: float | None = None
+    shift: float | None = None  # near the mean: moments are summed around it (`_counts`)
     distinct: tuple[int, int] = (0, 0)
     skip: str | None = None
 
 
 def _profile(con, ref: Side, cur: Side, columns: Sequence[Column]) -> pl.DataFrame:
-    """Rows and non-null counts of every column per side; for the reference also its
-    range and distinct-value estimate (the current side's are not needed: saves work)."""
+    """Rows, non-null counts and numeric ranges of every column per side; for the
+    reference also its distinct-value estimate (the current side's is not needed)."""
     def aggs(full: bool) -> list[str]:
         out = ["count(*) AS rows"]
         for i, col in enumerate(columns):
             out.append(f"count(c{i}) AS n{i}")
-            extra = [f"min(c{i})", f"max(c{i})"] if col.kind == "numeric" else []
-            extra.append(f"approx_count_distinct(c{i})")
-            names = ([f"lo{i}", f"hi{i}"] if col.kind == "numeric" else []) + [f"d{i}"]
-            out += [f"{e if full else 'NULL'} AS {n}" for e, n in zip(extra, names, strict=True)]
+            if col.kind == "numeric":
+                out += [f"min(c{i}) AS lo{i}", f"max(c{i}) AS hi{i}", f"avg(c{i}) AS mean{i}"]
+            out.append(f"{f'approx_count_distinct(c{i})' if full else 'NULL'} AS d{i}")
         return out
 
     parts = []
@@ -334,39 +355,238 @@ def _edges(row: dict[str, Any], nr: int) -> tuple[float, ...]:
     return tuple(out)
 
 
+# -- step 2, large windows: fine bins --------------------------------------------------------
+
+def _fine_grid(p: _Plan, bins: int = FINE_BINS) -> tuple[float, float, float, float, float]:
+    """(lo, hi, width, width below lo, width above hi) of a column's fine bins.
+
+    `bins` equal-width bins span the reference [lo, hi] (a constant reference: one bin);
+    current values below lo or above hi fall in up to `bins` more bins on that side, as
+    wide as the middle ones or wider when the current range is far larger.
+    """
+    lo, hi = float(p.lo), float(p.hi)
+    width = (hi - lo) / bins
+    if not width > 0:  # a constant reference (or a range too small to divide): one bin
+        width = 1.0
+    below = max(width, (lo - float(p.cur_lo)) / bins)
+    above = max(width, (float(p.cur_hi) - hi) / bins)
+    return lo, hi, width, below, above
+
+
+def _fine_sql(side: Side, plans: Sequence[tuple[int, _Plan]], bins: int = FINE_BINS) -> tuple[str, dict[str, Any]]:
+    """One scan of `side` for every (index, plan): per (column f, bin b) the count, min,
+    max, mean and population variance of the values. Bins are numbered in value order:
+    negative below the reference min, 0..bins-1 over the reference range, bins and up
+    above its max. The grid is bound as values ($flo{i}, ...), like the decile edges."""
+    params: dict[str, Any] = {}
+    vals, keys = [], []
+    last = bins - 1
+    for i, p in plans:
+        lo, hi, width, below, above = _fine_grid(p, bins)
+        params |= {f"flo{i}": lo, f"fhi{i}": hi, f"fw{i}": width, f"fwb{i}": below, f"fwa{i}": above}
+        c = f"c{i}"
+        vals.append(f"{_value(side.exprs[p.column.name], 'numeric')} AS {c}")
+        keys.append(f"CAST(CASE WHEN {c} < $flo{i} THEN -1 - least(floor(($flo{i} - {c}) / $fwb{i}), {last}) "
+                    f"WHEN {c} > $fhi{i} THEN {bins} + least(floor(({c} - $fhi{i}) / $fwa{i}), {last}) "
+                    f"ELSE least(floor(({c} - $flo{i}) / $fw{i}), {last}) END AS INTEGER)")
+    ids = ", ".join(str(i) for i, _ in plans)
+    cs = ", ".join(f"c{i}" for i, _ in plans)
+    sql = (_with([side]) +
+           "SELECT f, b, count(*) AS n, min(x) AS lo, max(x) AS hi, avg(x) AS mean, var_pop(x) AS var "
+           f"FROM (SELECT unnest([{ids}]) AS f, unnest([{', '.join(keys)}]) AS b, unnest([{cs}]) AS x "
+           f"FROM (SELECT {', '.join(vals)} FROM {side.rows_sql})) WHERE x IS NOT NULL GROUP BY f, b")
+    return sql, _params(side, **params)
+
+
+@dataclass(frozen=True)
+class _Fine:
+    """One column's fine bins on both sides, aligned and in value order."""
+
+    r: np.ndarray  # reference count per bin
+    c: np.ndarray  # current count per bin
+    r_lo: np.ndarray  # reference min per bin (nan when the reference has none there)
+    r_hi: np.ndarray
+    lo: np.ndarray  # min and max over both sides per bin
+    hi: np.ndarray
+    b: np.ndarray  # bin numbers
+
+
+def _align(ref: pl.DataFrame, cur: pl.DataFrame) -> _Fine:
+    both = ref.join(cur, on="b", how="full", coalesce=True, suffix="_c").sort("b")
+    r = both["n"].fill_null(0).to_numpy().astype(np.int64)
+    c = both["n_c"].fill_null(0).to_numpy().astype(np.int64)
+    r_lo, r_hi = (both[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in ("lo", "hi"))
+    c_lo, c_hi = (both[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in ("lo_c", "hi_c"))
+    return _Fine(r, c, r_lo, r_hi, np.fmin(r_lo, c_lo), np.fmax(r_hi, c_hi), both["b"].to_numpy())
+
+
+def _fine_distances(fine: _Fine) -> Merge:
+    """Wasserstein and KS from fine bins, each with a rigorous error bound.
+
+    With bins j in value order, p_j and q_j the shares of the reference and current values
+    in bin j, [m_j, M_j] the range of both sides' values in it and D_j = F_ref - F_cur
+    just after it (D_{-1} = 0): between bins no value lies, so the difference is D_j there
+    (exact), and inside bin j it stays within [D_{j-1} - q_j, D_{j-1} + p_j]. A bin holding
+    one distinct value (M_j = m_j: integer or rounded data) is therefore exact as well.
+
+    * KS is max |D_j|, a lower bound of the exact statistic; the exact one is at most
+      max over bins with M_j > m_j of max(|D_{j-1} + p_j|, |D_{j-1} - q_j|), which gives
+      `ks_error` <= the largest share of either side in one such bin.
+    * Wasserstein takes both CDFs as linear inside each bin. Each CDF and its linear
+      stand-in lie in the same band of height p_j (resp. q_j), so their difference is off by
+      at most max(p_j, q_j) at every point: |W - exact| <= sum_j (M_j - m_j) max(p_j, q_j)
+      = `wasserstein_error`, at most the bin width times (1 + the share moved).
+    """
+    nr, nc = fine.r.sum(), fine.c.sum()
+    p, q = fine.r / nr, fine.c / nc
+    d = np.cumsum(fine.r) / nr - np.cumsum(fine.c) / nc  # after each bin
+    prev = np.concatenate(([0.0], d[:-1]))  # before each bin
+    width = fine.hi - fine.lo
+    gaps = fine.lo[1:] - fine.hi[:-1]
+    a, b = prev, d
+    # integral over [0, 1] of |a + (b - a) t|: the mean of |a| and |b|, unless it crosses 0
+    same = a * b >= 0
+    s = np.abs(a) + np.abs(b)
+    inside = np.where(same, s / 2, np.divide(a * a + b * b, 2 * s, out=np.zeros_like(s), where=s > 0))
+    w = float(np.sum(width * inside) + np.sum(np.abs(d[:-1]) * gaps))
+    w_err = float(np.sum(width * np.maximum(p, q)))
+    ks = float(np.max(np.abs(d))) if d.size else 0.0
+    spread = width > 0
+    upper = np.maximum(np.abs(prev + p), np.abs(prev - q))[spread]
+    ks_err = max(float(upper.max()) - ks, 0.0) if upper.size else 0.0
+    # A zero bound (every bin holding one distinct value) means exact: None, as from a merge.
+    return Merge(wasserstein=w, ks=ks, wasserstein_error=w_err or None, ks_error=ks_err or None)
+
+
+def _moments(df: pl.DataFrame) -> tuple[int, float | None, float | None, float | None, float | None]:
+    """(n, mean, population std, min, max) of one side from its per-bin figures, combining
+    the bins' means and variances exactly (Chan et al.): no sum of squares to cancel."""
+    n_j = df["n"].to_numpy().astype(np.float64)
+    n = int(n_j.sum())
+    if n == 0:
+        return 0, None, None, None, None
+    mean_j, var_j = df["mean"].to_numpy(), df["var"].fill_null(0.0).to_numpy()
+    mean = float(np.sum(n_j * mean_j) / n)
+    m2 = float(np.sum(n_j * var_j) + np.sum(n_j * (mean_j - mean) ** 2))
+    return n, mean, math.sqrt(max(m2 / n, 0.0)), float(df["lo"].min()), float(df["hi"].max())
+
+
+def _fine_deciles(fine: _Fine) -> tuple[tuple[float, ...], list[int], list[int]]:
+    """Reference deciles (interior bin edges, duplicates dropped) and, per edge, the number
+    of reference and current values at or above it, exactly.
+
+    An order statistic is placed by linear interpolation between the reference's min and
+    max inside its fine bin (exact when that bin holds one distinct value), then combined
+    like quantile_cont. An edge that falls inside a bin's [min, max] is moved to the
+    nearer of that bin's min and the next bin's min, where the counts on each side are
+    exact: the deciles are then within one fine bin of the reference's, and PSI is exact
+    for the edges it reports."""
+    nr = int(fine.r.sum())
+    cum = np.cumsum(fine.r)
+
+    def order_stat(k: int) -> float:
+        j = int(np.searchsorted(cum, k, side="right"))
+        t, n = k - (cum[j] - fine.r[j]), fine.r[j]
+        lo, hi = fine.r_lo[j], fine.r_hi[j]
+        return float(lo if n <= 1 else lo + (hi - lo) * t / (n - 1))
+
+    tail_r = np.concatenate((np.cumsum(fine.r[::-1])[::-1], [0]))  # values in bins >= j
+    tail_c = np.concatenate((np.cumsum(fine.c[::-1])[::-1], [0]))
+    edges: list[float] = []
+    ge_r: list[int] = []
+    ge_c: list[int] = []
+    for q in DECILES:
+        h = (nr - 1) * q
+        k = math.floor(h)
+        x0, x1 = order_stat(k), order_stat(min(k + 1, nr - 1))
+        e = x0 + (h - k) * (x1 - x0)
+        j = max(int(np.searchsorted(fine.lo, e, side="right")) - 1, 0)  # last bin with min <= e
+        first = j + 1 if e > fine.hi[j] else j  # first bin wholly at or above e
+        if fine.lo[j] < e <= fine.hi[j]:  # inside a bin: counts not exact, move the edge
+            up = j + 1 < fine.lo.size and fine.lo[j + 1] - e < e - fine.lo[j]
+            e, first = (float(fine.lo[j + 1]), j + 1) if up else (float(fine.lo[j]), j)
+        if not edges or e > edges[-1]:
+            edges.append(float(e))
+            ge_r.append(int(tail_r[first]))
+            ge_c.append(int(tail_c[first]))
+    return tuple(edges), ge_r, ge_c
+
+
+def _from_fine(plans: Sequence[tuple[int, _Plan]], ref: pl.DataFrame, cur: pl.DataFrame,
+               ) -> tuple[dict[str, Merge], dict[str, tuple[float, ...]], dict[int, dict], dict[int, dict]]:
+    """Distances, edges and the per-side figures `_summary` reads (n, moments, decile
+    counts, out-of-range), for every column counted in fine bins."""
+    merges: dict[str, Merge] = {}
+    edges: dict[str, tuple[float, ...]] = {}
+    ref_rows: dict[int, dict] = {}
+    cur_rows: dict[int, dict] = {}
+    for i, p in plans:
+        r, c = ref.filter(pl.col("f") == i), cur.filter(pl.col("f") == i)
+        fine = _align(r.select("b", "n", "lo", "hi"), c.select("b", "n", "lo", "hi"))
+        name = p.column.name
+        merges[name] = _fine_distances(fine)
+        edges[name], ge_r, ge_c = _fine_deciles(fine)
+        for df, ge, out in ((r, ge_r, ref_rows), (c, ge_c, cur_rows)):
+            n, mean, std, lo, hi = _moments(df)
+            row = {f"n{i}": n, f"mean{i}": mean, f"std{i}": std, f"lo{i}": lo, f"hi{i}": hi}
+            row |= {f"ge{i}_{j}": g for j, g in enumerate(ge)}
+            row[f"out{i}"] = int(df.filter((pl.col("b") < 0) | (pl.col("b") >= FINE_BINS))["n"].sum())
+            out[i] = row
+    return merges, edges, ref_rows, cur_rows
+
+
 # -- step 3: counts ----------------------------------------------------------------------------
 
 def _counts(con, sides: Sequence[tuple[int, Side, str]], plans: Sequence[_Plan],
-            edges: dict[str, tuple[float, ...]], extra: dict[str, Any]) -> pl.DataFrame:
+            edges: dict[str, tuple[float, ...]], extra: dict[str, Any],
+            leave_out: frozenset[int] = frozenset()) -> pl.DataFrame:
     """Per (side, k): rows, time span, and per column its bins, moments and categories.
 
     `sides` are (s, side, key SQL) triples; the key is the chunk of each row (0: none).
+    Columns whose index is in `leave_out` (counted in fine bins instead) are not read.
     """
     params: dict[str, Any] = dict(extra)
     aggs = ["count(*) AS rows", "min(t) AS t0", "max(t) AS t1"]
-    for i, p in enumerate(plans):
-        if p.skip:
-            continue
+    used = [i for i, p in enumerate(plans) if not p.skip and i not in leave_out]
+    moments: list[int] = []
+    for i in used:
+        p = plans[i]
         if p.kind == "numeric":
-            aggs += [f"count(c{i}) AS n{i}", f"avg(c{i}) AS mean{i}", f"stddev_pop(c{i}) AS std{i}",
+            # Sums of (x - shift) and its square, the shift being about the mean: half the
+            # cost of avg + stddev_pop here, and as accurate (nothing large cancels).
+            params[f"m{i}"] = float(p.shift or 0.0)
+            aggs += [f"count(c{i}) AS n{i}", f"sum(c{i} - $m{i}) AS d1_{i}",
+                     f"sum((c{i} - $m{i}) * (c{i} - $m{i})) AS d2_{i}",
                      f"min(c{i}) AS lo{i}", f"max(c{i}) AS hi{i}"]
+            moments.append(i)
+            # count_if: measured faster than sum(CAST(... AS INTEGER)) and than FILTER
             for j, e in enumerate(edges.get(p.column.name, ())):
                 params[f"e{i}_{j}"] = e
-                aggs.append(f"CAST(sum(CAST(c{i} >= $e{i}_{j} AS INTEGER)) AS BIGINT) AS ge{i}_{j}")
+                aggs.append(f"count_if(c{i} >= $e{i}_{j}) AS ge{i}_{j}")
             if p.lo is not None:
                 params[f"lo{i}"], params[f"hi{i}"] = p.lo, p.hi
-                aggs.append(f"CAST(sum(CAST(c{i} < $lo{i} OR c{i} > $hi{i} AS INTEGER)) AS BIGINT) AS out{i}")
+                aggs.append(f"count_if(c{i} < $lo{i} OR c{i} > $hi{i}) AS out{i}")
         else:
             aggs += [f"count(c{i}) AS n{i}", f"histogram(c{i}) AS h{i}"]
     parts = []
     for s, side, key in sides:
         vals = [f"{s} AS s", f"{key} AS k", f"{side.ts_us or 'NULL::BIGINT'} AS t"]
-        vals += [f"{_value(side.exprs[p.column.name], p.kind, p.column.integer)} AS c{i}"
-                 for i, p in enumerate(plans) if not p.skip]
-        parts.append(f"SELECT s, k, {', '.join(aggs)} FROM (SELECT {', '.join(vals)} "
-                     f"FROM {side.rows_sql}) GROUP BY s, k")
+        vals += [f"{_value(side.exprs[plans[i].column.name], plans[i].kind, plans[i].column.integer)} AS c{i}"
+                 for i in used]
+        # one chunk (key "0"): a plain aggregate, cheaper than grouping by constants
+        group = "" if key == "0" else " GROUP BY s, k"
+        parts.append(f"SELECT {f'{s} AS s, 0 AS k' if not group else 's, k'}, "
+                     f"{', '.join(aggs)} FROM (SELECT {', '.join(vals)} FROM {side.rows_sql}){group}")
     sql = _with([s for _, s, _ in sides]) + " UNION ALL ".join(parts)
-    return _q(con, sql, _params(*(s for _, s, _ in sides), **params))
+    out = _q(con, sql, _params(*(s for _, s, _ in sides), **params))
+    exprs = []
+    for i in moments:
+        n, d1, d2 = pl.col(f"n{i}").cast(pl.Float64), pl.col(f"d1_{i}"), pl.col(f"d2_{i}")
+        var = (d2 / n - (d1 / n) ** 2).clip(lower_bound=0.0)
+        exprs += [(params[f"m{i}"] + d1 / n).alias(f"mean{i}"),
+                  # a constant column has a std of exactly 0 (it decides the Wasserstein scale)
+                  pl.when(pl.col(f"lo{i}") == pl.col(f"hi{i}")).then(0.0).otherwise(var.sqrt()).alias(f"std{i}")]
+    return out.with_columns(exprs) if exprs else out
 
 
 def _histogram(value: Any) -> dict[str, int]:
@@ -436,7 +656,12 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
     plans = _plans(prof, columns, settings)
     warnings = [p.warning for p in plans if p.warning]
 
-    todo = [p for p in plans if not p.skip and p.kind == "numeric" and min(p.n) > 0]
+    todo = [(i, p) for i, p in enumerate(plans) if not p.skip and p.kind == "numeric" and min(p.n) > 0]
+    # Above the limit a sorted merge of every value costs too much (PERF_NOTES): fine bins.
+    fine = [(i, p) for i, p in todo if max(p.n) > settings.exact_max_rows
+            and None not in (p.lo, p.hi, p.cur_lo, p.cur_hi)]
+    fine_ids = frozenset(i for i, _ in fine)
+    exact = [p for i, p in todo if i not in fine_ids]
 
     def merge(p: _Plan) -> dict[str, Any]:
         # few distinct values (ties): group to (value, count) pairs before sorting. The
@@ -445,15 +670,33 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
         return _q(con, _merge_sql(reference, current, p.column, grouped=grouped),
                   _params(reference, current, **_merge_params(*p.n))).row(0, named=True)
 
+    def count(edges: dict[str, tuple[float, ...]]) -> pl.DataFrame:
+        return _counts(con, [(0, reference, "0"), (1, current, "0")], plans, edges, {}, leave_out=fine_ids)
+
+    # Independent queries run two at a time, each on its own cursor: the sorted merges, the
+    # fine-bin scans and, when no merge has edges to give it, the counts.
+    jobs = [lambda p=p: merge(p) for p in exact]
+    jobs += [lambda side=side: _q(con, *_fine_sql(side, fine)) for side in ((reference, current) if fine else ())]
+    if not exact:
+        jobs.append(lambda: count({}))
+    done = _parallel(lambda job: job(), jobs)
+
     merges: dict[str, Merge] = {}
     edges: dict[str, tuple[float, ...]] = {}
-    for p, row in zip(todo, _parallel(merge, todo), strict=True):
+    for p, row in zip(exact, done, strict=False):
         merges[p.column.name] = Merge(wasserstein=float(row["wd"] or 0.0), ks=float(row["ksd"] or 0.0))
         edges[p.column.name] = _edges(row, p.n[0])
-
-    counted = _counts(con, [(0, reference, "0"), (1, current, "0")], plans, edges, {})
+    counted = count(edges) if exact else done[-1]
     by_side = {int(r["s"]): r for r in counted.iter_rows(named=True)}
     ref_row, cur_row = by_side[0], by_side[1]
+    if fine:
+        fine_ref, fine_cur = done[len(exact)], done[len(exact) + 1]
+        more, fine_edges, ref_more, cur_more = _from_fine(fine, fine_ref, fine_cur)
+        merges |= more
+        edges |= fine_edges
+        for i, _ in fine:
+            ref_row |= ref_more[i]
+            cur_row |= cur_more[i]
     results = []
     for i, p in enumerate(plans):
         results.append(_feature(p, i, ref_row, cur_row, edges, merges, file_types or {}))
@@ -479,6 +722,8 @@ def _plans(prof: pl.DataFrame, columns: Sequence[Column], settings: DriftSetting
                      n=(int(ref[f"n{i}"] or 0), int(cur[f"n{i}"] or 0)), distinct=d)
         if col.kind == "numeric" and kind == "numeric":
             plan.lo, plan.hi = ref.get(f"lo{i}"), ref.get(f"hi{i}")
+            plan.cur_lo, plan.cur_hi = cur.get(f"lo{i}"), cur.get(f"hi{i}")
+            plan.shift = next((m for m in (ref.get(f"mean{i}"), cur.get(f"mean{i}")) if m is not None), None)
         if kind == "categorical" and d[0] > settings.max_categories:
             plan.skip = (f"about {d[0]:,} distinct values in the reference: identifier-like, "
                          f"not tested (limit drift.max_categories = {settings.max_categories:,})")
@@ -520,7 +765,8 @@ def _feature(p: _Plan, i: int, ref_row: dict, cur_row: dict, edges: dict, merges
     s = scores[p.method]
     return FeatureDrift(**common, score=s.value, p_value=s.p_value, drifted=test.drifted(s, p.threshold),
                         status=test.status(s, p.threshold), n_reference=ref.n, n_current=cur.n,
-                        scores=scores, reference=ref, current=cur, labels=labels, edges=e, quality=q)
+                        scores=scores, reference=ref, current=cur, labels=labels, edges=e, quality=q,
+                        error=s.error)
 
 
 def _labels(kind: str, edges: tuple[float, ...], cats: tuple[str, ...]) -> tuple[str, ...]:
@@ -553,6 +799,7 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                            (f.n_reference, f.n_current),
                            lo=f.reference.min if f.reference and f.kind == "numeric" else None,
                            hi=f.reference.max if f.reference and f.kind == "numeric" else None,
+                           shift=f.reference.mean if f.reference and f.kind == "numeric" else None,
                            skip=None if f.reference is not None and f.n_reference and f.n_current else "no data"))
     extra = {"chunk_rows": int(chunk_rows)} if chunk == "rows" else {}
     key = _chunk_expr(current, chunk)

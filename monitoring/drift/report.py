@@ -4,7 +4,8 @@
     python -m monitoring drift --reference train.parquet --start 2026-11-16 --end 2026-11-23
 
 JSON: `features` is a list of {name, kind, method, score, threshold, drifted, n_reference,
-n_current, p_value (methods with one), status, null shares, secondary test, quality};
+n_current, p_value (methods with one), status, approximate (and error_bound when true: the
+score is within that of the exact one), null shares, secondary test, quality};
 `prediction` and `score` have the same shape (omitted when the logs lack the column);
 `reference` and `current` say what was compared, with row counts; `over_time` (with
 --chunk) lists the chunks where each column drifted.
@@ -113,7 +114,10 @@ def feature_json(f: FeatureDrift) -> dict[str, Any]:
         "name": f.name, "kind": f.kind, "method": f.method, "score": f.score,
         "threshold": f.threshold, "drifted": bool(f.drifted), "status": f.status,
         "n_reference": f.n_reference, "n_current": f.n_current,
+        "approximate": f.error is not None,
     }
+    if f.error is not None:
+        out["error_bound"] = f.error
     if stattests.REGISTRY[f.method].has_p_value:
         out["p_value"] = f.p_value
     second = SECONDARY[f.kind]
@@ -176,7 +180,8 @@ def drift_table(r: dict[str, Any]) -> str:
     for entry in [r.get("prediction"), r.get("score"), *r["features"]]:
         if entry is None:
             continue
-        rows.append((entry["name"], entry["kind"], entry["method"], _num(entry["score"]),
+        score = _num(entry["score"]) + (f" ±{entry['error_bound']:.2g}" if entry.get("error_bound") is not None else "")
+        rows.append((entry["name"], entry["kind"], entry["method"], score,
                      _num(entry["threshold"]), entry["status"].upper() if entry["drifted"] else entry["status"],
                      f"{entry['n_reference']:,}", f"{entry['n_current']:,}", _pct(entry["null_share_current"])))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
@@ -184,6 +189,9 @@ def drift_table(r: dict[str, Any]) -> str:
     lines += ["", fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*row) for row in rows]
     lines += ["", f"drifted: {', '.join(r['drifted']) if r['drifted'] else 'none'}"]
+    if any(e and e.get("error_bound") is not None for e in [r.get("prediction"), r.get("score"), *r["features"]]):
+        lines.append("±: approximate score (fine bins, above drift.exact_max_rows values per side), "
+                     "within that of the exact one")
     problems = [(e["name"], p) for e in [r.get("prediction"), r.get("score"), *r["features"]]
                 if e and e.get("quality") for p in e["quality"]["problems"]]
     if problems:

@@ -38,6 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_categories", 10_000, "Categorical features with more distinct reference values are skipped as identifier-like."),
     Setting("chunk", "day", "Chunks of the current window for drift over time: day, week or rows."),
     Setting("chunk_rows", 10_000, "Rows per chunk when chunk = \"rows\"."),
+    Setting("exact_max_rows", 2_000_000, "Numeric features with up to this many values per side get exact Wasserstein and KS (a sorted merge); larger ones are computed from fine bins, within a bound stated with the score."),
 )
 FEATURE_KEYS = {
     "method": "Test deciding drift for this feature (a name in monitoring.drift.REGISTRY).",
@@ -66,6 +67,7 @@ class DriftSettings:
     max_categories: int = 10_000
     chunk: str = "day"
     chunk_rows: int = 10_000
+    exact_max_rows: int = 2_000_000
     features: tuple[tuple[str, FeatureSetting], ...] = ()
 
     def feature(self, name: str) -> FeatureSetting:

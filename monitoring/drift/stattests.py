@@ -48,14 +48,23 @@ SMOOTHING = 1e-4
 
 @dataclass(frozen=True)
 class Merge:
-    """Exact statistics of the sorted merge of two empirical CDFs F_ref and F_cur.
+    """Statistics of the two empirical CDFs F_ref and F_cur together.
 
     They need both samples at once, so the engine computes them in one DuckDB pass for the
     pair and hands the same `Merge` to both summaries; tests stay two-argument functions.
+    Exact (from the sorted merge) when the errors are None; above `[drift] exact_max_rows`
+    they come from fine bins, and the errors bound the distance to the exact values:
+    |wasserstein - exact| <= wasserstein_error and exact - ks in [0, ks_error].
     """
 
     wasserstein: float  # integral of |F_ref - F_cur| dx, in the feature's units
     ks: float  # sup |F_ref - F_cur|
+    wasserstein_error: float | None = None
+    ks_error: float | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.wasserstein_error is None and self.ks_error is None
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Summary:
 class Score:
     value: float
     p_value: float | None = None
+    error: float | None = None  # bound on |value - exact value|; None: the value is exact
 
 
 @dataclass(frozen=True)
@@ -173,15 +183,19 @@ def pooled_std(a: Summary, b: Summary) -> float:
 @stattest("wasserstein", title="Wasserstein distance / reference std", kinds=("numeric",),
           threshold=0.1, needs_merge=True,
           help="How far values moved, in reference standard deviations (earth mover's distance "
-               "between the two empirical distributions, exact). 0.1 = a tenth of a std.")
+               "between the two empirical distributions; exact up to drift.exact_max_rows values "
+               "per side, within a stated bound above). 0.1 = a tenth of a std.")
 def wasserstein(ref: Summary, cur: Summary) -> Score:
-    w = ref.merge.wasserstein if ref.merge else cur.merge.wasserstein
-    if w <= 0:
-        return Score(0.0)
+    merge = ref.merge or cur.merge
+    w, err = merge.wasserstein, merge.wasserstein_error
+    if w <= 0 and not err:
+        return Score(0.0, error=err)
     # A constant reference has no spread to measure against: use the spread of both
     # windows together, which is positive whenever the distance is.
     scale = ref.std if ref.std else pooled_std(ref, cur)
-    return Score(w / scale if scale > 0 else math.inf)
+    if scale <= 0:
+        return Score(math.inf if w > 0 else 0.0, error=err)
+    return Score(max(w, 0.0) / scale, error=None if err is None else err / scale)
 
 
 @stattest("ks", title="Kolmogorov-Smirnov statistic", kinds=("numeric",), threshold=0.1,
@@ -191,12 +205,13 @@ def wasserstein(ref: Summary, cur: Summary) -> Score:
 def ks(ref: Summary, cur: Summary) -> Score:
     from scipy.stats import kstwo
 
-    d = float((ref.merge or cur.merge).ks)
+    merge = ref.merge or cur.merge
+    d, err = float(merge.ks), merge.ks_error
     m, n = sorted((float(ref.n), float(cur.n)), reverse=True)
     en = np.round(m * n / (m + n))
     if en < 1:  # one value on each side: no distribution to speak of
-        return Score(d, None)
-    return Score(d, float(np.clip(kstwo.sf(d, en), 0.0, 1.0)))
+        return Score(d, None, error=err)
+    return Score(d, float(np.clip(kstwo.sf(d, en), 0.0, 1.0)), error=err)
 
 
 @stattest("psi", title="Population stability index", kinds=("numeric", "categorical"),
