@@ -161,7 +161,7 @@ SCENARIOS = [
     ("scan", "Plain DuckDB scan of latency_ms and timestamp (yardstick)"),
     ("open_uncached", "First open of new logs: file checks, exact duplicate check, extent, health (then cached)"),
     ("hourly_percentiles", "Latency page: per-hour P50/P95/P99 + counts over 30 days (one query)"),
-    ("hourly_percentiles_exact", "Same, forced exact (quantile_cont per hour)"),
+    ("hourly_percentiles_exact", "Same, forced exact (two passes: histogram, then only the needed bins' values)"),
     ("latency_30d", "Latency page: open + percentile lines + version and endpoint breakdowns"),
     ("overview_30d", "Overview: open + health + KPIs with previous window + trends + gaps/spikes, 30 days"),
     ("app_first_render", "Overview first render in a fresh process (AppTest, default 7-day window)"),
