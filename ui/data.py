@@ -101,6 +101,11 @@ def alerts_db(url: str):
 
 @st.cache_data(ttl=TTL, show_spinner="Writing this week's summary…")
 def weekly(_ws: Workspace, fingerprint: str, week: str) -> dict:
-    from monitoring.summary import standard_providers, weekly_summary
+    from dataclasses import replace
 
-    return weekly_summary(_ws, week, standard_providers(_ws.config.database_url))
+    from monitoring.summary import alerts_in_week, standard_providers, weekly_summary
+
+    # The alert history is the Alerts page's cached evaluation: computed once for both pages.
+    providers = replace(standard_providers(_ws.config.database_url),
+                        alerts=alerts_in_week(lambda ws: alert_episodes(ws, fingerprint)))
+    return weekly_summary(_ws, week, providers)
