@@ -280,7 +280,7 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
                     engine.dispose()
             except DatabaseError:
                 reviewed = None
-        late = ground_truth.window_accuracy(ws, start, end)
+        late = ground_truth.window_accuracy(ws, start, end, ground_truth.reviewed_labels(database_url))
         floor = ws.config.slo.accuracy_floor
         src, fig = None, None
         if reviewed and reviewed.get("accuracy") is not None:

@@ -197,3 +197,24 @@ def test_drift_equals_the_drift_command(weeks, generated_logs, capsys):
     assert area["status"] == "red" and area["drifted_some_days"] == {"prediction": ["Thu 19", "Fri 20"]}
     assert weeks["2026-W45"]["areas"]["drift"]["status"] == "amber"     # income, from Tuesday
     assert weeks["2026-W43"]["areas"]["drift"]["status"] == "grey"      # the reference itself
+
+
+def test_reviewer_verdicts_join_the_late_labels_on_request_id(ws):
+    import polars as pl
+
+    from monitoring import ground_truth
+
+    start, end = week_bounds("2026-W45")
+    base = ground_truth.window_accuracy(ws, start, end)
+    right = ws.source.query(ws.con, "SELECT request_id FROM logs WHERE NOT is_error AND label IS NOT NULL "
+                                    "AND prediction = label AND ts >= $s AND ts < $e ORDER BY request_id LIMIT 10",
+                            {"s": start, "e": end})
+    unlabelled = ws.source.query(ws.con, "SELECT request_id FROM logs WHERE NOT is_error AND label IS NULL "
+                                         "AND ts >= $s AND ts < $e ORDER BY request_id LIMIT 5",
+                                 {"s": start, "e": end})
+    # Reviewers overrule ten right-by-label predictions and add five verdicts of their own.
+    reviewed = pl.concat([right.with_columns(pl.lit(False).alias("correct")),
+                          unlabelled.with_columns(pl.lit(True).alias("correct"))])
+    got = ground_truth.window_accuracy(ws, start, end, reviewed)
+    assert got["labelled"] == base["labelled"] + 5
+    assert got["correct"] == base["correct"] - 10 + 5

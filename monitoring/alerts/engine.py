@@ -254,9 +254,10 @@ def _add_labels(ws: Workspace, ctx: Context, at: datetime | None) -> None:
     """Late labels per grid step (labelled, correct), for the accuracy rule."""
     from .. import ground_truth
 
-    if not ground_truth.available(ws):
+    reviewed = ground_truth.reviewed_labels(ws.config.database_url)
+    if not ground_truth.available(ws, reviewed):
         return
-    df = ground_truth.accuracy_by_bucket(ws, ctx.step_s, Filters(end=at) if at else None)
+    df = ground_truth.accuracy_by_bucket(ws, ctx.step_s, Filters(end=at) if at else None, reviewed)
     n = len(ctx.times)
     idx = df["bucket"].to_numpy() - ctx.b0
     keep = (idx >= 0) & (idx < n)
