@@ -151,6 +151,8 @@ def streamlit_server(tmp_path):
 def browser():
     """Headless Debian Chromium driven by Playwright (no browser download)."""
     if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium missing in CI: scripts/system-deps.sh should have installed it")
         pytest.skip("Chromium not installed (make test installs it from Debian's packages)")
     from playwright.sync_api import sync_playwright
 
