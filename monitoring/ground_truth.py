@@ -29,16 +29,22 @@ def reviewed_labels(database_url: str | None) -> pl.DataFrame | None:
     if not database_url:
         return None
     from .labelling.db import DatabaseError, open_db
-    from .labelling.results import ground_truth
 
     try:
         engine = open_db(database_url)
-        try:
-            gt = ground_truth(engine)
-        finally:
-            engine.dispose()
     except DatabaseError:
         return None
+    try:
+        return reviewed_from(engine)
+    finally:
+        engine.dispose()
+
+
+def reviewed_from(engine) -> pl.DataFrame | None:
+    """The same from an open labelling database engine."""
+    from .labelling.results import ground_truth
+
+    gt = ground_truth(engine)
     return gt.select("request_id", "correct") if gt.height else None
 
 

@@ -4,7 +4,7 @@ Definitions are those of shared/LOG_SCHEMA.md: P50/P95/P99 over successful reque
 linear interpolation (numpy's default, DuckDB's quantile_cont), failed-request latency
 apart; error rate = failed / all; throughput = requests per minute of the bucket.
 
-One scan of the logs (`_scan`) groups rows by (period, bucket, failed, latency bin) and
+One scan of the logs (`rollup`) groups rows by (period, bucket, failed, latency bin) and
 returns a small histogram; counts, rates and percentiles all come from it. Windows with at
 most `exact_max_rows` rows get exact percentiles from a second, small query; larger ones
 use the histogram, whose error bound (`sketch.RELATIVE_ERROR`) is reported as `method`.
@@ -66,8 +66,12 @@ def _scan_sql(f: Filters, bucket_s: int, with_previous: bool) -> tuple[str, dict
     return cond, params, ("CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1")
 
 
-def _scan(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-          with_previous: bool) -> pl.DataFrame:
+def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+           with_previous: bool = False) -> pl.DataFrame:
+    """The mergeable rollup every latency, error and traffic figure derives from: requests
+    per (period, bucket, failed, latency bin) as columns period, bucket, is_error, bin, n.
+    `bucket` is the bucket's index since the epoch; period is 1 (the window) or 0 (the one
+    before, with_previous). Rollups add up across buckets, files and machines."""
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
     return source.query(
         con,
@@ -82,7 +86,7 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
            with_previous: bool, hist: pl.DataFrame) -> pl.DataFrame:
     """Exact percentiles per (period, failed, bucket) and per (period, failed), bucket null.
 
-    Two-pass: `hist` (from `_scan`) locates the bins of the needed order statistics; one more
+    Two-pass: `hist` (from `rollup`) locates the bins of the needed order statistics; one more
     scan fetches the values of those bins only, so memory stays small at any size.
     """
     kb, kt = ["period", "is_error", "bucket"], ["period", "is_error"]
@@ -110,7 +114,7 @@ def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, buc
     if f.start is None or f.end is None:
         raise ValueError("summarize needs a window with a start and an end")
     bucket_s = BUCKETS[bucket]
-    hist = _scan(source, con, f, bucket_s, with_previous)
+    hist = rollup(source, con, f, bucket_s, with_previous)
     cur = hist.filter(pl.col("period") == 1)
     prev = hist.filter(pl.col("period") == 0)
     exact = None

@@ -100,6 +100,8 @@ class Extent:
     model_names: tuple[str, ...]
     model_versions: tuple[str, ...]
     endpoints: tuple[str, ...]
+    # (version, first request, last request): when each version served, for "what happened"
+    version_spans: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
 def extent(source: LogSource, con: duckdb.DuckDBPyConnection) -> Extent:
@@ -123,6 +125,10 @@ def extent(source: LogSource, con: duckdb.DuckDBPyConnection) -> Extent:
         model_names=distinct("model_name"),
         model_versions=distinct("model_version"),
         endpoints=distinct("endpoint"),
+        version_spans=tuple(
+            (r["model_version"], _from_us(r["lo"]), _from_us(r["hi"]))
+            for r in dims.group_by("model_version").agg(pl.col("lo").min(), pl.col("hi").max())
+            .sort("model_version").iter_rows(named=True)),
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from .config import SLO
+from .fmt import ms as _ms
 from .metrics import WindowStats
 
 # A bucket with fewer requests than this is too small to call a latency breach on its own.
@@ -42,10 +43,6 @@ class Status:
     area: str        # "latency" | "errors"
     level: str       # "green" | "amber" | "red"
     sentence: str
-
-
-def _ms(v: float) -> str:
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
 
 
 def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) -> list[Status]:

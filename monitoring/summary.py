@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from . import anomalies, metrics
+from .fmt import ms as _ms
 from .queries import Filters
 from .status import MIN_BUCKET_REQUESTS, error_breaches, kpi_status
 from .workspace import Workspace
@@ -76,12 +77,6 @@ class Providers:
     drift: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     accuracy: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     alerts: Callable[[Workspace, datetime, datetime], list[dict] | None] | None = None
-
-
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
 
 
 def _change(cur: float | None, prev: float | None) -> float | None:
@@ -195,6 +190,8 @@ def alerts_in_week(evaluate_fn: Callable[[Workspace], list]) -> Callable[[Worksp
 
 
 def _headline(areas: dict[str, dict], worst: str) -> str:
+    if all(a["status"] == "grey" for a in areas.values()):
+        return "Nothing to judge: no traffic was logged this week."
     if worst in ("green", "grey"):
         return "Healthy: every measured area met its objective this week."
     bad = [name for name, a in areas.items() if a["status"] == worst]
@@ -230,22 +227,15 @@ def _error_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo) -> str |
 
 
 def _versions(ws: Workspace, start: datetime, end: datetime) -> dict[str, list[dict]]:
-    """Versions first seen this week (deployed) and last seen this week (retired)."""
-    df = ws.source.query(ws.con, "SELECT model_version AS version, min(ts_us) AS first_us, max(ts_us) AS last_us, "
-                                 "count(*) AS requests FROM logs GROUP BY 1")
-    s_us, e_us = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
-    data_end = int(ws.extent.last.timestamp() * 1e6) if ws.extent.last else e_us
-
-    def t(us: int) -> datetime:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
-
-    deployed = [{"version": r["version"], "first_seen": t(r["first_us"])}
-                for r in df.iter_rows(named=True) if s_us <= r["first_us"] < e_us
-                and r["first_us"] > int(ws.extent.first.timestamp() * 1e6)]
+    """Versions first seen this week (deployed) and last seen this week (retired), from the
+    workspace's cached version spans (no scan)."""
+    ext = ws.extent
+    # Deployed: first request inside the week, after the logs began (else it was already there).
+    deployed = [{"version": v, "first_seen": a} for v, a, _ in ext.version_spans
+                if start <= a < end and a > ext.first]
     # Retired: last request inside the week while the logs go on for a day or more after it.
-    retired = [{"version": r["version"], "last_seen": t(r["last_us"])}
-               for r in df.iter_rows(named=True) if s_us <= r["last_us"] < e_us
-               and data_end - r["last_us"] > 86_400_000_000]
+    retired = [{"version": v, "last_seen": b} for v, _, b in ext.version_spans
+               if start <= b < end and ext.last - b > timedelta(days=1)]
     return {"deployed": sorted(deployed, key=lambda x: x["first_seen"]),
             "retired": sorted(retired, key=lambda x: x["last_seen"])}
 
@@ -267,20 +257,22 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
         from . import ground_truth
 
-        reviewed = None
+        reviewed = verdicts = None
         if database_url:
             from .labelling.db import DatabaseError, open_db
             from .labelling.results import window_accuracy
 
             try:
                 engine = open_db(database_url)
+            except DatabaseError:
+                engine = None
+            if engine is not None:
                 try:
                     reviewed = window_accuracy(engine, start, end, by="answered")
+                    verdicts = ground_truth.reviewed_from(engine)
                 finally:
                     engine.dispose()
-            except DatabaseError:
-                reviewed = None
-        late = ground_truth.window_accuracy(ws, start, end, ground_truth.reviewed_labels(database_url))
+        late = ground_truth.window_accuracy(ws, start, end, verdicts)
         floor = ws.config.slo.accuracy_floor
         src, fig = None, None
         if reviewed and reviewed.get("accuracy") is not None:

@@ -14,6 +14,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from .fmt import ms as _ms
+from .fmt import pct as _pct
+
 STATUS_ICON = {"green": "🟢", "amber": "🟠", "red": "🔴", "grey": "⚪"}
 STATUS_COLOR = {"green": "#2e7d32", "amber": "#ef6c00", "red": "#c62828", "grey": "#757575"}
 AREA_TITLES = {"traffic": "Traffic", "availability": "Availability", "latency": "Latency",
@@ -24,16 +27,6 @@ def _t(v: Any) -> str:
     if isinstance(v, datetime):
         return v.strftime("%a %Y-%m-%d %H:%M UTC")
     return "–" if v is None else str(v)
-
-
-def _pct(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v * 100:.{digits}f}%"
-
-
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
 
 
 def _signed(v: float | None, fmt: str) -> str:

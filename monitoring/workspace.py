@@ -26,7 +26,7 @@ from .health import Health, check_health, find_duplicates
 from .queries import Extent, extent
 from .source import LogSource, connect, open_source, run
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -74,7 +74,9 @@ def _load(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path):
                      first=datetime.fromisoformat(e["first"]) if e["first"] else None,
                      last=datetime.fromisoformat(e["last"]) if e["last"] else None,
                      model_names=tuple(e["model_names"]), model_versions=tuple(e["model_versions"]),
-                     endpoints=tuple(e["endpoints"]))
+                     endpoints=tuple(e["endpoints"]),
+                     version_spans=tuple((v, datetime.fromisoformat(a), datetime.fromisoformat(b))
+                                         for v, a, b in e["version_spans"]))
         h = info["health"]
         # Bad files and warnings are found anew at every open; only counts are cached.
         health = Health(total_rows=h["total_rows"], valid_rows=h["valid_rows"], invalid=h["invalid"],
@@ -91,6 +93,7 @@ def _save(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path, fa
     e = asdict(ext)
     e["first"] = ext.first.isoformat() if ext.first else None
     e["last"] = ext.last.isoformat() if ext.last else None
+    e["version_spans"] = [[v, a.isoformat(), b.isoformat()] for v, a, b in ext.version_spans]
     info = {"version": CACHE_VERSION, "duplicates": n, "extent": e,
             "health": {"total_rows": health.total_rows, "valid_rows": health.valid_rows,
                        "invalid": health.invalid, "duplicates": health.duplicates}}

@@ -249,3 +249,22 @@ def test_check_rejects_a_bad_rule_config(tmp_path, generated_logs):
     toml.write_text("[alerts.rules.unknown_rule]\nenabled = true\n")
     r = _cli("check", "--logs", str(generated_logs), "--no-store", env={"MONITORING_CONFIG": str(toml)})
     assert r.returncode == 2 and "unknown rule" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_long_histories_get_a_coarser_grid_with_the_same_counts(generated_logs, monkeypatch):
+    from monitoring.alerts import engine
+
+    ws = open_workspace(load_config(), logs=str(generated_logs))
+    fine = engine.build_context(ws)
+    monkeypatch.setattr(engine, "MAX_CELLS", fine.hist.size // 3)
+    coarse = engine.build_context(ws)
+    assert coarse.step_s == 4 * fine.step_s
+    assert coarse.hist.size <= fine.hist.size // 3
+    assert coarse.series["requests"].sum() == fine.series["requests"].sum() == ws.extent.rows
+    assert coarse.hist.sum() == fine.hist.sum()
+    # Each coarse bucket holds exactly the four fine buckets it spans.
+    ratio = coarse.step_s // fine.step_s
+    offset = fine.b0 - coarse.b0 * ratio
+    padded = np.concatenate([np.zeros(offset), fine.series["requests"]])
+    padded = np.concatenate([padded, np.zeros(-len(padded) % ratio)])
+    assert np.array_equal(padded.reshape(-1, ratio).sum(axis=1), coarse.series["requests"])

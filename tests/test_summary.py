@@ -218,3 +218,11 @@ def test_reviewer_verdicts_join_the_late_labels_on_request_id(ws):
     got = ground_truth.window_accuracy(ws, start, end, reviewed)
     assert got["labelled"] == base["labelled"] + 5
     assert got["correct"] == base["correct"] - 10 + 5
+
+
+def test_cached_facts_give_the_same_extent_and_version_spans(ws, generated_logs):
+    again = open_workspace(load_config(), logs=str(generated_logs))   # read from .data/cache
+    assert again.extent == ws.extent
+    spans = {v: (a, b) for v, a, b in ws.extent.version_spans}
+    assert set(spans) == {"v1", "v2", "v3"}
+    assert spans["v2"][0] >= datetime(2026, 10, 28, tzinfo=UTC) > spans["v1"][0]

@@ -13,7 +13,6 @@ import streamlit as st
 
 from monitoring import anomalies, metrics, queries
 from monitoring.config import Config, load_config
-from monitoring.health import Health
 from monitoring.workspace import Workspace, open_workspace
 
 TTL = 600
@@ -39,14 +38,6 @@ def workspace() -> Workspace:
 def reload() -> None:
     st.cache_resource.clear()
     st.cache_data.clear()
-
-
-def extent(ws: Workspace, fingerprint: str) -> queries.Extent:
-    return ws.extent
-
-
-def health(ws: Workspace, fingerprint: str) -> Health:
-    return ws.health
 
 
 @st.cache_data(ttl=TTL, show_spinner="Computing…")

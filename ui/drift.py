@@ -17,6 +17,7 @@ import streamlit as st
 from monitoring import drift
 from monitoring.config import ConfigError, load_config
 from monitoring.drift import DriftResult, DriftSettings, FeatureDrift, OverTime, Reference
+from monitoring.fmt import pct
 from monitoring.queries import Filters
 from monitoring.source import LogSource
 from monitoring.workspace import Workspace
@@ -198,5 +199,5 @@ def quality_frame(f: FeatureDrift) -> pl.DataFrame:
 
 
 def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2%}"
+    return pct(v, 2)
 

@@ -8,7 +8,6 @@ never HTML or formatting.
 
 from __future__ import annotations
 
-import math
 import string
 from datetime import UTC, datetime
 from functools import partial
@@ -19,6 +18,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from monitoring.config import load_config
+from monitoring.fmt import pct
 from monitoring.labelling import export, queues, results
 from monitoring.labelling.charts import trend_figure
 from monitoring.labelling.db import DatabaseError, open_db, safe_url
@@ -69,7 +69,7 @@ def md(value: Any, limit: int = 300) -> str:
 
 
 def fmt_pct(v: float | None, digits: int = 1) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 100:.{digits}f}%"
+    return pct(v, digits)
 
 
 def pick_queue(eng: Engine, key: str, *, open_only: bool = False,

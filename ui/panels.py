@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
+from monitoring.fmt import ms as fmt_ms  # noqa: F401 (pages use panels.fmt_*)
+from monitoring.fmt import pct as fmt_pct  # noqa: F401
 from monitoring.health import REASON_TEXT
 
 from . import data
 from .sidebar import View
 
 
-def fmt_ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
-
-
-def fmt_pct(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v * 100:.{digits}f}%"
-
-
 def health_panel(view: View) -> None:
     """Sidebar expander: unreadable files, invalid rows by reason, duplicates, warnings."""
-    h = data.health(view.ws, view.fingerprint)
+    h = view.ws.health
     problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings)
     label = "Data health: all rows valid" if problems == 0 else f"Data health: {problems} issue(s)"
     with st.sidebar.expander(label, expanded=False):
         st.write(f"{h.total_rows:,} rows read from {len(view.ws.source.files)} file(s); "
                  f"{h.valid_rows:,} valid and counted.")
         for path, reason in h.bad_files:
-            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.", icon=":material/description:")
+            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.",
+                     icon=":material/description:")
         for reason, n in h.invalid_rows.items():
             st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon=":material/warning:")
         for w in h.warnings:

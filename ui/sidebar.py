@@ -51,7 +51,7 @@ def render() -> View | None:
         st.error(f"The logs cannot be opened: {exc}")
         st.info("Set MONITORING_LOGS to a Parquet file, directory or glob and reload.")
         return None
-    ext = data.extent(ws, ws.source.fingerprint)
+    ext = ws.extent
     sb = st.sidebar
     sb.caption(f"Logs: `{ws.config.logs}` · {ext.rows:,} valid rows · times in UTC")
     if ext.rows == 0:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import anomalies, sketch
+from .. import anomalies, metrics, sketch
 from ..config import ConfigError
 from ..queries import Filters
 from ..workspace import Workspace
@@ -152,23 +152,21 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
         return None
     step_s = step_minutes * 60
     f = f or Filters()
-    cond, params = Filters(start=first, end=end, model_name=f.model_name, model_versions=f.model_versions,
-                           endpoints=f.endpoints).where()
-    params["step_us"] = step_s * 1_000_000
-    rolled = ws.source.query(
-        ws.con,
-        f"SELECT ts_us // $step_us AS b, is_error, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-        f"FROM logs WHERE {cond} GROUP BY ALL", params)
-    minutes = ws.source.query(
-        ws.con, f"SELECT ts_us // 60000000 AS minute, count(*) AS n FROM logs WHERE {cond} GROUP BY 1 ORDER BY 1",
-        params)
+    window = Filters(start=first, end=end, model_name=f.model_name, model_versions=f.model_versions,
+                     endpoints=f.endpoints)
+    rolled = metrics.rollup(ws.source, ws.con, window, step_s).rename({"bucket": "b"})
+    minutes = anomalies.minute_counts(ws.source, ws.con, window, baseline_days=0)
+    bins = np.sort(rolled.filter(~pl.col("is_error"))["bin"].unique().to_numpy())
+    # Long histories get a coarser grid (merging the rollup's buckets) so that grid points x
+    # latency bins stay within MAX_CELLS.
+    while ((int(end.timestamp()) - 1) // step_s - int(first.timestamp()) // step_s + 1) \
+            * max(len(bins), 1) > MAX_CELLS:
+        step_s *= 2
+        rolled = rolled.with_columns(pl.col("b") // 2).group_by("b", "is_error", "bin").agg(pl.col("n").sum())
     b0 = int(first.timestamp()) // step_s
     b1 = (int(end.timestamp()) - 1) // step_s
     n_b = b1 - b0 + 1
     ok = rolled.filter(~pl.col("is_error"))
-    bins = np.sort(ok["bin"].unique().to_numpy()) if ok.height else np.array([], dtype=np.int64)
-    if n_b * max(len(bins), 1) > MAX_CELLS:
-        return build_context(ws, at, step_minutes * 2, f)
     hist = np.zeros((n_b, len(bins)), dtype=np.int32)
     if ok.height:
         np.add.at(hist, (ok["b"].to_numpy() - b0, np.searchsorted(bins, ok["bin"].to_numpy())),
@@ -223,8 +221,8 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
     return out
 
 
-def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFAULT_STEP_MINUTES,
-             providers: dict[str, Any] | None = None) -> list[Episode]:
+def evaluate(ws: Workspace, at: datetime | None = None,
+             step_minutes: int = DEFAULT_STEP_MINUTES) -> list[Episode]:
     """Every episode of every enabled rule over the history (up to `at`)."""
     section = ws.config.section("alerts")
     params = rule_params(section)
@@ -234,8 +232,8 @@ def evaluate(ws: Workspace, at: datetime | None = None, step_minutes: int = DEFA
     ctx = build_context(ws, at, step_minutes)
     if ctx is None:
         return []
-    ctx.extra.update(providers or {})
-    _add_labels(ws, ctx, at)
+    if params["accuracy_floor"]["enabled"]:
+        _add_labels(ws, ctx, at)
     if params["drift"]["enabled"]:
         _add_drift(ws, ctx, at, params["drift"]["chunk"])
     out: list[Episode] = []

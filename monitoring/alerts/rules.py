@@ -69,7 +69,7 @@ def hold(judged: np.ndarray, firing: np.ndarray) -> np.ndarray:
     data, e.g. at night): an alert neither fires nor resolves on no evidence."""
     idx = np.where(judged, np.arange(len(judged)), -1)
     last = np.maximum.accumulate(idx)
-    return np.where(last >= 0, firing[np.maximum(last, 0)], False) & True
+    return np.where(last >= 0, firing[np.maximum(last, 0)], False)
 
 
 @rule("latency_p95", area="latency", title="P95 latency above its SLO", page="Latency",

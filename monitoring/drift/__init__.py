@@ -2,7 +2,7 @@
 
     from monitoring.drift import analyze, load_settings, resolve_reference
     settings = load_settings(ws.config.section("drift"))
-    ref = resolve_reference(ws.config, settings, extent(ws.source, ws.con))
+    ref = resolve_reference(ws.config, settings, ws.extent)
     result = analyze(ws, ref, Filters(start=..., end=...), settings)
     for f in result.ranked(): print(f.name, f.method, f.score, f.drifted)
 

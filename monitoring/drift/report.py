@@ -17,7 +17,8 @@ import argparse
 from typing import Any
 
 from ..config import Config, load_config
-from ..queries import Filters, extent, parse_time
+from ..fmt import pct
+from ..queries import Filters, parse_time
 from ..workspace import open_workspace
 from . import stattests
 from .engine import DriftResult, FeatureDrift, OverTime
@@ -64,7 +65,7 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
     """The drift report as a dict (the JSON contract); raises ValueError on bad input."""
     settings = load_settings(cfg.section("drift"))
     ws = open_workspace(cfg)
-    ext = extent(ws.source, ws.con)
+    ext = ws.extent
     if ext.rows == 0:
         raise ValueError(f"the logs at {cfg.logs} hold no valid rows")
     ref = resolve_reference(cfg, settings, ext, file=reference,
@@ -161,7 +162,7 @@ def _num(v: float | None) -> str:
 
 
 def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1%}"
+    return pct(v, 1)
 
 
 def drift_table(r: dict[str, Any]) -> str:
