@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from .fmt import md
 from .fmt import ms as _ms
 from .fmt import pct as _pct
 
@@ -77,7 +78,7 @@ def to_markdown(s: dict[str, Any]) -> str:
     for area, fig, value in figures(s):
         lines.append(f"| {AREA_TITLES[area]} | {fig} | {_md(value)} |")
     lines += ["", "## What happened", ""]
-    lines += _events(s, _md) or ["Nothing: no deployments, no retirements, no alerts."]
+    lines += events(s, md) or ["Nothing: no deployments, no retirements, no alerts."]
     if s.get("daily"):
         lines += ["", "## Day by day", "", "| Day | Requests | Error rate | Worst hour P95 |", "| --- | ---: | ---: | ---: |"]
         for d in s["daily"]:
@@ -90,7 +91,8 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _events(s: dict[str, Any], esc) -> list[str]:
+def events(s: dict[str, Any], esc) -> list[str]:
+    """What happened, as Markdown list lines; `esc` escapes text from the logs."""
     out = []
     for v in s["versions"]["deployed"]:
         out.append(f"- Version {esc(v['version'])} first served on {_t(v['first_seen'])}.")
@@ -132,8 +134,8 @@ def to_html(s: dict[str, Any]) -> str:
         f"<tr><td>{e(AREA_TITLES[n])}</td><td><span class='dot' style='background:{STATUS_COLOR[a['status']]}'>"
         f"</span>{e(a['status'])}</td><td>{e(a['reason'])}</td></tr>" for n, a in s["areas"].items())
     figs = "".join(f"<tr><td>{e(AREA_TITLES[a])}</td><td>{e(f)}</td><td>{e(v)}</td></tr>" for a, f, v in figures(s))
-    events = _events(s, e) or ["- Nothing: no deployments, no retirements, no alerts."]
-    ev = "".join(f"<li>{x[2:].replace('**', '')}</li>" for x in events)
+    happened = events(s, e) or ["- Nothing: no deployments, no retirements, no alerts."]
+    ev = "".join(f"<li>{x[2:].replace('**', '')}</li>" for x in happened)
     plotly_js = get_plotlyjs() if chart_html else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -4,7 +4,7 @@ import polars as pl
 import streamlit as st
 
 from monitoring.alerts import RULES
-from monitoring.alerts.store import acknowledge, history, sync
+from monitoring.alerts.store import acknowledge, history
 from monitoring.charts import alert_timeline
 from ui import data, sidebar
 
@@ -14,9 +14,8 @@ PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput
 st.title("Alerts")
 view = sidebar.require()
 ws = view.ws
-episodes = data.alert_episodes(ws, view.fingerprint)
+data.alert_episodes(ws, view.fingerprint)   # evaluated and stored once per set of logs
 engine = data.alerts_db(ws.config.database_url)
-sync(engine, ws.config.logs, episodes)
 h = history(engine, ws.config.logs)
 st.caption(f"{len(RULES)} rules evaluated every 5 minutes over the whole log history "
            f"({view.extent.first:%Y-%m-%d} → {view.extent.last:%Y-%m-%d} UTC); rules and thresholds "

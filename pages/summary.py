@@ -3,8 +3,9 @@
 import streamlit as st
 
 from monitoring.cli import dump_json
+from monitoring.fmt import md
 from monitoring.summary import default_week, weeks_with_data
-from monitoring.summary_export import AREA_TITLES, charts, figures, to_html, to_markdown
+from monitoring.summary_export import AREA_TITLES, charts, events, figures, to_html, to_markdown
 from ui import data, sidebar
 
 st.title("Weekly health")
@@ -28,17 +29,8 @@ for i, (name, area) in enumerate(s["areas"].items()):
         st.write(area["reason"])
 
 st.subheader("What happened")
-events = []
-for v in s["versions"]["deployed"]:
-    events.append(f"Version `{v['version']}` first served on {v['first_seen']:%a %d %b %H:%M} UTC.")
-for v in s["versions"]["retired"]:
-    events.append(f"Version `{v['version']}` last served on {v['last_seen']:%a %d %b %H:%M} UTC.")
-for a in s["alerts"]:
-    end = "still firing" if a["end"] is None else f"resolved {a['end']:%a %d %b %H:%M}"
-    who = "" if a["subject"] == "service" else f" ({a['subject']})"
-    events.append(f"Alert **{a['title']}**{who}: fired {a['start']:%a %d %b %H:%M} UTC, {end}.")
-for e in events or ["Nothing: no deployments, no retirements, no alerts."]:
-    st.markdown("- " + e)
+for line in events(s, md) or ["- Nothing: no deployments, no retirements, no alerts."]:
+    st.markdown(line)
 
 with st.expander("Charts and all figures"):
     for i, fig in enumerate(charts(s)):

@@ -78,9 +78,14 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
 
 @st.cache_data(ttl=TTL, show_spinner="Evaluating alert rules over the history…")
 def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
+    """Every episode over the history, stored in the alert history once per evaluation (not
+    on every rerun of a page)."""
     from monitoring.alerts import evaluate
+    from monitoring.alerts.store import sync
 
-    return evaluate(_ws)
+    episodes = evaluate(_ws)
+    sync(alerts_db(_ws.config.database_url), _ws.config.logs, episodes)
+    return episodes
 
 
 @st.cache_resource(show_spinner=False)

@@ -8,7 +8,6 @@ never HTML or formatting.
 
 from __future__ import annotations
 
-import string
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -18,7 +17,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from monitoring.config import load_config
-from monitoring.fmt import pct
+from monitoring.fmt import md, pct
 from monitoring.labelling import export, queues, results
 from monitoring.labelling.charts import trend_figure
 from monitoring.labelling.db import DatabaseError, open_db, safe_url
@@ -34,7 +33,6 @@ from monitoring.labelling.sampling import (
 from .sidebar import View
 
 KEYS = {"correct": "Y", "wrong": "N", "unsure": "U", "skip": "S", "undo": "Z", "flag": "F"}
-_PUNCT = set(string.punctuation)
 
 
 # -- plumbing --------------------------------------------------------------------------------
@@ -58,14 +56,6 @@ def engine() -> Engine | None:
         st.info(f"Database URL: {md(safe_url(url))}. Set MONITORING_DB_URL to a reachable "
                 "sqlite:/// or postgresql:// URL and reload.")
         return None
-
-
-def md(value: Any, limit: int = 300) -> str:
-    """Text safe for Markdown: every ASCII punctuation mark escaped, one line, bounded."""
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
 
 
 def fmt_pct(v: float | None, digits: int = 1) -> str:
