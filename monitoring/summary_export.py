@@ -102,7 +102,7 @@ def events(s: dict[str, Any], esc) -> list[str]:
         end = "still firing" if al["end"] is None else f"resolved {_t(al['end'])}"
         who = "" if al["subject"] == "service" else f" ({esc(al['subject'])})"
         out.append(f"- Alert **{esc(al['title'])}**{who}: fired {_t(al['start'])}, {end}. "
-                   f"{esc(al['message'])}.")
+                   f"{esc(al['message'][:1].upper() + al['message'][1:])}.")
     return out
 
 
