@@ -160,8 +160,8 @@ def test_rule_configuration_is_validated():
         rule_params({"rules": {"gap": {"minutes": 3}}})
 
 
-def test_history_is_stored_once_and_acknowledged(tmp_path, episodes):
-    engine = open_alerts_db(f"sqlite:///{tmp_path / 'a.sqlite'}")
+def test_history_is_stored_once_and_acknowledged(any_db_url, episodes):
+    engine = open_alerts_db(any_db_url)   # SQLite and the suite's own PostgreSQL server
     assert sync(engine, "logs", episodes) == {"new": len(episodes), "updated": 0}
     assert sync(engine, "logs", episodes) == {"new": 0, "updated": 0}
     h = history(engine, "logs")

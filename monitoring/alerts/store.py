@@ -24,41 +24,51 @@ from .engine import Episode
 COMPONENT = "alerts"
 metadata = sa.MetaData()
 
-episodes = sa.Table(
-    "alert_episodes", metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("logs", sa.String(2000), nullable=False),
-    sa.Column("rule", sa.String(64), nullable=False),
-    sa.Column("subject", sa.String(500), nullable=False),
-    sa.Column("area", sa.String(32), nullable=False),
-    sa.Column("title", sa.String(200), nullable=False),
-    sa.Column("page", sa.String(64), nullable=False),
-    sa.Column("started_at", UTCDateTime, nullable=False),
-    sa.Column("resolved_at", UTCDateTime, nullable=True),
-    sa.Column("peak", sa.Float, nullable=True),
-    sa.Column("threshold", sa.Float, nullable=True),
-    sa.Column("unit", sa.String(16), nullable=False, server_default=""),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("first_seen_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("logs", "rule", "subject", "started_at", name="uq_alert_episode"),
-    sa.Index("ix_alert_episodes_time", "logs", "started_at"),
-)
 
-acks = sa.Table(
-    "alert_acks", metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("episode_id", sa.BigInteger, sa.ForeignKey("alert_episodes.id"), nullable=False),
-    sa.Column("who", sa.String(100), nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("note", sa.Text, nullable=True),
-    sa.Index("ix_alert_acks_episode", "episode_id"),
-)
+def _tables_v1(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The tables as schema version 1 created them. Frozen: a later version changes the live
+    tables below through its own migration step and leaves this alone."""
+    episodes = sa.Table(
+        "alert_episodes", md,
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("logs", sa.String(2000), nullable=False),
+        sa.Column("rule", sa.String(64), nullable=False),
+        sa.Column("subject", sa.String(500), nullable=False),
+        sa.Column("area", sa.String(32), nullable=False),
+        sa.Column("title", sa.String(200), nullable=False),
+        sa.Column("page", sa.String(64), nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("resolved_at", UTCDateTime, nullable=True),
+        sa.Column("peak", sa.Float, nullable=True),
+        sa.Column("threshold", sa.Float, nullable=True),
+        sa.Column("unit", sa.String(16), nullable=False, server_default=""),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("first_seen_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("logs", "rule", "subject", "started_at", name="uq_alert_episode"),
+        sa.Index("ix_alert_episodes_time", "logs", "started_at"),
+    )
+
+    acks = sa.Table(
+        "alert_acks", md,
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("episode_id", sa.BigInteger, sa.ForeignKey("alert_episodes.id"), nullable=False),
+        sa.Column("who", sa.String(100), nullable=False),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("note", sa.Text, nullable=True),
+        sa.Index("ix_alert_acks_episode", "episode_id"),
+    )
+    return episodes, acks
+
+
+# The live tables; identical to version 1 until a migration step changes them.
+episodes, acks = _tables_v1(metadata)
 
 
 def _v1(conn: Connection) -> None:
-    """First schema: episodes and acknowledgements (frozen; later steps only add)."""
-    metadata.create_all(conn, tables=[episodes, acks])
+    """First schema: episodes and acknowledgements."""
+    md = sa.MetaData()
+    md.create_all(conn, tables=list(_tables_v1(md)))
 
 
 MIGRATIONS = (_v1,)
