@@ -75,8 +75,7 @@ def scenario(name: str, logs: str) -> dict:
     elif name in ("overview_30d", "latency_30d"):
         ws = open_workspace(cfg)
         t_open = time.perf_counter() - t0
-        ext = queries.extent(ws.source, ws.con)
-        start, end = queries.whole_range(ext)
+        start, end = queries.whole_range(ws.extent)
         f = queries.Filters(start=max(start, end - timedelta(days=30)), end=end)
         t1 = time.perf_counter()
         if name == "overview_30d":
@@ -96,24 +95,16 @@ def scenario(name: str, logs: str) -> dict:
         out["queries_s"] = round(time.perf_counter() - t1, 3)
         out["method"] = s.window.method
         out["rows"] = s.window.requests
-    elif name == "hourly_percentiles":
+    elif name in ("hourly_percentiles", "hourly_percentiles_exact"):
         # The Latency page's per-hour P50/P95/P99 over 30 days, alone, after opening.
         ws = open_workspace(cfg)
-        ext = queries.extent(ws.source, ws.con)
-        start, end = queries.whole_range(ext)
+        start, end = queries.whole_range(ws.extent)
         f = queries.Filters(start=start, end=end)
+        limit = 10**15 if name.endswith("_exact") else cfg.exact_quantile_max_rows
         t0 = time.perf_counter()
-        s = metrics.summarize(ws.source, ws.con, f, "hour", exact_max_rows=cfg.exact_quantile_max_rows)
+        s = metrics.summarize(ws.source, ws.con, f, "hour", exact_max_rows=limit)
         out["method"] = s.window.method
         out["buckets"] = s.buckets.height
-    elif name == "hourly_percentiles_exact":
-        ws = open_workspace(cfg)
-        ext = queries.extent(ws.source, ws.con)
-        start, end = queries.whole_range(ext)
-        f = queries.Filters(start=start, end=end)
-        t0 = time.perf_counter()
-        s = metrics.summarize(ws.source, ws.con, f, "hour", exact_max_rows=10**15)
-        out["method"] = s.window.method
     elif name in ("app_first_render", "app_page_switch"):
         import streamlit  # noqa: F401  (import cost is not part of a render)
         from streamlit.testing.v1 import AppTest
