@@ -60,13 +60,20 @@ def test_eight_reviewers_answer_a_hundred_items_once_each(engine):
     errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
+    # Everyone holds a first claim before anyone answers: otherwise one thread can, by the
+    # scheduler's whim, drain the queue alone and the test would not be concurrent at all.
+    first_claims = threading.Barrier(8)
 
     def reviewer(name: str) -> None:
         try:
             start.wait()
+            first = True
             while True:
                 t0 = time.monotonic()
                 item = queues.claim_next(engine, q, name)
+                if first:
+                    first_claims.wait()
+                    first = False
                 if item is None:
                     return
                 queues.answer(engine, item, name, "correct" if item.id % 3 else "wrong")
