@@ -143,6 +143,12 @@ def _run_child(url: str, q: int, mode: str, hold_after: int, until) -> tuple[lis
     finally:
         proc.kill()
         proc.wait(timeout=30)
+    # The child may have run ahead of this reader: whatever it printed before it died is
+    # still in the pipe, and counts as reported.
+    for line in proc.stdout:
+        kind, _, value = line.strip().partition(" ")
+        if kind == "DONE":
+            done.append(int(value))
     return done, held
 
 
