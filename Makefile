@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test setup system-deps lint format bench sample clean
+.PHONY: run test setup system-deps thirdparty lint format bench sample clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ run: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
-test: $(STAMP) system-deps
+# Third-party prediction sets for the tests: NannyML's wheel (read as a zip, never imported).
+THIRDPARTY := $(VENV)/thirdparty/nannyml-0.13.1-py3-none-any.whl
+$(THIRDPARTY):
+	$(PY) -m pip download --quiet --no-deps nannyml==0.13.1 -d $(VENV)/thirdparty
+
+thirdparty: $(THIRDPARTY)
+
+test: $(STAMP) system-deps $(THIRDPARTY)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
