@@ -95,6 +95,7 @@ class LogSource:
     ignored: list[tuple[str, str]] = field(default_factory=list)        # (column, reason)
     exprs: dict[str, str] = field(default_factory=dict)   # canonical -> SQL over the raw scan
     timestamp_unit: str | None = None
+    file_col: str = "__mw_file"             # the scan's file-name column: no file column takes it
 
     # -- what the logs hold ------------------------------------------------------------------
     def has(self, canonical: str) -> bool:
@@ -135,7 +136,8 @@ class LogSource:
         # Hive directories are never read as columns by DuckDB: a `status=ok/` directory
         # would override the files' own status. Keys the files lack are derived from the
         # file name instead (see `open_source`).
-        return "read_parquet($files, union_by_name=true, hive_partitioning=false, filename='__mw_file')"
+        return (f"read_parquet($files, union_by_name=true, hive_partitioning=false, "
+                f"filename={sql_str(self.file_col)})")
 
     def expr(self, canonical: str) -> str:
         """SQL for a canonical column over the raw scan; NULL when absent."""
@@ -192,7 +194,7 @@ class LogSource:
         if self.has("request_id"):
             return self.expr("request_id")
         # No ids in the logs: file and row name each request uniquely and stably.
-        return "(__mw_file || '#' || CAST(file_row_number AS VARCHAR))"
+        return f"({quote_ident(self.file_col)} || '#' || CAST(file_row_number AS VARCHAR))"
 
     def base_sql(self) -> str:
         """The body of the `logs` CTE: canonical columns of valid, de-duplicated rows."""
@@ -220,7 +222,7 @@ class LogSource:
         sql = f"SELECT {', '.join(cols)} FROM {self.scan_sql} AS r"
         if self.dedupe_table:
             sql += (f" ANTI JOIN {self.dedupe_table} AS d"
-                    " ON r.__mw_file = d.file AND r.file_row_number = d.row_number")
+                    f" ON r.{quote_ident(self.file_col)} = d.file AND r.file_row_number = d.row_number")
         return sql + f" WHERE {self.valid_predicate()}"
 
     def sql(self, body: str, *, raw: bool = False) -> str:
@@ -356,4 +358,4 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
                      file_types={f: {n: str(schemas[f].field(n).type) for n in schemas[f].names}
                                  for f in good},
                      ignored=resolved.ignored, exprs=resolved.exprs,
-                     timestamp_unit=config.timestamp_unit)
+                     timestamp_unit=config.timestamp_unit, file_col=resolved.file_col)
