@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import discover
-from .config import Config
+from .config import CANONICAL_COLUMNS, Config
 from .discover import LogSourceError, resolve_paths
 
 __all__ = ["INTEGER_TYPES", "NUMERIC_TYPES", "BadFile", "Feature", "LogSource", "LogSourceError",
@@ -109,13 +109,17 @@ class LogSource:
         return next((f for f in self.features if f.name == name), None)
 
     def logs_col(self, name: str) -> str:
-        """The quoted column of `logs` for a canonical name or, failing that, a feature name."""
-        if name in CANONICAL_VIEW_COLUMNS:
+        """The quoted column of `logs` for a name a user picked: a canonical column the logs
+        have, else a feature (so a feature called `ts` or `is_error` is the feature), else
+        one of the derived columns."""
+        if name in CANONICAL_COLUMNS and self.has(name):
             return quote_ident(name)
         f = self.feature(name)
-        if f is None:
-            raise KeyError(f"no column {name!r} in the logs")
-        return f.col
+        if f is not None:
+            return f.col
+        if name in CANONICAL_VIEW_COLUMNS:
+            return quote_ident(name)
+        raise KeyError(f"no column {name!r} in the logs")
 
     def missing(self, *canonical: str) -> str | None:
         """One sentence naming the serving columns these logs lack and how to map them, or
