@@ -18,6 +18,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..auth.roles import Actor
 from ..database import BigId, UTCDateTime, open_component, reading, writing
 from .engine import Episode
 
@@ -128,12 +129,29 @@ def history(engine: Engine, logs: str, start: datetime | None = None, end: datet
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
-def acknowledge(engine: Engine, episode_id: int, who: str, note: str | None = None) -> None:
-    who = (who or "").strip()
+def acknowledge(engine: Engine, episode_id: int, who: str = "", note: str | None = None, *,
+                actor: Actor | None = None) -> None:
+    """Record that `who` took the episode in hand. Needs the lead role; signed in, the
+    acknowledgement is under the user's own name (`who` may be left empty). Audited."""
+    from ..auth import audit
+    from ..auth.guard import authorize
+    from ..auth.roles import PermissionDenied
+    from ..auth.store import ensure
+
+    me = authorize(engine, actor, "alert.acknowledge", f"alert {episode_id}")
+    who = " ".join((who or "").split())
+    if me.authenticated:
+        if who and who != me.name:
+            raise PermissionDenied(f"signed in as {me.name}: you acknowledge under your own name, not {who!r}")
+        who = me.name
+    elif actor is not None and not who:
+        who = me.name
     if not who:
         raise ValueError("an acknowledgement needs a name")
+    ensure(engine)
     with writing(engine) as conn:
         if conn.execute(sa.select(episodes.c.id).where(episodes.c.id == episode_id)).first() is None:
             raise ValueError(f"no alert episode {episode_id}")
         conn.execute(acks.insert().values(episode_id=episode_id, who=who[:100], at=datetime.now(UTC),
                                           note=(note or None)))
+        audit.record(conn, me, "alert.acknowledge", f"alert {episode_id}", {"who": who, "note": note or None})

@@ -25,6 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
+from ..auth.roles import Actor
 from ..config import ConfigError, Setting
 from . import stattests
 
@@ -156,13 +159,39 @@ def _check_method(where: str, method: Any, kind: str | None) -> None:
 _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
 
 
-def save_reference_window(path: str | os.PathLike, start: datetime, end: datetime) -> Path:
+def save_reference_window(path: str | os.PathLike, start: datetime, end: datetime, *,
+                          actor: Actor | None = None, audit_db: Engine | None = None) -> Path:
     """Set [drift] reference_start / reference_end in the TOML file at `path`.
 
     Only those two lines change (or are added); the rest of the file stays byte for byte.
     The result is parsed before it replaces the file, and written to a temporary file first
     then renamed, so a crash never leaves a half-written config. Returns the path.
+    Needs the lead role; the change is audited on `audit_db` (default: the configured
+    database).
     """
+    from ..auth.guard import authorize
+
+    who = authorize(audit_db, actor, "drift.reference", str(path))
+    p = _write_reference_window(path, start, end)
+    _audit_reference(audit_db, who, p, start, end)
+    return p
+
+
+def _audit_reference(audit_db, who, p: Path, start: datetime, end: datetime) -> None:
+    from ..auth.audit import record_alone
+    from ..config import load_config
+    from ..database import create_engine
+
+    engine = audit_db or create_engine(load_config().database_url)
+    try:
+        record_alone(engine, who, "drift.reference", str(p),
+                     {"reference_start": _iso(start), "reference_end": _iso(end)})
+    finally:
+        if audit_db is None:
+            engine.dispose()
+
+
+def _write_reference_window(path: str | os.PathLike, start: datetime, end: datetime) -> Path:
     p = Path(path)
     text = p.read_text(encoding="utf-8") if p.exists() else ""
     if text:

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from ..auth.roles import Actor
 from .results import events_frame, resolved_frame
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
@@ -43,13 +44,30 @@ def frame_bytes(df: pl.DataFrame, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def export_bytes(engine: Engine, queue_id: int, kind: str, fmt: str) -> bytes:
-    return frame_bytes(export_frame(engine, queue_id, kind), fmt)
+def _exported(engine: Engine, queue_id: int, kind: str, fmt: str, actor: Actor | None,
+              out: str | None = None) -> pl.DataFrame:
+    # Exports carry reviewers' work out of the product: lead role, and on the audit trail.
+    from ..auth.audit import record_alone
+    from ..auth.guard import authorize
 
-
-def write_export(engine: Engine, queue_id: int, kind: str, fmt: str, out: str | Path) -> int:
-    """Write the export to `out` (parent folders created); returns the number of rows."""
+    who = authorize(engine, actor, "queue.export", f"queue {queue_id}")
     df = export_frame(engine, queue_id, kind)
+    record_alone(engine, who, "queue.export", f"queue {queue_id}",
+                 {"kind": kind, "format": fmt, "rows": df.height, "out": out})
+    return df
+
+
+def export_bytes(engine: Engine, queue_id: int, kind: str, fmt: str, *,
+                 actor: Actor | None = None) -> bytes:
+    """The export as bytes (for a download button). Needs the lead role; audited."""
+    return frame_bytes(_exported(engine, queue_id, kind, fmt, actor), fmt)
+
+
+def write_export(engine: Engine, queue_id: int, kind: str, fmt: str, out: str | Path, *,
+                 actor: Actor | None = None) -> int:
+    """Write the export to `out` (parent folders created); returns the number of rows.
+    Needs the lead role; audited."""
+    df = _exported(engine, queue_id, kind, fmt, actor, str(out))
     data = frame_bytes(df, fmt)
     path = Path(out)
     tmp = path.with_name(path.name + ".part")

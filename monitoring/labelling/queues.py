@@ -5,6 +5,12 @@
     answer(engine, item, "ana", "wrong", correct_label="high")
     undo_last(engine, qid, "ana")                   # supersedes the answer; the item is ana's again
 
+Every write takes the acting user (`actor=`, a monitoring.auth.Actor; None is the person at
+this machine, allowed only in [auth] mode "none") and checks its role: reviewers claim,
+answer, skip and undo, under their own name when signed in; leads create and close queues.
+A wrong role raises monitoring.auth.PermissionDenied. Creating, closing, answering, skipping
+and undoing are audited in the same transaction.
+
 Claims are leases: an item stays with its reviewer until answered, skipped or the lease
 runs out, and no two reviewers hold the same item. Each claim is one atomic statement
 (UPDATE ... RETURNING; on PostgreSQL its candidate row is picked FOR UPDATE SKIP LOCKED),
@@ -27,6 +33,10 @@ import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..auth import audit as _audit
+from ..auth.guard import as_reviewer, authorize
+from ..auth.roles import Actor
+from ..auth.store import ensure as _ensure_audit
 from ..source import LogSource
 from .db import events, items, queues, reading, writing
 from .sampling import QueueSpec, Sample, draw
@@ -101,15 +111,21 @@ def normalize_reviewer(name: str | None) -> str:
 # -- queues ----------------------------------------------------------------------------------
 
 def create_queue(engine: Engine, source: LogSource, con: duckdb.DuckDBPyConnection,
-                 spec: QueueSpec, *, created_by: str = "") -> int:
-    """Draw the sample and store the queue with a copy of every item; returns its id."""
+                 spec: QueueSpec, *, created_by: str = "", actor: Actor | None = None) -> int:
+    """Draw the sample and store the queue with a copy of every item; returns its id.
+    Needs the lead role (checked before the sample is drawn)."""
+    who = authorize(engine, actor, "queue.create", "queue")
     sample = draw(source, con, spec)
-    return store_sample(engine, sample, spec, logs=source.path, created_by=created_by)
+    return store_sample(engine, sample, spec, logs=source.path, created_by=created_by, actor=who)
 
 
 def store_sample(engine: Engine, sample: Sample, spec: QueueSpec, *, logs: str | None = None,
-                 created_by: str = "") -> int:
+                 created_by: str = "", actor: Actor | None = None) -> int:
     """Insert a drawn sample as a new queue (one transaction); returns the queue id."""
+    who = authorize(engine, actor, "queue.create", "queue")
+    # Signed in, the queue is recorded under the user; typed names count only on a laptop.
+    created_by = who.name if who.authenticated or not created_by else created_by
+    _ensure_audit(engine)
     f = spec.filters
     now = datetime.now(UTC)
     name = spec.name or _default_name(spec, sample, now)
@@ -137,6 +153,9 @@ def store_sample(engine: Engine, sample: Sample, spec: QueueSpec, *, logs: str |
                 "needed": needed if r["calibration"] else 1, "reason": r["reason"],
                 "weight": float(r["weight"]),
             } for r in rows])
+        _audit.record(conn, who, "queue.create", f"queue {qid}",
+                      {"name": name[:200], "size": len(rows), "strategy": spec.strategy,
+                       "seed": int(spec.seed), "logs": logs})
     return int(qid)
 
 
@@ -173,21 +192,27 @@ def _queue(conn: Connection, queue_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def set_status(engine: Engine, queue_id: int, status: str) -> None:
-    """Close a queue (no more claims) or reopen it."""
+def set_status(engine: Engine, queue_id: int, status: str, *, actor: Actor | None = None) -> None:
+    """Close a queue (no more claims) or reopen it. Needs the lead role."""
     if status not in ("open", "closed"):
         raise LabellingError("status is open or closed")
+    who = authorize(engine, actor, "queue.close", f"queue {queue_id}")
+    _ensure_audit(engine)
     with writing(engine) as conn:
-        _queue(conn, queue_id)
+        old = _queue(conn, queue_id)["status"]
         conn.execute(queues.update().where(queues.c.id == queue_id).values(status=status))
+        _audit.record(conn, who, "queue.close" if status == "closed" else "queue.reopen",
+                      f"queue {queue_id}", {"from": old, "to": status})
 
 
 # -- reviewing -------------------------------------------------------------------------------
 
 def claim_next(engine: Engine, queue_id: int, reviewer: str, *, lease_seconds: float | None = None,
-               revisit_skipped: bool = False, now: float | None = None) -> Item | None:
+               revisit_skipped: bool = False, now: float | None = None,
+               actor: Actor | None = None) -> Item | None:
     """The reviewer's unfinished claim (lease renewed), else the next free item; None when
     nothing is left for them. Items they skipped come back only with revisit_skipped."""
+    _, reviewer = as_reviewer(engine, actor, reviewer, f"queue {queue_id}")
     reviewer = normalize_reviewer(reviewer)
     with writing(engine) as conn:
         q = _queue(conn, queue_id)
@@ -255,12 +280,14 @@ def _item(row) -> Item:
 
 def answer(engine: Engine, item: Item, reviewer: str, verdict: str, *,
            correct_label: str | None = None, flag_reason: str | None = None,
-           comment: str | None = None, now: float | None = None) -> int:
+           comment: str | None = None, now: float | None = None,
+           actor: Actor | None = None) -> int:
     """Record the reviewer's answer on a claimed item; returns the event id.
 
     `verdict` is correct, wrong or unsure; `correct_label` only goes with wrong; a flag is a
     non-empty `flag_reason`. Raises LeaseLost when the claim is no longer theirs.
     """
+    who, reviewer = as_reviewer(engine, actor, reviewer, f"queue {item.queue_id} item {item.position}")
     reviewer = normalize_reviewer(reviewer)
     if verdict not in VERDICTS:
         raise LabellingError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
@@ -270,19 +297,22 @@ def answer(engine: Engine, item: Item, reviewer: str, verdict: str, *,
     if correct_label is not None and correct_label == item.prediction:
         raise LabellingError("the correct label is the prediction itself: answer 'correct' instead")
     flag_reason = _text(flag_reason)
-    return _finish(engine, item, reviewer, "answer", now, verdict=verdict, correct_label=correct_label,
-                   flagged=flag_reason is not None, flag_reason=flag_reason, comment=_text(comment))
+    return _finish(engine, item, reviewer, "answer", now, who, verdict=verdict,
+                   correct_label=correct_label, flagged=flag_reason is not None,
+                   flag_reason=flag_reason, comment=_text(comment))
 
 
 def skip(engine: Engine, item: Item, reviewer: str, *, comment: str | None = None,
-         now: float | None = None) -> int:
+         now: float | None = None, actor: Actor | None = None) -> int:
     """Give the item back to the pool for others; the skip is recorded. Returns the event id."""
-    return _finish(engine, item, normalize_reviewer(reviewer), "skip", now, comment=_text(comment))
+    who, reviewer = as_reviewer(engine, actor, reviewer, f"queue {item.queue_id} item {item.position}")
+    return _finish(engine, item, normalize_reviewer(reviewer), "skip", now, who, comment=_text(comment))
 
 
 def _finish(engine: Engine, item: Item, reviewer: str, action: str, now: float | None,
-            **fields: Any) -> int:
+            who: Actor, **fields: Any) -> int:
     t = time.time() if now is None else now
+    _ensure_audit(engine)
     with writing(engine) as conn:
         values: dict[str, Any] = {"claimed_by": None, "claim_token": None, "claimed_at": None,
                                   "lease_until": None}
@@ -297,8 +327,14 @@ def _finish(engine: Engine, item: Item, reviewer: str, action: str, now: float |
         if row is None:
             raise LeaseLost("your claim on this item ended (the lease ran out and another reviewer "
                             "took it, or it was already answered); nothing was recorded")
-        return _append(conn, item, reviewer, action, t, seconds_spent=max(0.0, t - item.claimed_at),
-                       **fields)
+        eid = _append(conn, item, reviewer, action, t, seconds_spent=max(0.0, t - item.claimed_at),
+                      **fields)
+        _audit.record(conn, who, f"label.{action}", f"queue {item.queue_id} item {item.position}",
+                      {"event": eid, "request_id": item.request_id, "reviewer": reviewer,
+                       "verdict": fields.get("verdict"), "correct_label": fields.get("correct_label"),
+                       "flagged": fields.get("flagged", False)},
+                      at=datetime.fromtimestamp(t, UTC))
+        return eid
 
 
 def _append(conn: Connection, item: Item, reviewer: str, action: str, t: float, **fields: Any) -> int:
@@ -310,16 +346,19 @@ def _append(conn: Connection, item: Item, reviewer: str, action: str, t: float, 
     ).returning(events.c.id)).scalar_one())
 
 
-def undo_last(engine: Engine, queue_id: int, reviewer: str, *, now: float | None = None) -> Item | None:
+def undo_last(engine: Engine, queue_id: int, reviewer: str, *, now: float | None = None,
+              actor: Actor | None = None) -> Item | None:
     """Supersede the reviewer's latest standing answer in the queue with an undo event.
 
     The item goes back to them under a fresh lease when no one else holds it; returns it
     (or None when it is held by someone else). Raises LabellingError when there is nothing
     to undo.
     """
+    who, reviewer = as_reviewer(engine, actor, reviewer, f"queue {queue_id}")
     reviewer = normalize_reviewer(reviewer)
     t = time.time() if now is None else now
     undo = events.alias("undo")
+    _ensure_audit(engine)
     with writing(engine) as conn:
         q = _queue(conn, queue_id)
         last = conn.execute(
@@ -341,6 +380,9 @@ def undo_last(engine: Engine, queue_id: int, reviewer: str, *, now: float | None
                 supersedes=last["id"]))
         except sa.exc.IntegrityError as exc:  # the transaction is rolled back on the way out
             raise LabellingError("that answer was already undone") from exc
+        _audit.record(conn, who, "label.undo", f"queue {queue_id}",
+                      {"undoes_event": int(last["id"]), "request_id": last["request_id"],
+                       "reviewer": reviewer}, at=datetime.fromtimestamp(t, UTC))
         free = sa.or_(items.c.claimed_by.is_(None), items.c.lease_until < t,
                       items.c.claimed_by == reviewer)
         row = conn.execute(
@@ -357,8 +399,9 @@ def undo_last(engine: Engine, queue_id: int, reviewer: str, *, now: float | None
         return _item(row)
 
 
-def release(engine: Engine, item: Item, reviewer: str) -> bool:
+def release(engine: Engine, item: Item, reviewer: str, *, actor: Actor | None = None) -> bool:
     """Give a claim back without recording anything (the reviewer left); True if it was theirs."""
+    _, reviewer = as_reviewer(engine, actor, reviewer, f"queue {item.queue_id}")
     with writing(engine) as conn:
         res = conn.execute(items.update().where(items.c.id == item.id,
                                                 items.c.claim_token == item.claim_token,
