@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from .alerts import cli as _alerts_cli
+from .auth import cli as _auth_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
@@ -165,12 +166,15 @@ COMMANDS: dict[str, Command] = {
                _alerts_cli.add_arguments, _alerts_cli.run),
     "drift": ("input and output drift of a window against a reference", drift_report.add_arguments,
               drift_report.run),
+    "users": ("users and roles: add, set-role, disable, enable, passwd, list", _auth_cli.add_arguments,
+              _auth_cli.run),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitoring",
                                      description="Monitoring for models in production.")
+    _auth_cli.add_as_argument(parser)   # --as USER: the acting user of every write
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -1,8 +1,10 @@
-"""`python -m monitoring alerts check|history`: for cron, CI and people.
+"""`python -m monitoring alerts check|history|ack`: for cron, CI and people.
 
 `check` evaluates every rule up to --at (default: the end of the logs), prints the rules
 firing then, stores the history in the database, posts firing alerts to the configured
-webhooks, and exits 1 when anything fires, 0 when nothing does, 2 on bad input.
+webhooks, and exits 1 when anything fires, 0 when nothing does, 2 on bad input. `ack ID`
+acknowledges an episode (from `history --format json` or the Alerts page) as the user named
+by the global --as, checked against their role when [auth] is on.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name == "check":
             s.add_argument("--at", help="evaluate as of this time, ISO 8601 (default: the end of the logs)")
             s.add_argument("--no-webhook", action="store_true", help="do not post to the configured webhooks")
+    ack = sub.add_parser("ack", help="acknowledge a stored alert episode (lead role)",
+                         description="Acknowledge a stored alert episode as the --as user.")
+    ack.add_argument("episode", type=int, help="episode id (the Alerts page's history, or the database)")
+    ack.add_argument("--note", help="what is being done about it")
+    ack.add_argument("--config", help="path of monitoring.toml")
+    ack.add_argument("--db", help="database URL (default MONITORING_DB_URL or SQLite in the data folder)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from .engine import evaluate
     from .webhook import deliver
 
+    if args.alerts_command == "ack":
+        return _ack(args)
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     at = parse_time(args.at) if getattr(args, "at", None) else None
     ws = open_workspace(cfg)
@@ -82,3 +92,18 @@ def _table(rows: list[dict]) -> str:
         lines.append(f"{r['rule']:<18}{str(r['subject'])[:15]:<16}{_t(r['start']):<22}"
                      f"{(_t(r['end']) if r['end'] else 'firing'):<22}{r['message']}")
     return "\n".join(lines)
+
+
+def _ack(args: argparse.Namespace) -> int:
+    from ..auth.cli import cli_actor
+    from .store import acknowledge, open_alerts_db
+
+    cfg = load_config(args.config, {"db_url": args.db})
+    engine = open_alerts_db(cfg.database_url)
+    try:
+        actor = cli_actor(engine, getattr(args, "as_user", None))
+        acknowledge(engine, args.episode, "", args.note, actor=actor)
+    finally:
+        engine.dispose()
+    print(f"alert {args.episode} acknowledged")
+    return 0

@@ -34,11 +34,11 @@ ACTIONS: dict[str, str] = {
 }
 
 
-class PermissionDenied(PermissionError, ValueError):
+class PermissionDenied(ValueError):
     """The acting user's role does not allow the action; the message says which role would.
 
-    A ValueError too, so every caller that turns bad input into one clear line (the CLI,
-    the pages) shows this one the same way.
+    A ValueError, so every caller that turns bad input into one clear line (the CLI, the
+    pages) shows this one the same way.
     """
 
 

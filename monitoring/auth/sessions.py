@@ -50,12 +50,12 @@ def _now(now: datetime | None) -> datetime:
 
 
 def login(engine: Engine, name: str, password: str, *, settings: AuthSettings,
-          now: datetime | None = None, client: str | None = None) -> Session:
-    """Check the password and open a session; raises LoginFailed."""
+          now: datetime | None = None, client: str | None = None, via: str = "web") -> Session:
+    """Check the password and open a session; raises LoginFailed. `via`: web or cli."""
     ensure(engine)
     t = _now(now)
     name = " ".join((name or "").split())
-    who = Actor(name=name[:100] or "(empty)", role="", via="web")
+    who = Actor(name=name[:100] or "(empty)", role="", via=via)
     with writing(engine) as conn:
         row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
         if row is not None and row["locked_until"] is not None and row["locked_until"] > t:
@@ -85,7 +85,7 @@ def login(engine: Engine, name: str, password: str, *, settings: AuthSettings,
             if needs_rehash(row["password_hash"]):
                 values["password_hash"] = hash_password(password)
             conn.execute(users.update().where(users.c.id == row["id"]).values(**values))
-            session = _open(conn, row["name"], row["role"], "password", settings, t, client)
+            session = _open(conn, row["name"], row["role"], "password", settings, t, client, via)
             audit.record(conn, session.actor, "auth.login", f"user {name}", {}, at=t)
     if failed is not None:
         raise failed
@@ -93,14 +93,14 @@ def login(engine: Engine, name: str, password: str, *, settings: AuthSettings,
 
 
 def _open(conn, name: str, role: str, via: str, settings: AuthSettings, t: datetime,
-          client: str | None) -> Session:
+          client: str | None, channel: str = "web") -> Session:
     token = secrets.token_urlsafe(32)
     expires = t + timedelta(minutes=settings.session_minutes)
     sid = conn.execute(sessions.insert().values(
         token_hash=_hash(token), user_name=name, via=via, created_at=t, last_seen_at=t,
         expires_at=expires, client=(client or None) and client[:200],
     ).returning(sessions.c.id)).scalar_one()
-    return Session(token, Actor(name=name, role=role, session=f"s{sid}", via="web",
+    return Session(token, Actor(name=name, role=role, session=f"s{sid}", via=channel,
                                 authenticated=True), expires)
 
 

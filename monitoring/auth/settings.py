@@ -111,7 +111,12 @@ def configured() -> AuthSettings:
     """
     from ..config import load_config
 
-    section = load_config().section("auth")
+    return from_config(load_config())
+
+
+def from_config(cfg) -> AuthSettings:
+    """The [auth] settings of a loaded `Config` (MODELWATCH_AUTH_MODE overrides the mode)."""
+    section = cfg.section("auth")
     mode = os.environ.get("MODELWATCH_AUTH_MODE")
     if mode:
         section["mode"] = mode

@@ -5,7 +5,8 @@
     python -m monitoring queue status 3 --format json
     python -m monitoring queue export 3 --format parquet --out labels.parquet
 
-Every subcommand takes --db URL (default MONITORING_DB_URL, else the SQLite file in the data
+Writes (create, close, export) act as the user named by the global --as (checked against
+their role when [auth] is on; see monitoring.auth.cli). Every subcommand takes --db URL (default MONITORING_DB_URL, else the SQLite file in the data
 folder). Registered in monitoring/cli.py COMMANDS as "queue"; errors surface as ValueError
 subclasses, which the main CLI prints as one line with exit code 2.
 """
@@ -115,7 +116,7 @@ def _create(args, engine, cfg) -> int:
     )
     spec.validate()  # before opening the logs: bad settings fail fast
     ws = open_workspace(cfg, logs=args.logs)
-    qid = create_queue(engine, ws.source, ws.con, spec, created_by=args.created_by)
+    qid = create_queue(engine, ws.source, ws.con, spec, created_by=args.created_by, actor=_actor(args, engine))
     print(qid)
     return 0
 
@@ -180,7 +181,7 @@ def _status_text(r: dict[str, Any]) -> str:
 def _export(args, engine, cfg) -> int:
     from .export import write_export
 
-    n = write_export(engine, args.id, args.what, args.format, args.out)
+    n = write_export(engine, args.id, args.what, args.format, args.out, actor=_actor(args, engine))
     print(f"wrote {n} {args.what} rows to {args.out}")
     return 0
 
@@ -188,6 +189,12 @@ def _export(args, engine, cfg) -> int:
 def _close(args, engine, cfg) -> int:
     from .queues import set_status
 
-    set_status(engine, args.id, "open" if args.reopen else "closed")
+    set_status(engine, args.id, "open" if args.reopen else "closed", actor=_actor(args, engine))
     print(f"queue {args.id} {'reopened' if args.reopen else 'closed'}")
     return 0
+
+
+def _actor(args, engine):
+    from ..auth.cli import cli_actor
+
+    return cli_actor(engine, getattr(args, "as_user", None))
