@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from ui.auth import gate
+
 st.set_page_config(page_title="modelwatch", page_icon=":material/monitoring:", layout="wide")
 
 pages = {
@@ -23,4 +25,4 @@ pages = {
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-st.navigation(pages).run()
+st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open

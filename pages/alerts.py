@@ -6,7 +6,7 @@ import streamlit as st
 from monitoring.alerts import RULES
 from monitoring.alerts.store import acknowledge, history
 from monitoring.charts import alert_timeline
-from ui import data, sidebar
+from ui import auth, data, sidebar
 
 PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput": "pages/throughput.py",
          "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
@@ -47,15 +47,19 @@ for col, (name, path) in zip(cols, PAGES.items(), strict=True):
         continue
     col.page_link(path, label=f"Open {name}", icon=":material/arrow_forward:")
 
+if not auth.can("alert.acknowledge"):
+    st.caption(auth.denied("alert.acknowledge") + " (acknowledging an alert)")
+    st.stop()
 with st.form("ack"):
     st.markdown("**Acknowledge an alert**")
     labels = {r["id"]: f"#{r['id']} {r['title']} ({r['started_at']:%Y-%m-%d %H:%M})" for r in h.iter_rows(named=True)}
     episode = st.selectbox("Alert", list(labels), format_func=labels.get)
-    who = st.text_input("Your name", value=st.session_state.get("reviewer_name", ""))
+    me = auth.actor()
+    who = "" if me and me.authenticated else st.text_input("Your name", value=st.session_state.get("reviewer_name", ""))
     note = st.text_input("Note (optional)")
     if st.form_submit_button("Acknowledge"):
         try:
-            acknowledge(engine, int(episode), who, note)
+            acknowledge(engine, int(episode), who, note, actor=me)
             st.success("Acknowledged.")
             st.rerun()
         except ValueError as exc:

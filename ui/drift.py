@@ -15,13 +15,14 @@ import polars as pl
 import streamlit as st
 
 from monitoring import drift
-from monitoring.config import ConfigError, load_config
+from monitoring.config import load_config
 from monitoring.drift import DriftResult, DriftSettings, FeatureDrift, OverTime, Reference
 from monitoring.fmt import pct
 from monitoring.queries import Filters
 from monitoring.source import LogSource
 from monitoring.workspace import Workspace
 
+from . import auth
 from .data import TTL
 from .sidebar import View
 
@@ -120,12 +121,13 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
     start = datetime.combine(picked[0], time(), UTC)
     end = datetime.combine(picked[1], time(), UTC) + timedelta(days=1)
     origin = "config" if saved and (start, end) == saved else "page"
-    if origin != "config" and st.button("Remember this window in monitoring.toml", key="drift_save"):
+    if origin != "config" and auth.can("drift.reference") and st.button(
+            "Remember this window in monitoring.toml", key="drift_save"):
         path = cfg.source_path or "monitoring.toml"
         try:
-            drift.save_reference_window(path, start, end)
+            drift.save_reference_window(path, start, end, actor=auth.actor())
             st.toast(f"Saved the reference window in {path}")
-        except (ConfigError, OSError) as exc:
+        except (ValueError, OSError) as exc:   # ConfigError, PermissionDenied, a read-only file
             st.error(f"Could not save the reference window: {exc}")
     return Reference("window", start=start, end=end, origin=origin)
 

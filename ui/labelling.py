@@ -30,6 +30,7 @@ from monitoring.labelling.sampling import (
     segment_values,
 )
 
+from . import auth
 from .sidebar import View
 
 KEYS = {"correct": "Y", "wrong": "N", "unsure": "U", "skip": "S", "undo": "Z", "flag": "F"}
@@ -86,8 +87,13 @@ def reviewer_name() -> str | None:
     """The reviewer's name, asked once and remembered in the session.
 
     Kept under a plain session key: Streamlit drops a widget's own state when a page that
-    does not draw it runs, and the name must survive a visit to another page.
+    does not draw it runs, and the name must survive a visit to another page. Signed in,
+    there is nothing to type: answers carry the user's own name.
     """
+    me = auth.actor()
+    if me is not None and me.authenticated:
+        st.caption(f"Reviewing as **{md(me.name)}** ({me.role}); every answer is recorded under it.")
+        return me.name
     name = st.text_input("Your name", value=st.session_state.get("reviewer", ""),
                          key="reviewer_input", on_change=_keep_name, placeholder="e.g. Ana",
                          help="Recorded with every answer. Remembered while this tab is open.")
@@ -108,7 +114,7 @@ def progress_strip(p: queues.Progress) -> None:
 
 def claim(eng: Engine, queue_id: int, reviewer: str) -> Item | None:
     revisit = st.session_state.get(f"revisit_{queue_id}", False)
-    return queues.claim_next(eng, queue_id, reviewer, revisit_skipped=revisit)
+    return queues.claim_next(eng, queue_id, reviewer, revisit_skipped=revisit, actor=auth.actor())
 
 
 def show_message() -> None:
@@ -145,18 +151,19 @@ def _act(eng: Engine, item: Item, reviewer: str, action: str, label: str | None 
     comment = s.get(f"comment_{item.id}") or None
     if label is None and action == "wrong":
         label = s.get(f"label_{item.id}") or None
+    me = auth.actor()
     try:
         if action == "skip":
-            queues.skip(eng, item, reviewer, comment=comment)
+            queues.skip(eng, item, reviewer, comment=comment, actor=me)
             s["review_msg"] = ("toast", f"Skipped item {item.position}: it goes back to the pool.")
         elif action == "undo":
-            queues.release(eng, item, reviewer)
-            back = queues.undo_last(eng, item.queue_id, reviewer)
+            queues.release(eng, item, reviewer, actor=me)
+            back = queues.undo_last(eng, item.queue_id, reviewer, actor=me)
             s["review_msg"] = ("toast", "Undone: your last answer is superseded; answer it again." if back
                                else "Undone: another reviewer holds that item now.")
         else:
             queues.answer(eng, item, reviewer, action, correct_label=label, flag_reason=flag,
-                          comment=comment)
+                          comment=comment, actor=me)
             s["review_msg"] = ("toast", f"Saved: {action}" + (f" → {md(label)}" if label else ""))
         if action != "undo":
             s["review_last_claim"] = item.claim_token
@@ -226,7 +233,10 @@ def nothing_left(p: queues.Progress, queue_id: int) -> None:
 # -- queues (lead) ---------------------------------------------------------------------------
 
 def create_form(eng: Engine, view: View | None) -> None:
-    """Create a queue from the sidebar's window and filters."""
+    """Create a queue from the sidebar's window and filters (leads and admins)."""
+    if not auth.can("queue.create"):
+        st.info(auth.denied("queue.create"))
+        return
     if view is None or not view.extent.rows:
         st.info("Creating a queue needs readable logs (see the sidebar).")
         return
@@ -296,7 +306,7 @@ def _create_queue(eng: Engine, view: View) -> None:
                      lease_seconds=float(s.get("q_lease", 10)) * 60, name=s.get("q_name") or None)
     try:
         qid = queues.create_queue(eng, view.ws.source, view.ws.con, spec,
-                                  created_by=s.get("reviewer") or "")
+                                  created_by=s.get("reviewer") or "", actor=auth.actor())
     except ValueError as exc:
         s["q_result"] = ("error", str(exc))
         return
@@ -410,20 +420,27 @@ def trend_panel(eng: Engine) -> None:
 
 
 def export_panel(eng: Engine, queue_id: int) -> None:
+    if not auth.can("queue.export"):
+        st.info(auth.denied("queue.export"))
+        return
     st.caption("Resolved labels: one row per answered item (majority verdict, ties marked). "
                "Events: every answer, skip and undo, in order, the audit trail.")
     for kind in export.KINDS:
         c = st.columns(len(export.FORMATS))
         for col, (fmt, mime) in zip(c, export.FORMATS.items(), strict=True):
             col.download_button(f"{'Labels' if kind == 'labels' else 'Events'} · {fmt}",
-                                data=partial(export.export_bytes, eng, queue_id, kind, fmt),
+                                data=partial(export.export_bytes, eng, queue_id, kind, fmt,
+                                             actor=auth.actor()),
                                 file_name=export.file_name(queue_id, kind, fmt), mime=mime,
                                 on_click="ignore",
                                 key=f"dl_{kind}_{fmt}", icon=":material/download:", width="stretch")
 
 
 def close_toggle(eng: Engine, q: dict[str, Any]) -> None:
+    if not auth.can("queue.close"):
+        return
     closed = q["status"] == "closed"
     st.button("Reopen queue" if closed else "Close queue", key="close_queue",
               help="A closed queue hands out no more items; answers stay.",
-              on_click=queues.set_status, args=(eng, q["id"], "open" if closed else "closed"))
+              on_click=queues.set_status, args=(eng, q["id"], "open" if closed else "closed"),
+              kwargs={"actor": auth.actor()})

@@ -136,3 +136,22 @@ def secret(name: str, secrets_file: str | os.PathLike | None = None) -> str | No
         return None
     value = (data.get("modelwatch") or {}).get(name)
     return str(value) if value else None
+
+
+def loopback_only(address: str | None) -> bool:
+    """True when a server bound to `address` (or a client at it) is this machine only:
+    127.0.0.0/8, ::1 or "localhost". None or "" (every interface) and 0.0.0.0 are not."""
+    import ipaddress
+
+    if not address:
+        return False
+    a = address.strip().strip("[]")
+    if a.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(a)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
