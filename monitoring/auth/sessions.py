@@ -58,13 +58,15 @@ def login(engine: Engine, name: str, password: str, *, settings: AuthSettings,
     who = Actor(name=name[:100] or "(empty)", role="", via=via)
     with writing(engine) as conn:
         row = conn.execute(sa.select(users).where(users.c.name == name)).mappings().first()
-        if row is not None and row["locked_until"] is not None and row["locked_until"] > t:
+        locked = row is not None and row["locked_until"] is not None and row["locked_until"] > t
+        ok = not locked and verify(row["password_hash"] if row else None, password or "")
+        if locked:
+            # Recorded, then refused after the commit (a raise here would roll the record back).
             audit.record(conn, who, "auth.login", f"user {name}", {"reason": "locked"},
                          outcome="denied", at=t)
-            raise LoginFailed(f"this account is locked after too many failed sign-ins; try again "
-                              f"after {row['locked_until']:%H:%M} UTC or ask an admin")
-        ok = verify(row["password_hash"] if row else None, password or "")
-        if not ok or row is None or row["disabled"]:
+            failed = LoginFailed(f"this account is locked after too many failed sign-ins; try again "
+                                 f"after {row['locked_until']:%H:%M} UTC or ask an admin")
+        elif not ok or row is None or row["disabled"]:
             if row is not None:
                 failures = int(row["failures"]) + 1
                 locked = failures >= settings.max_failures
@@ -77,8 +79,7 @@ def login(engine: Engine, name: str, password: str, *, settings: AuthSettings,
             else:
                 audit.record(conn, who, "auth.login", f"user {name}", {"reason": "unknown user"},
                              outcome="failed", at=t)
-            # Commit the failure count, then refuse: the raise must not roll it back.
-            failed = LoginFailed("wrong name or password")
+            failed = LoginFailed("wrong name or password")   # raised after the commit
         else:
             failed = None
             values = {"failures": 0, "locked_until": None}
