@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from monitoring.auth import audit, sessions, users
-from monitoring.auth.passwords import PasswordError, hash_password, verify
+from monitoring.auth.passwords import hash_password, verify
 from monitoring.auth.roles import ACTIONS, Actor, PermissionDenied, require
 from monitoring.auth.settings import ROLES, load, loopback_only, secret
 from monitoring.auth.store import open_auth_db
@@ -243,7 +243,7 @@ def test_lockout_after_repeated_failures_then_unlock_by_the_clock(engine):
 def test_a_success_resets_the_failure_count(engine):
     _team(engine)
     for _ in range(2):
-        for i in range(SETTINGS.max_failures - 1):
+        for _i in range(SETTINGS.max_failures - 1):
             with pytest.raises(sessions.LoginFailed):
                 sessions.login(engine, "ana", "nope nope nope", settings=SETTINGS, now=T0)
         sessions.login(engine, "ana", PW, settings=SETTINGS, now=T0)   # never locked
