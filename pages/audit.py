@@ -8,9 +8,7 @@ from ui import auth, sidebar
 
 st.title("Audit")
 sidebar.current()   # keeps the shared filters alive across pages; the trail needs no logs
-if not auth.can("audit.read"):
-    st.error(auth.denied("audit.read"))
-    st.stop()
+auth.require_page("audit.read")
 eng = auth.engine()
 kwargs = ua.filters(eng)
 frame = audit.query(eng, **kwargs)

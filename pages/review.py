@@ -7,10 +7,11 @@ Z undo the last answer. Each item is yours under a lease until you answer or ski
 import streamlit as st
 
 from monitoring.labelling import progress
-from ui import labelling, sidebar
+from ui import auth, labelling, sidebar
 
 st.title("Review")
 sidebar.current()  # keeps the shared filters alive across pages; reviewing needs no logs
+auth.require_page("label")
 eng = labelling.engine()
 if eng is None:
     st.stop()

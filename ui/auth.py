@@ -221,6 +221,19 @@ def _logout(s: AuthSettings) -> None:
         st.logout()
 
 
+def require_page(action: str) -> Actor:
+    """Stop the page (after one sentence) unless the signed-in role may `action`. The
+    navigation already hides such pages; this covers a page script run on its own."""
+    a = actor()
+    if a is None:
+        st.error("Sign in first: reload the page.")
+        st.stop()
+    if not a.can(action):
+        st.error(denied(action))
+        st.stop()
+    return a
+
+
 def denied(action: str) -> str:
     """One sentence for a control the role may not use."""
     a = actor()

@@ -142,6 +142,9 @@ def require(*needs: str) -> View:
 def current() -> View | None:
     """Draw the shared sidebar (with the data-health panel); the page's View or None."""
     _leave_legacy_pages_mode()
+    from .auth import require_page
+
+    require_page("view")   # a page script run on its own (before app.py's gate) shows nothing
     for key in KEYS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
