@@ -257,21 +257,22 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
         from . import ground_truth
 
-        reviewed = verdicts = None
+        reviewed = verdicts = unavailable = None
         if database_url:
-            from .labelling.db import DatabaseError, open_db
+            from .database import FAILURES, describe
+            from .labelling.db import open_db
             from .labelling.results import window_accuracy
 
             try:
                 engine = open_db(database_url)
-            except DatabaseError:
-                engine = None
-            if engine is not None:
                 try:
                     reviewed = window_accuracy(engine, start, end, by="answered")
                     verdicts = ground_truth.reviewed_from(engine)
                 finally:
                     engine.dispose()
+            except FAILURES as exc:
+                # Not "nothing was labelled": the reviewers' answers could not be read.
+                unavailable = describe(exc, database_url)
         late = ground_truth.window_accuracy(ws, start, end, verdicts)
         floor = ws.config.slo.accuracy_floor
         src, fig = None, None
@@ -280,6 +281,10 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
         elif late and late.get("accuracy") is not None:
             src, fig = "late labels", late
         if fig is None:
+            if unavailable:
+                return _area("grey", f"Labelled accuracy unavailable: the labelling database cannot be "
+                                     f"read ({unavailable}).", accuracy=None, accuracy_ci=None, labelled=None,
+                             available=False, unavailable_reason=unavailable)
             return None
         acc, (lo, hi) = fig["accuracy"], fig["accuracy_ci"]
         n = fig.get("n", fig.get("labelled"))
@@ -287,8 +292,11 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
         who = ("Reviewers judged" if src == "reviewers" else "Late labels show")
         reason = (f"{who} {acc:.1%} of {n:,} predictions correct (95% interval {lo:.1%}–{hi:.1%}); "
                   f"floor {floor:.0%}.")
+        if unavailable:
+            reason += " Reviewers' answers are unavailable: the labelling database cannot be read."
         return _area(level, reason, accuracy=acc, accuracy_ci=[lo, hi], labelled=n, source=src,
-                     reviewed=reviewed, late_labels=late, floor=floor)
+                     reviewed=reviewed, late_labels=late, floor=floor, available=unavailable is None,
+                     unavailable_reason=unavailable)
     return provider
 
 

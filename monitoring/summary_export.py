@@ -63,7 +63,9 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     ci = acc.get("accuracy_ci")
     rows.append(("accuracy", "Accuracy", _pct(acc.get("accuracy"), 1)))
     rows.append(("accuracy", "95% interval", "–" if not ci else f"{_pct(ci[0], 1)} – {_pct(ci[1], 1)}"))
-    rows.append(("accuracy", "Predictions labelled", str(acc.get("labelled", 0))))
+    rows.append(("accuracy", "Predictions labelled",
+                 "unavailable" if acc.get("available") is False and acc.get("labelled") is None
+                 else str(acc.get("labelled") or 0)))
     return rows
 
 

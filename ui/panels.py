@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from monitoring.fmt import md
 from monitoring.fmt import ms as fmt_ms  # noqa: F401 (pages use panels.fmt_*)
 from monitoring.fmt import pct as fmt_pct  # noqa: F401
 from monitoring.health import REASON_TEXT
@@ -15,18 +16,20 @@ from .sidebar import View
 def health_panel(view: View) -> None:
     """Sidebar expander: unreadable files, invalid rows by reason, duplicates, warnings."""
     h = view.ws.health
-    problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings)
+    config_warnings = view.ws.config.warnings
+    problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings) + len(config_warnings)
     label = "Data health: all rows valid" if problems == 0 else f"Data health: {problems} issue(s)"
     with st.sidebar.expander(label, expanded=False):
         st.write(f"{h.total_rows:,} rows read from {len(view.ws.source.files)} file(s); "
                  f"{h.valid_rows:,} valid and counted.")
+        # File names, reasons and warnings carry names from the logs: escaped, shown as typed.
         for path, reason in h.bad_files:
-            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.",
+            st.error(f"Unreadable file {md(path)}: {md(reason)}. The other files are loaded.",
                      icon=":material/description:")
         for reason, n in h.invalid_rows.items():
-            st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon=":material/warning:")
-        for w in h.warnings:
-            st.info(w)
+            st.warning(f"{n:,} row(s): {md(REASON_TEXT.get(reason, reason))}.", icon=":material/warning:")
+        for w in [*h.warnings, *config_warnings]:
+            st.info(md(w, limit=600))
         st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs).",
                   on_click=data.reload)
 

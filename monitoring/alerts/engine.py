@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from .. import anomalies, metrics, sketch
-from ..config import ConfigError
+from ..config import ConfigError, check_keys, coerce
 from ..queries import Filters
 from ..workspace import Workspace
 from .rules import RULES, Rule, Signal
@@ -122,19 +122,19 @@ def rule_params(cfg_section: dict[str, Any]) -> dict[str, dict[str, Any]]:
     configured = cfg_section.get("rules", {}) or {}
     if not isinstance(configured, dict):
         raise ConfigError("[alerts.rules] must be a table of rule tables")
-    unknown = set(configured) - set(RULES)
-    if unknown:
-        raise ConfigError(f"[alerts.rules] unknown rule(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(RULES))})")
+    check_keys("[alerts.rules]", configured, RULES, what="rule")
     out = {}
     for name, r in RULES.items():
         params = dict(r.defaults)
-        for key, value in (configured.get(name) or {}).items():
-            if key not in params:
-                raise ConfigError(f"[alerts.rules.{name}] unknown key {key!r} (known: {', '.join(sorted(params))})")
-            if not isinstance(value, type(params[key])) and not (
-                    isinstance(params[key], float) and isinstance(value, int)):
-                raise ConfigError(f"[alerts.rules.{name}] {key} must be {type(params[key]).__name__}")
+        table = configured.get(name) or {}
+        if not isinstance(table, dict):
+            raise ConfigError(f"[alerts.rules.{name}] must be a table, got {table!r}")
+        check_keys(f"[alerts.rules.{name}]", table, params)
+        for key, value in table.items():
+            where = f"[alerts.rules.{name}] {key}"
+            value = coerce(where, value, params[key])
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{where} cannot be negative, got {value!r}")
             params[key] = value
         out[name] = params
     return out
@@ -227,7 +227,7 @@ def evaluate(ws: Workspace, at: datetime | None = None,
     section = ws.config.section("alerts")
     params = rule_params(section)
     merge_minutes = section.get("merge_minutes", DEFAULT_MERGE_MINUTES)
-    if not isinstance(merge_minutes, int | float) or merge_minutes < 0:
+    if isinstance(merge_minutes, bool) or not isinstance(merge_minutes, int | float) or merge_minutes < 0:
         raise ConfigError("[alerts] merge_minutes must be a number of minutes >= 0")
     ctx = build_context(ws, at, step_minutes)
     if ctx is None:
