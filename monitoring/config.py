@@ -319,8 +319,8 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     scalars = {k: v for k, v in data.items() if k not in tables}
     for k in scalars:
         if k in SECTION_OWNERS or k in SECTIONS:
-            raise ConfigError(f"monitoring.toml: [{k}] must be a table, got {scalars[k]!r}")
-    values |= validate_settings("monitoring.toml:", scalars, SETTINGS)
+            raise ConfigError(f"[{k}] must be a table, got {scalars[k]!r}")
+    values |= validate_settings(f"{cfg_path.name}:" if cfg_path else "", scalars, SETTINGS)
     for s in SETTINGS:
         if s.env and os.environ.get(s.env):
             values[s.key] = _checked(f"{s.env} (setting {s.key})", os.environ[s.env], s, from_text=True)

@@ -10,6 +10,7 @@ import pytest
 
 from monitoring.cli import main
 from monitoring.config import load_config
+from monitoring.fmt import md as escape
 from monitoring.summary import default_week, standard_providers, week_bounds, weekly_summary
 from monitoring.summary_export import figures, to_html, to_markdown
 from monitoring.workspace import open_workspace
@@ -123,8 +124,8 @@ def test_markdown_carries_every_figure(weeks):
     s = weeks["2026-W47"]
     md = to_markdown(s)
     for _, fig, value in figures(s):
-        assert f"| {fig} | {value.replace('|', chr(92) + '|')} |" in md
-    assert s["headline"] in md
+        assert f"| {fig} | {escape(value, limit=None)} |" in md
+    assert escape(s["headline"], limit=None) in md
 
 
 def test_html_is_self_contained_and_escapes_log_text(weeks):
