@@ -16,7 +16,7 @@ import streamlit as st
 from monitoring import drift
 from monitoring.config import ConfigError, load_config
 from monitoring.drift import DriftResult, DriftSettings, FeatureDrift, OverTime, Reference
-from monitoring.fmt import md, pct  # noqa: F401 (md: the one Markdown escape, ud.md on the page)
+from monitoring.fmt import md, pct  # md: the one Markdown escape (also ud.md on the page)
 from monitoring.queries import Filters
 from monitoring.source import LogSource
 from monitoring.workspace import Workspace

@@ -71,7 +71,7 @@ def post(url: str, payload: dict[str, Any], *, timeout: float = 5.0, retries: in
                 break
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             status, error = None, str(getattr(exc, "reason", exc))
-        except Exception as exc:  # noqa: BLE001 (a bad URL or answer must never hide the alerts)
+        except Exception as exc:  # a bad URL or answer must never hide the alerts
             return Delivery(url, False, attempts, None, f"{type(exc).__name__}: {exc}"[:200])
         if attempt < retries:
             time.sleep(backoff * 2 ** attempt)
