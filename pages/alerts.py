@@ -14,7 +14,7 @@ PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput
          "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
 
 st.title("Alerts")
-view = sidebar.require()
+view = sidebar.require("timestamp")
 ws = view.ws
 h, db_problem = data.alert_history(ws, view.fingerprint)   # evaluated and stored once per set of logs
 st.caption(f"{len(RULES)} rules evaluated every 5 minutes over the whole log history "
