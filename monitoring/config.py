@@ -93,6 +93,10 @@ def above(lo: float) -> Check:
     return lambda v: None if v > lo else f"must be greater than {lo:g}"
 
 
+def one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(repr, choices))}"
+
+
 def matches(pattern: str, example: str) -> Check:
     return lambda v: None if re.fullmatch(pattern, v.strip(), re.IGNORECASE) else f"must look like {example!r}"
 
@@ -249,8 +253,11 @@ _SLO_CHECKS: dict[str, Check] = {
 }
 register_section("slo", tuple(Setting(f.name, f.default, SLO_HELP[f.name], check=_SLO_CHECKS[f.name])
                               for f in fields(SLO)))
-register_section("columns", tuple(Setting(c, None, f"Your column holding {c}.") for c in CANONICAL_COLUMNS)
-                 + (Setting("features", [], "Explicit list of feature columns (default: every other column)."),))
+register_section("columns", tuple(Setting(c, None, f"Your column holding {c}.") for c in CANONICAL_COLUMNS) + (
+    Setting("features", [], "Explicit list of feature columns (default: every other column)."),
+    Setting("timestamp_unit", None, 'Unit of a numeric timestamp column: "s", "ms", "us" or "ns".',
+            check=one_of("s", "ms", "us", "ns")),
+))
 
 
 @dataclass(frozen=True)
