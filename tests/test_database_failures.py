@@ -79,6 +79,9 @@ def test_a_new_database_file_is_still_created(tmp_path):
 
 
 def test_a_read_only_database_with_its_schema_is_readable(tmp_path):
+    from datetime import UTC, datetime
+
+    from monitoring.alerts import Episode
     from monitoring.alerts.store import history, sync
 
     path = tmp_path / "ro.sqlite"
@@ -88,7 +91,8 @@ def test_a_read_only_database_with_its_schema_is_readable(tmp_path):
     import sqlalchemy as sa
 
     with pytest.raises(sa.exc.OperationalError, match="readonly"):
-        sync(engine, "logs", [])                        # writes say why they fail
+        sync(engine, "logs", [Episode("gap", "service", "traffic", "Gap", "Throughput",
+                                      datetime(2026, 11, 1, tzinfo=UTC), None, 20.0, 15.0, "min", "silent")])
     engine.dispose()
 
 
@@ -229,21 +233,41 @@ def test_alerts_page_still_shows_what_fires(app_env, sample_logs, tmp_path, kind
 @pytest.mark.parametrize("kind", CASES)
 def test_weekly_health_renders_with_accuracy_from_what_is_available(app_env, sample_logs, tmp_path, kind):
     at = _open(app_env(sample_logs, db_url=broken_db(kind, tmp_path / "db")), "pages/summary.py")
-    assert at.title[0].value == "Weekly health" and len(at.download_button) == 3 if hasattr(at, "download_button") else True
+    assert at.title[0].value == "Weekly health"
+    shown = _shown(at)
+    assert "labelled accuracy" in shown and "what happened" in " ".join(h.value.lower() for h in at.subheader)
 
 
 @pytest.mark.parametrize("kind", ["down", "emptied"])
 @pytest.mark.parametrize("page", LOGS_ONLY)
 def test_pages_that_only_read_the_logs_keep_working(app_env, sample_logs, tmp_path, kind, page):
     at = _open(app_env(sample_logs, db_url=broken_db(kind, tmp_path / "db")), page)
-    assert len(at.metric) >= 3 and not at.error or all("database" not in e.value for e in at.error)
+    assert len(at.metric) >= 3
+    assert all("database" not in e.value for e in at.error)
 
 
-def test_a_database_emptied_while_the_app_runs(app_env, sample_logs, tmp_path):
+def _page_as_app_runs_it():
+    # What app.py does with the chosen page (AppTest's switch_page runs page files directly,
+    # outside app.py's navigation, so the guard is composed here the same way).
+    import os
+    import runpy
+
+    from ui import guard
+
+    with guard.page():
+        runpy.run_path(os.environ["PAGE"], run_name="__main__")
+
+
+def test_a_database_emptied_while_the_app_runs(app_env, sample_logs, tmp_path, monkeypatch):
     """The engine is cached from a good database; its tables then vanish: the next run of the
-    page says so instead of a traceback."""
+    page says so in one sentence instead of a traceback."""
+    from streamlit.testing.v1 import AppTest
+
     path = tmp_path / "live.sqlite"
-    at = _open(app_env(sample_logs, db_url=f"sqlite:///{path}"), "pages/queues.py")
+    app_env(sample_logs, db_url=f"sqlite:///{path}", PAGE="pages/queues.py")
+    at = AppTest.from_function(_page_as_app_runs_it, default_timeout=90)
+    at.run()
+    assert not at.exception and at.title[0].value == "Queues"
     con = sqlite3.connect(path)
     for table in ("labelling_events", "labelling_items", "labelling_queues"):
         con.execute(f"DROP TABLE {table}")
