@@ -38,8 +38,12 @@ def settings(section: dict[str, Any]) -> tuple[list[str], float, int]:
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise ConfigError("[alerts] webhooks must be a list of URLs")
     for u in urls:
-        parts = urllib.parse.urlsplit(u)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in u):
+        try:
+            parts = urllib.parse.urlsplit(u)
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in u):
             raise ConfigError(f"[alerts] webhook URL must be http:// or https:// with a host: {u!r}")
     timeout, retries = section.get("webhook_timeout_seconds", 5), section.get("webhook_retries", 3)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -58,10 +62,10 @@ def post(url: str, payload: dict[str, Any], *, timeout: float = 5.0, retries: in
     attempts, status, error = 0, None, None
     for attempt in range(retries + 1):
         attempts = attempt + 1
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "modelwatch-alerts"})
         try:
+            req = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "User-Agent": "modelwatch-alerts"})
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 status = resp.status
                 return Delivery(url, True, attempts, status, None)
