@@ -191,7 +191,10 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
     return Context(step_s=step_s, b0=b0, times=times,
                    series={"requests": requests, "errors": errors, "expected": expected[:n_b]},
                    hist=hist, bins=bins, minute0=minute0, minute_counts=mc, minute_expected=m_exp,
-                   within_data=within)
+                   within_data=within,
+                   # For rules that call the shared detectors (anomalies.find_gaps) directly.
+                   extra={"minutes": minutes, "window": window,
+                          "open_end": at is not None and ext.last is not None and at < ext.last})
 
 
 def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: int = 0) -> list[Episode]:
@@ -199,7 +202,7 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
     episode (no flapping when a noisy value dips under its threshold for a moment)."""
     out = []
     fire = np.asarray(sig.firing, dtype=bool)
-    if not fire.any():
+    if not fire.any() and not sig.spans:
         return out
     edges = np.diff(np.concatenate([[0], fire.astype(np.int8), [0]]))
     runs: list[list[int]] = []
@@ -208,6 +211,12 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
             runs[-1][1] = e
         else:
             runs.append([s, e])
+    if sig.spans is not None:
+        # The rule's own incidents (e.g. gaps from the shared detector): their exact times.
+        return [Episode(rule=rule.name, subject=sig.subject, area=rule.area, title=rule.title,
+                        page=rule.page, start=a, end=b, peak=v, threshold=sig.threshold, unit=sig.unit,
+                        message=sig.message.format(value=v, threshold=sig.threshold, subject=sig.subject))
+                for a, b, v in sig.spans]
     for s, e in runs:
         vals = sig.value[s:e]
         finite = vals[np.isfinite(vals)]
