@@ -176,3 +176,17 @@ def test_report_pages_on_unreadable_logs(app_env, tmp_path, page):
     (tmp_path / "junk.parquet").write_text("nope")
     at = render(app_env(tmp_path), page)
     assert any("cannot be opened" in e.value for e in at.error)
+
+
+def test_overview_incidents_come_from_every_detector(app_env, sample_logs):
+    """The error-burst day lists the burst, not 'no incident'; the drifted window lists drift."""
+    at = app_env(sample_logs)
+    at.run()
+    at.sidebar.selectbox(key="range_preset").set_value("Custom")
+    at.run()
+    at.sidebar.date_input(key="custom_range").set_value((date(2026, 11, 5), date(2026, 11, 5)))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    body = texts(at)
+    assert "Errors**]" in body and "2026-11-05 14:" in body and "No incident" not in body
+    assert "Drift**]" in body

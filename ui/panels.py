@@ -34,6 +34,37 @@ def health_panel(view: View) -> None:
                   on_click=data.reload)
 
 
+LEVEL = {"latency": ":orange[**Latency**]", "errors": ":red[**Errors**]", "downtime": ":red[**Downtime**]",
+         "spike": ":orange[**Traffic spike**]", "drift": ":violet[**Drift**]"}
+
+
+def incident_list(view: View, s, gaps, spikes) -> None:
+    """Every detector's incidents in the window; drift (the alert rule's episodes, shared
+    with the Alerts page's cached evaluation) comes last, in a fragment, so the rest shows first."""
+    from monitoring.fmt import md
+    from monitoring.incidents import incidents
+
+    slo = view.ws.config.slo
+    found = incidents(s, gaps, spikes, slo)
+    for i in found:
+        st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
+
+    @st.fragment
+    def drift_part() -> None:
+        try:
+            episodes = data.alert_episodes(view.ws, view.fingerprint)
+        except Exception as exc:   # the alert history's database may be down: say so, keep the page
+            st.caption(f"Drift incidents unavailable: {md(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}")
+            return
+        drifts = [i for i in incidents(s, [], [], slo, episodes) if i.kind == "drift"]
+        for i in drifts:
+            st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
+        if not (found or drifts):
+            st.write("No incident in this window: latency, errors, traffic and drift all within bounds.")
+
+    drift_part()
+
+
 def require_rows(view: View, rows: int) -> bool:
     """Explain an empty window instead of drawing empty charts; True when there is data."""
     if rows == 0:
