@@ -1,10 +1,15 @@
 """modelwatch: entry point. Page config and navigation; each page draws the shared sidebar."""
 
+from pathlib import Path
+
 import streamlit as st
 
+from ui import guard
 from ui.auth import gate
 
-st.set_page_config(page_title="modelwatch", page_icon=":material/monitoring:", layout="wide")
+# A local file: a material or emoji icon makes the browser fetch the favicon from a CDN.
+st.set_page_config(page_title="modelwatch", page_icon=str(Path(__file__).parent / "ui" / "favicon.png"),
+                   layout="wide")
 
 pages = {
     "Is it fast and up?": [
@@ -25,4 +30,5 @@ pages = {
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open
+with guard.page():
+    st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open

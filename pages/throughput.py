@@ -4,7 +4,7 @@ import streamlit as st
 
 from monitoring import charts
 from monitoring.queries import BUCKETS
-from ui import data, sidebar
+from ui import data, panels, sidebar
 
 st.title("Throughput")
 view = sidebar.require("timestamp")
@@ -19,7 +19,7 @@ c[1].metric("Peak bucket", f"{(frame['requests'].max() or 0) / (BUCKETS[view.buc
 c[2].metric("Spikes", len(spikes), help=f"Buckets with ≥ {slo.spike_factor:g}× the expected traffic.")
 c[3].metric("Downtime", f"{sum(g.minutes for g in gaps)} min", help="Minutes in gaps with no traffic.")
 
-st.plotly_chart(charts.throughput(frame, BUCKETS[view.bucket] / 60, spikes, gaps), key="tp_line")
+panels.time_chart(view, charts.throughput(frame, BUCKETS[view.bucket] / 60, spikes, gaps), "tp_line")
 st.caption("Expected traffic: the median requests per minute for the same hour of day (weekdays and "
            "weekends apart) over this window and the 7 days before it.")
 

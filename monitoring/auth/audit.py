@@ -105,22 +105,11 @@ def distinct(engine: Engine, column: str) -> list[str]:
         return [r[0] for r in conn.execute(sa.select(col).distinct().order_by(col))]
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula, prefixed with ' so it stays text."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def csv_bytes(frame: pl.DataFrame) -> bytes:
-    """The frame as CSV (UTC times, ISO 8601), every text cell neutralised."""
-    text_cols = [c for c, t in frame.schema.items() if t == pl.String]
-    safe = frame.with_columns(
-        pl.when(pl.col(c).str.contains(r"^[=+\-@\t\r]"))
-        .then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c) for c in text_cols)
+    """The frame as CSV (UTC times, ISO 8601), text cells neutralised by monitoring.fmt
+    (a cell a spreadsheet would run as a formula starts with ')."""
+    from ..fmt import safe_frame
+
     buf = io.BytesIO()
-    safe.write_csv(buf, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
+    safe_frame(frame).write_csv(buf, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
     return buf.getvalue()

@@ -17,7 +17,15 @@ import weakref
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..database import BigId, UTCDateTime, open_component, upgrade
+from ..database import (
+    BigId,
+    DatabaseError,
+    UTCDateTime,
+    first_line,
+    open_component,
+    safe_url,
+    upgrade,
+)
 
 COMPONENT = "auth"
 MAX_NAME = 100
@@ -83,6 +91,7 @@ def _v1(conn: Connection) -> None:
 
 
 MIGRATIONS = (_v1,)
+TABLES = ("auth_users", "auth_sessions", "auth_audit")
 
 _ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 _lock = threading.Lock()
@@ -90,7 +99,7 @@ _lock = threading.Lock()
 
 def open_auth_db(url: str) -> Engine:
     """Engine for `url` with the auth tables created or upgraded; raises DatabaseError."""
-    engine = open_component(url, MIGRATIONS, COMPONENT)
+    engine = open_component(url, MIGRATIONS, COMPONENT, tables=TABLES)
     _ready.add(engine)
     return engine
 
@@ -101,6 +110,10 @@ def ensure(engine: Engine) -> Engine:
         return engine
     with _lock:
         if engine not in _ready:
-            upgrade(engine, MIGRATIONS, COMPONENT)
+            try:
+                upgrade(engine, MIGRATIONS, COMPONENT)
+            except sa.exc.SQLAlchemyError as exc:
+                raise DatabaseError(f"cannot create the access tables in "
+                                    f"{safe_url(str(engine.url))}: {first_line(exc)}") from exc
             _ready.add(engine)
     return engine
