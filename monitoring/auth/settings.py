@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, Setting
+from ..config import ConfigError, Setting, register_section
 
 MODES = ("none", "password", "oidc")
 ROLES = ("viewer", "reviewer", "lead", "admin")   # each role can do what the ones before it can
@@ -102,6 +102,11 @@ def load(section: dict[str, Any] | None) -> AuthSettings:
         if v not in ROLES:
             raise ConfigError(f"[auth.role_map] {k!r} = {v!r}: the role must be one of {', '.join(ROLES)}")
     return AuthSettings(**values, role_map={str(k): str(v) for k, v in role_map.items()})
+
+
+# Declared once: monitoring.config checks [auth] with these keys, then `load`, when a file is read.
+register_section("auth", SETTINGS + tuple(Setting(k, {}, h) for k, h in _TABLES.items()),
+                 check=load)
 
 
 def configured() -> AuthSettings:
