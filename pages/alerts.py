@@ -65,7 +65,7 @@ with st.form("ack"):
     note = st.text_input("Note (optional)")
     if st.form_submit_button("Acknowledge"):
         try:
-            acknowledge(data.alerts_db(ws.config.database_url), int(episode), who, note, actor=me)
+            acknowledge(data.alerts_db(ws.config.database_url), int(episode), who, note, actor=auth.acting())
             st.success("Acknowledged.")
             st.rerun()
         except FAILURES as exc:

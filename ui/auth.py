@@ -25,6 +25,9 @@ from monitoring.config import ConfigError, load_config
 from monitoring.database import DatabaseError, safe_url
 from monitoring.fmt import md
 
+__all__ = ["PermissionDenied", "acting", "actor", "can", "denied", "engine", "gate", "require_page",
+           "settings"]
+
 TOKEN = "auth_token"
 ACTOR = "auth_actor"
 # url_path of a page -> the action needed to see it at all (the rest: "view").
@@ -57,6 +60,21 @@ def settings() -> AuthSettings:
 def actor() -> Actor | None:
     """The signed-in user (or the local user in `none` mode), as set by gate()."""
     return st.session_state.get(ACTOR)
+
+
+def acting() -> Actor | None:
+    """The acting user for a write, checked again now: button callbacks run before app.py's
+    gate, so a session that ended since the last run must not write once more."""
+    a = actor()
+    if a is None or not a.authenticated:
+        return a
+    s = settings()
+    who, why = sessions.validate(engine(), st.session_state.get(TOKEN), settings=s,
+                                 role=a.role if s.mode == "oidc" else None)
+    if who is None:
+        raise PermissionDenied(f"{why}; nothing was recorded")
+    st.session_state[ACTOR] = who
+    return who
 
 
 def can(action: str) -> bool:

@@ -118,7 +118,7 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
             "Remember this window in monitoring.toml", key="drift_save"):
         path = cfg.source_path or "monitoring.toml"
         try:
-            drift.save_reference_window(path, start, end, actor=auth.actor())
+            drift.save_reference_window(path, start, end, actor=auth.acting())
             st.toast(f"Saved the reference window in {md(path)}")
         except (ValueError, OSError) as exc:   # ConfigError, PermissionDenied, a read-only file
             st.error(f"Could not save the reference window: {md(exc)}")

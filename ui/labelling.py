@@ -151,8 +151,8 @@ def _act(eng: Engine, item: Item, reviewer: str, action: str, label: str | None 
     comment = s.get(f"comment_{item.id}") or None
     if label is None and action == "wrong":
         label = s.get(f"label_{item.id}") or None
-    me = auth.actor()
     try:
+        me = auth.acting()
         if action == "skip":
             queues.skip(eng, item, reviewer, comment=comment, actor=me)
             s["review_msg"] = ("toast", f"Skipped item {item.position}: it goes back to the pool.")
@@ -169,7 +169,7 @@ def _act(eng: Engine, item: Item, reviewer: str, action: str, label: str | None 
             s["review_last_claim"] = item.claim_token
     except LeaseLost as exc:
         s["review_msg"] = ("warning", str(exc))
-    except LabellingError as exc:
+    except (LabellingError, auth.PermissionDenied) as exc:
         s["review_msg"] = ("warning", str(exc))
 
 
@@ -306,7 +306,7 @@ def _create_queue(eng: Engine, view: View) -> None:
                      lease_seconds=float(s.get("q_lease", 10)) * 60, name=s.get("q_name") or None)
     try:
         qid = queues.create_queue(eng, view.ws.source, view.ws.con, spec,
-                                  created_by=s.get("reviewer") or "", actor=auth.actor())
+                                  created_by=s.get("reviewer") or "", actor=auth.acting())
     except ValueError as exc:
         s["q_result"] = ("error", str(exc))
         return
@@ -442,5 +442,11 @@ def close_toggle(eng: Engine, q: dict[str, Any]) -> None:
     closed = q["status"] == "closed"
     st.button("Reopen queue" if closed else "Close queue", key="close_queue",
               help="A closed queue hands out no more items; answers stay.",
-              on_click=queues.set_status, args=(eng, q["id"], "open" if closed else "closed"),
-              kwargs={"actor": auth.actor()})
+              on_click=_set_status, args=(eng, q["id"], "open" if closed else "closed"))
+
+
+def _set_status(eng: Engine, queue_id: int, status: str) -> None:
+    try:
+        queues.set_status(eng, queue_id, status, actor=auth.acting())
+    except ValueError as exc:   # PermissionDenied (role changed, session ended), no such queue
+        st.session_state["q_result"] = ("error", str(exc))

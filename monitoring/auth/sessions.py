@@ -121,8 +121,9 @@ def validate(engine: Engine, token: str | None, *, settings: AuthSettings,
              now: datetime | None = None, role: str | None = None) -> tuple[Actor | None, str]:
     """The session's actor (last use updated), or (None, reason) when it has ended.
 
-    The role is read again from the users table (or taken from `role` for OIDC sessions of
-    users who have no row), so a change applies at once."""
+    The role is read again from the users table (unless the caller passes `role`, as OIDC
+    does with the role its claims give), so a change applies at once; a disabled user's
+    session ends."""
     if not token:
         return None, "not signed in"
     ensure(engine)
@@ -143,7 +144,9 @@ def validate(engine: Engine, token: str | None, *, settings: AuthSettings,
             reason = "disabled"
         if reason is None and u is None and role is None:
             reason = "removed"
-        current_role = u["role"] if u is not None else role
+        # An OIDC caller passes the role it decided (claim first); a password session reads
+        # the table, so a role change applies at the next use.
+        current_role = role if role is not None else (u["role"] if u is not None else None)
         actor = Actor(name=s["user_name"], role=current_role or "", session=f"s{s['id']}", via="web",
                       authenticated=True)
         if reason is not None:
