@@ -187,3 +187,31 @@ def test_none_mode_says_so_and_refuses_a_public_address(app_env, sample_logs):
         assert "Refusing to serve" in at.error[0].value and not at.metric
     finally:
         config.set_option("server.address", old)
+
+
+@pytest.mark.parametrize("change", ["expired", "demoted"])
+def test_a_click_after_the_session_ended_or_the_role_changed_records_nothing(app_env, generated_logs,
+                                                                            team, change):
+    """Button callbacks run before app.py's gate: the write checks the session again itself."""
+    at = app(app_env, generated_logs, team)
+    at.run()
+    sign_in(at, "ana")
+    at.switch_page("pages/review.py")
+    at.run()
+    e = open_auth_db(team)
+    if change == "expired":
+        with e.begin() as conn:
+            conn.execute(sa.text("UPDATE auth_sessions SET last_seen_at = :t WHERE ended_at IS NULL"),
+                         {"t": (datetime.now(UTC) - timedelta(hours=2)).replace(tzinfo=None)})
+    else:
+        users.set_role(e, "ana", "viewer", actor=Actor("root", "admin"), settings=S)
+    at.button(key="answer_correct").click()
+    at.run()
+    assert not at.exception
+    with e.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM labelling_events")).scalar_one() == 0
+    trail = audit.query(e, action="label")
+    e.dispose()
+    assert trail["outcome"].to_list() == ([] if change == "expired" else ["denied"])
+    warning = " ".join(w.value for w in at.warning) + " ".join(x.value for x in at.error)
+    assert ("sign in again" if change == "expired" else "it needs reviewer or higher") in warning
