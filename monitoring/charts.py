@@ -150,6 +150,7 @@ def alert_timeline(history: pl.DataFrame, first, last) -> go.Figure:
             line=dict(color=AREA_COLORS.get(r["area"], "#555"), width=10),
             hovertext=label(r["message"]), hoverinfo="text+x"))
     fig.update_xaxes(range=[first, last], title="time (UTC)")
-    fig.update_layout(title="When each alert fired", height=max(220, 60 + 36 * history["title"].n_unique()),
+    fig.update_layout(title="When each alert fired", yaxis_title="rule",
+                      height=max(220, 60 + 36 * history["title"].n_unique()),
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -65,6 +65,11 @@ def incident_list(view: View, s, gaps, spikes) -> None:
     drift_part()
 
 
+def utc_column(label: str):
+    """A table column of UTC times shown as "2026-11-05 14:00", never with a raw "+00:00"."""
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+
+
 def markers(view: View, limit: int = 20) -> list[tuple]:
     """Deployments (a version's first request, after the logs' first) and alerts (from the
     stored alert history; none until the Alerts page or `alerts check` has evaluated) that
