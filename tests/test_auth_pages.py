@@ -215,3 +215,11 @@ def test_a_click_after_the_session_ended_or_the_role_changed_records_nothing(app
     assert trail["outcome"].to_list() == ([] if change == "expired" else ["denied"])
     warning = " ".join(w.value for w in at.warning) + " ".join(x.value for x in at.error)
     assert ("sign in again" if change == "expired" else "it needs reviewer or higher") in warning
+
+
+def test_oidc_mode_without_a_provider_says_what_to_configure(app_env, sample_logs, tmp_path):
+    at = app_env(sample_logs, MODELWATCH_AUTH_MODE="oidc")
+    at.secrets["modelwatch"] = {"note": "secrets without an [auth] table"}   # not the developer's own
+    at.run()
+    assert not at.exception
+    assert "has no [auth] table" in at.error[0].value and not at.metric

@@ -195,9 +195,21 @@ def _oidc_page(s: AuthSettings, refused: str | None = None) -> None:
               args=(s.provider,) if s.provider else ())
 
 
+def _oidc_configured() -> bool:
+    try:
+        return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+    except FileNotFoundError:   # StreamlitSecretNotFoundError: no or unreadable secrets file
+        return False
+
+
 def _oidc(s: AuthSettings):
+    if not _oidc_configured():
+        return None, lambda: _refuse(
+            "[auth] mode is \"oidc\", but .streamlit/secrets.toml has no [auth] table for "
+            "Streamlit's sign-in (redirect_uri, cookie_secret, client_id, client_secret, "
+            "server_metadata_url); see docs/access.md.")
     eng = engine()
-    if not st.user.is_logged_in:
+    if not st.user.to_dict().get("is_logged_in"):
         return None, lambda: _oidc_page(s)
     claims = st.user.to_dict()
     try:
