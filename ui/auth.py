@@ -49,12 +49,20 @@ def engine() -> Engine:
         st.stop()
 
 
-def settings() -> AuthSettings:
+CONFIG_ERROR = "auth_config_error"
+
+
+def settings() -> AuthSettings | None:
+    """The [auth] settings; None (after one sentence) when the configuration is invalid:
+    no one is signed in then, and every page stops at its first line (fail closed)."""
     try:
-        return configured()
+        s = configured()
     except ConfigError as exc:
-        st.error(f"The [auth] settings in monitoring.toml are not valid: {exc}")
-        st.stop()
+        st.error(f"The configuration is invalid: {md(str(exc), limit=600)}")
+        st.session_state[CONFIG_ERROR] = True
+        return None
+    st.session_state.pop(CONFIG_ERROR, None)
+    return s
 
 
 def actor() -> Actor | None:
@@ -69,6 +77,8 @@ def acting() -> Actor | None:
     if a is None or not a.authenticated:
         return a
     s = settings()
+    if s is None:
+        raise PermissionDenied("the configuration is invalid; nothing was recorded")
     who, why = sessions.validate(engine(), st.session_state.get(TOKEN), settings=s,
                                  role=a.role if s.mode == "oidc" else None)
     if who is None:
@@ -87,6 +97,9 @@ def gate(pages: dict[str, list[Any]]) -> dict[str, list[Any]]:
     only the pages their role may open (Audit for admins). Not signed in, the navigation is
     the sign-in page alone, so every URL leads there."""
     s = settings()
+    if s is None:   # said why above; the pages stay registered and each stops at once
+        st.session_state.pop(ACTOR, None)
+        return pages
     if s.mode == "none":
         who, page = _local(s)
     elif s.mode == "password":
@@ -256,7 +269,8 @@ def require_page(action: str) -> Actor:
     navigation already hides such pages; this covers a page script run on its own."""
     a = actor()
     if a is None:
-        st.error("Sign in first: reload the page.")
+        if not st.session_state.get(CONFIG_ERROR) or settings() is not None:
+            st.error("Sign in first: reload the page.")
         st.stop()
     if not a.can(action):
         st.error(denied(action))
