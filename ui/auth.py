@@ -269,9 +269,18 @@ def require_page(action: str) -> Actor:
     navigation already hides such pages; this covers a page script run on its own."""
     a = actor()
     if a is None:
-        if not st.session_state.get(CONFIG_ERROR) or settings() is not None:
-            st.error("Sign in first: reload the page.")
-        st.stop()
+        s = settings()
+        if s is not None and s.mode == "none":
+            # No sign-in to wait for: the local user, after the same address check as gate().
+            a, refusal = _local(s)
+            if a is None:
+                refusal()
+                st.stop()
+            st.session_state[ACTOR] = a
+        else:
+            if s is not None:
+                st.error("Sign in first: reload the page.")
+            st.stop()
     if not a.can(action):
         st.error(denied(action))
         st.stop()
