@@ -19,7 +19,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     behaviour = "ok"
     seen: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).seen.append(json.loads(body))
         if self.behaviour == "drop":

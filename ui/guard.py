@@ -19,7 +19,6 @@ from monitoring.database import FAILURES, describe, first_line
 from monitoring.fmt import md
 from monitoring.source import LogSourceError
 
-
 _RETRIED = "_guard_reread_logs"
 
 
