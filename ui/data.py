@@ -9,7 +9,7 @@ new workspace on the next run of any page, with no button to press.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
 import streamlit as st
@@ -34,8 +34,6 @@ def _watcher() -> Watcher:
 def _workspace(logs: str, config_path: str | None, env_key: str, files: str) -> tuple[Workspace, datetime]:
     # env_key and files only key the cache: the environment the config reads, and the
     # fingerprint of the files now (a change opens a new workspace).
-    from datetime import UTC
-
     return open_workspace(load_config(config_path, {"logs": logs})), datetime.now(UTC)
 
 
