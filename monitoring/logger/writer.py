@@ -81,6 +81,10 @@ class PredictionLogger:
         self.compression = compression
         self.poll_seconds = min(float(poll_seconds), self.flush_seconds)
         self._builder = TableBuilder(self.model_name, self.model_version, types)
+        # pyarrow imports pandas (when installed) on its first conversion of a Python list.
+        # Pay that here, at start-up in the caller's thread: not in the writer while requests
+        # wait for the GIL, and not at exit, when imports that register atexit hooks fail.
+        pa.array([0])
         self._reset_state()
         self._lock_drops = threading.Lock()   # the rare drop path only
         lifecycle.register(self, install_signal_handler)
