@@ -23,7 +23,7 @@ from .alerts import cli as _alerts_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
-from .logger import compact as logger_compact
+from .logger import compaction as logger_compaction
 from .source import LogSourceError
 
 
@@ -167,7 +167,7 @@ COMMANDS: dict[str, Command] = {
     "drift": ("input and output drift of a window against a reference", drift_report.add_arguments,
               drift_report.run),
     "compact": ("merge a past day's small log files into one, atomically for readers",
-                logger_compact.add_arguments, logger_compact.run),
+                logger_compaction.add_arguments, logger_compaction.run),
 }
 
 

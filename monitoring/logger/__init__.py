@@ -11,7 +11,7 @@ Streamlit), so a service can depend on it without the dashboard. See docs/logger
 """
 
 from .asgi import PredictionLoggingMiddleware
-from .compact import compact, drop_superseded
+from .compaction import compact, drop_superseded
 from .ids import new_id
 from .record import RequestRecord, current_request
 from .writer import PredictionLogger
