@@ -140,15 +140,21 @@ class TableBuilder:
             log.warning("prediction logger: %s", message)
 
     # -- columns -----------------------------------------------------------------------------
-    def _column(self, name: str, values: list[Any], report: Counter) -> pa.Array | None:
+    def _column(self, name: str, values: list[Any] | None, report: Counter,
+                arr: pa.Array | None = None) -> pa.Array | None:
+        """The column `name` in its kind, from Python `values` or an Arrow `arr` inferred
+        from them (then `values` are only made when a value needs coercing)."""
         kind = self.kinds.get(name)
-        try:
-            arr = pa.array(values)
-            got = _kind_of_type(arr.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            arr, got = None, None
+        if arr is None:
+            try:
+                arr = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                arr = None
+        got = _kind_of_type(arr.type) if arr is not None else None
         if arr is not None and pa.types.is_null(arr.type):
-            return pa.nulls(len(values), KINDS[kind]) if kind else None
+            return pa.nulls(len(arr), KINDS[kind]) if kind else None
+        if values is None:
+            values = arr.to_pylist()
         if kind is None:
             kind = got or _kind_of_value(next(v for v in values if v is not None))
             self.kinds[name] = kind
@@ -201,16 +207,36 @@ class TableBuilder:
                 cols[name] = arr
         if "score" not in cols:
             cols["score"] = pa.nulls(n, pa.float64())
-        # Features: every name seen so far, in order of first appearance, so files share a layout.
+        # Features: every name seen so far, in order of first appearance, so files share a
+        # layout. Fast path: Arrow converts the dicts in one pass (a struct array), when their
+        # values agree on a type; else each feature is converted (and coerced) on its own.
+        children: dict[str, pa.Array] = {}
+        try:
+            st = pa.array(features)
+            if pa.types.is_struct(st.type):
+                children = dict(zip([st.type.field(i).name for i in range(st.type.num_fields)],
+                                    st.flatten(), strict=True))
+                struct_ok = True
+            else:
+                struct_ok = pa.types.is_null(st.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            struct_ok = False
         seen: dict[str, None] = dict.fromkeys(self.features)
-        for f in features:
-            if f:
-                for k in f:
-                    if k not in seen:
-                        seen[k] = None
+        if struct_ok:
+            seen.update(dict.fromkeys(children))
+        else:
+            for f in features:
+                if f:
+                    for k in f:
+                        if k not in seen:
+                            seen[k] = None
         for key in seen:
             name = self.column_name(key)
-            arr = self._column(name, [f.get(key) if f else None for f in features], report)
+            if struct_ok:
+                arr = self._column(name, None, report,
+                                   arr=children.get(key, pa.nulls(n)))
+            else:
+                arr = self._column(name, [f.get(key) if f else None for f in features], report)
             if key not in self.features and name in self.kinds:
                 self.features.append(key)
             if arr is not None:
