@@ -302,3 +302,25 @@ def test_importing_the_logger_loads_pyarrow_and_nothing_heavier():
     assert {m for m in logger - baseline if m not in sys.stdlib_module_names} == {"monitoring"}
     for heavy in ("duckdb", "polars", "streamlit", "plotly", "scipy", "sqlalchemy", "pandas"):
         assert heavy not in logger
+
+
+def test_a_forked_child_writes_its_own_rows_only(tmp_path):
+    import os
+
+    lg = quiet_logger(tmp_path)
+    for i in range(3):
+        lg.log(prediction=i, latency_ms=1.0, features={"who": "parent"})
+    pid = os.fork()
+    if pid == 0:   # the child: the parent's three queued rows are not its to write
+        try:
+            lg.log(prediction=9, latency_ms=1.0, features={"who": "child"})
+            lg.close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    lg.log(prediction=3, latency_ms=1.0, features={"who": "parent"})
+    lg.close()
+    rows = read_rows(tmp_path).to_pylist()
+    assert sorted((r["who"], r["prediction"]) for r in rows) == [
+        ("child", 9), ("parent", 0), ("parent", 1), ("parent", 2), ("parent", 3)]
+    assert len({r["request_id"] for r in rows}) == 5

@@ -113,6 +113,11 @@ def test_readers_see_each_day_once_whatever_step_a_crash_interrupts(tmp_path, cr
         day = folder.name.removeprefix("date=")
         seen[name] = Counter(t.date().isoformat() for t in rows["timestamp"].to_pylist())[day]
         assert len(set(rows["request_id"].to_pylist())) == rows.num_rows
+        if name == "renamed":
+            # A reader without the rule sees both; the source counts the copies once.
+            ws, health = health_of(tmp_path, tmp_path.parent / f"{tmp_path.name}-data")
+            assert ws.duplicates == counts[day]
+            assert health.valid_rows == sum(counts.values())
         if name == crash_after:
             raise Crash
 

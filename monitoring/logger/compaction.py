@@ -30,7 +30,9 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -225,11 +227,14 @@ def _merge(files: list[str], tmp: Path, row_group_size: int) -> int:
     limit) and stream it into `tmp` in row groups of `row_group_size` rows; returns the rows."""
     import duckdb  # only compaction needs it: the logger itself loads pyarrow alone
 
+    spill = tempfile.mkdtemp(prefix="modelwatch-compact-")
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")   # zone-aware timestamps come back in UTC
         con.execute("SET enable_progress_bar = false")
         con.execute("SET memory_limit = '1GB'")
+        # SET takes no parameters; the folder is ours (mkdtemp), not user input.
+        con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
         scan = "read_parquet($files, union_by_name=true, hive_partitioning=false, filename='__file', file_row_number=true)"
         cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}", {"files": files}).fetchall()}
         order = ['"timestamp"'] if cols.get("timestamp", "").startswith("TIMESTAMP") else []
@@ -259,6 +264,7 @@ def _merge(files: list[str], tmp: Path, row_group_size: int) -> int:
         return total
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _remove_stale_temporaries(folder: Path, age: timedelta) -> None:
