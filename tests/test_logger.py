@@ -192,6 +192,47 @@ def test_a_feature_whose_type_changes_is_coerced_never_raised(tmp_path, values, 
     assert dict(recorded) == coerced
 
 
+class Model:   # a pydantic-like object
+    def model_dump(self):
+        return {"x": 5}
+
+
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(("features", "expected"), [
+    ({"x": 1}, 1), (Model(), 5), ([("x", 2)], 2), ((("x", 3),), 3), (None, None), ({}, None),
+    ("not features", None), (42, None), (["x"], None),
+])
+def test_features_of_any_shape_never_raise(tmp_path, features, expected):
+    lg = quiet_logger(tmp_path)
+    with lg.request(features=features) as r:
+        r.prediction = 1
+    with lg.request() as r2:   # set later by the serving code, to whatever it has
+        r2.prediction, r2.features = 2, features
+    lg.log(prediction=3, latency_ms=1.0, features=features)
+    lg.close()
+    rows = read_rows(tmp_path).to_pylist()
+    assert len(rows) == 3 and lg.stats()["failed"] == 0
+    assert [r.get("x") for r in sorted(rows, key=lambda r: r["prediction"])] == [expected] * 3
+
+
+def test_a_row_that_cannot_be_written_is_counted_and_the_writer_goes_on(tmp_path, caplog):
+    lg = quiet_logger(tmp_path)
+    lg.log(prediction=1, latency_ms=1.0, features={"x": "fine"}, timestamp=T0)
+    lg.log(prediction=2, latency_ms=1.0, features={"x": Unprintable()}, timestamp=T0)
+    with caplog.at_level(logging.ERROR, logger="monitoring.logger"):
+        assert lg.flush()
+    lg.log(prediction=3, latency_ms=1.0, features={"x": "fine"}, timestamp=T0)
+    lg.close()
+    assert lg.stats()["failed"] == 1 and "1 row(s) could not be written" in caplog.text
+    assert sorted(read_rows(tmp_path)["prediction"].to_pylist()) == [1, 3]
+
+
 def test_a_feature_named_like_a_contract_column_is_renamed(tmp_path):
     assert set(CANONICAL_COLUMNS) <= RESERVED
     lg = quiet_logger(tmp_path)
@@ -226,7 +267,7 @@ def test_rows_after_close_are_dropped_and_counted(tmp_path):
     lg.log(prediction=1, latency_ms=1.0)
     lg.close()
     lg.log(prediction=2, latency_ms=1.0)
-    assert lg.stats() == {"written": 1, "files": 1, "queued": 0, "dropped": 1, "coerced": {}}
+    assert lg.stats() == {"written": 1, "files": 1, "queued": 0, "dropped": 1, "failed": 0, "coerced": {}}
 
 
 def test_a_failed_write_keeps_the_rows_for_the_next_flush(tmp_path):

@@ -11,7 +11,9 @@ prediction, score, label or more features without passing the record around.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .ids import new_id
@@ -19,8 +21,33 @@ from .ids import new_id
 if TYPE_CHECKING:
     from .writer import PredictionLogger
 
+log = logging.getLogger("monitoring.logger")
 _current: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar(
     "modelwatch_request", default=None)
+
+
+def as_features(obj: Any) -> dict[str, Any]:
+    """A copy of `obj` as a dict: a mapping, a pydantic model or dataclass-like object with
+    `model_dump()`, or pairs. Anything else gives {} and one warning, never an exception."""
+    if not obj:
+        return {}
+    if type(obj) is dict:
+        return obj.copy()
+    try:
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        if hasattr(obj, "model_dump"):
+            return dict(obj.model_dump())
+        return dict(obj)
+    except (TypeError, ValueError):
+        if type(obj).__name__ not in _warned:
+            _warned.add(type(obj).__name__)
+            log.warning("prediction logger: features must be a dict, got %s: not logged",
+                        type(obj).__name__)
+        return {}
+
+
+_warned: set[str] = set()
 
 
 def current_request() -> RequestRecord | None:
@@ -44,7 +71,7 @@ class RequestRecord:
         self._logger = logger
         self.endpoint = endpoint
         # A copy: the caller may reuse or mutate its dict once the call returns.
-        self.features = dict(features) if features else {}
+        self.features = as_features(features)
         self.prediction: Any = None
         self.score: Any = None
         self.label: Any = None

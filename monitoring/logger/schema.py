@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import CANONICAL_COLUMNS
+from .record import as_features
 
 log = logging.getLogger("monitoring.logger")
 
@@ -188,6 +189,8 @@ class TableBuilder:
         n = len(rows)
         (rid, ts, endpoint, latency, status, error_type, prediction, score, label,
          features) = (list(c) for c in zip(*rows, strict=True))
+        # r.features may have been set to something other than a dict by the serving code.
+        features = [f if f is None or type(f) is dict else as_features(f) for f in features]
         cols: dict[str, pa.Array] = {
             "request_id": pa.array(rid, pa.string()),
             "timestamp": pa.array(ts, TIMESTAMP),

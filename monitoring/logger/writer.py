@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from . import lifecycle
 from .ids import new_id
-from .record import RequestRecord, _current
+from .record import RequestRecord, _current, as_features
 from .schema import TableBuilder
 
 log = logging.getLogger("monitoring.logger")
@@ -96,6 +96,7 @@ class PredictionLogger:
         self._dropped = 0                       # written by callers only
         self._dropped_reported = 0              # written by the writer only
         self._written_rows = 0
+        self._failed_rows = 0
         self._files: list[str] = []
         self._coerced: Counter = Counter()
         self._closing = False
@@ -119,11 +120,14 @@ class PredictionLogger:
         """A context manager timing one request; see RequestRecord."""
         return RequestRecord(self, endpoint, features)  # type: ignore[arg-type]
 
-    def log(self, *, prediction: Any = None, features: Mapping[str, Any] | None = None,
-            latency_ms: float | None = None, status: str = "ok", endpoint: str | None = None,
-            score: Any = None, label: Any = None, error_type: str | None = None,
-            request_id: str | None = None, timestamp: datetime | None = None) -> str:
+    def log(self, *, latency_ms: float, prediction: Any = None,
+            features: Mapping[str, Any] | None = None, status: str = "ok",
+            endpoint: str | None = None, score: Any = None, label: Any = None,
+            error_type: str | None = None, request_id: str | None = None,
+            timestamp: datetime | None = None) -> str:
         """Log one request measured elsewhere; returns its request id."""
+        if timestamp is not None and not isinstance(timestamp, datetime):
+            raise TypeError(f"timestamp must be a datetime, got {type(timestamp).__name__}")
         if timestamp is None:
             ts_us = time.time_ns() // 1000
         else:   # naive means UTC, as in the log contract
@@ -131,7 +135,7 @@ class PredictionLogger:
             ts_us = (aware - _EPOCH) // timedelta(microseconds=1)
         rid = request_id or new_id(ts_us)
         self._put((rid, ts_us, endpoint, latency_ms, status, error_type, prediction, score, label,
-                   dict(features) if features else None))
+                   as_features(features) or None))
         return rid
 
     def logged(self, endpoint: str | None = None, *,
@@ -227,9 +231,10 @@ class PredictionLogger:
         self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counts so far: written rows and files, queued and dropped rows, coerced values."""
+        """Counts so far: rows written and files, rows queued, dropped (queue full or closed)
+        and failed (could not be converted: a bug, reported in the log), coerced values."""
         return {"written": self._written_rows, "files": len(self._files), "queued": len(self._queue),
-                "dropped": self._dropped, "coerced": dict(self._coerced)}
+                "dropped": self._dropped, "failed": self._failed_rows, "coerced": dict(self._coerced)}
 
     @property
     def files(self) -> list[str]:
@@ -272,12 +277,30 @@ class PredictionLogger:
         for i, group in enumerate(groups):
             try:
                 self._write_file(group, dropped if i == 0 else 0)
-            except Exception:
+            except OSError:   # disk full, permissions, ...: kept and retried at the next flush
                 self._pending = [r for g in groups[i:] for r in g]
                 raise
+            except Exception:
+                # A row that cannot be converted would fail every retry: find such rows one by
+                # one, count them as lost, write the others.
+                good = [r for r in group if self._convertible(r)]
+                self._failed_rows += len(group) - len(good)
+                log.exception("prediction logger: %d row(s) could not be written and are lost",
+                              len(group) - len(good))
+                if not good:
+                    continue
+                self._write_file(good, dropped if i == 0 else 0)
+                group = good
             if i == 0:
                 self._dropped_reported += dropped
             self._written_rows += len(group)
+
+    def _convertible(self, row: tuple) -> bool:
+        try:
+            self._builder.build([row])
+            return True
+        except Exception:
+            return False
 
     def _write_file(self, rows: list[tuple], dropped: int) -> None:
         table, coerced = self._builder.build(rows)
