@@ -197,6 +197,10 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_compacts_and_says_what_it_did(tmp_path):
     write_days(tmp_path)   # 2026-11: long over by the real clock
+    dry = cli("--logs", str(tmp_path), "--older-than", "1d", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "2026-11-07: would merge 5 files" in dry.stdout
+    assert all(len(files_of(tmp_path, d.date().isoformat())) == 5 for d in DAYS)
     out = cli("--logs", str(tmp_path), "--older-than", "1d")
     assert out.returncode == 0, out.stderr
     assert "compacted 4 of 4 day(s)" in out.stdout
