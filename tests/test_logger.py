@@ -283,6 +283,26 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(tmp_path):
     assert read_rows(target)["prediction"].to_pylist() == [1]
 
 
+def test_rows_of_a_failing_disk_stay_within_the_bound(tmp_path):
+    target = tmp_path / "logs"
+    lg = quiet_logger(target, max_queue_rows=5)
+    blocker = target / "date=2026-11-30"
+    blocker.write_text("a file where the day folder should go")
+    logged = 0
+    for batch in (3, 5, 3):
+        for _ in range(batch):
+            lg.log(prediction=logged, latency_ms=1.0, timestamp=T0)
+            logged += 1
+        lg.flush()
+        held = len(lg._pending) + len(lg._queue)
+        assert held <= 2 * 5
+    assert lg.stats()["dropped"] == 1 and lg.stats()["written"] == 0
+    blocker.unlink()
+    lg.close()
+    assert lg.stats()["written"] == logged - 1
+    assert sorted(read_rows(target)["prediction"].to_pylist()) == list(range(logged - 1))
+
+
 def test_bad_arguments_say_what_is_wrong(tmp_path):
     for kwargs, words in [({"flush_rows": 0}, "positive"), ({"max_queue_rows": -1}, "positive"),
                           ({"types": {"x": "complex"}}, "unknown column type")]:

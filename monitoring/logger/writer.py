@@ -95,6 +95,7 @@ class PredictionLogger:
         self._pending: list[tuple] = []         # rows of a write that failed, retried first
         self._dropped = 0                       # written by callers only
         self._dropped_reported = 0              # written by the writer only
+        self._dropped_warned = 0
         self._written_rows = 0
         self._failed_rows = 0
         self._files: list[str] = []
@@ -191,16 +192,17 @@ class PredictionLogger:
 
     # -- control ----------------------------------------------------------------------------
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Write every row queued so far; True when done within `timeout` seconds."""
+        """Have every row queued so far written; True when the writer got to it within
+        `timeout` seconds (a failed write is logged and retried: see stats())."""
         if self._thread is None or not self._thread.is_alive():
-            self._write_queued()
+            self._write_in_caller()
             return True
         self._flush_wanted += 1
         want = self._flush_wanted
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._flush_done < want:
             if not self._thread.is_alive():
-                self._write_queued()
+                self._write_in_caller()
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -220,9 +222,16 @@ class PredictionLogger:
                           "not written", timeout, len(self._queue))
                 self._closed = True
                 return
-        self._write_queued()
+        self._write_in_caller()
         self._closed = True
         lifecycle.unregister(self)
+
+    def _write_in_caller(self) -> None:
+        try:
+            self._write_queued()
+        except Exception:   # close() and flush() never raise: the loss is reported instead
+            log.exception("prediction logger: write failed; %d row(s) not written",
+                          len(self._pending) + len(self._queue))
 
     def __enter__(self) -> PredictionLogger:
         return self
@@ -260,15 +269,24 @@ class PredictionLogger:
                 self._flush_done = want
 
     def _write_queued(self) -> None:
-        """Take everything queued (plus a failed write's rows) and write it, one file a day."""
+        """Write everything queued (and a failed write's rows first), one file a day per batch."""
+        self._write_batch()
+        while self._queue:   # rows left behind while a failed write was retried
+            self._write_batch()
+
+    def _write_batch(self) -> None:
         rows, self._pending = self._pending, []
         q = self._queue
-        for _ in range(len(q)):
+        # While a failed write is retried, its rows count against the bound: the queue then
+        # stays full and callers drop (and count) instead of memory growing without end.
+        for _ in range(max(0, min(len(q), self.max_queue_rows - len(rows)))):
             rows.append(q.popleft())
         dropped = self._dropped - self._dropped_reported
-        if dropped:
-            log.warning("prediction logger: %d row(s) dropped since the last file: the queue was "
-                        "full (max_queue_rows=%d)", dropped, self.max_queue_rows)
+        if self._dropped > self._dropped_warned:
+            log.warning("prediction logger: %d row(s) dropped: the queue was full "
+                        "(max_queue_rows=%d) or the logger closed", self._dropped - self._dropped_warned,
+                        self.max_queue_rows)
+            self._dropped_warned = self._dropped
         if not rows:
             return
         rows.sort(key=lambda r: r[1])
