@@ -228,3 +228,23 @@ def test_cli_bad_input_is_one_sentence(tmp_path, args, message):
                                                ("2w", 1209600), ("90", 90), ("1.5h", 5400)])
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_with_the_discovery_hook_the_source_sees_no_copy_between_rename_and_remove(tmp_path, monkeypatch):
+    """The one-line hook proposed for the source: resolve_paths(...) -> drop_superseded(...)."""
+    import monitoring.source as source
+
+    resolve = source.resolve_paths
+    monkeypatch.setattr(source, "resolve_paths", lambda path: drop_superseded(resolve(path)))
+    counts = write_days(tmp_path)
+    checked = []
+
+    def step(name: str, folder: Path) -> None:
+        if name == "renamed":
+            ws, health = health_of(tmp_path, tmp_path.parent / f"{tmp_path.name}-data-{name}")
+            assert ws.duplicates == 0 and health.invalid_rows == {}
+            assert health.total_rows == health.valid_rows == sum(counts.values())
+            checked.append(name)
+
+    _compact_day(DAYS[0].date(), tmp_path / "date=2026-11-07", timedelta(days=1), 1_000_000, False, step)
+    assert checked == ["renamed"]
