@@ -25,7 +25,6 @@ once they are older than `older_than` (and at least an hour).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -145,6 +144,8 @@ def compact(root: str | os.PathLike, older_than: timedelta, *, now: datetime | N
 
 def _compact_day(day: date, folder: Path, older_than: timedelta, row_group_size: int,
                  dry_run: bool, on_step) -> DayResult:
+    import fcntl  # POSIX only: imported here so the logger itself imports anywhere
+
     res = DayResult(str(day), str(folder), "skipped")
     with open(folder / ".compact.lock", "a+") as lock:
         try:

@@ -39,7 +39,8 @@ def _reseed_after_fork() -> None:
     _last_ms, _seq = -1, 0
 
 
-os.register_at_fork(after_in_child=_reseed_after_fork)
+if hasattr(os, "register_at_fork"):   # POSIX
+    os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def new_id(ts_us: int) -> str:
