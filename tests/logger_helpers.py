@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitoring.config import load_config
-from monitoring.logger.compact import drop_superseded
+from monitoring.logger.compaction import drop_superseded
 from monitoring.workspace import open_workspace
 
 
