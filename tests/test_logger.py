@@ -233,6 +233,23 @@ def test_a_row_that_cannot_be_written_is_counted_and_the_writer_goes_on(tmp_path
     assert sorted(read_rows(tmp_path)["prediction"].to_pylist()) == [1, 3]
 
 
+@pytest.mark.parametrize(("kwargs", "column", "expected", "coerced"), [
+    ({"latency_ms": "12.5"}, "latency_ms", 12.5, {}),
+    ({"latency_ms": "slow"}, "latency_ms", None, {"latency_ms:not_a_number": 1}),
+    ({"latency_ms": 3, "request_id": 12345}, "request_id", "12345", {}),
+    ({"latency_ms": 3, "status": 503}, "status", "503", {}),
+    ({"latency_ms": 3, "score": "0.25"}, "score", 0.25, {}),
+    ({"latency_ms": 3, "score": "high"}, "score", None, {"score:not_a_number": 1}),
+])
+def test_contract_columns_given_odd_values_are_coerced_never_raised(tmp_path, kwargs, column,
+                                                                     expected, coerced):
+    lg = quiet_logger(tmp_path)
+    lg.log(prediction=1, **kwargs)
+    lg.close()
+    assert read_rows(tmp_path)[column].to_pylist() == [expected]
+    assert lg.stats()["coerced"] == coerced and lg.stats()["failed"] == 0
+
+
 def test_a_feature_named_like_a_contract_column_is_renamed(tmp_path):
     assert set(CANONICAL_COLUMNS) <= RESERVED
     lg = quiet_logger(tmp_path)

@@ -154,17 +154,21 @@ class TableBuilder:
         got = _kind_of_type(arr.type) if arr is not None else None
         if arr is not None and pa.types.is_null(arr.type):
             return pa.nulls(len(arr), KINDS[kind]) if kind else None
-        if values is None:
-            values = arr.to_pylist()
         if kind is None:
-            kind = got or _kind_of_value(next(v for v in values if v is not None))
+            if got is None:
+                values = arr.to_pylist() if values is None else values
+                kind = _kind_of_value(next(v for v in values if v is not None))
+                if arr is not None:
+                    self._warn(name, "text", f"column {name!r} holds {arr.type} values: written as text")
+            else:
+                kind = got
             self.kinds[name] = kind
-            if got is None and arr is not None:
-                self._warn(name, "text", f"column {name!r} holds {arr.type} values: written as text")
         if arr is not None and got == kind:
             return arr.cast(KINDS[kind]) if arr.type != KINDS[kind] else arr
         if arr is not None and got == "int64" and kind == "float64":
             return arr.cast(pa.float64())
+        if values is None:   # only now: a value needs coercing
+            values = arr.to_pylist()
         if kind == "int64" and (got == "float64" or any(isinstance(v, float) and not v.is_integer()
                                                         for v in values if v is not None)):
             self.kinds[name] = kind = "float64"
@@ -182,6 +186,16 @@ class TableBuilder:
             out.append(c)
         return pa.array(out, type=KINDS[kind])
 
+    def _coerced_floats(self, name: str, values: list[Any], report: Counter) -> pa.Array:
+        out = []
+        for v in values:
+            c, problem = _coerce(v, "float64")
+            if problem:
+                report[f"{name}:{problem}"] += 1
+                self._warn(name, problem, f"{name} received {type(v).__name__} values: written as null")
+            out.append(c)
+        return pa.array(out, pa.float64())
+
     def build(self, rows: list[tuple]) -> tuple[pa.Table, Counter]:
         """rows: (request_id, ts_us, endpoint, latency_ms, status, error_type, prediction,
         score, label, features) tuples -> (table sorted by time, coercion counts)."""
@@ -191,18 +205,19 @@ class TableBuilder:
          features) = (list(c) for c in zip(*rows, strict=True))
         # r.features may have been set to something other than a dict by the serving code.
         features = [f if f is None or type(f) is dict else as_features(f) for f in features]
-        cols: dict[str, pa.Array] = {
-            "request_id": pa.array(rid, pa.string()),
-            "timestamp": pa.array(ts, TIMESTAMP),
-            "model_name": pa.array([self.model_name] * n, pa.string()),
-            "model_version": pa.array([self.model_version] * n, pa.string()),
-        }
-        for name, values in (("endpoint", endpoint), ("status", status), ("error_type", error_type)):
+        cols: dict[str, pa.Array] = {"request_id": None, "timestamp": pa.array(ts, TIMESTAMP),
+                                     "model_name": pa.array([self.model_name] * n, pa.string()),
+                                     "model_version": pa.array([self.model_version] * n, pa.string())}
+        for name, values in (("request_id", rid), ("endpoint", endpoint), ("status", status),
+                             ("error_type", error_type)):
             try:
                 cols[name] = pa.array(values, pa.string())
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
                 cols[name] = pa.array([None if v is None else _text(v) for v in values], pa.string())
-        cols["latency_ms"] = pa.array(latency, pa.float64())
+        try:
+            cols["latency_ms"] = pa.array(latency, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            cols["latency_ms"] = self._coerced_floats("latency_ms", latency, report)
         self.kinds.setdefault("score", "float64")
         for name, values in (("prediction", prediction), ("score", score), ("label", label)):
             arr = self._column(name, values, report)
