@@ -125,6 +125,17 @@ def test_request_id_returned_to_the_client_is_the_logged_one(served):
     assert read_rows(tmp_path / "logs")["request_id"].to_pylist() == [rid]
 
 
+def test_the_request_id_can_travel_in_a_response_header(tmp_path):
+    logger = PredictionLogger(tmp_path / "logs", "m", "v1", install_signal_handler=False)
+    client = TestClient(make_app(logger, request_id_header="X-Request-ID", exclude=("/healthz",)))
+    ok, missing, health = client.post("/sync/1", json={}), client.get("/missing"), client.get("/healthz")
+    logger.close()
+    assert ok.headers["x-request-id"] == ok.json()["request_id"]
+    assert "x-request-id" not in health.headers   # not logged, no id
+    ids = set(read_rows(tmp_path / "logs")["request_id"].to_pylist())
+    assert ids == {ok.headers["x-request-id"], missing.headers["x-request-id"]}
+
+
 @pytest.mark.parametrize(("options", "logged"), [
     ({}, {"/healthz", "/slow"}),
     ({"exclude": ("/healthz",)}, {"/slow"}),

@@ -36,13 +36,16 @@ from .writer import PredictionLogger
 
 class PredictionLoggingMiddleware:
     """include / exclude: path prefixes (or a predicate on the path) selecting the requests
-    logged; by default every HTTP request except those under `exclude`."""
+    logged; by default every HTTP request except those under `exclude`.
+    request_id_header: when set (e.g. "x-request-id"), every logged response carries the
+    request id in this header, so clients can send late labels for it."""
 
     def __init__(self, app: Any, logger: PredictionLogger, *,
                  include: Iterable[str] | Callable[[str], bool] | None = None,
-                 exclude: Iterable[str] = ()):
+                 exclude: Iterable[str] = (), request_id_header: str | None = None):
         self.app = app
         self.logger = logger
+        self._header = request_id_header.lower().encode("latin-1") if request_id_header else None
         self._include = include if callable(include) or include is None else tuple(include)
         self._exclude = tuple(exclude)
 
@@ -71,6 +74,9 @@ class PredictionLoggingMiddleware:
             if message.get("type") == "http.response.start":
                 code = int(message.get("status", 500))
                 started = True
+                if self._header:
+                    message = {**message, "headers": [*message.get("headers", ()),
+                                                      (self._header, record.request_id.encode())]}
             await send(message)
 
         token = _current.set(record)
