@@ -320,6 +320,22 @@ def test_rows_of_a_failing_disk_stay_within_the_bound(tmp_path):
     assert sorted(read_rows(target)["prediction"].to_pylist()) == list(range(logged - 1))
 
 
+def test_rows_arriving_during_a_write_wait_for_the_next_flush(tmp_path):
+    class Busy(PredictionLogger):
+        def _write_file(self, rows, dropped):   # a request lands while each file is written
+            self.log(prediction=-1, latency_ms=1.0, timestamp=T0)
+            super()._write_file(rows, dropped)
+
+    lg = Busy(tmp_path, "credit", "v1", flush_rows=10**9, flush_seconds=10**6,
+              install_signal_handler=False)
+    for i in range(5):
+        lg.log(prediction=i, latency_ms=1.0, timestamp=T0)
+    lg.flush()
+    assert (lg.stats()["files"], lg.stats()["written"], lg.stats()["queued"]) == (1, 5, 1)
+    lg.close()   # writes the rest; what arrives while it writes is dropped and counted
+    assert (lg.stats()["written"], lg.stats()["dropped"], lg.stats()["queued"]) == (6, 1, 0)
+
+
 def test_bad_arguments_say_what_is_wrong(tmp_path):
     for kwargs, words in [({"flush_rows": 0}, "positive"), ({"max_queue_rows": -1}, "positive"),
                           ({"types": {"x": "complex"}}, "unknown column type")]:

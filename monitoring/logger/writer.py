@@ -222,8 +222,16 @@ class PredictionLogger:
                           "not written", timeout, len(self._queue))
                 self._closed = True
                 return
+        self._closed = True   # from here on callers drop (and count) instead of queueing
         self._write_in_caller()
-        self._closed = True
+        if self._queue:       # appended in the instant between the check and the append
+            with self._lock_drops:
+                self._dropped += len(self._queue)
+            self._queue.clear()
+        if self._dropped > self._dropped_warned:
+            log.warning("prediction logger: %d row(s) logged during close() were dropped",
+                        self._dropped - self._dropped_warned)
+            self._dropped_warned = self._dropped
         lifecycle.unregister(self)
 
     def _write_in_caller(self) -> None:
@@ -269,17 +277,24 @@ class PredictionLogger:
                 self._flush_done = want
 
     def _write_queued(self) -> None:
-        """Write everything queued (and a failed write's rows first), one file a day per batch."""
-        self._write_batch()
-        while self._queue:   # rows left behind while a failed write was retried
-            self._write_batch()
+        """Write the rows queued now (after a failed write's rows), one file a day per batch.
+        Rows arriving meanwhile wait for the next flush: a steady trickle must not turn
+        into a stream of tiny files."""
+        left = len(self._queue) - self._write_batch()
+        while left > 0:   # rows left behind while a failed write's rows took the room
+            took = self._write_batch()
+            if not took:
+                break
+            left -= took
 
-    def _write_batch(self) -> None:
+    def _write_batch(self) -> int:
+        """Write one batch; returns how many rows it took from the queue."""
         rows, self._pending = self._pending, []
         q = self._queue
         # While a failed write is retried, its rows count against the bound: the queue then
         # stays full and callers drop (and count) instead of memory growing without end.
-        for _ in range(max(0, min(len(q), self.max_queue_rows - len(rows)))):
+        took = max(0, min(len(q), self.max_queue_rows - len(rows)))
+        for _ in range(took):
             rows.append(q.popleft())
         dropped = self._dropped - self._dropped_reported
         if self._dropped > self._dropped_warned:
@@ -288,7 +303,7 @@ class PredictionLogger:
                         self.max_queue_rows)
             self._dropped_warned = self._dropped
         if not rows:
-            return
+            return 0
         rows.sort(key=lambda r: r[1])
         days = itertools.groupby(rows, key=lambda r: r[1] // _DAY_US)
         groups = [list(g) for _, g in days]
@@ -312,6 +327,7 @@ class PredictionLogger:
             if i == 0:
                 self._dropped_reported += dropped
             self._written_rows += len(group)
+        return took
 
     def _convertible(self, row: tuple) -> bool:
         try:
