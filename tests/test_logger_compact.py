@@ -146,6 +146,31 @@ def test_a_file_arriving_after_compaction_is_merged_next_time(tmp_path):
     assert len(files_of(tmp_path, "2026-11-07")) == 1
 
 
+def test_with_a_grace_period_replaced_files_stay_hidden_until_a_later_run_removes_them(tmp_path):
+    counts = write_days(tmp_path)
+    folder = tmp_path / "date=2026-11-07"
+    on_disk = lambda: sorted(p.name for p in folder.iterdir() if p.suffix == ".parquet")  # noqa: E731
+    rows_of_day = lambda: sum(pq.read_metadata(f).num_rows for f in files_of(tmp_path, "2026-11-07"))  # noqa: E731
+    small = on_disk()
+    compact(tmp_path, timedelta(days=1), now=NOW, grace=timedelta(hours=1))
+    (first,) = files_of(tmp_path, "2026-11-07")
+    assert len(on_disk()) == len(small) + 1 and rows_of_day() == counts["2026-11-07"]
+    # A late file, merged with the compacted one: the small files it hid stay hidden.
+    with PredictionLogger(tmp_path, "m", "v1", install_signal_handler=False) as lg:
+        lg.log(prediction=1, latency_ms=1.0, features={"k": -1}, timestamp=DAYS[0] + timedelta(hours=5))
+    compact(tmp_path, timedelta(days=1), now=NOW, grace=timedelta(hours=1))
+    (second,) = files_of(tmp_path, "2026-11-07")
+    assert second != first and len(on_disk()) == len(small) + 3
+    assert rows_of_day() == counts["2026-11-07"] + 1
+    assert read_rows(tmp_path).num_rows == sum(counts.values()) + 1
+    # Once hidden for longer than the grace period, a run removes them.
+    old = time.time() - 2 * 3600
+    for name in on_disk():
+        os.utime(folder / name, (old, old))
+    compact(tmp_path, timedelta(days=1), now=NOW, grace=timedelta(hours=1))
+    assert on_disk() == [Path(second).name] and rows_of_day() == counts["2026-11-07"] + 1
+
+
 def test_superseded_files_are_hidden_only_by_a_compacted_file_of_their_folder(tmp_path):
     write_days(tmp_path)
     c = compact(tmp_path, timedelta(days=1), now=NOW)[0].output
@@ -211,6 +236,7 @@ def test_cli_compacts_and_says_what_it_did(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--older-than", "yesterday"], "--older-than must look like 1d"),
     (["--older-than", "1d", "--row-group-size", "0"], "--row-group-size must be positive"),
+    (["--grace", "soon"], "--grace must look like 1d"),
     (["--logs", "{missing}"], "must be a folder"),
     (["--logs", "{file}"], "must be a folder"),
 ])

@@ -62,16 +62,23 @@ def _supersedes(path: str) -> list[str]:
         return []   # an unreadable compacted file replaces nothing (the source reports it)
 
 
-def superseded(files: Iterable[str]) -> set[str]:
-    """The paths among `files` that a compacted file of the same folder (also in `files`) replaces."""
+def _superseding(files: Iterable[str]) -> dict[str, list[str]]:
+    """path -> the compacted files (of its folder, among `files`) that replace it."""
     files = list(files)
     present = set(files)
-    out: set[str] = set()
+    out: dict[str, list[str]] = {}
     for f in files:
         if os.path.basename(f).startswith(COMPACTED_PREFIX):
             folder = os.path.dirname(f)
-            out.update(p for p in (os.path.join(folder, n) for n in _supersedes(f)) if p in present)
+            for p in (os.path.join(folder, n) for n in _supersedes(f)):
+                if p in present:
+                    out.setdefault(p, []).append(f)
     return out
+
+
+def superseded(files: Iterable[str]) -> set[str]:
+    """The paths among `files` that a compacted file of the same folder (also in `files`) replaces."""
+    return set(_superseding(files))
 
 
 def drop_superseded(files: list[str]) -> list[str]:
@@ -95,11 +102,11 @@ class DayResult:
     unreadable: tuple[str, ...] = ()
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, option: str = "--older-than") -> timedelta:
     """'1d', '12h', '30m', '45s', '2w' or a number of seconds -> timedelta."""
     m = _DURATION.match(str(text))
     if not m:
-        raise ValueError(f"--older-than must look like 1d, 12h, 30m or 2w, got {text!r}")
+        raise ValueError(f"{option} must look like 1d, 12h, 30m or 2w, got {text!r}")
     return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2) or "s"])
 
 
@@ -121,10 +128,14 @@ def day_folders(root: Path) -> list[tuple[date, Path]]:
 
 
 def compact(root: str | os.PathLike, older_than: timedelta, *, now: datetime | None = None,
-            row_group_size: int = 1_000_000, dry_run: bool = False,
+            row_group_size: int = 1_000_000, dry_run: bool = False, grace: timedelta = timedelta(0),
             on_step: Callable[[str, Path], None] | None = None) -> list[DayResult]:
     """Compact every eligible day under `root`; returns one DayResult per day folder.
-    `on_step(step, folder)` is called after each durable step ("merged", "renamed", "removed")."""
+
+    grace: replaced files are kept (hidden by the discovery rule) until they have been
+    replaced this long, so a reader holding an older file list can still read them; removed
+    by a later run. `on_step(step, folder)` is called after each durable step ("merged",
+    "renamed", "removed")."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"--logs must be a folder of Hive-partitioned logs (date=YYYY-MM-DD/): {root}")
@@ -138,12 +149,12 @@ def compact(root: str | os.PathLike, older_than: timedelta, *, now: datetime | N
         if day_end > cutoff:
             results.append(DayResult(str(day), str(folder), "skipped", "too recent"))
             continue
-        results.append(_compact_day(day, folder, older_than, row_group_size, dry_run, on_step))
+        results.append(_compact_day(day, folder, older_than, row_group_size, dry_run, on_step, grace))
     return results
 
 
 def _compact_day(day: date, folder: Path, older_than: timedelta, row_group_size: int,
-                 dry_run: bool, on_step) -> DayResult:
+                 dry_run: bool, on_step, grace: timedelta = timedelta(0)) -> DayResult:
     import fcntl  # POSIX only: imported here so the logger itself imports anywhere
 
     res = DayResult(str(day), str(folder), "skipped")
@@ -154,18 +165,24 @@ def _compact_day(day: date, folder: Path, older_than: timedelta, row_group_size:
             res.reason = "another compaction holds this day"
             return res
         files = _log_files(folder)
-        leftovers = superseded(files)
-        sources = [f for f in files if f not in leftovers]
+        hidden = _superseding(files)
+        sources = [f for f in files if f not in hidden]
         if dry_run:
             res.reason = "dry run"
             res.files = len(sources) if len(sources) > 1 else 0
             return res
         _remove_stale_temporaries(folder, max(older_than, timedelta(hours=1)))
-        for f in leftovers:   # their compacted file is in place: they are hidden already
+        # Replaced files are hidden already; they go once hidden for `grace` (by the oldest
+        # compacted file naming them). Those kept are named again by the new file below, so
+        # they stay hidden when the file that hid them is merged in turn.
+        limit = time.time() - grace.total_seconds()
+        expired = [f for f, by in hidden.items() if grace <= timedelta(0) or min(_mtime(c) for c in by) <= limit]
+        for f in expired:
             _unlink(f)
-        if leftovers:
+        if expired:
             fsync_dir(folder)
-        res.removed = len(leftovers)
+        kept = [f for f in hidden if f not in expired]
+        res.removed = len(expired)
         readable, rows, bad = _readable(sources)
         res.unreadable = tuple(bad)
         if len(readable) < 2:
@@ -175,7 +192,7 @@ def _compact_day(day: date, folder: Path, older_than: timedelta, row_group_size:
         final = folder / name
         tmp = folder / f".{name}.tmp"
         try:
-            written = _merge(readable, tmp, row_group_size)
+            written = _merge(readable, tmp, row_group_size, supersedes=readable + kept)
             if written != rows:
                 raise RuntimeError(f"merged {written} rows, expected {rows}: nothing changed in {folder}")
             if on_step:
@@ -187,13 +204,14 @@ def _compact_day(day: date, folder: Path, older_than: timedelta, row_group_size:
                 _unlink(str(tmp))
         if on_step:
             on_step("renamed", folder)
-        for f in readable:
-            _unlink(f)
-        fsync_dir(folder)
+        if grace <= timedelta(0):
+            for f in readable:
+                _unlink(f)
+            fsync_dir(folder)
+            res.removed += len(readable)
         if on_step:
             on_step("removed", folder)
         res.action, res.reason, res.files, res.rows, res.output = "compacted", "", len(readable), rows, str(final)
-        res.removed += len(readable)
         return res
 
 
@@ -208,7 +226,14 @@ def _readable(files: list[str]) -> tuple[list[str], int, list[str]]:
     return ok, rows, bad
 
 
-def _merged_metadata(files: list[str]) -> dict[bytes, bytes]:
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return time.time()
+
+
+def _merged_metadata(files: list[str], supersedes: list[str]) -> dict[bytes, bytes]:
     dropped, coerced = 0, Counter()
     for f in files:
         meta = pq.read_schema(f).metadata or {}
@@ -217,13 +242,13 @@ def _merged_metadata(files: list[str]) -> dict[bytes, bytes]:
             coerced.update(json.loads(meta.get(b"modelwatch.coerced", b"{}")))
         except (ValueError, TypeError):
             continue
-    return {b"modelwatch.supersedes": json.dumps(sorted(os.path.basename(f) for f in files)).encode(),
+    return {b"modelwatch.supersedes": json.dumps(sorted(os.path.basename(f) for f in supersedes)).encode(),
             b"modelwatch.dropped_rows": str(dropped).encode(),
             b"modelwatch.coerced": json.dumps(dict(coerced), sort_keys=True).encode(),
             b"modelwatch.compacted_at": datetime.now(UTC).isoformat().encode()}
 
 
-def _merge(files: list[str], tmp: Path, row_group_size: int) -> int:
+def _merge(files: list[str], tmp: Path, row_group_size: int, supersedes: list[str]) -> int:
     """Sort the union of `files` by time with DuckDB (which spills to disk beyond its memory
     limit) and stream it into `tmp` in row groups of `row_group_size` rows; returns the rows."""
     import duckdb  # only compaction needs it: the logger itself loads pyarrow alone
@@ -243,7 +268,7 @@ def _merge(files: list[str], tmp: Path, row_group_size: int) -> int:
         keep = ", ".join('"' + c.replace('"', '""') + '"' for c in cols if c not in ("__file", "file_row_number"))
         reader = con.sql(f"SELECT {keep} FROM {scan} ORDER BY {', '.join(order)}",
                          params={"files": files}).to_arrow_reader(min(row_group_size, 1_000_000))
-        schema = reader.schema.with_metadata(_merged_metadata(files))
+        schema = reader.schema.with_metadata(_merged_metadata(files, supersedes))
         total, pending, pending_rows = 0, [], 0
         with open(tmp, "wb") as f:
             writer = pq.ParquetWriter(f, schema, compression="zstd")
@@ -298,6 +323,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--older-than", default="1d",
                    help="compact days that ended at least this long ago: 1d, 12h, 30m, 2w (default 1d)")
     p.add_argument("--row-group-size", type=int, default=1_000_000, help="rows per row group (default 1M)")
+    p.add_argument("--grace", default="0",
+                   help="keep replaced files this long (hidden from readers that apply the discovery "
+                        "rule), for readers holding an older file list; removed by a later run (default 0)")
     p.add_argument("--dry-run", action="store_true", help="say what would be merged, change nothing")
 
 
@@ -305,8 +333,9 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_config
 
     cfg = load_config(args.config, {"logs": args.logs})
-    results = compact(cfg.logs, parse_duration(args.older_than), row_group_size=args.row_group_size,
-                      dry_run=args.dry_run)
+    results = compact(cfg.logs, parse_duration(args.older_than, "--older-than"),
+                      row_group_size=args.row_group_size, dry_run=args.dry_run,
+                      grace=parse_duration(args.grace, "--grace"))
     done = [r for r in results if r.action == "compacted"]
     for r in results:
         if r.action == "compacted":
