@@ -10,7 +10,7 @@ more log files, under an exclusive lock on the folder:
    hidden temporary file that is fsynced; its footer lists the names of the files it
    replaces (`modelwatch.supersedes`), and its row count is checked against theirs;
 3. it is renamed to `compacted-<day>-<host>-<pid>-<random>.parquet` (the commit point);
-4. the replaced files are removed.
+4. the replaced files are removed (with a grace period: kept, hidden, until a later run).
 
 The discovery rule that makes this atomic for readers is `drop_superseded(files)`: a file
 named in the footer of a compacted file in its own folder is not a log any more. Readers
