@@ -4,8 +4,8 @@
     with logger.request(endpoint="/v1/predict", features=row) as r:
         r.prediction, r.score = model.predict(row)
 
-The calling thread only stamps the row and appends it to a bounded deque: no lock is taken
-on that path and it never waits on disk. The writer thread wakes every `poll_seconds`; when
+The calling thread only stamps the row and appends it to a bounded deque: it takes no lock
+the writer takes (only the request-id counter's, ids.py) and never waits on disk. The writer thread wakes every `poll_seconds`; when
 `flush_rows` rows are queued or the oldest queued row is `flush_seconds` old, it writes them
 as one Parquet file per UTC day: `DIR/date=YYYY-MM-DD/part-<time>-<host>-<pid>-<n>-<rand>.parquet`,
 first under a hidden temporary name (which readers skip), fsynced, then renamed into place
