@@ -1,0 +1,358 @@
+"""Reading a rollup store: the same frames the raw queries of `metrics` produce.
+
+    store = open_store(config)                         # None when never built
+    store.check(source)                                # raises NotCovered when stale
+    hist = latency_hist(store, con, filters, 3600)     # = metrics.rollup(source, con, f, 3600)
+    sketch.quantiles(hist.filter(~pl.col("is_error")).select("bucket", "bin", "n"), by="bucket")
+
+Every reader sums the parts the manifest names plus the duplicate correction, so counts
+equal a raw scan's, duplicates counted once. Windows must be whole minutes (traffic) or
+whole UTC days (drift tables); otherwise `NotCovered` says why and the caller scans the raw
+logs. Each bucket is served by the coarsest stored grain that divides it (day, hour,
+15 minutes, minute), finer grains filling the window's unaligned edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from .. import sketch
+from ..config import Config
+from ..queries import BUCKETS, Filters, bucket_times
+from ..source import LogSource, run
+from . import store as st
+from .tables import DAY_US, GRAINS, MINUTE_US, SCORE_BINS
+
+QS = (0.5, 0.95, 0.99)
+_GRAINS_DESC = sorted(GRAINS.values(), reverse=True)
+
+
+class NotCovered(Exception):
+    """The store cannot answer this exactly (stale files, or a window off its grain)."""
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+    manifest: st.Manifest
+
+    @property
+    def parts(self) -> list[str]:
+        return sorted({e.part for e in self.manifest.files.values()} | {st.DUPS_PART})
+
+    def check(self, source: LogSource) -> None:
+        """Raise NotCovered unless every file of `source` is rolled as it is now."""
+        if self.manifest.schema != st.schema_hash(source):
+            raise NotCovered("the logs' columns changed since the rollups were built: run `rollup update`")
+        now = {f: st.FileEntry.of(f).part for f in source.files}
+        old = {p: e.part for p, e in self.manifest.files.items()}
+        if now != old:
+            n = len(set(now.items()) ^ set(old.items()))
+            raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
+
+    def relation(self, table: str) -> tuple[str, dict[str, Any]]:
+        """FROM clause of a table over the live parts, and its parameters."""
+        key = "g_" + table.replace("/", "_")
+        if not st.has_table(self.root, table):
+            return "", {}
+        return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
+                f"WHERE list_contains($parts, part))", {key: st.glob_of(self.root, table), "parts": self.parts})
+
+
+def open_store(config: Config, logs: str | None = None) -> Store | None:
+    root = st.store_root(config, logs or config.logs)
+    m = st.read_manifest(root)
+    return Store(root, m) if m is not None else None
+
+
+def duplicates(store: Store) -> int:
+    """Extra copies of duplicated request ids, counted once (as `health.find_duplicates`)."""
+    return store.manifest.duplicates
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+def _us(dt: datetime) -> int:
+    return (dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // _ONE_US
+
+
+_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - datetime(1970, 1, 1)
+
+
+def _pieces(lo_us: int, hi_us: int, bucket_s: int) -> list[tuple[int, int, int]]:
+    """Split [lo, hi) (whole minutes) into (grain_s, first t, end t) ranges, coarsest first,
+    each grain dividing the bucket."""
+    out: list[tuple[int, int, int]] = []
+
+    def cover(lo: int, hi: int, grains: list[int]) -> None:
+        if lo >= hi or not grains:
+            return
+        g_us = grains[0] * 1_000_000
+        a, b = -(-lo // g_us), hi // g_us          # the whole grains inside [lo, hi)
+        if a < b:
+            out.append((grains[0], a, b))
+            cover(lo, a * g_us, grains[1:])
+            cover(b * g_us, hi, grains[1:])
+        else:
+            cover(lo, hi, grains[1:])
+
+    usable = [g for g in _GRAINS_DESC if bucket_s % g == 0]
+    cover(lo_us, hi_us, usable)
+    return out
+
+
+def _window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | None]:
+    lo = _us(f.start) if f.start is not None else None
+    hi = _us(f.end) if f.end is not None else None
+    for v in (lo, hi):
+        if v is not None and v % grain_us:
+            raise NotCovered(f"the window does not start and end on whole {what}s")
+    return lo, hi
+
+
+def _bounds(store: Store, con) -> tuple[int, int]:
+    rel, params = store.relation("traffic/day")
+    if not rel:
+        return 0, 0
+    df = run(con, f"SELECT min(t) AS a, max(t) AS b FROM {rel}", params)
+    if df["a"][0] is None:
+        return 0, 0
+    return int(df["a"][0]) * DAY_US, (int(df["b"][0]) + 1) * DAY_US
+
+
+# -- traffic and latency --------------------------------------------------------------------------
+
+def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, where: str,
+                 group: str, periods: list[tuple[int, int, int]]) -> tuple[str, dict[str, Any]]:
+    """UNION ALL of every (period, piece) query; `select` may use {bucket}."""
+    cond, params = f.where(time=False)
+    parts = []
+    for period, lo, hi in periods:
+        for g, a, b in _pieces(lo, hi, bucket_s):
+            rel, p = store.relation(f"traffic/{_grain_name(g)}")
+            if not rel:
+                continue
+            params |= p
+            k = bucket_s // g
+            bucket = f"CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT)"
+            parts.append(f"SELECT CAST({period} AS INTEGER) AS period, {select.format(bucket=bucket)} "
+                         f"FROM {rel} WHERE t >= {a} AND t < {b} AND {cond} AND {where} {group}")
+    return " UNION ALL ".join(parts), params
+
+
+def _grain_name(g: int) -> str:
+    return next(name for name, s in GRAINS.items() if s == g)
+
+
+def _periods(store: Store, con, f: Filters, with_previous: bool) -> list[tuple[int, int, int]]:
+    if f.start is None or f.end is None:
+        lo, hi = _bounds(store, con)
+        lo = _us(f.start) if f.start is not None else lo
+        hi = _us(f.end) if f.end is not None else hi
+    else:
+        lo, hi = _window(f, MINUTE_US, "minute")
+    if not with_previous:
+        return [(1, lo, hi)]
+    p = f.previous()
+    plo, _ = _window(p, MINUTE_US, "minute")
+    return [(0, plo, lo), (1, lo, hi)]
+
+
+def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                 with_previous: bool = False) -> pl.DataFrame:
+    """Requests per (period, bucket, failed, latency bin): the frame of `metrics.rollup`
+    (columns period, bucket, is_error, bin, n), from the store."""
+    if bucket_s % 60:
+        raise NotCovered("buckets finer than a minute need the raw logs")
+    periods = _periods(store, con, f, with_previous)
+    sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, is_error, bin, n", "TRUE", "",
+                               periods)
+    empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
+                                 "bin": pl.Int32, "n": pl.Int64})
+    if not sql:
+        return empty
+    return run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
+                    "GROUP BY ALL HAVING sum(n) <> 0", params)
+
+
+def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
+    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute)."""
+    bucket_s = BUCKETS[bucket]
+    periods = _periods(store, con, f, False)
+    sql, params = _traffic_sql(store, con, f, bucket_s,
+                               "{bucket} AS bucket, model_name, model_version, endpoint, is_error, n",
+                               "TRUE", "", periods)
+    if not sql:
+        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "model_name": pl.String,
+                                    "model_version": pl.String, "endpoint": pl.String,
+                                    "requests": pl.Int64, "errors": pl.Int64})
+    df = run(con, "SELECT bucket, model_name, model_version, endpoint, CAST(sum(n) AS BIGINT) AS requests, "
+                  "CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors "
+                  f"FROM ({sql}) GROUP BY ALL HAVING sum(n) <> 0 ORDER BY ALL", params)
+    return bucket_times(df, bucket_s).select("time", "model_name", "model_version", "endpoint",
+                                             "requests", "errors")
+
+
+def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str) -> pl.DataFrame:
+    """Failed requests per bucket and error type: time, error_type, errors (= metrics.error_types)."""
+    bucket_s = BUCKETS[bucket]
+    periods = _periods(store, con, f, False)
+    sql, params = _traffic_sql(store, con, f, bucket_s,
+                               "{bucket} AS bucket, coalesce(error_type, '(unspecified)') AS error_type, n",
+                               "is_error", "", periods)
+    if not sql:
+        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "error_type": pl.String, "errors": pl.Int64})
+    df = run(con, f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) "
+                  "GROUP BY ALL HAVING sum(n) <> 0 ORDER BY 1, 2", params)
+    return bucket_times(df, bucket_s).select("time", "error_type", "errors")
+
+
+def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
+    """key, is_error, bin, n per value of a dimension over the window (the first query of
+    `metrics.by_dimension`)."""
+    if dim not in ("model_name", "model_version", "endpoint", "error_type"):
+        raise ValueError(f"unknown dimension {dim!r}")
+    periods = _periods(store, con, f, False)
+    day = GRAINS["day"]
+    sql, params = _traffic_sql(store, con, f, day, f"{dim} AS key, is_error, bin, n", "TRUE", "", periods)
+    if not sql:
+        return pl.DataFrame(schema={"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64})
+    return run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
+                    "GROUP BY ALL HAVING sum(n) <> 0", params)
+
+
+def exact_quantiles(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                    hist: pl.DataFrame, keys: tuple[str, ...] = ("is_error", "bucket"),
+                    qs: tuple[float, ...] = QS) -> pl.DataFrame:
+    """Exact percentiles per `keys` from the raw logs, reading only the values of the bins
+    that hold the needed order statistics (the two-pass method of `sketch`), the first pass
+    being the store's histogram `hist` (period 1 rows). Returns keys..., p50, p95, p99."""
+    keys = list(keys)
+    h = hist.filter(pl.col("period") == 1) if "period" in hist.columns else hist
+    h = h.group_by([*keys, "bin"]).agg(pl.col("n").sum())
+    targets = sketch.rank_targets(h, keys, qs)
+    cond, params = f.where()
+    params["bucket_us"] = bucket_s * 1_000_000
+    values = source.query(
+        con,
+        "SELECT * FROM (SELECT is_error, ts_us // $bucket_us AS bucket, "
+        f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms AS value FROM logs WHERE {cond}) "
+        f"WHERE ({', '.join(keys)}, bin) IN (SELECT {', '.join(keys)}, bin FROM need)",
+        params, tables={"need": targets.select(*keys, "bin").unique()})
+    return sketch.exact_from_values(targets, values.select(*keys, "bin", "value"), keys)
+
+
+# -- drift tables (per UTC day and version) ---------------------------------------------------------
+
+def _day_sql(store: Store, table: str, f: Filters, select: str, group: str,
+             by_day: bool) -> tuple[str, dict[str, Any]]:
+    lo, hi = _window(f, DAY_US, "UTC day")
+    rel, params = store.relation(table)
+    if not rel:
+        return "", {}
+    conds = ["TRUE"]
+    if lo is not None:
+        conds.append(f"day >= {lo // DAY_US}")
+    if hi is not None:
+        conds.append(f"day < {hi // DAY_US}")
+    cond, p = f.where(time=False)
+    if f.endpoints:
+        raise NotCovered("drift rollups are per version, not per endpoint")
+    keys = ("day, " if by_day else "") + group
+    return (f"SELECT {keys}, {select} FROM {rel} WHERE {' AND '.join(conds)} AND {cond} "
+            f"GROUP BY ALL HAVING sum(n) <> 0", params | p)
+
+
+def numeric_bins(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataFrame:
+    """[day,] role, feature, sign, bin, n, min, max, sum, sum2 over whole UTC days of `f`.
+
+    Values lie in (GAMMA^(bin-1), GAMMA^bin] in absolute value, with `sign`; `representative`
+    gives a value within ±0.5% of each."""
+    sql, params = _day_sql(store, "numeric", f,
+                           "CAST(sum(n) AS BIGINT) AS n, min(min) AS min, max(max) AS max, "
+                           "sum(sum) AS sum, sum(sum2) AS sum2", "role, feature, sign, bin", by_day)
+    if not sql:
+        return pl.DataFrame(schema={"role": pl.String, "feature": pl.String, "sign": pl.Int32,
+                                    "bin": pl.Int32, "n": pl.Int64})
+    return run(con, sql + " ORDER BY ALL", params)
+
+
+def categories(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataFrame:
+    """[day,] role, feature, value, n (nulls are not listed: rows - sum(n))."""
+    sql, params = _day_sql(store, "categorical", f, "CAST(sum(n) AS BIGINT) AS n", "role, feature, value", by_day)
+    if not sql:
+        return pl.DataFrame(schema={"role": pl.String, "feature": pl.String, "value": pl.String, "n": pl.Int64})
+    return run(con, sql + " ORDER BY ALL", params)
+
+
+def outcomes(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataFrame:
+    """[day,] prediction, label, n: the confusion counts (label NULL: not labelled)."""
+    sql, params = _day_sql(store, "outcomes", f, "CAST(sum(n) AS BIGINT) AS n", "prediction, label", by_day)
+    if not sql:
+        return pl.DataFrame(schema={"prediction": pl.String, "label": pl.String, "n": pl.Int64})
+    return run(con, sql + " ORDER BY ALL", params)
+
+
+def score_bins(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataFrame:
+    """[day,] label, bin, n: scores in [bin, bin + 1) / 1000 per label (-1: below 0, 1000: >= 1)."""
+    sql, params = _day_sql(store, "scores", f, "CAST(sum(n) AS BIGINT) AS n", "label, bin", by_day)
+    if not sql:
+        return pl.DataFrame(schema={"label": pl.String, "bin": pl.Int32, "n": pl.Int64})
+    return run(con, sql + " ORDER BY ALL", params)
+
+
+def day_rows(store: Store, con, f: Filters) -> pl.DataFrame:
+    """day, rows: valid requests per UTC day (the denominators of null shares)."""
+    _window(f, DAY_US, "UTC day")
+    g = Filters(start=f.start, end=f.end, model_name=f.model_name, model_versions=f.model_versions)
+    df = minutes(store, con, g, "day")
+    return df.group_by("time").agg(pl.col("requests").sum().alias("rows")).sort("time")
+
+
+# -- merge helpers ---------------------------------------------------------------------------------
+
+def merge(frames: list[pl.DataFrame], keys: list[str], counts: tuple[str, ...] = ("n",)) -> pl.DataFrame:
+    """Sum the count columns of frames with the same keys (parts, engines, machines)."""
+    df = pl.concat(frames, how="vertical_relaxed")
+    return df.group_by(keys).agg([pl.col(c).sum() for c in counts]).filter(pl.col(counts[0]) != 0).sort(keys)
+
+
+def representative(sign: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """A value within ±0.5% of every value of each signed bin."""
+    return np.asarray(sign) * sketch.representative(bins)
+
+
+def numeric_quantiles(bins: pl.DataFrame, qs: tuple[float, ...] = (0.1, 0.5, 0.9)) -> pl.DataFrame:
+    """Per (role, feature): quantiles from signed bins, each within ±0.5% of exact (in
+    absolute value), interpolated like numpy's default."""
+    rows = []
+    for (role, feature), g in bins.group_by(["role", "feature"], maintain_order=True):
+        v = representative(g["sign"].to_numpy(), g["bin"].to_numpy())
+        order = np.argsort(v, kind="stable")
+        v, n = v[order], g["n"].to_numpy()[order]
+        cum = np.cumsum(n)
+        total = int(cum[-1]) if len(cum) else 0
+        row = {"role": role, "feature": feature, "n": total}
+        for q in qs:
+            if total == 0:
+                row[sketch._qname(q)] = None
+                continue
+            h = q * (total - 1)
+            lo, hi = int(np.floor(h)), int(np.ceil(h))
+            a = v[np.searchsorted(cum, lo, side="right")]
+            b = v[np.searchsorted(cum, hi, side="right")]
+            row[sketch._qname(q)] = float(a + (h - lo) * (b - a))
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def score_edges() -> np.ndarray:
+    """Lower edge of each score bin -1..SCORE_BINS (bin b holds [b, b+1) / SCORE_BINS)."""
+    return np.arange(-1, SCORE_BINS + 1) / SCORE_BINS
