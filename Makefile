@@ -30,7 +30,13 @@ $(THIRDPARTY):
 
 thirdparty: $(THIRDPARTY)
 
-test: $(STAMP) system-deps $(THIRDPARTY)
+# The Spark rollup engine's equality test needs PySpark (the [spark] extra) and Java.
+SPARK_STAMP := $(VENV)/.spark-installed
+$(SPARK_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[spark]"
+	touch $(SPARK_STAMP)
+
+test: $(STAMP) system-deps $(THIRDPARTY) $(SPARK_STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)

@@ -101,7 +101,7 @@ def coarser_sql(source_table: str, grain_s: int) -> str:
     """Traffic at a coarser grain from the minute rollup `source_table`."""
     k = grain_s // 60
     return (f"SELECT file, CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT) AS t, model_name, model_version, "
-            f"endpoint, is_error, error_type, bin, sum(n) AS n FROM {source_table} "
+            f"endpoint, is_error, error_type, bin, CAST(sum(n) AS BIGINT) AS n FROM {source_table} "
             "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
 
 
