@@ -189,7 +189,7 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
                         {"p": str(members_path)})
             cur.register("pairs", pairs.to_arrow())
             cur.execute("DELETE FROM members WHERE (h, part) NOT IN (SELECT h, part FROM pairs)")
-            have = pl.from_arrow(cur.execute("SELECT DISTINCT h, part FROM members").to_arrow_table())
+            have = pl.from_arrow(cur.sql("SELECT DISTINCT h, part FROM members").to_arrow_table())
             need = pairs.join(have, on=["h", "part"], how="anti")
             old_ok = True
         else:
@@ -216,7 +216,7 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
         cur.execute(f"COPY members TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         cur.execute(f"CREATE OR REPLACE TEMP TABLE rows AS SELECT * EXCLUDE (part, k) "
                     f"REPLACE ('{st.DUPS_PART}' AS file) FROM ({dropped_sql()})")
-        n = int(cur.execute("SELECT count(*) FROM rows").fetchone()[0])
+        n = int(cur.execute("SELECT count(*) FROM rows").fetchall()[0][0])
         if n:
             cur.register("feats", pl.DataFrame(list(lay.feats), schema=["fi", "role", "feature"], orient="row").to_arrow())
             cur.register("dparts", pl.DataFrame({"file": [st.DUPS_PART], "part": [st.DUPS_PART]}).to_arrow())

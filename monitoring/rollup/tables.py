@@ -134,7 +134,7 @@ def categorical_sql(cols: list[str]) -> str | None:
 
 def outcomes_sql() -> str:
     return (f"SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, prediction, label, "
-            "count(*) AS n FROM rows WHERE prediction IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
+            "count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6")
 
 
 def scores_sql() -> str:
