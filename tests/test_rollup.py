@@ -63,9 +63,6 @@ def env(logs, tmp_path_factory):
     """(config, workspace (raw, duplicates registered), store) over the logs."""
     cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path_factory.mktemp("data")))
     ws = open_workspace(cfg)
-    # The raw oracle's cursors must be in UTC whatever the machine's zone (DuckDB cursors do
-    # not inherit `SET TimeZone`; main pins every cursor to UTC, this pins them here too).
-    ws.con.execute("SET GLOBAL TimeZone = 'UTC'")
     build.build(cfg, con=ws.con)
     store = read.open_store(cfg)
     store.check(ws.source)
@@ -217,7 +214,7 @@ def test_drift_tables_equal_raw_counts(env, day):
     # numeric: signed log bins, from numpy over the raw values
     bins = read.numeric_bins(store, ws.con, f)
     for name in ("income", "debt_to_income", "age"):
-        x = ws.source.query(ws.con, f"SELECT CAST({by_feature[name].expr} AS DOUBLE) AS x FROM logs WHERE {cond}",
+        x = ws.source.query(ws.con, f"SELECT CAST({by_feature[name].col} AS DOUBLE) AS x FROM logs WHERE {cond}",
                             params)["x"].drop_nulls().to_numpy()
         sign = np.sign(x).astype(int)
         b = sketch.bin_of(np.abs(x))
@@ -229,7 +226,7 @@ def test_drift_tables_equal_raw_counts(env, day):
         assert g["sum"].sum() == pytest.approx(x.sum(), rel=1e-9)
     # categorical and the class prediction
     cats = read.categories(store, ws.con, f)
-    for name, col in (("device", by_feature["device"].expr), ("prediction", "prediction")):
+    for name, col in (("device", by_feature["device"].col), ("prediction", "prediction")):
         want = ws.source.query(ws.con, f"SELECT CAST({col} AS VARCHAR) AS value, count(*) AS n FROM logs "
                                        f"WHERE {cond} AND {col} IS NOT NULL GROUP BY 1 ORDER BY 1", params)
         got = cats.filter(pl.col("feature") == name).select("value", "n").sort("value")
@@ -251,7 +248,7 @@ def test_numeric_quantiles_from_bins_within_bound(env):
     f, cond, params = _raw_day(ws, 10)
     q = read.numeric_quantiles(read.numeric_bins(store, ws.con, f), (0.1, 0.5, 0.9))
     feat = next(x for x in ws.source.features if x.name == "income")
-    x = ws.source.query(ws.con, f"SELECT {feat.expr} AS x FROM logs WHERE {cond}", params)["x"].to_numpy()
+    x = ws.source.query(ws.con, f"SELECT {feat.col} AS x FROM logs WHERE {cond}", params)["x"].to_numpy()
     row = q.filter(pl.col("feature") == "income").row(0, named=True)
     for p in (10, 50, 90):
         want = np.percentile(x, p)

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..source import NUMERIC_TYPES, LogSource, quote_ident, run
+from ..source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
 from . import store as st
 from .tables import GRAINS, TABLES, Layout, coarser_sql, dropped_sql, layout
 
@@ -26,7 +26,7 @@ def source_layout(source: LogSource) -> Layout:
     return layout([(f.name, f.kind) for f in source.features], has_score=source.has("score"),
                   float_prediction=source.types.get("prediction", "") in FLOAT_TYPES
                   or source.types.get("prediction", "").startswith("DECIMAL"),
-                  has_prediction=source.has("prediction"))
+                  has_prediction=source.has("prediction"), has_ids=source.has("request_id"))
 
 
 def rid_hash(rid: str) -> str:
@@ -35,18 +35,24 @@ def rid_hash(rid: str) -> str:
 
 
 def rows_sql(source: LogSource, lay: Layout) -> str:
-    """The `rows` projection of the files in $subset, valid rows only (as `logs` defines them,
-    before duplicates are removed)."""
-    rid = source.expr("request_id")
+    """The `rows` projection of the files in $subset, valid rows only, each column as the
+    `logs` view defines it (`LogSource.base_sql`), before duplicates are removed."""
+    rid = source.request_id_sql()
+    fc = f"r.{quote_ident(source.file_col)}"
+    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
+    endpoint = (f"coalesce({source.expr('endpoint')}, '(none)')" if source.has("endpoint")
+                else "CAST(NULL AS VARCHAR)")
+    version = source.expr("model_version") if source.has("model_version") else "'default'"
     cols = [
-        "r.__mw_file AS file", "r.file_row_number AS row", f"{rid} AS rid", f"{rid_hash(rid)} AS h",
-        f"epoch_us({source.expr('timestamp')}) AS ts_us",
+        f"{fc} AS file", "r.file_row_number AS row", f"{rid} AS rid",
+        f"{rid_hash(rid)} AS h",
+        f"epoch_us({ts}) AS ts_us",
         f"coalesce({source.expr('model_name')}, 'default') AS model_name",
-        f"{source.expr('model_version')} AS model_version",
-        f"{source.expr('endpoint')} AS endpoint",
-        f"{source.expr('latency_ms')} AS latency_ms",
+        f"{version} AS model_version",
+        f"{endpoint} AS endpoint",
+        f"CAST({source.expr('latency_ms')} AS DOUBLE) AS latency_ms",
         f"{source.is_error_expr()} AS is_error",
-        f"{source.expr('error_type')} AS error_type",
+        f"CAST({source.expr('error_type')} AS VARCHAR) AS error_type",
         f"CAST({source.expr('prediction')} AS VARCHAR) AS prediction",
         f"CAST({source.expr('label')} AS VARCHAR) AS label",
         f"{_finite(source.expr('score'))} AS fs",
@@ -54,10 +60,8 @@ def rows_sql(source: LogSource, lay: Layout) -> str:
     ]
     for i, f in enumerate(source.features):
         cols.append(f"{_finite(f.expr) if f.kind == 'numeric' else f'CAST({f.expr} AS VARCHAR)'} AS f{i}")
-    opts = ("union_by_name=true, hive_partitioning=" + ("true" if source.hive else "false")
-            + ", filename='__mw_file', file_row_number=true")
-    return (f"SELECT {', '.join(cols)} FROM read_parquet($files, {opts}) AS r "
-            f"WHERE list_contains($subset, r.__mw_file) AND {source.valid_predicate()}")
+    return (f"SELECT {', '.join(cols)} FROM {source.scan_sql} AS r "
+            f"WHERE list_contains($subset, {fc}) AND {source.valid_predicate()}")
 
 
 def _finite(expr: str) -> str:
@@ -91,9 +95,8 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
     """Roll `entries` into `staging/<table>/part=<id>/`; progress(done_rows, total_rows)."""
     lay = source_layout(source)
     statements = lay.statements()
-    cur = con.cursor()
+    cur = cursor(con)
     try:
-        cur.execute("SET TimeZone = 'UTC'")
         cur.register("feats", pl.DataFrame(list(lay.feats), schema=["fi", "role", "feature"], orient="row").to_arrow())
         cur.register("parts", pl.DataFrame({"file": [e.path for e in entries],
                                             "part": [e.part for e in entries]}).to_arrow())
@@ -180,9 +183,8 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
     if pairs.height == 0:
         members_path.unlink(missing_ok=True)
         return 0
-    cur = con.cursor()
+    cur = cursor(con)
     try:
-        cur.execute("SET TimeZone = 'UTC'")
         old_ok = False
         if members_path.exists():
             cur.execute("CREATE OR REPLACE TEMP TABLE members AS SELECT * FROM read_parquet($p)",
@@ -222,7 +224,7 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
             cur.register("dparts", pl.DataFrame({"file": [st.DUPS_PART], "part": [st.DUPS_PART]}).to_arrow())
             staging = root / f".staging-{uuid.uuid4().hex[:8]}"
             statements = lay.statements()
-            statements.pop("ids")
+            statements.pop("ids", None)
             for name, sql in statements.items():
                 cur.execute(f"CREATE OR REPLACE TEMP TABLE {_acc(name)} AS {sql}")
             for g, secs in GRAINS.items():

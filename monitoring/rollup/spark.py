@@ -45,7 +45,7 @@ def session(master: str | None = None):
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", os.environ.get("MODELWATCH_SPARK_PARTITIONS", "8")))
+             .config("spark.sql.shuffle.partitions", os.environ.get("MODELWATCH_SPARK_PARTITIONS", "4")))
         # Under spark-submit (which sets SPARK_ENV_LOADED) the master comes from its flags.
         if master or not os.environ.get("SPARK_ENV_LOADED"):
             b = b.master(master or "local[2]")
@@ -80,36 +80,60 @@ def _finite(v: str) -> str:
 
 
 def _feature_expr(f) -> str:
-    # Struct fields are expanded by source._features with struct_extract("features", 'x').
-    if f.expr.startswith("struct_extract("):
-        return f"{_q('features')}.{_q(f.name)}"
-    return _q(f.name)
+    """A feature's DuckDB expression (a quoted column, or nested struct_extract calls of
+    `columns._leaf_sql`) in Spark SQL: backquoted names joined by dots."""
+    return _spark_path(f.expr)
+
+
+def _spark_path(expr: str) -> str:
+    if expr.startswith("struct_extract(") and expr.endswith("')"):
+        inner, _, part = expr[len("struct_extract("):-2].rpartition(", '")
+        name = part.replace("''", "'")
+        return f"{_spark_path(inner)}.{_q(name)}"
+    if expr.startswith('"') and expr.endswith('"'):
+        return _q(expr[1:-1].replace('""', '"'))
+    raise ValueError(f"the spark engine cannot read the feature expression {expr[:80]}")
 
 
 def rows_sql(source: LogSource, numeric_prediction: bool) -> str:
-    """The `rows` projection in Spark SQL over the view `raw` (with __file and __row)."""
+    """The `rows` projection in Spark SQL over the view `raw` (with __file and __row): each
+    column as `LogSource.base_sql` defines it in DuckDB."""
+    derived = sorted(source.exprs)
+    if derived:
+        raise ValueError(f"the spark engine reads columns from the files only; {', '.join(derived)} "
+                         "come from directory names here: use --engine duckdb")
     types = source.types
     ts = _col(source, "timestamp")
     ts_t = types.get("timestamp", "")
-    ts_us = (f"unix_micros(CAST({ts} AS TIMESTAMP))" if ts_t.startswith(("TIMESTAMP", "DATE"))
-             else f"unix_micros(try_cast({ts} AS TIMESTAMP))")
+    if ts is None:
+        ts_us = "CAST(NULL AS BIGINT)"
+    elif ts_t.startswith(("TIMESTAMP", "DATE")):
+        ts_us = f"unix_micros(CAST({ts} AS TIMESTAMP))"
+    elif ts_t in NUMERIC_TYPES:
+        raise ValueError("the spark engine does not read epoch-number timestamps yet: use --engine duckdb")
+    else:
+        ts_us = f"unix_micros(try_cast({ts} AS TIMESTAMP))"
     lat = _double(_col(source, "latency_ms"), types.get("latency_ms") in NUMERIC_TYPES)
     status = _col(source, "status")
-    if types.get("status") in INTEGER_TYPES:
+    if status is None:
+        is_error = "false"
+    elif types.get("status") in INTEGER_TYPES:
         is_error = f"({status} >= 400)"
     else:
         is_error = (f"(CASE WHEN {status} = 'ok' THEN false WHEN lower(trim(CAST({status} AS STRING))) = 'ok' "
                     f"THEN false ELSE NOT coalesce(try_cast({status} AS INT) < 400, false) END)")
-    rid = _text(source, "request_id")
+    rid = _text(source, "request_id") if source.has("request_id") else "concat(__file, '#', CAST(__row AS STRING))"
     score = _finite(_double(_col(source, "score"), types.get("score") in NUMERIC_TYPES))
     pred = _col(source, "prediction")
+    endpoint = f"coalesce({_text(source, 'endpoint')}, '(none)')" if source.has("endpoint") else "CAST(NULL AS STRING)"
+    version = _text(source, "model_version") if source.has("model_version") else "'default'"
     cols = [
         "__file AS file", "__row AS row", f"{rid} AS rid",
         f"CAST(conv(substr(md5({rid}), 1, 15), 16, 10) AS BIGINT) AS h",
         f"{ts_us} AS ts_us",
         f"coalesce({_text(source, 'model_name')}, 'default') AS model_name",
-        f"{_text(source, 'model_version')} AS model_version",
-        f"{_text(source, 'endpoint')} AS endpoint",
+        f"{version} AS model_version",
+        f"{endpoint} AS endpoint",
         f"{lat} AS latency_ms", f"{is_error} AS is_error",
         f"{_text(source, 'error_type')} AS error_type",
         f"{_text(source, 'prediction')} AS prediction",
@@ -120,9 +144,18 @@ def rows_sql(source: LogSource, numeric_prediction: bool) -> str:
     for i, f in enumerate(source.features):
         e = _feature_expr(f)
         cols.append(f"{_finite(f'try_cast({e} AS DOUBLE)') if f.kind == 'numeric' else f'CAST({e} AS STRING)'} AS f{i}")
-    valid = (f"{ts_us} IS NOT NULL AND {rid} IS NOT NULL AND {lat} >= 0 AND NOT isnan({lat}) "
-             f"AND {lat} <> double('inf') AND {status} IS NOT NULL AND {_text(source, 'model_version')} IS NOT NULL")
-    return f"SELECT {', '.join(cols)} FROM raw WHERE {valid}"
+    valid = ["TRUE"]
+    if ts is not None:
+        valid.append(f"{ts_us} IS NOT NULL")
+    if source.has("request_id"):
+        valid.append(f"{rid} IS NOT NULL")
+    if source.has("latency_ms"):
+        valid.append(f"{lat} >= 0 AND NOT isnan({lat}) AND {lat} <> double('inf')")
+    if status is not None:
+        valid.append(f"{status} IS NOT NULL")
+    if source.has("model_version"):
+        valid.append(f"{version} IS NOT NULL")
+    return f"SELECT {', '.join(cols)} FROM raw WHERE {' AND '.join(valid)}"
 
 
 def _uri_to_path(uri: str, paths: dict[str, str]) -> str | None:
@@ -168,6 +201,5 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         df.createOrReplaceTempView("acc")
         cols = ", ".join(f"a.{_q(c)}" for c in table.columns)
         out = spark.sql(f"SELECT p.part, {cols} FROM acc a JOIN parts p ON a.file = p.file")
-        (out.repartition("part").write.mode("overwrite").partitionBy("part")
-         .parquet(str(staging / table.name)))
+        out.write.mode("overwrite").partitionBy("part").parquet(str(staging / table.name))
     minute.unpersist()

@@ -163,6 +163,7 @@ class Layout:
     categorical: tuple[str, ...]
     feats: tuple[tuple[str, str, str], ...]
     class_prediction: bool
+    ids: bool = True          # logs without request ids have no duplicates to check
 
     def statements(self) -> dict[str, str]:
         """Table name -> SQL over `rows` (and `feats`); traffic grains other than the
@@ -176,12 +177,13 @@ class Layout:
         if self.class_prediction:
             out["outcomes"] = outcomes_sql()
         out["scores"] = scores_sql()
-        out["ids"] = ids_sql()
+        if self.ids:
+            out["ids"] = ids_sql()
         return out
 
 
 def layout(features: list[tuple[str, str]], *, has_score: bool, float_prediction: bool,
-           has_prediction: bool) -> Layout:
+           has_prediction: bool, has_ids: bool = True) -> Layout:
     """`features`: (name, kind) in the source's order -> the column layout of `rows`."""
     numeric, categorical, feats = [], [], []
     for i, (name, kind) in enumerate(features):
@@ -197,4 +199,4 @@ def layout(features: list[tuple[str, str]], *, has_score: bool, float_prediction
         categorical.append("prediction")
         feats.append(("prediction", "prediction", "prediction"))
     return Layout(tuple(numeric), tuple(categorical), tuple(feats),
-                  class_prediction=has_prediction and not float_prediction)
+                  class_prediction=has_prediction and not float_prediction, ids=has_ids)
