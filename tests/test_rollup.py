@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring import metrics, sample_data, sketch
+from monitoring import anomalies, metrics, sample_data, sketch
 from monitoring.config import load_config
 from monitoring.queries import BUCKETS, Filters
 from monitoring.rollup import build, read
@@ -123,7 +123,7 @@ def test_latency_histogram_equals_raw(env, bucket, label, start, end):
     _, ws, store = env
     f = _filters(ws, start, end, {})
     for with_previous in (False, True):
-        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous)
+        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source)
         want = metrics.rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous)
         k = ["period", "bucket", "is_error", "bin"]
         assert got.sort(k).equals(want.sort(k)), (label, bucket, with_previous)
@@ -135,11 +135,18 @@ def test_counts_by_filter_and_error_type_equal_raw(env, extra, label, start, end
     _, ws, store = env
     f = _filters(ws, start, end, extra)
     for bucket in ("minute", "hour", "day"):
-        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket])
+        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], source=ws.source)
         want = metrics.rollup(ws.source, ws.con, f, BUCKETS[bucket])
         k = ["period", "bucket", "is_error", "bin"]
         assert got.sort(k).equals(want.sort(k))
         assert read.error_types(store, ws.con, f, bucket).equals(metrics.error_types(ws.source, ws.con, f, bucket))
+
+
+@pytest.mark.parametrize(("label", "start", "end"), WINDOWS[1:], ids=[w[0] for w in WINDOWS[1:]])
+def test_minute_counts_for_gaps_and_spikes_equal_raw(env, label, start, end):
+    _, ws, store = env
+    f = _filters(ws, start, end, {})
+    assert read.minute_counts(store, ws.con, f).equals(anomalies.minute_counts(ws.source, ws.con, f))
 
 
 def test_error_burst_is_visible_in_rollup_minutes(env):
@@ -156,7 +163,7 @@ def test_error_burst_is_visible_in_rollup_minutes(env):
 def test_dimension_histogram_equals_raw(env, dim):
     _, ws, store = env
     f = _filters(ws, *WINDOWS[2][1:], {})
-    got = read.dimension_hist(store, ws.con, f, dim)
+    got = read.dimension_hist(store, ws.con, f, dim, source=ws.source)
     cond, params = f.where()
     want = ws.source.query(ws.con, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
                                    f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL", params)
@@ -175,7 +182,7 @@ def test_percentiles_within_the_sketch_bound_and_exact_on_request(env, bucket):
     _, ws, store = env
     f = _filters(ws, INC["latency_regression"].start - timedelta(days=1), INC["latency_regression"].end, {})
     bucket_s = BUCKETS[bucket]
-    hist = read.latency_hist(store, ws.con, f, bucket_s)
+    hist = read.latency_hist(store, ws.con, f, bucket_s, source=ws.source)
     approx = sketch.quantiles(hist.filter(~pl.col("is_error")).select("bucket", "bin", "n"), by="bucket")
     exact = read.exact_quantiles(ws.source, ws.con, f, bucket_s, hist).filter(~pl.col("is_error"))
     raw = _ok_latencies(ws, f, bucket_s)
@@ -258,6 +265,8 @@ def test_numeric_quantiles_from_bins_within_bound(env):
 @pytest.mark.parametrize(("what", "call"), [
     ("unaligned start", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(seconds=30), end=START + timedelta(days=1)), 3600)),
     ("sub-minute bucket", lambda s, c: read.latency_hist(s, c, Filters(), 30)),
+    ("minute latency bins without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START, end=START + timedelta(days=1)), 60)),
+    ("window edge off 15 minutes without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(minutes=7), end=START + timedelta(days=1)), 3600)),
     ("drift window off a day", lambda s, c: read.numeric_bins(s, c, Filters(start=START + timedelta(hours=5), end=START + timedelta(days=2)))),
     ("drift per endpoint", lambda s, c: read.categories(s, c, Filters(start=START, end=START + timedelta(days=1), endpoints=("/v1",)))),
 ])
@@ -355,3 +364,12 @@ def test_cli_build_under_new_york_time_equals_the_in_process_build(env, tmp_path
     assert "covered files: 31" in s.stdout and "up to date" in s.stdout
     ny_root = data / "rollups" / store.root.name
     assert_same_tables(tables_of(ny_root), tables_of(store.root))
+
+
+def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path):
+    cfg, ws, store = env
+    from monitoring.rollup import duck
+
+    monkeypatch.setattr(duck, "BATCH_ROWS", 4000)   # about three day files a batch
+    r = build.build(replace(cfg, data_dir=str(tmp_path / "batched")))
+    assert_same_tables(tables_of(r.root), tables_of(store.root))

@@ -14,7 +14,7 @@ logs. Each bucket is served by the coarsest stored grain that divides it (day, h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from .. import sketch
+from .. import metrics, sketch
 from ..config import Config
 from ..queries import BUCKETS, Filters, bucket_times
 from ..source import LogSource, run
 from . import store as st
-from .tables import DAY_US, GRAINS, MINUTE_US, SCORE_BINS
+from .tables import DAY_US, GRAINS, LATENCY_GRAINS, MINUTE_US, SCORE_BINS, TRAFFIC_GRAINS
 
 QS = (0.5, 0.95, 0.99)
-_GRAINS_DESC = sorted(GRAINS.values(), reverse=True)
 
 
 class NotCovered(Exception):
@@ -86,26 +85,30 @@ def _us(dt: datetime) -> int:
 _ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - datetime(1970, 1, 1)
 
 
-def _pieces(lo_us: int, hi_us: int, bucket_s: int) -> list[tuple[int, int, int]]:
-    """Split [lo, hi) (whole minutes) into (grain_s, first t, end t) ranges, coarsest first,
-    each grain dividing the bucket."""
+def _pieces(lo_us: int, hi_us: int, bucket_s: int, grains: list[int]) -> tuple[list[tuple[int, int, int]],
+                                                                                 list[tuple[int, int]]]:
+    """Split [lo, hi) into (grain_s, first t, end t) ranges of stored grains dividing the
+    bucket, coarsest first, and the (lo_us, hi_us) ranges no stored grain covers."""
     out: list[tuple[int, int, int]] = []
+    rest: list[tuple[int, int]] = []
 
-    def cover(lo: int, hi: int, grains: list[int]) -> None:
-        if lo >= hi or not grains:
+    def cover(lo: int, hi: int, gs: list[int]) -> None:
+        if lo >= hi:
             return
-        g_us = grains[0] * 1_000_000
+        if not gs:
+            rest.append((lo, hi))
+            return
+        g_us = gs[0] * 1_000_000
         a, b = -(-lo // g_us), hi // g_us          # the whole grains inside [lo, hi)
         if a < b:
-            out.append((grains[0], a, b))
-            cover(lo, a * g_us, grains[1:])
-            cover(b * g_us, hi, grains[1:])
+            out.append((gs[0], a, b))
+            cover(lo, a * g_us, gs[1:])
+            cover(b * g_us, hi, gs[1:])
         else:
-            cover(lo, hi, grains[1:])
+            cover(lo, hi, gs[1:])
 
-    usable = [g for g in _GRAINS_DESC if bucket_s % g == 0]
-    cover(lo_us, hi_us, usable)
-    return out
+    cover(lo_us, hi_us, sorted((g for g in grains if bucket_s % g == 0), reverse=True))
+    return out, rest
 
 
 def _window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | None]:
@@ -130,13 +133,22 @@ def _bounds(store: Store, con) -> tuple[int, int]:
 # -- traffic and latency --------------------------------------------------------------------------
 
 def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, where: str,
-                 group: str, periods: list[tuple[int, int, int]]) -> tuple[str, dict[str, Any]]:
-    """UNION ALL of every (period, piece) query; `select` may use {bucket}."""
+                 group: str, periods: list[tuple[int, int, int]], family: str = "traffic",
+                 rest: list[tuple[int, int, int]] | None = None) -> tuple[str, dict[str, Any]]:
+    """UNION ALL of every (period, piece) query over the `family` tables; `select` may use
+    {bucket}. Ranges no stored grain covers are appended to `rest` as (period, lo, hi) (or
+    raise NotCovered when `rest` is None)."""
+    grains = [GRAINS[g] for g in (TRAFFIC_GRAINS if family == "traffic" else LATENCY_GRAINS)]
     cond, params = f.where(time=False)
     parts = []
     for period, lo, hi in periods:
-        for g, a, b in _pieces(lo, hi, bucket_s):
-            rel, p = store.relation(f"traffic/{_grain_name(g)}")
+        pieces, left = _pieces(lo, hi, bucket_s, grains)
+        if left and rest is None:
+            raise NotCovered("this bucket or window edge is finer than the stored grains")
+        if rest is not None:
+            rest += [(period, a, b) for a, b in left]
+        for g, a, b in pieces:
+            rel, p = store.relation(f"{family}/{_grain_name(g)}")
             if not rel:
                 continue
             params |= p
@@ -166,20 +178,40 @@ def _periods(store: Store, con, f: Filters, with_previous: bool) -> list[tuple[i
 
 
 def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-                 with_previous: bool = False) -> pl.DataFrame:
+                 with_previous: bool = False, source: LogSource | None = None) -> pl.DataFrame:
     """Requests per (period, bucket, failed, latency bin): the frame of `metrics.rollup`
-    (columns period, bucket, is_error, bin, n), from the store."""
+    (columns period, bucket, is_error, bin, n).
+
+    Latency bins are stored by 15 minutes, hour and day: the parts of the window those do
+    not cover (minute buckets, the minutes at unaligned window edges) are read from the raw
+    logs of `source` for those minutes only (time filters prune the row groups), or raise
+    NotCovered when no source is given."""
     if bucket_s % 60:
         raise NotCovered("buckets finer than a minute need the raw logs")
     periods = _periods(store, con, f, with_previous)
+    rest: list[tuple[int, int, int]] = []
     sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, is_error, bin, n", "TRUE", "",
-                               periods)
+                               periods, family="latency", rest=rest if source is not None else None)
+    frames = []
+    if sql:
+        frames.append(run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
+                               "GROUP BY ALL", params))
+    for period, lo, hi in rest:
+        g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
+                    endpoints=f.endpoints)
+        raw = metrics.rollup(source, con, g, bucket_s)
+        frames.append(raw.with_columns(pl.lit(period, dtype=pl.Int32).alias("period")))
     empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
                                  "bin": pl.Int32, "n": pl.Int64})
-    if not sql:
+    if not frames:
         return empty
-    return run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                    "GROUP BY ALL HAVING sum(n) <> 0", params)
+    df = pl.concat([fr.select(empty.columns).cast(empty.schema) for fr in frames])
+    return (df.group_by("period", "bucket", "is_error", "bin").agg(pl.col("n").sum())
+            .filter(pl.col("n") != 0))
+
+
+def _dt(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + _ONE_US * us
 
 
 def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
@@ -200,6 +232,22 @@ def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: st
                                              "requests", "errors")
 
 
+def minute_counts(store: Store, con: duckdb.DuckDBPyConnection, f: Filters,
+                  baseline_days: int = 7) -> pl.DataFrame:
+    """Requests per minute index over the window and its baseline: minute, n (the frame of
+    `anomalies.minute_counts`, for gaps and spikes)."""
+    from datetime import timedelta
+
+    wide = Filters(start=f.start - timedelta(days=baseline_days), end=f.end, model_name=f.model_name,
+                   model_versions=f.model_versions, endpoints=f.endpoints)
+    sql, params = _traffic_sql(store, con, wide, 60, "{bucket} AS minute, n", "TRUE", "",
+                               _periods(store, con, wide, False))
+    if not sql:
+        return pl.DataFrame(schema={"minute": pl.Int64, "n": pl.Int64})
+    return run(con, f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1 "
+                    "HAVING sum(n) <> 0 ORDER BY 1", params)
+
+
 def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str) -> pl.DataFrame:
     """Failed requests per bucket and error type: time, error_type, errors (= metrics.error_types)."""
     bucket_s = BUCKETS[bucket]
@@ -214,18 +262,29 @@ def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     return bucket_times(df, bucket_s).select("time", "error_type", "errors")
 
 
-def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
+def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim: str,
+                   source: LogSource | None = None) -> pl.DataFrame:
     """key, is_error, bin, n per value of a dimension over the window (the first query of
-    `metrics.by_dimension`)."""
+    `metrics.by_dimension`); unaligned window edges are read from `source` as in
+    `latency_hist`."""
     if dim not in ("model_name", "model_version", "endpoint", "error_type"):
         raise ValueError(f"unknown dimension {dim!r}")
     periods = _periods(store, con, f, False)
-    day = GRAINS["day"]
-    sql, params = _traffic_sql(store, con, f, day, f"{dim} AS key, is_error, bin, n", "TRUE", "", periods)
-    if not sql:
-        return pl.DataFrame(schema={"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64})
-    return run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                    "GROUP BY ALL HAVING sum(n) <> 0", params)
+    rest: list[tuple[int, int, int]] = []
+    sql, params = _traffic_sql(store, con, f, GRAINS["day"], f"{dim} AS key, is_error, bin, n", "TRUE", "",
+                               periods, family="latency", rest=rest if source is not None else None)
+    schema = {"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64}
+    frames = [run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY ALL",
+                  params)] if sql else []
+    for _, lo, hi in rest:
+        g = replace(f, start=_dt(lo), end=_dt(hi))
+        cond, p = g.where()
+        frames.append(source.query(con, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+                                        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL", p))
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat([fr.select(list(schema)).cast(schema) for fr in frames])
+    return df.group_by("key", "is_error", "bin").agg(pl.col("n").sum()).filter(pl.col("n") != 0)
 
 
 def exact_quantiles(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource
 from . import store as st
-from .tables import GRAINS, TABLES, coarser_sql
+from .tables import DERIVED, TABLES, coarser_sql
 
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 _SESSION = None
@@ -182,6 +182,8 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
     statements = lay.statements()
     minute = spark.sql(statements.pop("traffic/minute")).cache()
     minute.createOrReplaceTempView("acc_traffic_minute")
+    latency = spark.sql(statements.pop("latency/15min")).cache()
+    latency.createOrReplaceTempView("acc_latency_15min")
     # Spark names files by URI: map each one the minute table saw back to its manifest path.
     by_path = {os.path.abspath(e.path): e.part for e in entries} | {e.path: e.part for e in entries}
     seen = [r[0] for r in minute.select("file").distinct().collect()]
@@ -190,10 +192,9 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         raise ValueError("spark reported files the manifest does not list: "
                          + ", ".join(u for u in seen if _uri_to_path(u, {k: k for k in by_path}) is None)[:300])
     spark.createDataFrame(mapping or [("", "")], "file STRING, part STRING").createOrReplaceTempView("parts")
-    frames = {"traffic/minute": minute}
-    for g, secs in GRAINS.items():
-        if g != "minute":
-            frames[f"traffic/{g}"] = spark.sql(coarser_sql("acc_traffic_minute", secs))
+    frames = {"traffic/minute": minute, "latency/15min": latency}
+    for name, (finer, _) in DERIVED.items():
+        frames[name] = spark.sql(coarser_sql(name, "acc_" + finer.replace("/", "_")))
     for name, sql in statements.items():
         frames[name] = spark.sql(sql)
     for name, df in frames.items():
@@ -203,3 +204,4 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         out = spark.sql(f"SELECT p.part, {cols} FROM acc a JOIN parts p ON a.file = p.file")
         out.write.mode("overwrite").partitionBy("part").parquet(str(staging / table.name))
     minute.unpersist()
+    latency.unpersist()

@@ -16,9 +16,10 @@ hash); the aggregations over `rows` are the SQL text of this module, run unchang
     fp                   the prediction as DOUBLE when it is a float (regression), else NULL
 
 Tables (keys, then values; `part` is the file's part id, written as a Hive directory):
-    traffic/<grain>  t, model_name, model_version, endpoint, is_error, error_type, bin -> n
-                     t = the time bucket index at that grain (minute, 15min, hour, day);
-                     bin = `sketch.bin_sql(latency_ms)` (ok and failed latency apart)
+    traffic/<grain>  t, model_name, model_version, endpoint, is_error, error_type -> n
+                     requests by minute, hour and day; t = the bucket index at that grain
+    latency/<grain>  t, model_name, model_version, endpoint, is_error, error_type, bin -> n
+                     by 15 minutes, hour and day; bin = `sketch.bin_sql(latency_ms)`
     numeric          day, model_name, model_version, role, feature, sign, bin
                      -> n, min, max, sum, sum2     (signed log bins of `sketch`, see below)
     categorical      day, model_name, model_version, role, feature, value -> n
@@ -45,6 +46,11 @@ from .. import sketch
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 GRAINS: dict[str, int] = {"minute": 60, "15min": 900, "hour": 3600, "day": 86400}  # name -> seconds
+# Counts by minute (gaps, spikes, error types); latency bins from 15 minutes up: by the
+# minute they would be as many rows as the logs at a few hundred requests a minute, so
+# minute-bucket percentiles read the raw logs of their (short) window instead.
+TRAFFIC_GRAINS = ("minute", "hour", "day")
+LATENCY_GRAINS = ("15min", "hour", "day")
 SCORE_BINS = 1000
 DIMS = ("model_name", "model_version")
 
@@ -62,15 +68,22 @@ class Table:
         return self.keys + self.values
 
 
-TRAFFIC_KEYS = ("t", "model_name", "model_version", "endpoint", "is_error", "error_type", "bin")
+TRAFFIC_KEYS = ("t", "model_name", "model_version", "endpoint", "is_error", "error_type")
+LATENCY_KEYS = (*TRAFFIC_KEYS, "bin")
 TABLES: dict[str, Table] = {
-    **{f"traffic/{g}": Table(f"traffic/{g}", TRAFFIC_KEYS, ("n",), ("n",)) for g in GRAINS},
+    **{f"traffic/{g}": Table(f"traffic/{g}", TRAFFIC_KEYS, ("n",), ("n",)) for g in TRAFFIC_GRAINS},
+    **{f"latency/{g}": Table(f"latency/{g}", LATENCY_KEYS, ("n",), ("n",)) for g in LATENCY_GRAINS},
     "numeric": Table("numeric", ("day", *DIMS, "role", "feature", "sign", "bin"),
                      ("n", "min", "max", "sum", "sum2"), ("n", "sum", "sum2"), ("min", "max")),
     "categorical": Table("categorical", ("day", *DIMS, "role", "feature", "value"), ("n",), ("n",)),
     "outcomes": Table("outcomes", ("day", *DIMS, "prediction", "label"), ("n",), ("n",)),
     "scores": Table("scores", ("day", *DIMS, "label", "bin"), ("n",), ("n",)),
     "ids": Table("ids", ("h",), ("n",), ("n",)),
+}
+# Tables summed from a finer one (name -> (finer table, factor)), not from the logs.
+DERIVED: dict[str, tuple[str, int]] = {
+    "traffic/hour": ("traffic/minute", 60), "traffic/day": ("traffic/minute", 1440),
+    "latency/hour": ("latency/15min", 4), "latency/day": ("latency/15min", 96),
 }
 
 
@@ -91,18 +104,25 @@ def signed_bin(col: str) -> tuple[str, str]:
 
 
 def traffic_minute_sql() -> str:
-    """Finest traffic table (per file, minute): the other grains are sums of it."""
     return (f"SELECT file, {_div('ts_us', MINUTE_US)} AS t, model_name, model_version, endpoint, "
-            f"is_error, error_type, {latency_bin()} AS bin, count(*) AS n "
+            "is_error, error_type, count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+def latency_sql() -> str:
+    """Latency bins by 15 minutes (per file); hours and days are sums of it."""
+    return (f"SELECT file, {_div('ts_us', GRAINS['15min'] * 1_000_000)} AS t, model_name, model_version, "
+            f"endpoint, is_error, error_type, {latency_bin()} AS bin, count(*) AS n "
             "FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
 
 
-def coarser_sql(source_table: str, grain_s: int) -> str:
-    """Traffic at a coarser grain from the minute rollup `source_table`."""
-    k = grain_s // 60
-    return (f"SELECT file, CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT) AS t, model_name, model_version, "
-            f"endpoint, is_error, error_type, bin, CAST(sum(n) AS BIGINT) AS n FROM {source_table} "
-            "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
+def coarser_sql(name: str, source_table: str) -> str:
+    """A derived table (DERIVED) from the accumulated finer one, `source_table`."""
+    keys = TABLES[name].keys[1:]
+    factor = DERIVED[name][1]
+    cols = ", ".join(keys)
+    return (f"SELECT file, CAST(floor(t / CAST({factor} AS DOUBLE)) AS BIGINT) AS t, {cols}, "
+            f"CAST(sum(n) AS BIGINT) AS n FROM {source_table} "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 3))}")
 
 
 def numeric_sql(cols: list[str]) -> str | None:
@@ -144,7 +164,9 @@ def scores_sql() -> str:
 
 
 def ids_sql() -> str:
-    return "SELECT file, h, count(*) AS n FROM rows GROUP BY 1, 2"
+    # One row per request, not grouped: ids are nearly all distinct, and a hash table of
+    # them was the slowest step of a build (the candidate check sums n across files).
+    return "SELECT file, h, CAST(1 AS BIGINT) AS n FROM rows"
 
 
 def dropped_sql() -> str:
@@ -166,9 +188,9 @@ class Layout:
     ids: bool = True          # logs without request ids have no duplicates to check
 
     def statements(self) -> dict[str, str]:
-        """Table name -> SQL over `rows` (and `feats`); traffic grains other than the
-        minute come from `coarser_sql` over the minute result."""
-        out = {"traffic/minute": traffic_minute_sql()}
+        """Table name -> SQL over `rows` (and `feats`); the DERIVED tables come from
+        `coarser_sql` over these results."""
+        out = {"traffic/minute": traffic_minute_sql(), "latency/15min": latency_sql()}
         num, cat = numeric_sql(list(self.numeric)), categorical_sql(list(self.categorical))
         if num:
             out["numeric"] = num
