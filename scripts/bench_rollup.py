@@ -1,6 +1,6 @@
 """Benchmark the rollup store beside plain scans, each scenario in a fresh process.
 
-    python scripts/bench_rollup.py                    # 10M rows, writes docs/benchmarks-rollup.md
+    python scripts/bench_rollup.py                    # 10M rows, its section of docs/benchmarks.md
     python scripts/bench_rollup.py --size 10M --no-spark --out /tmp/r.md
 
 Ratios are measured side by side in one run: the full build against a plain DuckDB scan of
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench import CACHE, ensure_logs, machine  # noqa: E402
 
 SPARK_DAYS = 3   # Spark on local[2] is timed on the first days only (both engines, same files)
+BEGIN, END = "<!-- rollup benchmarks: scripts/bench_rollup.py -->", "<!-- end rollup benchmarks -->"
 
 
 def _peak_mb() -> float:
@@ -188,7 +189,8 @@ def main() -> None:
     ap.add_argument("--logs")
     ap.add_argument("--size", default="10M")
     ap.add_argument("--no-spark", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks-rollup.md"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"),
+                    help="Markdown file whose rollup section (between markers) is replaced")
     args = ap.parse_args()
     if args.scenario:
         print(json.dumps(scenario(args.scenario, Path(args.logs))))
@@ -212,7 +214,7 @@ def _ratio(a: dict, b: dict) -> str:
 def write_report(r: dict, size: str, out: Path) -> None:
     g = r.get
     lines = [
-        f"# Rollup benchmarks ({size} rows)", "",
+        BEGIN, f"## Rollups ({size} rows)", "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (scripts/bench_rollup.py) on: "
         f"{machine()}. The machine was shared with other work: compare the ratios, measured side "
         "by side in one run; treat seconds as upper bounds.", "",
@@ -238,9 +240,13 @@ def write_report(r: dict, size: str, out: Path) -> None:
         ratio = f"{_ratio(x, g(base, {}))} {what}" if base else ""
         notes = ", ".join(f"{k}={v}" for k, v in x.items() if k not in ("seconds", "peak_mb"))
         lines.append(f"| {label} | {x['seconds']:.2f} | {ratio} | {x.get('peak_mb', 0):.0f} | {notes} |")
-    lines += ["", "What was not measured here: 100M rows and a year of traffic (not generated in this run); "
-              "a Spark cluster (only local[2] on this machine). See docs/scale.md.", ""]
-    out.write_text("\n".join(lines))
+    lines += ["", "Not measured here: 100M rows and a year of traffic (not generated in this run), a "
+              "Spark cluster (only local[2] on this machine), pages in a real browser from rollups "
+              "(the pages do not read the store yet). See docs/rollups.md and docs/scale.md.", END, ""]
+    text = out.read_text() if out.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + text[text.index(END) + len(END):].lstrip("\n")
+    out.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
     print(f"wrote {out}", file=sys.stderr)
 
 
