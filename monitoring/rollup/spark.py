@@ -44,12 +44,17 @@ def session(master: str | None = None):
         b = (SparkSession.builder.appName("modelwatch-rollup")
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", os.environ.get("MODELWATCH_SPARK_PARTITIONS", "4")))
-        # Under spark-submit (which sets SPARK_ENV_LOADED) the master comes from its flags.
+             .config("spark.ui.showConsoleProgress", "false"))
+        # Under spark-submit (which sets SPARK_ENV_LOADED) master and partitions come from
+        # its flags; locally, a few shuffle partitions suit a few cores.
         if master or not os.environ.get("SPARK_ENV_LOADED"):
-            b = b.master(master or "local[2]")
-        _SESSION = b.getOrCreate()
+            b = (b.master(master or "local[2]")
+                 .config("spark.sql.shuffle.partitions", os.environ.get("MODELWATCH_SPARK_PARTITIONS", "4")))
+        try:
+            _SESSION = b.getOrCreate()
+        except Exception as exc:  # Py4J / PySpark start-up errors have many classes
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValueError(f"could not start Spark (it needs Java 17 or later): {first}") from exc
         _SESSION.sparkContext.setLogLevel("ERROR")
     _SESSION.conf.set("spark.sql.session.timeZone", "UTC")
     return _SESSION
