@@ -22,7 +22,7 @@ import pytest
 from monitoring import anomalies, metrics, sample_data, sketch
 from monitoring.config import load_config
 from monitoring.queries import BUCKETS, Filters
-from monitoring.rollup import build, read
+from monitoring.rollup import build, features, read
 from monitoring.rollup import store as st
 from monitoring.rollup.tables import TABLES
 from monitoring.workspace import open_workspace
@@ -219,7 +219,7 @@ def test_drift_tables_equal_raw_counts(env, day):
     f, cond, params = _raw_day(ws, day)
     by_feature = {feat.name: feat for feat in ws.source.features}
     # numeric: signed log bins, from numpy over the raw values
-    bins = read.numeric_bins(store, ws.con, f)
+    bins = features.numeric_bins(store, ws.con, f)
     for name in ("income", "debt_to_income", "age"):
         x = ws.source.query(ws.con, f"SELECT CAST({by_feature[name].col} AS DOUBLE) AS x FROM logs WHERE {cond}",
                             params)["x"].drop_nulls().to_numpy()
@@ -232,7 +232,7 @@ def test_drift_tables_equal_raw_counts(env, day):
         assert g["min"].min() == x.min() and g["max"].max() == x.max()
         assert g["sum"].sum() == pytest.approx(x.sum(), rel=1e-9)
     # categorical and the class prediction
-    cats = read.categories(store, ws.con, f)
+    cats = features.categories(store, ws.con, f)
     for name, col in (("device", by_feature["device"].col), ("prediction", "prediction")):
         want = ws.source.query(ws.con, f"SELECT CAST({col} AS VARCHAR) AS value, count(*) AS n FROM logs "
                                        f"WHERE {cond} AND {col} IS NOT NULL GROUP BY 1 ORDER BY 1", params)
@@ -242,18 +242,18 @@ def test_drift_tables_equal_raw_counts(env, day):
     want = ws.source.query(ws.con, "SELECT CAST(prediction AS VARCHAR) AS prediction, CAST(label AS VARCHAR) AS label, "
                                    f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL", params)
     k = ["prediction", "label"]
-    assert read.outcomes(store, ws.con, f).sort(k, nulls_last=True).equals(want.sort(k, nulls_last=True))
+    assert features.outcomes(store, ws.con, f).sort(k, nulls_last=True).equals(want.sort(k, nulls_last=True))
     s = ws.source.query(ws.con, f"SELECT CAST(label AS VARCHAR) AS label, score FROM logs WHERE {cond} AND score IS NOT NULL", params)
     want = (s.with_columns(pl.col("score").mul(1000).floor().clip(-1, 1000).cast(pl.Int32).alias("bin"))
             .group_by("label", "bin").len("n").sort("label", "bin", nulls_last=True))
-    got = read.score_bins(store, ws.con, f).sort("label", "bin", nulls_last=True)
+    got = features.score_bins(store, ws.con, f).sort("label", "bin", nulls_last=True)
     assert got.select("label", "bin", pl.col("n").cast(pl.UInt32)).equals(want.select("label", "bin", pl.col("n").cast(pl.UInt32)))
 
 
 def test_numeric_quantiles_from_bins_within_bound(env):
     _, ws, store = env
     f, cond, params = _raw_day(ws, 10)
-    q = read.numeric_quantiles(read.numeric_bins(store, ws.con, f), (0.1, 0.5, 0.9))
+    q = features.numeric_quantiles(features.numeric_bins(store, ws.con, f), (0.1, 0.5, 0.9))
     feat = next(x for x in ws.source.features if x.name == "income")
     x = ws.source.query(ws.con, f"SELECT {feat.col} AS x FROM logs WHERE {cond}", params)["x"].to_numpy()
     row = q.filter(pl.col("feature") == "income").row(0, named=True)
@@ -267,8 +267,8 @@ def test_numeric_quantiles_from_bins_within_bound(env):
     ("sub-minute bucket", lambda s, c: read.latency_hist(s, c, Filters(), 30)),
     ("minute latency bins without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START, end=START + timedelta(days=1)), 60)),
     ("window edge off 15 minutes without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(minutes=7), end=START + timedelta(days=1)), 3600)),
-    ("drift window off a day", lambda s, c: read.numeric_bins(s, c, Filters(start=START + timedelta(hours=5), end=START + timedelta(days=2)))),
-    ("drift per endpoint", lambda s, c: read.categories(s, c, Filters(start=START, end=START + timedelta(days=1), endpoints=("/v1",)))),
+    ("drift window off a day", lambda s, c: features.numeric_bins(s, c, Filters(start=START + timedelta(hours=5), end=START + timedelta(days=2)))),
+    ("drift per endpoint", lambda s, c: features.categories(s, c, Filters(start=START, end=START + timedelta(days=1), endpoints=("/v1",)))),
 ])
 def test_windows_the_store_cannot_answer_say_so(env, what, call):
     _, ws, store = env
