@@ -75,7 +75,8 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
     live = {e.part: e for e in entries.values()}
     if p.changed or old is None:
         from . import duck
-        dups = duck.dedupe(source, con, root, live)
+        fresh = None if old is None or p.rebuild else {e.part for e in p.roll}
+        dups = duck.dedupe(source, con, root, live, fresh)
     else:
         dups = old.duplicates
     manifest = st.Manifest(logs=logs, schema=st.schema_hash(source), engine=engine, files=entries,

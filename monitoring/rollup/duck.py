@@ -139,6 +139,11 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
         cur.close()
 
 
+def _literal(path: Path) -> str:
+    # Paths are ours (data_dir + a fixed layout); read_parquet in a CTE takes them as literals.
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _acc(name: str) -> str:
     return "acc_" + name.replace("/", "_")
 
@@ -167,14 +172,17 @@ def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts
 # -- duplicates --------------------------------------------------------------------------------
 
 def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
-           live: dict[str, st.FileEntry]) -> int:
+           live: dict[str, st.FileEntry], fresh: set[str] | None = None) -> int:
     """Recompute the duplicate correction over the parts in `live` (part id -> entry).
 
     Candidates are the 60-bit hashes seen more than once across every part's `ids`; the
-    copies are confirmed on the request ids themselves. Copies already in
-    `dups/members.parquet` from files that did not change are reused; only files holding a
-    candidate not seen there are read again (the rows of those hashes only). Returns the
-    number of extra copies dropped; writes `<table>/part=_dups` with their negative counts.
+    copies are confirmed on the request ids themselves. With `fresh` (the parts just rolled;
+    None: all) only hashes of those parts and the known candidates are looked up across the
+    other parts (a removed file cannot create a duplicate), which spares a hash table of
+    every id. Copies already in `dups/members.parquet` from files that did not change are
+    reused; only files holding a candidate not seen there are read again (the rows of those
+    hashes only). Returns the number of extra copies dropped; writes `<table>/part=_dups`
+    with their negative counts.
     """
     lay = source_layout(source)
     st.remove_parts(root, [st.DUPS_PART])
@@ -185,9 +193,17 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
         return 0
     ids = ("(SELECT * FROM read_parquet($ids, hive_partitioning=true) "
            "WHERE list_contains($parts, part))")
-    pairs = run(con, f"WITH i AS {ids}, c AS (SELECT h FROM i GROUP BY h HAVING sum(n) > 1) "
-                     "SELECT DISTINCT h, part FROM i WHERE h IN (SELECT h FROM c)",
-                {"ids": st.glob_of(root, "ids"), "parts": parts})
+    params = {"ids": st.glob_of(root, "ids"), "parts": parts}
+    if fresh is None:
+        probe = "c AS (SELECT h FROM i GROUP BY h HAVING sum(n) > 1)"
+    else:
+        known = (f"UNION SELECT DISTINCT h FROM read_parquet({_literal(members_path)})"
+                 if members_path.exists() else "")
+        probe = ("p AS (SELECT h FROM i WHERE list_contains($fresh, part) " + known + "), "
+                 "c AS (SELECT h FROM i WHERE h IN (SELECT h FROM p) GROUP BY h HAVING sum(n) > 1)")
+        params["fresh"] = sorted(fresh)
+    pairs = run(con, f"WITH i AS {ids}, {probe} SELECT DISTINCT h, part FROM i WHERE h IN (SELECT h FROM c)",
+                params)
     if pairs.height == 0:
         members_path.unlink(missing_ok=True)
         return 0
