@@ -53,9 +53,9 @@ CANONICAL_VIEW_COLUMNS = ("request_id", "ts", "ts_us", "row_seq", "model_name", 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # What each serving column turns on, for "what is missing" sentences.
 NEEDED_FOR = {
-    "latency_ms": "latency percentiles",
-    "status": "error rates",
-    "timestamp": "anything over time",
+    "latency_ms": "latency percentiles cannot be computed",
+    "status": "error rates cannot be computed",
+    "timestamp": "nothing can be shown over time",
 }
 
 
@@ -128,9 +128,9 @@ class LogSource:
         if not absent:
             return None
         names = " and ".join(f"`{c}`" for c in absent)
-        what = " or ".join(NEEDED_FOR.get(c, c) for c in absent)
+        what = " and ".join(NEEDED_FOR.get(c, f"{c} is not available") for c in absent)
         example = absent[0]
-        return (f"These logs have no {names} column, so there are no {what} to show. If yours "
+        return (f"These logs have no {names} column, so {what}. If yours "
                 f"is under another name, map it in monitoring.toml: `[columns]` "
                 f"`{example} = \"your_column\"`.")
 
