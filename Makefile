@@ -54,6 +54,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_logger.py
 	$(PY) scripts/bench_rollup.py
 
 sample: $(STAMP)

@@ -23,6 +23,7 @@ from .alerts import cli as _alerts_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
+from .logger import compaction as logger_compaction
 from .rollup import cli as _rollup_cli
 from .source import LogSourceError
 
@@ -166,6 +167,8 @@ COMMANDS: dict[str, Command] = {
                _alerts_cli.add_arguments, _alerts_cli.run),
     "drift": ("input and output drift of a window against a reference", drift_report.add_arguments,
               drift_report.run),
+    "compact": ("merge a past day's small log files into one, atomically for readers",
+                logger_compaction.add_arguments, logger_compaction.run),
     "rollup": ("build, update or describe the rollup store of the logs", _rollup_cli.add_arguments,
                _rollup_cli.run),
 }
