@@ -24,6 +24,7 @@ from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
 from .logger import compaction as logger_compaction
+from .rollup import cli as _rollup_cli
 from .source import LogSourceError
 
 
@@ -168,6 +169,8 @@ COMMANDS: dict[str, Command] = {
               drift_report.run),
     "compact": ("merge a past day's small log files into one, atomically for readers",
                 logger_compaction.add_arguments, logger_compaction.run),
+    "rollup": ("build, update or describe the rollup store of the logs", _rollup_cli.add_arguments,
+               _rollup_cli.run),
 }
 
 
