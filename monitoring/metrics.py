@@ -66,12 +66,35 @@ def _scan_sql(f: Filters, bucket_s: int, with_previous: bool) -> tuple[str, dict
     return cond, params, ("CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1")
 
 
+def _store(source: LogSource):
+    """The rollup store covering these logs as they are now, or None (see workspace)."""
+    return getattr(source, "rollups", None)
+
+
 def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
            with_previous: bool = False) -> pl.DataFrame:
     """The mergeable rollup every latency, error and traffic figure derives from: requests
     per (period, bucket, failed, latency bin) as columns period, bucket, is_error, bin, n.
     `bucket` is the bucket's index since the epoch; period is 1 (the window) or 0 (the one
-    before, with_previous). Rollups add up across buckets, files and machines."""
+    before, with_previous). Rollups add up across buckets, files and machines.
+
+    Served from the rollup store when one covers the logs (`python -m monitoring rollup
+    build`; the parts of the window it cannot answer come from the raw logs of those
+    minutes), else from one scan of the raw logs: the same frame either way."""
+    store = _store(source)
+    if store is not None:
+        from .rollup import read  # imported here: the store's readers use this module's scans
+
+        try:
+            return read.latency_hist(store, con, f, bucket_s, with_previous, source=source)
+        except read.NotCovered:
+            pass
+    return scan_rollup(source, con, f, bucket_s, with_previous)
+
+
+def scan_rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                with_previous: bool = False) -> pl.DataFrame:
+    """`rollup` from one scan of the raw logs."""
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
     return source.query(
         con,
@@ -193,6 +216,25 @@ def _bucket_series(cur: pl.DataFrame, exact: pl.DataFrame | None, bucket_s: int,
         "time", "requests", "errors", "error_rate", "rpm", "p50", "p95", "p99")
 
 
+def _dimension_hist(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
+    store = _store(source)
+    if store is not None:
+        from .rollup import read
+
+        try:
+            return read.dimension_hist(store, con, f, dim, source=source).with_columns(
+                pl.col("key").fill_null("(none)"))
+        except read.NotCovered:
+            pass
+    cond, params = f.where()
+    return source.query(
+        con,
+        f"SELECT coalesce({dim}, '(none)') AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL",
+        params,
+    )
+
+
 def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str,
                  *, exact_max_rows: int = 2_000_000) -> pl.DataFrame:
     """Requests, errors, error rate and P50/P95/P99 per value of a whitelisted column."""
@@ -202,12 +244,7 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
     # A column the logs lack gives no breakdown (an empty frame); null values of one they
     # have form their own "(none)" group, with its own percentiles.
     present = dim == "model_version" or source.has(dim)
-    hist = source.query(
-        con,
-        f"SELECT coalesce({dim}, '(none)') AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
-        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL",
-        params,
-    ) if present else pl.DataFrame()
+    hist = _dimension_hist(source, con, f, dim) if present else pl.DataFrame()
     if hist.height == 0:
         return pl.DataFrame(schema={"key": pl.String, "requests": pl.Int64, "errors": pl.Int64,
                                     "error_rate": pl.Float64, "p50": pl.Float64,
@@ -237,6 +274,14 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
 def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                 bucket: str) -> pl.DataFrame:
     """Failed requests per bucket and error type: time, error_type, errors."""
+    store = _store(source)
+    if store is not None:
+        from .rollup import read
+
+        try:
+            return read.error_types(store, con, f, bucket)
+        except read.NotCovered:
+            pass
     cond, params = f.where()
     bucket_s = BUCKETS[bucket]
     params["bucket_us"] = bucket_s * 1_000_000

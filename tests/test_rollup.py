@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,7 @@ def test_latency_histogram_equals_raw(env, bucket, label, start, end):
     f = _filters(ws, start, end, {})
     for with_previous in (False, True):
         got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source)
-        want = metrics.rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous)
+        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous)
         k = ["period", "bucket", "is_error", "bin"]
         assert got.sort(k).equals(want.sort(k)), (label, bucket, with_previous)
 
@@ -136,7 +136,7 @@ def test_counts_by_filter_and_error_type_equal_raw(env, extra, label, start, end
     f = _filters(ws, start, end, extra)
     for bucket in ("minute", "hour", "day"):
         got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], source=ws.source)
-        want = metrics.rollup(ws.source, ws.con, f, BUCKETS[bucket])
+        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket])
         k = ["period", "bucket", "is_error", "bin"]
         assert got.sort(k).equals(want.sort(k))
         assert read.error_types(store, ws.con, f, bucket).equals(metrics.error_types(ws.source, ws.con, f, bucket))
@@ -373,3 +373,44 @@ def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, 
     monkeypatch.setattr(duck, "BATCH_ROWS", 4000)   # about three day files a batch
     r = build.build(replace(cfg, data_dir=str(tmp_path / "batched")))
     assert_same_tables(tables_of(r.root), tables_of(store.root))
+
+
+@pytest.mark.parametrize("start, end, bucket", [
+    (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC), "hour"),
+    (datetime(2026, 11, 5, 13, 7, tzinfo=UTC), datetime(2026, 11, 5, 16, 41, tzinfo=UTC), "5min"),
+    (datetime(2026, 10, 24, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC), "day"),
+])
+def test_pages_read_the_store_and_get_the_raw_figures(env, start, end, bucket):
+    """The readers every page calls (summarize, by_dimension, error_types, minute_counts)
+    serve from the store once it covers the logs, with the raw scan's figures."""
+    from monitoring import anomalies
+
+    cfg, raw_ws, _ = env
+    served = open_workspace(cfg)
+    assert served.source.rollups is not None and raw_ws.source.rollups is None
+    f = Filters(start=start, end=end)
+    a = metrics.summarize(served.source, served.con, f, bucket, with_previous=True)
+    b = metrics.summarize(raw_ws.source, raw_ws.con, f, bucket, with_previous=True)
+    assert a.window == b.window and a.previous == b.previous
+    assert a.buckets.equals(b.buckets) and a.hist.sort("bin").equals(b.hist.sort("bin"))
+    for dim in ("model_version", "endpoint", "error_type"):
+        x = metrics.by_dimension(served.source, served.con, f, dim).sort("key")
+        y = metrics.by_dimension(raw_ws.source, raw_ws.con, f, dim).sort("key")
+        assert x.equals(y), dim
+    assert metrics.error_types(served.source, served.con, f, bucket).equals(
+        metrics.error_types(raw_ws.source, raw_ws.con, f, bucket))
+    assert anomalies.minute_counts(served.source, served.con, f).equals(
+        anomalies.minute_counts(raw_ws.source, raw_ws.con, f))
+
+
+def test_a_stale_store_is_never_read(env, logs, tmp_path):
+    cfg, _, _ = env
+    local = tmp_path / "logs"
+    shutil.copytree(logs, local)
+    c = replace(cfg, logs=str(local), data_dir=str(tmp_path / "d"))
+    build.build(c)
+    assert open_workspace(c).source.rollups is not None
+    victim = sorted(local.rglob("*.parquet"))[3]
+    t = pq.read_table(victim)
+    pq.write_table(t.slice(0, t.num_rows // 2), victim)      # a file changed after the build
+    assert open_workspace(c).source.rollups is None          # raw figures until `rollup update`

@@ -200,7 +200,7 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     for period, lo, hi in rest:
         g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
                     endpoints=f.endpoints)
-        raw = metrics.rollup(source, con, g, bucket_s)
+        raw = metrics.scan_rollup(source, con, g, bucket_s)
         frames.append(raw.with_columns(pl.lit(period, dtype=pl.Int32).alias("period")))
     empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
                                  "bin": pl.Int32, "n": pl.Int64})
