@@ -163,7 +163,7 @@ def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, 
             fired = result.rollback
             value = float(sum(m.worse for m in result.metrics if m.guarded))
             if fired and not current["message"]:
-                current["message"] = f"{cand} is worse than {base} on a guarded metric: " + " ".join(result.reasons)
+                current["message"] = f"{cand} is worse than {base} on a guarded metric: " + " ".join(result.reasons).rstrip(".")
         look_t = (b + 1) * step_s
         current["looks"].append(look_t)
         current["judged"].append(True)

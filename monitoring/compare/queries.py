@@ -157,3 +157,18 @@ def overlap(traffic: pl.DataFrame, a: str, b: str) -> tuple[datetime, datetime] 
     start = max(rows[a]["first"], rows[b]["first"])
     end = min(rows[a]["last"], rows[b]["last"]) + timedelta(microseconds=1)
     return (start, end) if end > start else None
+
+
+def distributions(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[str, pl.DataFrame]:
+    """Small frames for the charts: successful latency by log-bin and score by 0.05-wide bin,
+    per version (columns v, x, n)."""
+    from .. import sketch
+
+    cond, params = replace(f, model_versions=tuple(versions)).where()
+    lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
+                                  f"FROM logs WHERE {cond} AND NOT is_error GROUP BY ALL ORDER BY 2", params)
+    lat = lat.with_columns(pl.Series("x", sketch.representative(lat["bin"].to_numpy()))).drop("bin")
+    score = ws.source.query(ws.con, "SELECT model_version AS v, least(floor(score * 20), 19) / 20 + 0.025 AS x, "
+                                    f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error AND score IS NOT NULL "
+                                    "AND isfinite(score) GROUP BY ALL ORDER BY 2", params)
+    return {"latency": lat, "score": score}

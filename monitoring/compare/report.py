@@ -87,6 +87,19 @@ def compare(ws: Workspace, baseline: str | None = None, candidate: str | None = 
     return CompareResult(result, lo, hi, st, settings, notes)
 
 
+def rollback_in_week(ws: Workspace, start: datetime, end: datetime) -> dict[str, Any] | None:
+    """Weekly-summary provider: the default pair among the versions serving this week, judged
+    on all their shared traffic up to the week's end (as the rollback rule sees it then)."""
+    week = version_traffic(ws, Filters(start=start, end=end))
+    if week.height < 2:
+        return None
+    baseline, candidate = default_pair(week)
+    r = compare(ws, baseline, candidate, f=Filters(end=end))
+    c = r.comparison
+    return {"baseline": baseline, "candidate": candidate, "verdict": c.verdict, "rollback": c.rollback,
+            "reason": c.headline, "window": {"start": r.start, "end": r.end}}
+
+
 def table(result: CompareResult) -> str:
     """The plain-text table of `compare --format table`."""
     c = result.comparison
