@@ -32,7 +32,8 @@ class Quantiles:
             return -math.inf
         if rank > self.n:
             return math.inf
-        return float(self.values[int(np.searchsorted(self.ranks, rank))])
+        i = int(np.searchsorted(self.ranks, rank))
+        return float(self.values[i]) if i < len(self.values) else math.inf
 
     def interval(self, q: float, z: float) -> stats.Interval:
         lo, hi = stats.quantile_ranks(self.n, q, z)

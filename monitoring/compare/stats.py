@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom, norm
+from scipy.special import bdtr, bdtrc, bdtrik
+from scipy.stats import norm
 
 Interval = tuple[float, float]
 
@@ -88,20 +89,38 @@ def quantile_ranks(n: int, q: float, z: float) -> tuple[int, int]:
     tail = float(norm.sf(z))
     if tail <= 0:
         return (0, n + 1)
-    lo = int(binom.ppf(tail, n, q))
-    hi = int(binom.ppf(1 - tail, n, q)) + 1
+    lo = _binom_ppf(tail, n, q)
+    hi = _binom_isf(tail, n, q) + 1
     return (max(lo, 0), min(hi, n + 1))
 
 
+def _binom_isf(t: float, n: int, q: float) -> int:
+    """The smallest k with P(B > k) <= t, B ~ Bin(n, q): binom.ppf(1 - t) computed on the
+    survival function, so that tiny tails keep their precision."""
+    k = min(max(round(n * q + float(norm.isf(t)) * math.sqrt(n * q * (1 - q))), 0), n)   # a close start
+    while k > 0 and bdtrc(k - 1, n, q) <= t:
+        k -= 1
+    while k < n and bdtrc(k, n, q) > t:
+        k += 1
+    return k
+
+
+def _binom_ppf(p: float, n: int, q: float) -> int:
+    """scipy.stats.binom.ppf(p, n, q) without the distribution machinery (its own _ppf)."""
+    if p >= 1:
+        return n
+    k = math.ceil(bdtrik(p, n, q)) if p > 0 else 0
+    k = min(max(k, 0), n)
+    below = max(k - 1, 0)
+    return below if k > 0 and bdtr(below, n, q) >= p else k
+
+
 def grid_ranks(n: int, q: float) -> np.ndarray:
-    """Every rank any grid z needs for the q-quantile of n values (1..n, sorted, unique)."""
+    """Every rank an interval at any grid z asks for, for the q-quantile of n values (within
+    1..n, sorted, unique): the same `quantile_ranks`, so SQL fetches exactly what is read."""
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    tails = norm.sf(Z_GRID)
-    lo = binom.ppf(tails, n, q)
-    hi = binom.ppf(1 - tails, n, q) + 1
-    r = np.concatenate([lo, hi])
-    r = r[np.isfinite(r)].astype(np.int64)
+    r = np.array([quantile_ranks(n, q, float(z)) for z in Z_GRID], dtype=np.int64).ravel()
     return np.unique(r[(r >= 1) & (r <= n)])
 
 
