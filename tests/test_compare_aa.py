@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from monitoring.compare import evidence, stats, verdict
+from monitoring.compare import evidence, verdict
 from monitoring.compare.settings import CompareSettings, parse_tolerance
 from monitoring.config import load_config
 from monitoring.workspace import open_workspace
@@ -87,5 +87,5 @@ def test_aa_with_fixed_horizon_intervals_would_fail(v2_rows, monkeypatch):
     sequential correction, raises far more false rollbacks than 5%."""
     monkeypatch.setattr(verdict.stats, "mixture_z", lambda alpha, *a: norm.ppf(1 - alpha / 2))
     rate = false_alarm_rate(v2_rows, _settings(STRICT), 0.5, LOOKS)
+    print(f"A/A false rollbacks with fixed-horizon intervals: {rate:.0%}")
     assert rate > 0.05
-    assert stats.mixture_z(0.05, 100, 100, 200) > 1.96   # the real one, untouched

@@ -18,8 +18,9 @@ from .evidence import Moments, VersionStats
 @dataclass(frozen=True)
 class Measure:
     estimate: float
-    n: int
+    n: float
     interval: Callable[[float], stats.Interval]
+    q: float | None = None      # the quantile, for percentile metrics
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class MetricDef:
     measure: Callable[[VersionStats], Measure | None]
 
 
-def _proportion(k: int, n: int) -> Measure:
+def _proportion(k: float, n: float) -> Measure:
     return Measure(k / n if n else math.nan, n, partial(stats.wilson, k, n))
 
 
@@ -43,7 +44,7 @@ def _mean(m: Moments | None) -> Measure | None:
 
 def _quantile(q: float, s: VersionStats) -> Measure:
     lat = s.latency
-    return Measure(lat.estimates.get(q, math.nan), lat.n, partial(lat.interval, q))
+    return Measure(lat.estimates.get(q, math.nan), lat.n, partial(lat.interval, q), q)
 
 
 def _accuracy(s: VersionStats) -> Measure | None:

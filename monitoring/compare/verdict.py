@@ -202,10 +202,47 @@ def judge(a: VersionStats, b: VersionStats, settings: CompareSettings, hours: fl
             m.worse = bad[0] > 0
             m.decided = m.worse or bad[1] < 0
             m.p_value = p_of[i]
-            m.more = None if m.decided else _more_needed(bad, _bad_estimate(tol, ma, mb))
+            if m.decided:
+                m.more = None
+            elif d.kind == "rate":
+                m.more = _more_for_rates(tol, ma, mb, level, n_ref)
+            else:
+                m.more = _more_needed(bad, _bad_estimate(tol, ma, mb))
+                if m.more == math.inf and d.kind == "latency":
+                    m.more = max(_finite_factor(ma, z), _finite_factor(mb, z))
         results.append(m)
     results.sort(key=lambda r: ORDER.index(r.name))
     return _conclude(a.version, b.version, results, hours)
+
+
+def _more_for_rates(tol: Tolerance, ma: Measure, mb: Measure, level: float, n_ref: float) -> float:
+    """Times today's traffic after which a rate's interval decides, if the rates stay as
+    they are (score intervals of rare events narrow like 1/n, not 1/sqrt(n): computed)."""
+    from .metrics import _proportion
+
+    f = 1.0
+    while f < 1e4:
+        f *= 1.1
+        a = _proportion(ma.estimate * ma.n * f, ma.n * f)
+        b = _proportion(mb.estimate * mb.n * f, mb.n * f)
+        z = stats.grid_z(stats.mixture_z(level, a.n, b.n, n_ref))
+        lo, hi = _bad_interval(tol, a, b)(z)
+        if lo > 0 or hi < 0:
+            return f
+    return math.inf
+
+
+def _finite_factor(m: Measure, z: float) -> float:
+    """Times today's traffic after which a percentile's interval has both ends."""
+    if m.q is None:
+        return math.inf
+    n = target = max(m.n, 1)
+    while target < 1e12:
+        lo, hi = stats.quantile_ranks(int(target), m.q, z)
+        if lo >= 1 and hi <= target:
+            return target / n
+        target = math.ceil(target * 1.1)
+    return math.inf
 
 
 def _bad_estimate(tol: Tolerance, ma: Measure, mb: Measure) -> float:
