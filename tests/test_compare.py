@@ -201,8 +201,8 @@ def test_rollback_reaches_the_webhook(tmp_path, generated_logs):
 
 
 def test_weekly_summary_carries_the_rollback(ws):
-    from monitoring.summary import Providers, weekly_summary
     from monitoring.compare.report import rollback_in_week
+    from monitoring.summary import Providers, weekly_summary
 
     p = Providers(rollback=rollback_in_week)
     w47, w44, w45 = (weekly_summary(ws, w, p) for w in ("2026-W47", "2026-W44", "2026-W45"))

@@ -17,7 +17,7 @@ that pair while both still serve. Latency percentiles come from the log-histogra
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
