@@ -48,8 +48,9 @@ else:
     box(md(cmp.headline, limit=2000))
 for note in r.notes:
     st.warning(md(note, limit=600))
-st.caption(f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} UTC: the part of the sidebar's window where "
-           f"both versions served · verdict `{cmp.verdict}`")
+if r.start is not None:
+    st.caption(f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} UTC: the part of the sidebar's window where "
+               f"both versions served · verdict `{cmp.verdict}`")
 
 a, b = r.stats[baseline], r.stats[candidate]
 total = a.requests + b.requests
@@ -69,8 +70,9 @@ st.markdown(uc.METHOD)
 
 dist = uc.distributions(view.ws, view.fingerprint, baseline, candidate, f, r.start, r.end)
 c = st.columns(2)
-c[0].plotly_chart(cc.overlay(dist["latency"], baseline, candidate, "Latency of successful requests",
-                             "milliseconds (log scale)", log_x=True), key="cmp_latency")
+if dist["latency"].height:
+    c[0].plotly_chart(cc.overlay(dist["latency"], baseline, candidate, "Latency of successful requests",
+                                 "milliseconds (log scale)", log_x=True), key="cmp_latency")
 pred = cc.predictions(a, b)
 if pred is not None:
     c[1].plotly_chart(pred, key="cmp_predictions")

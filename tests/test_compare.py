@@ -210,3 +210,38 @@ def test_weekly_summary_carries_the_rollback(ws):
     assert w47["status"] == "red" and "Roll back v3" in w47["headline"]
     assert not w44["rollback"]["rollback"] and w44["rollback"]["candidate"] == "v2"
     assert w45["rollback"] is None                      # v2 served alone that week
+
+
+def _batch_logs(path, drop: tuple[str, ...]):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    cols = {"request_id": [f"r{i}" for i in range(n)],
+            "timestamp": pa.array([datetime(2026, 11, 1) + timedelta(seconds=30 * i) for i in range(n)],
+                                  pa.timestamp("us")),
+            "model_version": ["a" if i % 2 else "b" for i in range(n)],
+            "latency_ms": rng.lognormal(4.6, 0.4, n), "status": ["ok"] * n,
+            "prediction": rng.choice(["x", "y"], n).tolist(), "score": rng.random(n), "age": rng.integers(18, 90, n)}
+    pq.write_table(pa.table({k: v for k, v in cols.items() if k not in drop}), path / "logs.parquet")
+    return path / "logs.parquet"
+
+
+@pytest.mark.parametrize("drop, absent, note", [
+    (("latency_ms",), {"p50_latency_ms", "p95_latency_ms", "p99_latency_ms"}, "no latency_ms column"),
+    (("status",), {"error_rate"}, "no status column"),
+    (("timestamp",), set(), "no timestamps"),
+    (("latency_ms", "status", "timestamp"), {"error_rate", "p95_latency_ms"}, "no timestamps"),
+])
+def test_batch_logs_compare_what_they_hold(tmp_path, capsys, drop, absent, note):
+    logs = _batch_logs(tmp_path, drop)
+    assert main(["compare", "--logs", str(logs), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    names = {m["name"] for m in out["metrics"]}
+    assert not names & absent and {"prediction_distribution", "score_mean"} <= names
+    assert any(note in r for r in out["reasons"])
+    assert out["rollback"] is False                      # both versions draw from one distribution
+    # With time, the window is where both served: from b's first row to a's last but one.
+    n = 2000 if "timestamp" in drop else 1999
+    assert out["traffic"] == {"baseline": n, "candidate": n}

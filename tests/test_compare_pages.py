@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -99,3 +100,25 @@ def test_models_page_with_a_broken_registry_says_why_and_still_lists_versions(
     df = at.dataframe[0].value
     assert list(df["version"]) == ["v1", "v2", "v3"]
     assert "v1, v2, v3" in plain(" ".join(w.value for w in at.warning))    # all unregistered
+
+
+@pytest.mark.parametrize("drop", [(), ("timestamp", "latency_ms", "status")], ids=["serving", "batch"])
+@pytest.mark.parametrize("page", ["pages/compare.py", "pages/models.py"])
+def test_pages_on_small_two_version_logs(app_env, tmp_path, page, drop):
+    rng = np.random.default_rng(5)
+    n = 600
+    cols = {"request_id": [f"r{i}" for i in range(n)],
+            "timestamp": pa.array([datetime(2026, 11, 1) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+            "model_version": ["<b>a</b>" if i % 3 else "b*" for i in range(n)],
+            "latency_ms": rng.lognormal(4.6, 0.4, n), "status": ["ok"] * n,
+            "prediction": rng.choice(["x", "y"], n).tolist(), "score": rng.random(n)}
+    pq.write_table(pa.table({k: v for k, v in cols.items() if k not in drop}), tmp_path / "l.parquet")
+    at = app_env(tmp_path / "l.parquet")
+    at.run()
+    if "timestamp" not in drop:
+        at.sidebar.selectbox(key="range_preset").set_value("All data")
+        at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "<b>" not in " ".join(m.value for m in at.markdown)       # log text shown as text

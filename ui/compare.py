@@ -105,7 +105,7 @@ def registry_rows(f: Fleet) -> list[dict]:
         e = r.entry
         prod = "no labels" if r.accuracy is None else \
             f"{r.accuracy:.1%} ± {(r.accuracy_ci[1] - r.accuracy_ci[0]) / 2:.1%} ({r.labelled:,} labelled)"
-        out.append({"version": r.version, "status": r.status, "days in production": round(r.days, 1),
+        out.append({"version": r.version, "status": r.status, "days in production": None if r.days is None else round(r.days, 1),
                     "requests": r.requests, "validation accuracy": "–" if r.validation_accuracy is None
                     else f"{r.validation_accuracy:.1%}", "production accuracy (95%)": prod,
                     "disagree": "⚠ yes" if r.disagree else "", "trained": f"{e.trained:%Y-%m-%d}" if e else "",

@@ -59,10 +59,12 @@ def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool):
     """Per (look bucket, version): the latency histogram of successful requests, the request,
     error and score counts, and (with labels) labelled and correct counts."""
     cond, params = Filters(end=end).where()
+    cond += " AND ts_us IS NOT NULL"
     params["step_us"] = step_s * 1_000_000
     b = "CAST(floor(ts_us / $step_us) AS BIGINT)"
     hist = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, "
-                                   f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error GROUP BY ALL", params)
+                                   f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL "
+                                   "GROUP BY ALL", params)
     counts = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, count(*) AS requests, "
                                      "CAST(count_if(is_error) AS BIGINT) AS errors, "
                                      "count(score) FILTER (WHERE NOT is_error) AS score_n, "
@@ -81,8 +83,8 @@ def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool):
 class _Running:
     """Cumulative evidence of one version from a pair's first look bucket on."""
 
-    def __init__(self, v: str, n_bins: int, labels: bool):
-        self.v, self.hist, self.labels = v, np.zeros(n_bins, dtype=np.int64), labels
+    def __init__(self, v: str, n_bins: int, labels: bool, flags: dict[str, bool]):
+        self.v, self.hist, self.labels, self.flags = v, np.zeros(n_bins, dtype=np.int64), labels, flags
         self.c = np.zeros(5)          # requests, errors, score_n, score_sum, score_sq
         self.lab = np.zeros(2, dtype=np.int64)
 
@@ -103,7 +105,7 @@ class _Running:
             score = Moments(int(n_s), mean, max(0.0, (s2 - n_s * mean * mean) / (n_s - 1)))
         return VersionStats(self.v, int(requests), int(errors), quantiles_from_histogram(reps, self.hist),
                             score=score, labelled=int(self.lab[0]) if self.labels else None,
-                            correct=int(self.lab[1]))
+                            correct=int(self.lab[1]), **self.flags)
 
 
 def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, Any]) -> None:
@@ -125,6 +127,7 @@ def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, 
     acc = {(v, r["bucket"]): np.array([r["labelled"], r["correct"]], dtype=np.int64)
            for v, df in acc_df.items() for r in df.iter_rows(named=True)}
     labels = bool(acc_df)
+    flags = {"has_latency": ws.source.has("latency_ms"), "has_status": ws.source.has("status")}
     req = {k: c[0] for k, c in counts.items()}
     first: dict[str, int] = {}
     for v, b in sorted(req, key=lambda k: k[1]):
@@ -150,7 +153,7 @@ def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, 
             current = {"baseline": base, "candidate": cand, "looks": [], "judged": [], "firing": [], "value": [],
                        "message": "", "end": float("inf")}
             pairs.append(current)
-            run = (_Running(base, len(bins), labels), _Running(cand, len(bins), labels))
+            run = (_Running(base, len(bins), labels, flags), _Running(cand, len(bins), labels, flags))
             for bb in range(start, b):
                 for r in run:
                     r.add(bb, hist, counts, acc)

@@ -61,6 +61,8 @@ class VersionStats:
     error_types: dict[str, int] = field(default_factory=dict)
     first: float | None = None           # epoch seconds of the first and last request
     last: float | None = None
+    has_latency: bool = True             # False: the logs have no latency_ms (batch logs)
+    has_status: bool = True              # False: no status column, so no error rate
 
 
 def empty_quantiles() -> Quantiles:

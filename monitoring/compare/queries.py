@@ -47,7 +47,7 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
     base = ws.source.query(
         ws.con,
         "SELECT model_version AS v, count(*) AS requests, CAST(count_if(is_error) AS BIGINT) AS errors, "
-        "CAST(count_if(NOT is_error) AS BIGINT) AS ok, "
+        "count(latency_ms) FILTER (WHERE NOT is_error) AS ok, "
         "count(score) FILTER (WHERE NOT is_error) AS score_n, avg(score) FILTER (WHERE NOT is_error) AS score_mean, "
         "var_samp(score) FILTER (WHERE NOT is_error) AS score_var, "
         f"{pred}"
@@ -72,11 +72,12 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
     order = _order_statistics(ws, cond, params, {v: int(rows[v]["ok"]) for v in versions if v in rows})
     accuracy = _accuracy(ws, f, versions, reviewed)
     out = {}
+    flags = {"has_latency": ws.source.has("latency_ms"), "has_status": ws.source.has("status")}
     for v in versions:
         r = rows.get(v)
         if r is None:
             out[v] = VersionStats(v, 0, 0, empty_quantiles(), labelled=None if accuracy is None else 0,
-                                  classes={} if kind == "class" else None)
+                                  classes={} if kind == "class" else None, **flags)
             continue
         n_ok = int(r["ok"])
         ranks, values = order.get(v, (np.zeros(0, dtype=np.int64), np.zeros(0)))
@@ -92,7 +93,7 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
             if kind == "numeric" and r.get("pred_n") else None,
             error_types=types.get(v, {}),
             first=r["first_us"] / 1e6 if r["first_us"] is not None else None,
-            last=r["last_us"] / 1e6 if r["last_us"] is not None else None)
+            last=r["last_us"] / 1e6 if r["last_us"] is not None else None, **flags)
     return out
 
 
@@ -129,6 +130,9 @@ def version_traffic(ws: Workspace, f: Filters | None = None) -> pl.DataFrame:
     cond, params = f.where()
     df = ws.source.query(ws.con, "SELECT model_version AS version, count(*) AS requests, min(ts_us) AS first_us, "
                                  f"max(ts_us) AS last_us FROM logs WHERE {cond} GROUP BY 1", params)
+    if df.height == 0:
+        return pl.DataFrame(schema={"version": pl.String, "requests": pl.Int64,
+                                    "first": pl.Datetime("us", "UTC"), "last": pl.Datetime("us", "UTC")})
     return df.with_columns(pl.from_epoch("first_us", "us").dt.replace_time_zone("UTC").alias("first"),
                            pl.from_epoch("last_us", "us").dt.replace_time_zone("UTC").alias("last")) \
         .drop("first_us", "last_us").sort("first")
@@ -150,7 +154,7 @@ def default_pair(traffic: pl.DataFrame, baseline: str | None = None,
 def overlap(traffic: pl.DataFrame, a: str, b: str) -> tuple[datetime, datetime] | None:
     """[start, end) where both versions served (first of the later to last of the earlier)."""
     rows = {r["version"]: r for r in traffic.iter_rows(named=True)}
-    if a not in rows or b not in rows:
+    if a not in rows or b not in rows or rows[a]["first"] is None or rows[b]["first"] is None:
         return None
     from datetime import timedelta
 
@@ -166,7 +170,8 @@ def distributions(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[
 
     cond, params = replace(f, model_versions=tuple(versions)).where()
     lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-                                  f"FROM logs WHERE {cond} AND NOT is_error GROUP BY ALL ORDER BY 2", params)
+                                  f"FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL GROUP BY ALL ORDER BY 2",
+                          params)
     lat = lat.with_columns(pl.Series("x", sketch.representative(lat["bin"].to_numpy()))).drop("bin")
     score = ws.source.query(ws.con, "SELECT model_version AS v, least(floor(score * 20), 19) / 20 + 0.025 AS x, "
                                     f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error AND score IS NOT NULL "

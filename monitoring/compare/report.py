@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import ground_truth
@@ -26,8 +26,8 @@ class CompareError(ValueError):
 @dataclass
 class CompareResult:
     comparison: Comparison
-    start: datetime
-    end: datetime
+    start: datetime | None
+    end: datetime | None
     stats: dict[str, VersionStats]
     settings: CompareSettings
     notes: list[str] = field(default_factory=list)
@@ -67,16 +67,23 @@ def compare(ws: Workspace, baseline: str | None = None, candidate: str | None = 
     if baseline == candidate:
         raise CompareError(f"baseline and candidate are both {baseline!r}: pick two different versions")
     notes = []
+    if not ws.source.has("latency_ms"):
+        notes.append("The logs have no latency_ms column: latency is not compared.")
+    if not ws.source.has("status"):
+        notes.append("The logs have no status column: the error rate is not compared.")
     both = overlap(traffic, baseline, candidate)
-    if both is None:
+    if not ws.source.has_time:
+        notes.append("The logs have no timestamps: all their rows are compared, and the window has no bounds.")
+        lo = hi = None
+    elif both is None:
         notes.append(f"{baseline} and {candidate} never served at the same time in this window: "
                      "differences may come from the period, not the version.")
         first, last = traffic["first"].min(), traffic["last"].max()
-        lo, hi = scope.start or first, scope.end or last
+        lo, hi = scope.start or first, scope.end or last + timedelta(microseconds=1)
     else:
         lo, hi = both            # inside the filter's window already
     lo, hi = start or lo, end or hi  # an explicit start or end wins
-    if hi <= lo:
+    if lo is not None and hi is not None and hi <= lo:
         raise CompareError("the window is empty: its end is not after its start")
     window = replace(scope, start=lo, end=hi)
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)

@@ -154,8 +154,11 @@ def judge(a: VersionStats, b: VersionStats, settings: CompareSettings, hours: fl
     """Compare candidate `b` with baseline `a`; `hours`: how long the window's traffic took
     (for "about N more hours at this rate")."""
     alpha, n_ref = settings.alpha, settings.mixture_requests
-    defs: list[tuple[MetricDef, int]] = [(MEASURES[n], 1) for n in ("error_rate", "p50_latency_ms",
-                                                                   "p95_latency_ms", "p99_latency_ms")]
+    defs: list[tuple[MetricDef, int]] = []
+    if a.has_status and b.has_status:
+        defs.append((MEASURES["error_rate"], 1))
+    if a.has_latency and b.has_latency:
+        defs += [(MEASURES[n], 1) for n in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms")]
     if a.score is not None and b.score is not None:
         defs.append((MEASURES["score_mean"], 1))
     pm = prediction_metric(a, b)

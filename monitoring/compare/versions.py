@@ -35,9 +35,9 @@ class VersionRow:
     version: str
     status: str                       # active | canary | retired
     requests: int
-    first: datetime
-    last: datetime
-    days: float
+    first: datetime | None
+    last: datetime | None
+    days: float | None                # None for logs without timestamps
     share_recent: float               # share of the last ACTIVE_HOURS' traffic
     entry: ModelEntry | None
     validation_accuracy: float | None
@@ -49,7 +49,7 @@ class VersionRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "status": self.status, "requests": self.requests, "first_seen": self.first,
-                "last_seen": self.last, "days_in_production": round(self.days, 2),
+                "last_seen": self.last, "days_in_production": None if self.days is None else round(self.days, 2),
                 "share_last_24h": self.share_recent, "validation_accuracy": self.validation_accuracy,
                 "production_accuracy": self.accuracy,
                 "production_accuracy_ci": list(self.accuracy_ci) if self.accuracy_ci else None,
@@ -75,7 +75,7 @@ def _statuses(traffic: pl.DataFrame, recent: pl.DataFrame) -> dict[str, tuple[st
     for v in first:
         if v not in shares:
             out[v] = ("retired", 0.0)
-        elif v == main or first[v] <= first[main]:
+        elif v == main or first[v] is None or first[v] <= first[main]:
             out[v] = ("active", shares[v])
         else:
             out[v] = ("canary", shares[v])
@@ -106,7 +106,8 @@ def fleet(ws: Workspace) -> Fleet:
     if traffic.height == 0:
         return Fleet(path, [], [], list(entries.values()), error)
     last = traffic["last"].max()
-    recent = version_traffic(ws, Filters(start=last - timedelta(hours=ACTIVE_HOURS)))
+    # Without timestamps every version counts as serving: no "last day" to look at.
+    recent = version_traffic(ws, Filters(start=last - timedelta(hours=ACTIVE_HOURS))) if last else traffic
     status = _statuses(traffic, recent)
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)
     labels = ground_truth.available(ws, reviewed)
@@ -122,12 +123,12 @@ def fleet(ws: Workspace) -> Fleet:
         off, why = _disagree(val, e.validation.get("rows") if e else None, k, n)
         notes = [why] if why else []
         st, share = status[v]
-        if e and e.retired and st != "retired" and e.retired < last:
+        if e and e.retired and st != "retired" and last and e.retired < last:
             notes.append(f"the registry says retired on {e.retired:%Y-%m-%d}, but it still serves")
         if e and st == "retired" and not e.retired:
             notes.append("no traffic in the last day, but the registry gives no retirement date")
         rows.append(VersionRow(v, st, int(r["requests"]), r["first"], r["last"],
-                               (r["last"] - r["first"]).total_seconds() / 86400, share, e, val,
+                               (r["last"] - r["first"]).total_seconds() / 86400 if last else None, share, e, val,
                                k / n if n else None, stats.wilson(k, n, Z95) if n else None, n, off,
                                "; ".join(notes)))
     served = set(traffic["version"].to_list())
