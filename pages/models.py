@@ -9,7 +9,7 @@ from ui import sidebar
 st.title("Models")
 view = sidebar.require()
 fleet = uc.models(view.ws, view.fingerprint)
-st.caption(f"Registry `{md(fleet.path)}` · status is inferred from the logs' last 24 hours of traffic "
+st.caption(f"Registry {md(fleet.path)} · status is inferred from the logs' last 24 hours of traffic "
            "(no traffic: retired; most traffic: active; a newer version beside it: canary); the "
            "sidebar's filters do not apply here.")
 if fleet.error:
@@ -21,7 +21,7 @@ flagged = [r for r in fleet.rows if r.disagree]
 for r in flagged:
     st.warning(f"{md(r.version)}: production accuracy {r.accuracy:.1%} ({r.accuracy_ci[0]:.1%}–"
                f"{r.accuracy_ci[1]:.1%}, {r.labelled:,} labelled) disagrees significantly with validation "
-               f"accuracy {r.validation_accuracy:.1%}." + (f" {md(r.note)}." if r.note else ""))
+               f"accuracy {r.validation_accuracy:.1%}." + (f" {md(r.note[:1].upper() + r.note[1:])}." if r.note else ""))
 if fleet.rows and not flagged and not fleet.error:
     st.success("Production accuracy agrees with validation for every version with labels.")
 if fleet.unregistered:

@@ -122,7 +122,7 @@ def entry_markdown(f: Fleet, version: str) -> str:
     if e is None:
         return f"{md(version)} is not in the registry."
     hyper = ", ".join(f"{md(k)} = {md(v)}" for k, v in e.hyperparameters.items()) or "none recorded"
-    val = ", ".join(f"{md(k)} = {md(v)}" for k, v in e.validation.items())
+    val = ", ".join(f"{md(k)} = {md(f'{v:g}')}" for k, v in e.validation.items())
     return (f"**{md(e.version)}** · model {md(e.model or '–')} · owner {md(e.owner)}  \n"
             f"trained {e.trained:%Y-%m-%d} on {md(e.training_data)} · commit {md(e.code_commit)}  \n"
             f"deployed {e.deployed:%Y-%m-%d}" + (f", retired {e.retired:%Y-%m-%d}" if e.retired else "") + "  \n"
