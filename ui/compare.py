@@ -10,9 +10,10 @@ import streamlit as st
 
 from monitoring.compare import queries as cq
 from monitoring.compare.report import CompareResult, compare
-from monitoring.compare.verdict import MetricResult, _range, _value
+from monitoring.compare.verdict import MetricResult
 from monitoring.compare.versions import Fleet, fleet
-from monitoring.fmt import md, ms
+from monitoring.compare.wording import interval_text, signed, value_text
+from monitoring.fmt import md
 from monitoring.queries import Filters
 from monitoring.workspace import Workspace
 
@@ -60,21 +61,13 @@ def models(_ws: Workspace, fingerprint: str) -> Fleet:
 def metric_rows(ms: list[MetricResult]) -> list[dict]:
     out = []
     for m in ms:
-        ci = "–" if m.ci is None or m.difference is None else _range(m.kind, m.difference, m.ci)
-        diff = "–" if m.difference is None else _signed(m.kind, m.difference)
-        out.append({"metric": m.label, "baseline": _value(m.kind, m.baseline), "candidate": _value(m.kind, m.candidate),
+        ci = "–" if m.ci is None or m.difference is None else interval_text(m.kind, m.difference, m.ci)
+        diff = "–" if m.difference is None else signed(m.kind, m.difference)
+        out.append({"metric": m.label, "baseline": value_text(m.kind, m.baseline), "candidate": value_text(m.kind, m.candidate),
                     "difference": diff, "95% interval": ci,
                     "tolerance": m.tolerance.text if m.tolerance else "not guarded",
                     "judgement": _judgement(m)})
     return out
-
-
-def _signed(kind: str, d: float) -> str:
-    if kind == "latency":
-        return ("+" if d >= 0 else "−") + ms(abs(d))
-    if kind in ("rate", "share"):
-        return f"{d * 100:+.2f} points"
-    return f"{d:+.3g}"
 
 
 def _judgement(m: MetricResult) -> str:

@@ -51,10 +51,9 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
         "count(score) FILTER (WHERE NOT is_error) AS score_n, avg(score) FILTER (WHERE NOT is_error) AS score_mean, "
         "var_samp(score) FILTER (WHERE NOT is_error) AS score_var, "
         f"{pred}"
-        "quantile_cont(latency_ms, $qs) FILTER (WHERE NOT is_error) AS q, "
         "min(ts_us) AS first_us, max(ts_us) AS last_us "
         f"FROM logs WHERE {cond} GROUP BY 1",
-        params | {"qs": list(QS)})
+        params)
     rows = {r["v"]: r for r in base.iter_rows(named=True)}
     classes: dict[str, dict[str, int]] = {}
     if kind == "class":
@@ -81,7 +80,7 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
             continue
         n_ok = int(r["ok"])
         ranks, values = order.get(v, (np.zeros(0, dtype=np.int64), np.zeros(0)))
-        est = dict(zip(QS, r["q"] or [math.nan] * len(QS), strict=True))
+        est = _point_estimates(n_ok, ranks, values)
         lab, cor = accuracy.get(v, (0, 0)) if accuracy is not None else (None, 0)
         out[v] = VersionStats(
             version=v, requests=int(r["requests"]), errors=int(r["errors"]),
@@ -99,7 +98,8 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
 
 def _order_statistics(ws: Workspace, cond: str, params: dict, n_ok: dict[str, int]):
     """version -> (ranks, values): the r-th smallest successful latency for every needed r."""
-    wanted = {v: np.unique(np.concatenate([stats.grid_ranks(n, q) for q in QS])) for v, n in n_ok.items() if n}
+    wanted = {v: np.unique(np.concatenate([stats.grid_ranks(n, q) for q in QS] + [_point_ranks(n)]))
+              for v, n in n_ok.items() if n}
     if not wanted:
         return {}
     parts, p = [], dict(params)
@@ -110,6 +110,26 @@ def _order_statistics(ws: Workspace, cond: str, params: dict, n_ok: dict[str, in
         parts.append(f"quantile_cont(latency_ms, $p{i}) FILTER (WHERE model_version = $v{i}) AS q{i}")
     row = ws.source.query(ws.con, f"SELECT {', '.join(parts)} FROM logs WHERE {cond} AND NOT is_error", p).row(0)
     return {v: (ranks, np.asarray(row[i], dtype=float)) for i, (v, ranks) in enumerate(wanted.items())}
+
+
+def _point_ranks(n: int) -> np.ndarray:
+    """1-based ranks of the two order statistics each point percentile interpolates."""
+    h = np.array(QS) * (n - 1)
+    return np.concatenate([np.floor(h), np.ceil(h)]).astype(np.int64) + 1
+
+
+def _point_estimates(n: int, ranks: np.ndarray, values: np.ndarray) -> dict[float, float]:
+    """Percentiles by linear interpolation between order statistics (quantile_cont, numpy),
+    from the fetched ranks: no second sort."""
+    if n == 0:
+        return {q: math.nan for q in QS}
+    at = dict(zip(ranks.tolist(), values.tolist(), strict=True))
+    out = {}
+    for q in QS:
+        h = q * (n - 1)
+        lo, hi = math.floor(h), math.ceil(h)
+        out[q] = at[lo + 1] + (h - lo) * (at[hi + 1] - at[lo + 1])
+    return out
 
 
 def _accuracy(ws: Workspace, f: Filters, versions: tuple[str, ...],

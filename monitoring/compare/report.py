@@ -115,14 +115,14 @@ def table(result: CompareResult) -> str:
              f"{result.traffic['candidate']:,} vs {result.traffic['baseline']:,} requests",
              f"verdict: {c.verdict}" + ("  ROLLBACK" if c.rollback else ""), c.headline, "",
              f"{'metric':<25}{'baseline':>12}{'candidate':>12}{'difference':>14}  {'interval':<26}flags"]
-    from .verdict import _value
+    from .wording import value_text
 
     for m in c.metrics:
         flags = ",".join(x for x, on in (("guarded", m.guarded), ("significant", m.significant),
                                          ("worse", m.worse)) if on)
         diff = "–" if m.difference is None else f"{m.difference:+.4g}"
         ci = "–" if m.ci is None else f"[{m.ci[0]:.4g}, {m.ci[1]:.4g}]"
-        lines.append(f"{m.name:<25}{_value(m.kind, m.baseline):>12}{_value(m.kind, m.candidate):>12}"
+        lines.append(f"{m.name:<25}{value_text(m.kind, m.baseline):>12}{value_text(m.kind, m.candidate):>12}"
                      f"{diff:>14}  {ci:<26}{flags}")
     lines += [""] + [f"- {r}" for r in [*result.notes, *c.reasons]]
     return "\n".join(lines)

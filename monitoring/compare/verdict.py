@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..fmt import ms
 from . import stats
 from .evidence import VersionStats
 from .metrics import MEASURES, Measure, MetricDef, prediction_metric
 from .settings import CompareSettings, Tolerance
+from .wording import interval_text, size
 
 ORDER = ("error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "prediction_distribution",
          "score_mean", "accuracy")
@@ -72,44 +72,12 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
 
-def _fmt(kind: str, v: float) -> str:
-    if not math.isfinite(v):
-        return "∞"
-    if kind == "latency":
-        return ms(abs(v))
-    if kind in ("rate", "share"):
-        return f"{abs(v) * 100:.2f} points"
-    return f"{abs(v):.3g}"
-
-
-def _value(kind: str, v: float | None) -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    if kind == "latency":
-        return ms(v)
-    if kind in ("rate", "share"):
-        return f"{v:.2%}"
-    return f"{v:.3g}"
-
-
-def _range(kind: str, d: float, ci: tuple[float, float]) -> str:
-    lo, hi = ci
-    if d != 0 and lo * hi > 0 and math.copysign(1, lo) == math.copysign(1, d):
-        a, b = sorted((abs(lo), abs(hi)))
-        if kind == "latency" and math.isfinite(b) and (a >= 1000) == (b >= 1000):
-            unit = " s" if b >= 1000 else " ms"
-            return (f"{a / 1000:.2f}–{b / 1000:.2f}" if b >= 1000 else f"{a:.0f}–{b:.0f}") + unit
-        return f"{_fmt(kind, a)} to {_fmt(kind, b)}"
-    sign = lambda v: ("−" if v < 0 else "+") + _fmt(kind, v)  # noqa: E731
-    return f"{sign(lo)} to {sign(hi)}"
-
-
 def _phrase(m: MetricResult, who: str) -> str:
     d = m.difference or 0.0
-    size = _fmt(m.kind, d)
+    amount = size(m.kind, d)
     if m.kind == "latency":
-        return f"{who} is {'slower' if d > 0 else 'faster'} at {m.label} by {size}"
-    return f"{who} has a {'higher' if d > 0 else 'lower'} {m.label} by {size}"
+        return f"{who} is {'slower' if d > 0 else 'faster'} at {m.label} by {amount}"
+    return f"{who} has a {'higher' if d > 0 else 'lower'} {m.label} by {amount}"
 
 
 def _sentence(m: MetricResult, who: str, other: str) -> str:
@@ -117,7 +85,7 @@ def _sentence(m: MetricResult, who: str, other: str) -> str:
         return f"Not enough traffic yet for {m.label} on both versions."
     if not all(math.isfinite(x) for x in m.ci):
         return f"Not enough traffic yet to put an interval on {m.label} ({m.n[1]:,} vs {m.n[0]:,})."
-    body = f"{_phrase(m, who)} (95% interval {_range(m.kind, m.difference, m.ci)})"
+    body = f"{_phrase(m, who)} (95% interval {interval_text(m.kind, m.difference, m.ci)})"
     tol = f"the tolerated {m.tolerance.text}" if m.tolerance else ""
     if m.worse and m.guarded:
         return f"{body}: significant, beyond {tol}."
