@@ -55,8 +55,8 @@ if r.start is not None:
 a, b = r.stats[baseline], r.stats[candidate]
 total = a.requests + b.requests
 m = st.columns(4)
-m[0].metric(f"{baseline} requests (baseline)", f"{a.requests:,}", help="in the compared window")
-m[1].metric(f"{candidate} requests (candidate)", f"{b.requests:,}")
+m[0].metric(f"{md(baseline)} requests (baseline)", f"{a.requests:,}", help="in the compared window")
+m[1].metric(f"{md(candidate)} requests (candidate)", f"{b.requests:,}")
 m[2].metric("Candidate's traffic share", f"{b.requests / total:.1%}" if total else "–")
 guarded = [x for x in cmp.metrics if x.guarded]
 m[3].metric("Guarded metrics breached", f"{sum(x.worse for x in guarded)} of {len(guarded)}")

@@ -5,11 +5,10 @@ markup, so they are escaped."""
 
 from __future__ import annotations
 
-from html import escape
-
 import plotly.graph_objects as go
 import polars as pl
 
+from ..fmt import label, labels
 from .evidence import VersionStats
 
 COLORS = ("#1f77b4", "#ff7f0e")   # baseline, candidate
@@ -36,7 +35,7 @@ def overlay(df: pl.DataFrame, baseline: str, candidate: str, title: str, x_title
     fig = go.Figure()
     for v, color, role in ((baseline, COLORS[0], "baseline"), (candidate, COLORS[1], "candidate")):
         d = _shares(df, v)
-        fig.add_trace(go.Scatter(x=d["x"].to_list(), y=d["share"].to_list(), mode="lines", name=escape(f"{v} ({role})"),
+        fig.add_trace(go.Scatter(x=d["x"].to_list(), y=d["share"].to_list(), mode="lines", name=label(f"{v} ({role})"),
                                  line=dict(color=color, shape="hvh")))
     return _layout(fig, title, x_title, log_x)
 
@@ -49,8 +48,8 @@ def predictions(a: VersionStats, b: VersionStats) -> go.Figure | None:
     fig = go.Figure()
     for s, color, role in ((a, COLORS[0], "baseline"), (b, COLORS[1], "candidate")):
         total = sum((s.classes or {}).values()) or 1
-        fig.add_trace(go.Bar(x=[escape(c) for c in classes], y=[(s.classes or {}).get(c, 0) / total for c in classes],
-                             name=escape(f"{s.version} ({role})"), marker_color=color))
+        fig.add_trace(go.Bar(x=labels(classes), y=[(s.classes or {}).get(c, 0) / total for c in classes],
+                             name=label(f"{s.version} ({role})"), marker_color=color))
     fig = _layout(fig, "Predictions by class", "predicted class")
     fig.update_layout(barmode="group")
     return fig
