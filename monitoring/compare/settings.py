@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Setting, register_section
 
 # metric -> (unit kind, help). Unit kinds: latency (ms), rate (a fraction), number.
 GUARDABLE = {
@@ -98,7 +98,10 @@ def _suggest(key: str) -> str:
 
 def load_compare_settings(cfg: Config) -> CompareSettings:
     """The effective [compare] settings; ConfigError with one sentence on any bad key."""
-    section = cfg.section("compare")
+    return _parse(cfg.section("compare"), cfg)
+
+
+def _parse(section: dict[str, Any], cfg: Config | None) -> CompareSettings:
     guarded_raw: dict[str, Any] = dict(DEFAULT_GUARDED)
     values: dict[str, Any] = {k: v[0] for k, v in SETTINGS_HELP.items()}
     for key, value in section.items():
@@ -123,7 +126,7 @@ def load_compare_settings(cfg: Config) -> CompareSettings:
     if not isinstance(registry, str):
         raise ConfigError(f"[compare] registry must be a path, got {registry!r}")
     return CompareSettings(guarded=guarded, alpha=float(alpha), mixture_requests=float(n_ref),
-                           registry=registry_path(cfg, registry))
+                           registry=registry_path(cfg, registry) if cfg is not None else registry or None)
 
 
 def registry_path(cfg: Config, configured: str = "") -> str:
@@ -134,3 +137,12 @@ def registry_path(cfg: Config, configured: str = "") -> str:
         p = Path(configured)
         return str(p if p.is_absolute() else base / p)
     return str(base / "models.toml")
+
+
+# Declared to monitoring.config, which then checks [compare] when a file is read (once this
+# module is imported: monitoring.config's SECTION_OWNERS names the owner of each table).
+register_section("compare", tuple(
+    [Setting(k, DEFAULT_GUARDED.get(k, "off"), f"tolerated worsening of the {h[1]}", kind=object)
+     for k, h in GUARDABLE.items()]
+    + [Setting(k, d, h, kind=object) for k, (d, h) in SETTINGS_HELP.items()]),
+    check=lambda data: _parse(data, None))
