@@ -32,7 +32,7 @@ class MetricDef:
     measure: Callable[[VersionStats], Measure | None]
 
 
-def _proportion(k: float, n: float) -> Measure:
+def proportion(k: float, n: float) -> Measure:
     return Measure(k / n if n else math.nan, n, partial(stats.wilson, k, n))
 
 
@@ -50,11 +50,11 @@ def _quantile(q: float, s: VersionStats) -> Measure:
 def _accuracy(s: VersionStats) -> Measure | None:
     if s.labelled is None:
         return None
-    return _proportion(s.correct, s.labelled)
+    return proportion(s.correct, s.labelled)
 
 
 MEASURES: dict[str, MetricDef] = {m.name: m for m in (
-    MetricDef("error_rate", "error rate", "rate", +1, lambda s: _proportion(s.errors, s.requests)),
+    MetricDef("error_rate", "error rate", "rate", +1, lambda s: proportion(s.errors, s.requests)),
     MetricDef("p50_latency_ms", "P50", "latency", +1, partial(_quantile, 0.5)),
     MetricDef("p95_latency_ms", "P95", "latency", +1, partial(_quantile, 0.95)),
     MetricDef("p99_latency_ms", "P99", "latency", +1, partial(_quantile, 0.99)),
@@ -75,7 +75,7 @@ def prediction_metric(a: VersionStats, b: VersionStats) -> tuple[MetricDef, int]
         top = max(classes, key=lambda c: abs(b.classes.get(c, 0) / nb - a.classes.get(c, 0) / na))
 
         def share(s: VersionStats) -> Measure:
-            return _proportion(s.classes.get(top, 0), sum(s.classes.values()))
+            return proportion(s.classes.get(top, 0), sum(s.classes.values()))
         return MetricDef("prediction_distribution", f"share of {top!r} predictions", "share", 0, share), \
             len(classes)
     if a.prediction is not None and b.prediction is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from . import stats
 from .evidence import VersionStats
-from .metrics import MEASURES, Measure, MetricDef, prediction_metric
+from .metrics import MEASURES, Measure, MetricDef, prediction_metric, proportion
 from .settings import CompareSettings, Tolerance
 from .wording import interval_text, size
 
@@ -189,13 +189,11 @@ def judge(a: VersionStats, b: VersionStats, settings: CompareSettings, hours: fl
 def _more_for_rates(tol: Tolerance, ma: Measure, mb: Measure, level: float, n_ref: float) -> float:
     """Times today's traffic after which a rate's interval decides, if the rates stay as
     they are (score intervals of rare events narrow like 1/n, not 1/sqrt(n): computed)."""
-    from .metrics import _proportion
-
     f = 1.0
     while f < 1e4:
         f *= 1.1
-        a = _proportion(ma.estimate * ma.n * f, ma.n * f)
-        b = _proportion(mb.estimate * mb.n * f, mb.n * f)
+        a = proportion(ma.estimate * ma.n * f, ma.n * f)
+        b = proportion(mb.estimate * mb.n * f, mb.n * f)
         z = stats.grid_z(stats.mixture_z(level, a.n, b.n, n_ref))
         lo, hi = _bad_interval(tol, a, b)(z)
         if lo > 0 or hi < 0:
