@@ -21,6 +21,7 @@ from monitoring.compare.settings import CompareSettings, parse_tolerance
 from monitoring.config import load_config
 from monitoring.workspace import open_workspace
 
+pytestmark = pytest.mark.slow
 SPLITS = 100
 LOOKS = 24
 
