@@ -48,6 +48,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_logger.py
 
 sample: $(STAMP)
 	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7

@@ -24,6 +24,7 @@ from .compare import cli as compare_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
+from .logger import compaction as logger_compaction
 from .source import LogSourceError
 
 
@@ -170,6 +171,8 @@ COMMANDS: dict[str, Command] = {
                 compare_cli.compare_arguments, compare_cli.run_compare),
     "models": ("the model registry (models.toml) beside production figures: list, show V",
                compare_cli.models_arguments, compare_cli.run_models),
+    "compact": ("merge a past day's small log files into one, atomically for readers",
+                logger_compaction.add_arguments, logger_compaction.run),
 }
 
 
