@@ -25,6 +25,7 @@ from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
 from .logger import compaction as logger_compaction
+from .rollup import cli as _rollup_cli
 from .source import LogSourceError
 
 
@@ -173,6 +174,8 @@ COMMANDS: dict[str, Command] = {
                compare_cli.models_arguments, compare_cli.run_models),
     "compact": ("merge a past day's small log files into one, atomically for readers",
                 logger_compaction.add_arguments, logger_compaction.run),
+    "rollup": ("build, update or describe the rollup store of the logs", _rollup_cli.add_arguments,
+               _rollup_cli.run),
 }
 
 

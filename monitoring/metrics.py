@@ -199,12 +199,15 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
     if dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}")
     cond, params = f.where()
+    # A column the logs lack gives no breakdown (an empty frame); null values of one they
+    # have form their own "(none)" group, with its own percentiles.
+    present = dim == "model_version" or source.has(dim)
     hist = source.query(
         con,
-        f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-        f"FROM logs WHERE {cond} GROUP BY ALL",
+        f"SELECT coalesce({dim}, '(none)') AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL",
         params,
-    )
+    ) if present else pl.DataFrame()
     if hist.height == 0:
         return pl.DataFrame(schema={"key": pl.String, "requests": pl.Int64, "errors": pl.Int64,
                                     "error_rate": pl.Float64, "p50": pl.Float64,
@@ -214,11 +217,11 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
         pl.col("n").filter(pl.col("is_error")).sum().alias("errors"),
     )
     if int(hist["n"].sum()) <= exact_max_rows:
-        ok = hist.filter(~pl.col("is_error")).select("key", "bin", "n")
+        ok = hist.filter(~pl.col("is_error") & pl.col("bin").is_not_null()).select("key", "bin", "n")
         targets = sketch.rank_targets(ok, ["key"], QS)
         values = source.query(
             con,
-            f"SELECT key, bin, latency_ms AS value FROM (SELECT {dim} AS key, "
+            f"SELECT key, bin, latency_ms AS value FROM (SELECT coalesce({dim}, '(none)') AS key, "
             f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms FROM logs WHERE {cond} AND NOT is_error) "
             "WHERE (key, bin) IN (SELECT key, bin FROM need)",
             params, tables={"need": targets.select("key", "bin").unique()})

@@ -114,10 +114,10 @@ def test_readers_see_each_day_once_whatever_step_a_crash_interrupts(tmp_path, cr
         seen[name] = Counter(t.date().isoformat() for t in rows["timestamp"].to_pylist())[day]
         assert len(set(rows["request_id"].to_pylist())) == rows.num_rows
         if name == "renamed":
-            # A reader without the rule sees both; the source counts the copies once.
+            # The source applies the discovery rule: no copy, every row once.
             ws, health = health_of(tmp_path, tmp_path.parent / f"{tmp_path.name}-data")
-            assert ws.duplicates == counts[day]
-            assert health.valid_rows == sum(counts.values())
+            assert ws.duplicates == 0
+            assert health.valid_rows == health.total_rows == sum(counts.values())
         if name == crash_after:
             raise Crash
 
@@ -256,12 +256,8 @@ def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-def test_with_the_discovery_hook_the_source_sees_no_copy_between_rename_and_remove(tmp_path, monkeypatch):
-    """The one-line hook proposed for the source: resolve_paths(...) -> drop_superseded(...)."""
-    import monitoring.source as source
-
-    resolve = source.resolve_paths
-    monkeypatch.setattr(source, "resolve_paths", lambda path: drop_superseded(resolve(path)))
+def test_the_source_sees_no_copy_between_rename_and_remove(tmp_path):
+    """discover.resolve_paths applies drop_superseded: readers see each day exactly once."""
     counts = write_days(tmp_path)
     checked = []
 
