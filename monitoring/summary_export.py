@@ -116,17 +116,20 @@ def charts(s: dict[str, Any]) -> list[go.Figure]:
         return []
     slo = s["slo"]
     req = go.Figure(go.Bar(x=days, y=[d["requests"] for d in s["daily"]], marker_color="#1f77b4"))
-    req.update_layout(title="Requests per day")
+    req.update_layout(title="Requests per day", yaxis_title="requests")
     lat = go.Figure(go.Scatter(x=days, y=[d["worst_hour_p95"] for d in s["daily"]], mode="lines+markers",
                                name="worst hour P95"))
     lat.add_hline(y=slo["p95_latency_ms"], line=dict(color="#c62828", dash="dash"), annotation_text="SLO")
-    lat.update_layout(title="Worst hourly P95 latency per day (ms)")
+    lat.update_layout(title="Worst hourly P95 latency per day", yaxis_title="ms")
     err = go.Figure(go.Scatter(x=days, y=[(d["error_rate"] or 0) * 100 for d in s["daily"]], mode="lines+markers",
                                line=dict(color="#c62828")))
     err.add_hline(y=slo["error_rate"] * 100, line=dict(color="#555", dash="dash"), annotation_text="objective")
-    err.update_layout(title="Error rate per day (%)")
+    err.update_layout(title="Error rate per day", yaxis_title="% of requests")
     for f in (req, lat, err):
-        f.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10))
+        # Axes make room for their own tick labels and titles (no "3000" cut to "0").
+        f.update_layout(height=280, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="day (UTC)")
+        f.update_xaxes(automargin=True)
+        f.update_yaxes(automargin=True)
     return [req, lat, err]
 
 

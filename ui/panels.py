@@ -49,8 +49,12 @@ def incident_list(view: View, s, gaps, spikes) -> None:
     for i in found:
         st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
 
-    @st.fragment
+    # Polls while the background evaluation runs; then shows the drift episodes.
+    @st.fragment(run_every=2)
     def drift_part() -> None:
+        if not data.alert_episodes_ready(view.ws, view.fingerprint):
+            st.caption("Checking drift over the history… (the rest of this page is complete)")
+            return
         try:
             episodes = data.alert_episodes(view.ws, view.fingerprint)
         except Exception as exc:   # the alert history's database may be down: say so, keep the page
@@ -63,6 +67,42 @@ def incident_list(view: View, s, gaps, spikes) -> None:
             st.write("No incident in this window: latency, errors, traffic and drift all within bounds.")
 
     drift_part()
+
+
+def utc_column(label: str):
+    """A table column of UTC times shown as "2026-11-05 14:00", never with a raw "+00:00"."""
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+
+
+def markers(view: View, limit: int = 20) -> list[tuple]:
+    """Deployments (a version's first request, after the logs' first) and alerts (from the
+    stored alert history; none until the Alerts page or `alerts check` has evaluated) that
+    fall inside the window, as (time, text, kind) for `charts.add_markers`."""
+    f, ext = view.filters, view.extent
+    if f.start is None or f.end is None:
+        return []
+    events = [(first, f"deploy {v}", "deploy") for v, first, _ in ext.version_spans
+              if f.start <= first < f.end and ext.first is not None and first > ext.first]
+    try:
+        from monitoring.alerts.store import history
+
+        h = history(data.alerts_db(view.ws.config.database_url), view.ws.config.logs, f.start, f.end)
+        for r in h.sort("started_at").head(limit).iter_rows(named=True):
+            if f.start <= r["started_at"] < f.end:
+                events.append((r["started_at"], r["title"], r["area"]))
+    except Exception:   # an unreachable alert database costs the markers, never the chart
+        pass
+    return events
+
+
+def time_chart(view: View, fig, key: str) -> None:
+    """A time chart with the window's deployment and alert markers; dragging across it
+    zooms the global window (see ui/timerange.py)."""
+    from monitoring.charts import add_markers
+
+    from .timerange import zoomable
+
+    zoomable(add_markers(fig, markers(view)), key)
 
 
 def require_rows(view: View, rows: int) -> bool:
