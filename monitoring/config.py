@@ -185,6 +185,7 @@ SECTION_OWNERS: dict[str, str] = {
     "slo": __name__,
     "drift": "monitoring.drift.settings",
     "alerts": "monitoring.alerts.settings",
+    "compare": "monitoring.compare.settings",
 }
 
 
