@@ -32,11 +32,17 @@ $(THIRDPARTY):
 
 thirdparty: $(THIRDPARTY)
 
+# The Spark rollup engine's equality test needs PySpark (the [spark] extra) and Java.
+SPARK_STAMP := $(VENV)/.spark-installed
+$(SPARK_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[spark]"
+	touch $(SPARK_STAMP)
+
 # The whole suite, then the time-sensitive tests again on a machine zone far from UTC:
 # results must not depend on it.
 TZ_TESTS := tests/test_metrics.py tests/test_source.py tests/test_real_logs.py tests/test_summary.py \
-            tests/test_anomalies.py tests/test_alerts.py tests/test_cli.py
-test: $(STAMP) system-deps $(THIRDPARTY)
+            tests/test_anomalies.py tests/test_alerts.py tests/test_cli.py tests/test_rollup.py tests/test_compare.py
+test: $(STAMP) system-deps $(THIRDPARTY) $(SPARK_STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup
 	TZ=America/New_York $(PY) -m pytest -n 2 --dist loadgroup $(TZ_TESTS)
 
@@ -48,6 +54,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_logger.py
+	$(PY) scripts/bench_rollup.py
 
 sample: $(STAMP)
 	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7

@@ -25,6 +25,10 @@ pages = {
     "Is the world it sees still the one it learned?": [
         st.Page("pages/drift.py", title="Drift", icon=":material/waves:"),
     ],
+    "Is the new version better?": [
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory:"),
+    ],
     "How was the week?": [
         st.Page("pages/summary.py", title="Weekly health", icon=":material/summarize:"),
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),

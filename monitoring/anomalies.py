@@ -54,7 +54,16 @@ class Spike:
 
 def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                   baseline_days: int = BASELINE_DAYS) -> pl.DataFrame:
-    """Requests per minute (minute index since the epoch) over the window and its baseline."""
+    """Requests per minute (minute index since the epoch) over the window and its baseline;
+    from the rollup store when one covers the logs."""
+    store = getattr(source, "rollups", None)
+    if store is not None:
+        from .rollup import read
+
+        try:
+            return read.minute_counts(store, con, f, baseline_days)
+        except read.NotCovered:
+            pass
     wide = Filters(start=f.start - timedelta(days=baseline_days), end=f.end, model_name=f.model_name,
                    model_versions=f.model_versions, endpoints=f.endpoints)
     cond, params = wide.where()

@@ -21,9 +21,12 @@ import duckdb
 
 from .alerts import cli as _alerts_cli
 from .auth import cli as _auth_cli
+from .compare import cli as compare_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
+from .logger import compaction as logger_compaction
+from .rollup import cli as _rollup_cli
 from .source import LogSourceError
 
 
@@ -168,6 +171,14 @@ COMMANDS: dict[str, Command] = {
               drift_report.run),
     "users": ("users and roles: add, set-role, disable, enable, passwd, list", _auth_cli.add_arguments,
               _auth_cli.run),
+    "compare": ("is the candidate version worse than the baseline? intervals, verdict, rollback",
+                compare_cli.compare_arguments, compare_cli.run_compare),
+    "models": ("the model registry (models.toml) beside production figures: list, show V",
+               compare_cli.models_arguments, compare_cli.run_models),
+    "compact": ("merge a past day's small log files into one, atomically for readers",
+                logger_compaction.add_arguments, logger_compaction.run),
+    "rollup": ("build, update or describe the rollup store of the logs", _rollup_cli.add_arguments,
+               _rollup_cli.run),
 }
 
 

@@ -104,7 +104,8 @@ def matches(pattern: str, example: str) -> Check:
 def coerce(where: str, value: Any, default: Any, kind: type | None = None, *, from_text: bool = False) -> Any:
     """`value` as the type of `default` (or `kind`); ConfigError naming `where` otherwise.
 
-    TOML values must already have the right type (an integer is accepted for a float);
+    TOML values must already have the right type (an integer is accepted for a float, a
+    whole float such as 2e6 for an integer);
     text from the environment or a flag (`from_text`) is parsed.
     """
     target = kind or (type(default) if default is not None else None)
@@ -185,6 +186,7 @@ SECTION_OWNERS: dict[str, str] = {
     "drift": "monitoring.drift.settings",
     "alerts": "monitoring.alerts.settings",
     "auth": "monitoring.auth.settings",
+    "compare": "monitoring.compare.settings",
 }
 
 

@@ -26,7 +26,8 @@ class LogSourceError(Exception):
 
 def resolve_paths(path: str) -> list[str]:
     """Expand a file, directory (recursive, following symlinks once) or glob into sorted
-    Parquet file paths; a file reached twice (through a link) is read once."""
+    Parquet file paths; a file reached twice (through a link) is read once, and files a
+    compacted file replaces (`python -m monitoring compact`) are left out."""
     if not path:
         raise LogSourceError("no log path given (set MONITORING_LOGS or pass --logs)")
     p = Path(path)
@@ -49,7 +50,10 @@ def resolve_paths(path: str) -> list[str]:
         if real not in seen:
             seen.add(real)
             out.append(f)
-    return out
+    # A compacted day file replaces the small files its footer names: never both, never neither.
+    from .logger.compaction import drop_superseded
+
+    return drop_superseded(out)
 
 
 def _walk(root: Path) -> Iterator[str]:

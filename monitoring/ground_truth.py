@@ -73,7 +73,7 @@ def _labels_sql(ws: Workspace, reviewed: pl.DataFrame | None = None) -> tuple[st
     if "r" in sources:
         ok += "WHEN r.correct IS NOT NULL THEN r.correct "
     ok += f"WHEN {log_label} IS NOT NULL THEN CAST(l.prediction AS VARCHAR) = {log_label} END"
-    return (f"SELECT l.ts, l.ts_us, {ok} AS ok FROM logs l {file_join}{review_join}WHERE NOT l.is_error",
+    return (f"SELECT l.ts, l.ts_us, l.model_name, l.model_version, l.endpoint, {ok} AS ok FROM logs l {file_join}{review_join}WHERE NOT l.is_error",
             params)
 
 

@@ -66,12 +66,35 @@ def _scan_sql(f: Filters, bucket_s: int, with_previous: bool) -> tuple[str, dict
     return cond, params, ("CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1")
 
 
+def _store(source: LogSource):
+    """The rollup store covering these logs as they are now, or None (see workspace)."""
+    return getattr(source, "rollups", None)
+
+
 def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
            with_previous: bool = False) -> pl.DataFrame:
     """The mergeable rollup every latency, error and traffic figure derives from: requests
     per (period, bucket, failed, latency bin) as columns period, bucket, is_error, bin, n.
     `bucket` is the bucket's index since the epoch; period is 1 (the window) or 0 (the one
-    before, with_previous). Rollups add up across buckets, files and machines."""
+    before, with_previous). Rollups add up across buckets, files and machines.
+
+    Served from the rollup store when one covers the logs (`python -m monitoring rollup
+    build`; the parts of the window it cannot answer come from the raw logs of those
+    minutes), else from one scan of the raw logs: the same frame either way."""
+    store = _store(source)
+    if store is not None:
+        from .rollup import read  # imported here: the store's readers use this module's scans
+
+        try:
+            return read.latency_hist(store, con, f, bucket_s, with_previous, source=source)
+        except read.NotCovered:
+            pass
+    return scan_rollup(source, con, f, bucket_s, with_previous)
+
+
+def scan_rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                with_previous: bool = False) -> pl.DataFrame:
+    """`rollup` from one scan of the raw logs."""
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
     return source.query(
         con,
@@ -193,18 +216,35 @@ def _bucket_series(cur: pl.DataFrame, exact: pl.DataFrame | None, bucket_s: int,
         "time", "requests", "errors", "error_rate", "rpm", "p50", "p95", "p99")
 
 
+def _dimension_hist(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
+    store = _store(source)
+    if store is not None:
+        from .rollup import read
+
+        try:
+            return read.dimension_hist(store, con, f, dim, source=source).with_columns(
+                pl.col("key").fill_null("(none)"))
+        except read.NotCovered:
+            pass
+    cond, params = f.where()
+    return source.query(
+        con,
+        f"SELECT coalesce({dim}, '(none)') AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL",
+        params,
+    )
+
+
 def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str,
                  *, exact_max_rows: int = 2_000_000) -> pl.DataFrame:
     """Requests, errors, error rate and P50/P95/P99 per value of a whitelisted column."""
     if dim not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dim!r}")
     cond, params = f.where()
-    hist = source.query(
-        con,
-        f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-        f"FROM logs WHERE {cond} GROUP BY ALL",
-        params,
-    )
+    # A column the logs lack gives no breakdown (an empty frame); null values of one they
+    # have form their own "(none)" group, with its own percentiles.
+    present = dim == "model_version" or source.has(dim)
+    hist = _dimension_hist(source, con, f, dim) if present else pl.DataFrame()
     if hist.height == 0:
         return pl.DataFrame(schema={"key": pl.String, "requests": pl.Int64, "errors": pl.Int64,
                                     "error_rate": pl.Float64, "p50": pl.Float64,
@@ -214,11 +254,11 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
         pl.col("n").filter(pl.col("is_error")).sum().alias("errors"),
     )
     if int(hist["n"].sum()) <= exact_max_rows:
-        ok = hist.filter(~pl.col("is_error")).select("key", "bin", "n")
+        ok = hist.filter(~pl.col("is_error") & pl.col("bin").is_not_null()).select("key", "bin", "n")
         targets = sketch.rank_targets(ok, ["key"], QS)
         values = source.query(
             con,
-            f"SELECT key, bin, latency_ms AS value FROM (SELECT {dim} AS key, "
+            f"SELECT key, bin, latency_ms AS value FROM (SELECT coalesce({dim}, '(none)') AS key, "
             f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms FROM logs WHERE {cond} AND NOT is_error) "
             "WHERE (key, bin) IN (SELECT key, bin FROM need)",
             params, tables={"need": targets.select("key", "bin").unique()})
@@ -234,6 +274,14 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
 def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                 bucket: str) -> pl.DataFrame:
     """Failed requests per bucket and error type: time, error_type, errors."""
+    store = _store(source)
+    if store is not None:
+        from .rollup import read
+
+        try:
+            return read.error_types(store, con, f, bucket)
+        except read.NotCovered:
+            pass
     cond, params = f.where()
     bucket_s = BUCKETS[bucket]
     params["bucket_us"] = bucket_s * 1_000_000

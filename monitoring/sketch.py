@@ -128,5 +128,8 @@ def exact_from_values(targets: pl.DataFrame, values: pl.DataFrame, keys: list[st
         pl.int_range(pl.len()).over([*keys, "bin"]).alias("k"))
     picked = targets.join(ranked, on=[*keys, "bin", "k"], how="left")
     wide = picked.pivot(on="side", index=[*keys, "q", "frac"], values="value")
+    for side in ("lo", "hi"):   # no value fetched for a side (e.g. no latency): a null quantile
+        if side not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(side))
     wide = wide.with_columns((pl.col("lo") + pl.col("frac") * (pl.col("hi") - pl.col("lo"))).alias("v"))
     return wide.pivot(on="q", index=keys, values="v")

@@ -96,6 +96,7 @@ class LogSource:
     exprs: dict[str, str] = field(default_factory=dict)   # canonical -> SQL over the raw scan
     timestamp_unit: str | None = None
     file_col: str = "__mw_file"             # the scan's file-name column: no file column takes it
+    rollups: Any = None                     # a rollup store covering these files (workspace sets it)
 
     # -- what the logs hold ------------------------------------------------------------------
     def has(self, canonical: str) -> bool:

@@ -77,6 +77,7 @@ class Providers:
     drift: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     accuracy: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     alerts: Callable[[Workspace, datetime, datetime], list[dict] | None] | None = None
+    rollback: Callable[[Workspace, datetime, datetime], dict | None] | None = None
 
 
 def _change(cur: float | None, prev: float | None) -> float | None:
@@ -194,6 +195,11 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     worst = max((a["status"] for a in areas.values()), key=lambda x: LEVELS[x])
     out["status"] = worst
     out["headline"] = _headline(areas, worst)
+    # The canary verdict (monitoring.compare) of the versions serving this week, if two did.
+    out["rollback"] = providers.rollback(ws, start, end) if providers.rollback else None
+    if out["rollback"] and out["rollback"]["rollback"]:
+        out["status"] = "red"
+        out["headline"] += " " + out["rollback"]["reason"]
 
     out["versions"] = _versions(ws, start, end)
     alerts = providers.alerts(ws, start, end) if providers.alerts else None
@@ -378,6 +384,7 @@ def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
 def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
+    from .compare.report import rollback_in_week
 
     return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
-                     drift=drift_in_week)
+                     drift=drift_in_week, rollback=rollback_in_week)

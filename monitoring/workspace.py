@@ -52,7 +52,22 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
         facts = (n, extent(source, con), check_health(source, con))
         _save(source, con, cache_dir, facts)
     n, ext, health = facts
+    source.rollups = _covering_store(config, source, logs)
     return Workspace(config=config, con=con, source=source, duplicates=n, extent=ext, health=health)
+
+
+def _covering_store(config: Config, source: LogSource, logs: str | None):
+    """The rollup store (`python -m monitoring rollup build`) when it covers every file as
+    it is now; otherwise None, and every figure comes from the raw logs (never a stale one)."""
+    from .rollup import read
+
+    try:
+        store = read.open_store(config, logs or config.logs)
+        if store is not None:
+            store.check(source)
+        return store
+    except (read.NotCovered, OSError, ValueError):
+        return None
 
 
 def _paths(source: LogSource, cache_dir: Path) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian's packages when it is missing:
-# Chromium (browser tests) and a PostgreSQL server (database tests).
+# Chromium (browser tests), a PostgreSQL server (database tests) and Java (Spark rollups).
 # Nothing is downloaded from anywhere else; Playwright drives /usr/bin/chromium.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ need=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+# Java 17+ for the Spark rollup engine (pyspark>=4).
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 # Fonts so screenshots show text.
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 

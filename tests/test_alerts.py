@@ -40,6 +40,8 @@ DRIFT = {"income": "income_drift", "device": "device_drift", "prediction": "pred
 # How long after its incident starts (and ends) a rule may take to fire (and resolve): its
 # trailing window plus a step, plus the 30-minute merge on the way out.
 WINDOW = {"accuracy_floor": timedelta(hours=24), "burn_rate_slow": timedelta(hours=6)}
+# The rollback rule compares versions (subject "v3 vs v2"); tests/test_compare.py checks it.
+ROLLBACK = {("rollback", "v3 vs v2"): 1}
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +53,9 @@ def episodes(generated_logs):
 def test_every_rule_fires_on_its_incident_at_its_time(episodes):
     incidents = {i.kind: i for i in sample_data.incidents()}
     fired = {e.rule for e in episodes}
-    assert fired == set(EXPECTED) | {"drift"}
+    assert fired == set(EXPECTED) | {"drift", "rollback"}
     for e in episodes:
-        if e.rule == "drift":
+        if e.rule in ("drift", "rollback"):
             continue
         inc = incidents[EXPECTED[e.rule]]
         window = WINDOW.get(e.rule, timedelta(hours=1))
@@ -80,7 +82,7 @@ def test_one_episode_per_incident(episodes):
     per_rule = {}
     for e in episodes:
         per_rule[(e.rule, e.subject)] = per_rule.get((e.rule, e.subject), 0) + 1
-    assert per_rule == {(r, "service"): 1 for r in EXPECTED} | {("drift", s): 1 for s in DRIFT}
+    assert per_rule == {(r, "service"): 1 for r in EXPECTED} | {("drift", s): 1 for s in DRIFT} | ROLLBACK
 
 
 def test_calm_weeks_are_quiet(episodes):
@@ -241,7 +243,7 @@ def test_check_exit_codes_json_and_webhook(tmp_path, generated_logs, hook_server
     r = _cli("check", "--logs", str(generated_logs), "--at", "tuesday", env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = _cli("history", "--logs", str(generated_logs), "--format", "json", env=env)
-    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED) + len(DRIFT)
+    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED) + len(DRIFT) + len(ROLLBACK)
 
 
 def test_check_rejects_a_bad_rule_config(tmp_path, generated_logs):

@@ -171,7 +171,7 @@ def test_a_query_on_a_file_truncated_since_the_last_look_shows_the_new_files(app
     at.run()
     assert _requests(at) == 200
     os.truncate(logs / "b.parquet", 200)
-    at.sidebar.selectbox(key="bucket").set_value("minute")        # a query not cached yet
+    at.sidebar.selectbox(key="bucket").set_value("15min")         # a query not cached yet (auto is 1 minute)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert _requests(at) == 120

@@ -43,9 +43,9 @@ def settle(page) -> None:
     """Wait until the script run is over and charts have drawn."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=stStatusWidget]')"
-        " || !document.querySelector('[data-testid=stStatusWidget]').innerText.includes('Running')",
-        timeout=120_000)
+        "() => { const a = document.querySelector('[data-testid=stApp]');"
+        " const s = a && a.getAttribute('data-test-script-state');"
+        " return s && !['running', 'rerunRequested', 'initial'].includes(s); }", timeout=120_000)
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(500)
 

@@ -269,7 +269,8 @@ def hostile_logs_file(tmp_path_factory):
 
 
 ALL_PAGES = ["pages/overview.py", "pages/latency.py", "pages/errors.py", "pages/throughput.py",
-             "pages/drift.py", "pages/summary.py", "pages/alerts.py", "pages/queues.py"]
+             "pages/drift.py", "pages/summary.py", "pages/alerts.py", "pages/queues.py",
+             "pages/compare.py", "pages/models.py"]
 
 
 def _rendered_markdown(at) -> list[str]:

@@ -9,7 +9,8 @@ new workspace on the next run of any page, with no button to press.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import polars as pl
 import streamlit as st
@@ -20,6 +21,7 @@ from monitoring.freshness import Watcher
 from monitoring.workspace import Workspace, open_workspace
 
 TTL = 600
+_EVALUATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelwatch-alerts")
 ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
             "MONITORING_LABELS", "MONITORING_DATA_DIR")
 
@@ -34,8 +36,6 @@ def _watcher() -> Watcher:
 def _workspace(logs: str, config_path: str | None, env_key: str, files: str) -> tuple[Workspace, datetime]:
     # env_key and files only key the cache: the environment the config reads, and the
     # fingerprint of the files now (a change opens a new workspace).
-    from datetime import UTC
-
     return open_workspace(load_config(config_path, {"logs": logs})), datetime.now(UTC)
 
 
@@ -109,12 +109,28 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
     return frame, spikes, gaps
 
 
-@st.cache_data(ttl=TTL, show_spinner="Evaluating alert rules over the history…")
-def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
-    """Every episode over the history, from the logs alone (no database needed)."""
+@st.cache_resource(show_spinner=False, ttl=TTL)
+def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
+    # One evaluation per set of logs, started in the background by the first page that asks:
+    # a page that only shows episodes when ready (Overview) never waits for it.
     from monitoring.alerts import evaluate
 
-    return evaluate(_ws)
+    return _EVALUATOR.submit(evaluate, _ws)
+
+
+def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:
+    """Start the evaluation if needed; True once its episodes are there."""
+    return _episodes_future(ws, fingerprint).done()
+
+
+def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
+    """Every episode over the history, from the logs alone (no database needed); waits for
+    the background evaluation. Its errors are raised here, as if it had run inline."""
+    fut = _episodes_future(_ws, fingerprint)
+    if not fut.done():
+        with st.spinner("Evaluating alert rules over the history…"):
+            return fut.result()
+    return fut.result()
 
 
 @st.cache_resource(show_spinner=False)

@@ -19,15 +19,25 @@ from monitoring.database import FAILURES, describe, first_line
 from monitoring.fmt import md
 from monitoring.source import LogSourceError
 
+_RETRIED = "_guard_reread_logs"
+
 
 @contextlib.contextmanager
 def page() -> Iterator[None]:
+    retried = st.session_state.pop(_RETRIED, False)    # set only for the run right after a retry
     try:
         yield
     except duckdb.Error as exc:
         from . import data
 
-        if data.recheck():   # the files changed under the query: show the new ones
+        try:
+            changed = data.recheck()
+        except (ConfigError, LogSourceError, OSError):
+            changed = True     # the next run says what is wrong with the settings or the logs
+        # The files changed under the query: show them as they are now. Once: a file that is
+        # still being written keeps changing, and the page then says so instead of looping.
+        if changed and not retried:
+            st.session_state[_RETRIED] = True
             st.rerun()
         st.error(f"The logs could not be read: {md(first_line(exc))}. Nothing from this read is shown.")
         st.info("If a log file is being written or replaced, this page shows it once it is complete.")

@@ -13,6 +13,7 @@ it still fires at the end of the history).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,6 +116,11 @@ class Context:
             out_min[i] = silent
             out_exp[i] = exp_cs[end_m] - exp_cs[seen + 1]
         return out_min, out_exp
+
+
+# Context parts provided by rule modules of their own (e.g. alerts/rollback.py): need name ->
+# fn(ws, ctx, at, params) that fills ctx.extra[need]; run when a rule needing it is enabled.
+PROVIDERS: dict[str, Callable[[Workspace, Context, datetime | None, dict[str, Any]], None]] = {}
 
 
 def rule_params(cfg_section: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -246,6 +252,10 @@ def evaluate(ws: Workspace, at: datetime | None = None,
         _add_labels(ws, ctx, at)
     if params["drift"]["enabled"]:
         _add_drift(ws, ctx, at, params["drift"]["chunk"])
+    for name, r in RULES.items():
+        for need in r.needs:
+            if need in PROVIDERS and params[name]["enabled"] and need not in ctx.extra:
+                PROVIDERS[need](ws, ctx, at, params[name])
     out: list[Episode] = []
     for name, r in RULES.items():
         p = params[name]

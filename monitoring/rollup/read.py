@@ -1,0 +1,317 @@
+"""Reading a rollup store: the same frames the raw queries of `metrics` produce.
+
+    store = open_store(config)                         # None when never built
+    store.check(source)                                # raises NotCovered when stale
+    hist = latency_hist(store, con, filters, 3600)     # = metrics.rollup(source, con, f, 3600)
+    sketch.quantiles(hist.filter(~pl.col("is_error")).select("bucket", "bin", "n"), by="bucket")
+
+Drift tables (per UTC day and version) are read by `monitoring.rollup.features`.
+
+Every reader sums the parts the manifest names plus the duplicate correction, so counts
+equal a raw scan's, duplicates counted once. Windows must be whole minutes (traffic) or
+whole UTC days (drift tables); otherwise `NotCovered` says why and the caller scans the raw
+logs. Each bucket is served by the coarsest stored grain that divides it (day, hour,
+15 minutes, minute), finer grains filling the window's unaligned edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .. import metrics, sketch
+from ..config import Config
+from ..queries import BUCKETS, Filters, bucket_times
+from ..source import LogSource, run
+from . import store as st
+from .tables import DAY_US, GRAINS, LATENCY_GRAINS, MINUTE_US, TRAFFIC_GRAINS
+
+QS = (0.5, 0.95, 0.99)
+
+
+class NotCovered(Exception):
+    """The store cannot answer this exactly (stale files, or a window off its grain)."""
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+    manifest: st.Manifest
+
+    @property
+    def parts(self) -> list[str]:
+        return sorted({e.part for e in self.manifest.files.values()} | {st.DUPS_PART})
+
+    def check(self, source: LogSource) -> None:
+        """Raise NotCovered unless every file of `source` is rolled as it is now."""
+        if self.manifest.schema != st.schema_hash(source):
+            raise NotCovered("the logs' columns changed since the rollups were built: run `rollup update`")
+        now = {f: st.FileEntry.of(f).part for f in source.files}
+        old = {p: e.part for p, e in self.manifest.files.items()}
+        if now != old:
+            n = len(set(now.items()) ^ set(old.items()))
+            raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
+
+    def relation(self, table: str) -> tuple[str, dict[str, Any]]:
+        """FROM clause of a table over the live parts, and its parameters."""
+        key = "g_" + table.replace("/", "_")
+        if not st.has_table(self.root, table):
+            return "", {}
+        return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
+                f"WHERE list_contains($parts, part))", {key: st.glob_of(self.root, table), "parts": self.parts})
+
+
+def open_store(config: Config, logs: str | None = None) -> Store | None:
+    root = st.store_root(config, logs or config.logs)
+    m = st.read_manifest(root)
+    return Store(root, m) if m is not None else None
+
+
+def duplicates(store: Store) -> int:
+    """Extra copies of duplicated request ids, counted once (as `health.find_duplicates`)."""
+    return store.manifest.duplicates
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+def _us(dt: datetime) -> int:
+    return (dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // _ONE_US
+
+
+_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - datetime(1970, 1, 1)
+
+
+def _pieces(lo_us: int, hi_us: int, bucket_s: int, grains: list[int]) -> tuple[list[tuple[int, int, int]],
+                                                                                 list[tuple[int, int]]]:
+    """Split [lo, hi) into (grain_s, first t, end t) ranges of stored grains dividing the
+    bucket, coarsest first, and the (lo_us, hi_us) ranges no stored grain covers."""
+    out: list[tuple[int, int, int]] = []
+    rest: list[tuple[int, int]] = []
+
+    def cover(lo: int, hi: int, gs: list[int]) -> None:
+        if lo >= hi:
+            return
+        if not gs:
+            rest.append((lo, hi))
+            return
+        g_us = gs[0] * 1_000_000
+        a, b = -(-lo // g_us), hi // g_us          # the whole grains inside [lo, hi)
+        if a < b:
+            out.append((gs[0], a, b))
+            cover(lo, a * g_us, gs[1:])
+            cover(b * g_us, hi, gs[1:])
+        else:
+            cover(lo, hi, gs[1:])
+
+    cover(lo_us, hi_us, sorted((g for g in grains if bucket_s % g == 0), reverse=True))
+    return out, rest
+
+
+def _window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | None]:
+    lo = _us(f.start) if f.start is not None else None
+    hi = _us(f.end) if f.end is not None else None
+    for v in (lo, hi):
+        if v is not None and v % grain_us:
+            raise NotCovered(f"the window does not start and end on whole {what}s")
+    return lo, hi
+
+
+def _bounds(store: Store, con) -> tuple[int, int]:
+    rel, params = store.relation("traffic/day")
+    if not rel:
+        return 0, 0
+    df = run(con, f"SELECT min(t) AS a, max(t) AS b FROM {rel}", params)
+    if df["a"][0] is None:
+        return 0, 0
+    return int(df["a"][0]) * DAY_US, (int(df["b"][0]) + 1) * DAY_US
+
+
+# -- traffic and latency --------------------------------------------------------------------------
+
+def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, where: str,
+                 group: str, periods: list[tuple[int, int, int]], family: str = "traffic",
+                 rest: list[tuple[int, int, int]] | None = None) -> tuple[str, dict[str, Any]]:
+    """UNION ALL of every (period, piece) query over the `family` tables; `select` may use
+    {bucket}. Ranges no stored grain covers are appended to `rest` as (period, lo, hi) (or
+    raise NotCovered when `rest` is None)."""
+    grains = [GRAINS[g] for g in (TRAFFIC_GRAINS if family == "traffic" else LATENCY_GRAINS)]
+    cond, params = f.where(time=False)
+    parts = []
+    for period, lo, hi in periods:
+        pieces, left = _pieces(lo, hi, bucket_s, grains)
+        if left and rest is None:
+            raise NotCovered("this bucket or window edge is finer than the stored grains")
+        if rest is not None:
+            rest += [(period, a, b) for a, b in left]
+        for g, a, b in pieces:
+            rel, p = store.relation(f"{family}/{_grain_name(g)}")
+            if not rel:
+                continue
+            params |= p
+            k = bucket_s // g
+            bucket = f"CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT)"
+            parts.append(f"SELECT CAST({period} AS INTEGER) AS period, {select.format(bucket=bucket)} "
+                         f"FROM {rel} WHERE t >= {a} AND t < {b} AND {cond} AND {where} {group}")
+    return " UNION ALL ".join(parts), params
+
+
+def _grain_name(g: int) -> str:
+    return next(name for name, s in GRAINS.items() if s == g)
+
+
+def _periods(store: Store, con, f: Filters, with_previous: bool) -> list[tuple[int, int, int]]:
+    if f.start is None or f.end is None:
+        lo, hi = _bounds(store, con)
+        lo = _us(f.start) if f.start is not None else lo
+        hi = _us(f.end) if f.end is not None else hi
+    else:
+        lo, hi = _window(f, MINUTE_US, "minute")
+    if not with_previous:
+        return [(1, lo, hi)]
+    p = f.previous()
+    plo, _ = _window(p, MINUTE_US, "minute")
+    return [(0, plo, lo), (1, lo, hi)]
+
+
+def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                 with_previous: bool = False, source: LogSource | None = None) -> pl.DataFrame:
+    """Requests per (period, bucket, failed, latency bin): the frame of `metrics.rollup`
+    (columns period, bucket, is_error, bin, n).
+
+    Latency bins are stored by 15 minutes, hour and day: the parts of the window those do
+    not cover (minute buckets, the minutes at unaligned window edges) are read from the raw
+    logs of `source` for those minutes only (time filters prune the row groups), or raise
+    NotCovered when no source is given."""
+    if bucket_s % 60:
+        raise NotCovered("buckets finer than a minute need the raw logs")
+    periods = _periods(store, con, f, with_previous)
+    rest: list[tuple[int, int, int]] = []
+    sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, is_error, bin, n", "TRUE", "",
+                               periods, family="latency", rest=rest if source is not None else None)
+    frames = []
+    if sql:
+        frames.append(run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
+                               "GROUP BY ALL", params))
+    for period, lo, hi in rest:
+        g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
+                    endpoints=f.endpoints)
+        raw = metrics.scan_rollup(source, con, g, bucket_s)
+        frames.append(raw.with_columns(pl.lit(period, dtype=pl.Int32).alias("period")))
+    empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
+                                 "bin": pl.Int32, "n": pl.Int64})
+    if not frames:
+        return empty
+    df = pl.concat([fr.select(empty.columns).cast(empty.schema) for fr in frames])
+    return (df.group_by("period", "bucket", "is_error", "bin").agg(pl.col("n").sum())
+            .filter(pl.col("n") != 0))
+
+
+def _dt(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + _ONE_US * us
+
+
+def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
+    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute)."""
+    bucket_s = BUCKETS[bucket]
+    periods = _periods(store, con, f, False)
+    sql, params = _traffic_sql(store, con, f, bucket_s,
+                               "{bucket} AS bucket, model_name, model_version, endpoint, is_error, n",
+                               "TRUE", "", periods)
+    if not sql:
+        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "model_name": pl.String,
+                                    "model_version": pl.String, "endpoint": pl.String,
+                                    "requests": pl.Int64, "errors": pl.Int64})
+    df = run(con, "SELECT bucket, model_name, model_version, endpoint, CAST(sum(n) AS BIGINT) AS requests, "
+                  "CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors "
+                  f"FROM ({sql}) GROUP BY ALL HAVING sum(n) <> 0 ORDER BY ALL", params)
+    return bucket_times(df, bucket_s).select("time", "model_name", "model_version", "endpoint",
+                                             "requests", "errors")
+
+
+def minute_counts(store: Store, con: duckdb.DuckDBPyConnection, f: Filters,
+                  baseline_days: int = 7) -> pl.DataFrame:
+    """Requests per minute index over the window and its baseline: minute, n (the frame of
+    `anomalies.minute_counts`, for gaps and spikes)."""
+    from datetime import timedelta
+
+    wide = Filters(start=f.start - timedelta(days=baseline_days), end=f.end, model_name=f.model_name,
+                   model_versions=f.model_versions, endpoints=f.endpoints)
+    sql, params = _traffic_sql(store, con, wide, 60, "{bucket} AS minute, n", "TRUE", "",
+                               _periods(store, con, wide, False))
+    if not sql:
+        return pl.DataFrame(schema={"minute": pl.Int64, "n": pl.Int64})
+    return run(con, f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1 "
+                    "HAVING sum(n) <> 0 ORDER BY 1", params)
+
+
+def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str) -> pl.DataFrame:
+    """Failed requests per bucket and error type: time, error_type, errors (= metrics.error_types)."""
+    bucket_s = BUCKETS[bucket]
+    periods = _periods(store, con, f, False)
+    sql, params = _traffic_sql(store, con, f, bucket_s,
+                               "{bucket} AS bucket, coalesce(error_type, '(unspecified)') AS error_type, n",
+                               "is_error", "", periods)
+    if not sql:
+        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "error_type": pl.String, "errors": pl.Int64})
+    df = run(con, f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) "
+                  "GROUP BY ALL HAVING sum(n) <> 0 ORDER BY 1, 2", params)
+    return bucket_times(df, bucket_s).select("time", "error_type", "errors")
+
+
+def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim: str,
+                   source: LogSource | None = None) -> pl.DataFrame:
+    """key, is_error, bin, n per value of a dimension over the window (the first query of
+    `metrics.by_dimension`); unaligned window edges are read from `source` as in
+    `latency_hist`."""
+    if dim not in ("model_name", "model_version", "endpoint", "error_type"):
+        raise ValueError(f"unknown dimension {dim!r}")
+    periods = _periods(store, con, f, False)
+    rest: list[tuple[int, int, int]] = []
+    sql, params = _traffic_sql(store, con, f, GRAINS["day"], f"{dim} AS key, is_error, bin, n", "TRUE", "",
+                               periods, family="latency", rest=rest if source is not None else None)
+    schema = {"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64}
+    frames = [run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY ALL",
+                  params)] if sql else []
+    for _, lo, hi in rest:
+        g = replace(f, start=_dt(lo), end=_dt(hi))
+        cond, p = g.where()
+        frames.append(source.query(con, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+                                        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL", p))
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat([fr.select(list(schema)).cast(schema) for fr in frames])
+    return df.group_by("key", "is_error", "bin").agg(pl.col("n").sum()).filter(pl.col("n") != 0)
+
+
+def exact_quantiles(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
+                    hist: pl.DataFrame, keys: tuple[str, ...] = ("is_error", "bucket"),
+                    qs: tuple[float, ...] = QS) -> pl.DataFrame:
+    """Exact percentiles per `keys` from the raw logs, reading only the values of the bins
+    that hold the needed order statistics (the two-pass method of `sketch`), the first pass
+    being the store's histogram `hist` (period 1 rows). Returns keys..., p50, p95, p99."""
+    keys = list(keys)
+    h = hist.filter(pl.col("period") == 1) if "period" in hist.columns else hist
+    h = h.group_by([*keys, "bin"]).agg(pl.col("n").sum())
+    targets = sketch.rank_targets(h, keys, qs)
+    cond, params = f.where()
+    params["bucket_us"] = bucket_s * 1_000_000
+    values = source.query(
+        con,
+        "SELECT * FROM (SELECT is_error, ts_us // $bucket_us AS bucket, "
+        f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms AS value FROM logs WHERE {cond}) "
+        f"WHERE ({', '.join(keys)}, bin) IN (SELECT {', '.join(keys)}, bin FROM need)",
+        params, tables={"need": targets.select(*keys, "bin").unique()})
+    return sketch.exact_from_values(targets, values.select(*keys, "bin", "value"), keys)
+
+
+# -- merge helpers ---------------------------------------------------------------------------------
+
+def merge(frames: list[pl.DataFrame], keys: list[str], counts: tuple[str, ...] = ("n",)) -> pl.DataFrame:
+    """Sum the count columns of frames with the same keys (parts, engines, machines)."""
+    df = pl.concat(frames, how="vertical_relaxed")
+    return df.group_by(keys).agg([pl.col(c).sum() for c in counts]).filter(pl.col(counts[0]) != 0).sort(keys)

@@ -1,0 +1,224 @@
+"""The rollup tables and the SQL that fills them, shared by the DuckDB and Spark engines.
+
+Every table is a set of mergeable counts: rows of one table add up across parts (one part
+per log file), engines and machines. Each engine first projects the logs into a relation
+`rows` with the canonical columns below (its own dialect: casts, validity, the request-id
+hash); the aggregations over `rows` are the SQL text of this module, run unchanged by both.
+
+`rows` columns:
+    file, row            the log file and the row's 0-based position in it (duplicates)
+    rid, h               request id as text, and its 60-bit hash (first 15 hex digits of md5)
+    ts_us                microseconds since the epoch, UTC
+    model_name, model_version, endpoint, latency_ms, is_error, error_type
+    prediction, label    as text (class outcomes; NULL when absent)
+    f0, f1, ...          features: numeric ones as finite DOUBLE (else NULL), others as text
+    fs                   the score as finite DOUBLE (NULL when absent)
+    fp                   the prediction as DOUBLE when it is a float (regression), else NULL
+
+Tables (keys, then values; `part` is the file's part id, written as a Hive directory):
+    traffic/<grain>  t, model_name, model_version, endpoint, is_error, error_type -> n
+                     requests by minute, hour and day; t = the bucket index at that grain
+    latency/<grain>  t, model_name, model_version, endpoint, is_error, error_type, bin -> n
+                     by 15 minutes, hour and day; bin = `sketch.bin_sql(latency_ms)`
+    numeric          day, model_name, model_version, role, feature, sign, bin
+                     -> n, min, max, sum, sum2     (signed log bins of `sketch`, see below)
+    categorical      day, model_name, model_version, role, feature, value -> n
+    outcomes         day, model_name, model_version, prediction, label -> n
+    scores           day, model_name, model_version, label, bin -> n  (score bins of 1/1000)
+    ids              h -> n                        (the exact duplicate check, per file)
+
+Numeric bins do not depend on any reference: the drift engine's decile edges and fine bins
+come from the reference, which a store built ahead of time cannot know. A value x is kept as
+(sign(x), bin of |x|) with the latency sketch's bins, so every bin spans a relative width of
+1% (±0.5% around its representative) at any scale, negative values included; the engine
+merges them into whatever edges it needs, each edge within ±0.5% of the exact one. Integers
+up to about 100 fall one per bin, so low-cardinality integer features keep exact counts.
+`role` is 'feature', 'score' or 'prediction' (a float prediction is numeric, a class one is
+categorical and also counted against the label in `outcomes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import sketch
+
+MINUTE_US = 60_000_000
+DAY_US = 86_400_000_000
+GRAINS: dict[str, int] = {"minute": 60, "15min": 900, "hour": 3600, "day": 86400}  # name -> seconds
+# Counts by minute (gaps, spikes, error types); latency bins from 15 minutes up: by the
+# minute they would be as many rows as the logs at a few hundred requests a minute, so
+# minute-bucket percentiles read the raw logs of their (short) window instead.
+TRAFFIC_GRAINS = ("minute", "hour", "day")
+LATENCY_GRAINS = ("15min", "hour", "day")
+SCORE_BINS = 1000
+DIMS = ("model_name", "model_version")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str                      # directory under the store
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    negate: tuple[str, ...]        # values that a duplicate correction subtracts
+    drop_on_correction: tuple[str, ...] = ()   # values a correction cannot subtract (min, max)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.keys + self.values
+
+
+TRAFFIC_KEYS = ("t", "model_name", "model_version", "endpoint", "is_error", "error_type")
+LATENCY_KEYS = (*TRAFFIC_KEYS, "bin")
+TABLES: dict[str, Table] = {
+    **{f"traffic/{g}": Table(f"traffic/{g}", TRAFFIC_KEYS, ("n",), ("n",)) for g in TRAFFIC_GRAINS},
+    **{f"latency/{g}": Table(f"latency/{g}", LATENCY_KEYS, ("n",), ("n",)) for g in LATENCY_GRAINS},
+    "numeric": Table("numeric", ("day", *DIMS, "role", "feature", "sign", "bin"),
+                     ("n", "min", "max", "sum", "sum2"), ("n", "sum", "sum2"), ("min", "max")),
+    "categorical": Table("categorical", ("day", *DIMS, "role", "feature", "value"), ("n",), ("n",)),
+    "outcomes": Table("outcomes", ("day", *DIMS, "prediction", "label"), ("n",), ("n",)),
+    "scores": Table("scores", ("day", *DIMS, "label", "bin"), ("n",), ("n",)),
+    "ids": Table("ids", ("h",), ("n",), ("n",)),
+}
+# Tables summed from a finer one (name -> (finer table, factor)), not from the logs.
+DERIVED: dict[str, tuple[str, int]] = {
+    "traffic/hour": ("traffic/minute", 60), "traffic/day": ("traffic/minute", 1440),
+    "latency/hour": ("latency/15min", 4), "latency/day": ("latency/15min", 96),
+}
+
+
+def _div(col: str, us: int) -> str:
+    # Floor division in doubles, identical in DuckDB and Spark (exact for epochs in µs
+    # since both are IEEE; DuckDB's `//` truncates toward zero and Spark has no `//`).
+    return f"CAST(floor({col} / CAST({us} AS DOUBLE)) AS BIGINT)"
+
+
+def latency_bin(col: str = "latency_ms") -> str:
+    """The sketch's bin, as INTEGER in both dialects (`sketch.bin_sql` verbatim inside)."""
+    return f"CAST({sketch.bin_sql(col)} AS INTEGER)"
+
+
+def signed_bin(col: str) -> tuple[str, str]:
+    sign = f"CAST(CASE WHEN {col} > 0 THEN 1 WHEN {col} < 0 THEN -1 ELSE 0 END AS INTEGER)"
+    return sign, latency_bin(f"abs({col})")
+
+
+def traffic_minute_sql() -> str:
+    return (f"SELECT file, {_div('ts_us', MINUTE_US)} AS t, model_name, model_version, endpoint, "
+            "is_error, error_type, count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+def latency_sql() -> str:
+    """Latency bins by 15 minutes (per file); hours and days are sums of it."""
+    return (f"SELECT file, {_div('ts_us', GRAINS['15min'] * 1_000_000)} AS t, model_name, model_version, "
+            f"endpoint, is_error, error_type, {latency_bin()} AS bin, count(*) AS n "
+            "FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
+
+
+def coarser_sql(name: str, source_table: str) -> str:
+    """A derived table (DERIVED) from the accumulated finer one, `source_table`."""
+    keys = TABLES[name].keys[1:]
+    factor = DERIVED[name][1]
+    cols = ", ".join(keys)
+    return (f"SELECT file, CAST(floor(t / CAST({factor} AS DOUBLE)) AS BIGINT) AS t, {cols}, "
+            f"CAST(sum(n) AS BIGINT) AS n FROM {source_table} "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 3))}")
+
+
+def numeric_sql(cols: list[str]) -> str | None:
+    """Signed log bins of every numeric column (features, score, float prediction);
+    `feats` maps the column name in `rows` (fi) to its role and feature name."""
+    if not cols:
+        return None
+    sign, bin_ = signed_bin("x")
+    return (
+        f"SELECT u.file, u.day, u.model_name, u.model_version, m.role, m.feature, u.sign, u.bin, "
+        "u.n, u.lo AS min, u.hi AS max, u.s1 AS sum, u.s2 AS sum2 FROM ("
+        f"  SELECT file, day, model_name, model_version, fi, {sign} AS sign, {bin_} AS bin, "
+        "   count(*) AS n, min(x) AS lo, max(x) AS hi, sum(x) AS s1, sum(x * x) AS s2 FROM ("
+        f"    SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, {', '.join(cols)} FROM rows"
+        f"  ) UNPIVOT (x FOR fi IN ({', '.join(cols)})) GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        ") u JOIN feats m ON u.fi = m.fi")
+
+
+def categorical_sql(cols: list[str]) -> str | None:
+    if not cols:
+        return None
+    return (
+        "SELECT u.file, u.day, u.model_name, u.model_version, m.role, m.feature, u.value, u.n FROM ("
+        "  SELECT file, day, model_name, model_version, fi, value, count(*) AS n FROM ("
+        f"    SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, {', '.join(cols)} FROM rows"
+        f"  ) UNPIVOT (value FOR fi IN ({', '.join(cols)})) GROUP BY 1, 2, 3, 4, 5, 6"
+        ") u JOIN feats m ON u.fi = m.fi")
+
+
+def outcomes_sql() -> str:
+    return (f"SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, prediction, label, "
+            "count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6")
+
+
+def scores_sql() -> str:
+    b = f"CAST(least(greatest(floor(fs * {SCORE_BINS}), -1), {SCORE_BINS}) AS INTEGER)"
+    return (f"SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, label, {b} AS bin, "
+            "count(*) AS n FROM rows WHERE fs IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
+
+
+def ids_sql() -> str:
+    # One row per request, not grouped: ids are nearly all distinct, and a hash table of
+    # them was the slowest step of a build (the candidate check sums n across files).
+    return "SELECT file, h, CAST(1 AS BIGINT) AS n FROM rows"
+
+
+def dropped_sql() -> str:
+    """Of the copies of each duplicated request id in `members` (rows of `rows`), every copy
+    but the first by (time, file, row): the rule of `health.find_duplicates`."""
+    return ("SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts_us, file, row) AS k "
+            "FROM members) WHERE k > 1")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which `rows` columns hold which feature: numeric and categorical columns and the
+    `feats` rows (fi, role, feature) that name them."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    feats: tuple[tuple[str, str, str], ...]
+    class_prediction: bool
+    ids: bool = True          # logs without request ids have no duplicates to check
+
+    def statements(self) -> dict[str, str]:
+        """Table name -> SQL over `rows` (and `feats`); the DERIVED tables come from
+        `coarser_sql` over these results."""
+        out = {"traffic/minute": traffic_minute_sql(), "latency/15min": latency_sql()}
+        num, cat = numeric_sql(list(self.numeric)), categorical_sql(list(self.categorical))
+        if num:
+            out["numeric"] = num
+        if cat:
+            out["categorical"] = cat
+        if self.class_prediction:
+            out["outcomes"] = outcomes_sql()
+        out["scores"] = scores_sql()
+        if self.ids:
+            out["ids"] = ids_sql()
+        return out
+
+
+def layout(features: list[tuple[str, str]], *, has_score: bool, float_prediction: bool,
+           has_prediction: bool, has_ids: bool = True) -> Layout:
+    """`features`: (name, kind) in the source's order -> the column layout of `rows`."""
+    numeric, categorical, feats = [], [], []
+    for i, (name, kind) in enumerate(features):
+        (numeric if kind == "numeric" else categorical).append(f"f{i}")
+        feats.append((f"f{i}", "feature", name))
+    if has_score:
+        numeric.append("fs")
+        feats.append(("fs", "score", "score"))
+    if has_prediction and float_prediction:
+        numeric.append("fp")
+        feats.append(("fp", "prediction", "prediction"))
+    elif has_prediction:
+        categorical.append("prediction")
+        feats.append(("prediction", "prediction", "prediction"))
+    return Layout(tuple(numeric), tuple(categorical), tuple(feats),
+                  class_prediction=has_prediction and not float_prediction, ids=has_ids)
