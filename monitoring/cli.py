@@ -23,6 +23,7 @@ from .alerts import cli as _alerts_cli
 from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
+from .quality import cli as _quality_cli
 from .source import LogSourceError
 
 
@@ -165,6 +166,8 @@ COMMANDS: dict[str, Command] = {
                _alerts_cli.add_arguments, _alerts_cli.run),
     "drift": ("input and output drift of a window against a reference", drift_report.add_arguments,
               drift_report.run),
+    "quality": ("model quality from late labels: metrics, over time, segments, fairness, estimates",
+                _quality_cli.add_arguments, _quality_cli.run),
 }
 
 
