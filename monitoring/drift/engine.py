@@ -38,6 +38,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ..queries import bucket_sql
 from ..source import run
 from . import stattests
 from .quality import Quality, assess
@@ -208,9 +209,9 @@ def _chunk_expr(side: Side, chunk: str) -> str:
     if side.ts_us is None:
         raise ValueError("drift over time needs a side with timestamps")
     if chunk == "day":
-        return f"({side.ts_us}) // {DAY_US}"
+        return bucket_sql(side.ts_us, str(DAY_US))
     if chunk == "week":
-        return f"(({side.ts_us}) - {WEEK_OFFSET_US}) // {7 * DAY_US}"
+        return bucket_sql(f"({side.ts_us}) - {WEEK_OFFSET_US}", str(7 * DAY_US))
     if chunk == "rows":
         return f"(row_number() OVER (ORDER BY {side.order_sql or side.ts_us}) - 1) // $chunk_rows"
     raise ValueError(f"unknown chunk {chunk!r}")

@@ -18,7 +18,7 @@ import duckdb
 
 from ..config import Config
 from ..queries import Extent, Filters, whole_range
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
+from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source
 from ..workspace import Workspace
 from .engine import Column, DriftResult, OverTime, Side, compare, over_time
 from .quality import type_changes
@@ -116,10 +116,11 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
             cond = cond.replace(f"${key}", f"${prefix}{key}")
         params = {prefix + k: v for k, v in params.items()}
     exprs = {"prediction": "prediction", "score": "score"}
-    exprs |= {f.name: quote_ident(f.name) for f in source.features}
+    exprs |= {f.name: f.col for f in source.features}
     return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
                 params={"files": source.files, **params}, exprs=exprs, ts_us="ts_us",
-                order_sql="ts_us, request_id", description=description)
+                order_sql="row_seq" if not source.has_time else "ts_us, row_seq",
+                description=description)
 
 
 def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
