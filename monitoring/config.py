@@ -153,7 +153,9 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
             raise ConfigError(f"{cfg_path}: not valid TOML ({exc})") from exc
     known = {s.key for s in SETTINGS}
     for key, value in data.items():
-        if key in known:
+        # `labels` names a file and `[labels]` maps its columns: TOML keeps only the table,
+        # whose `path` then names the file (monitoring.ground_truth reads it).
+        if key in known and not isinstance(value, dict):
             values[key] = value
     for s in SETTINGS:
         if s.env and os.environ.get(s.env):

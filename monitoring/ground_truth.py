@@ -12,6 +12,7 @@ numbers and scored by error metrics (monitoring.quality), never by equality, and
 accuracy is reported for it.
 
     [labels]                 # the labels file's own column names (defaults shown)
+    path = "labels.parquet"  # or the top-level `labels` setting / MONITORING_LABELS
     id = "request_id"
     label = "label"
     labeled_at = "labeled_at"   # optional in the file
@@ -31,12 +32,13 @@ from typing import Any
 import polars as pl
 
 from .config import Config, ConfigError
-from .queries import Filters
+from .queries import Filters, bucket_sql
 from .source import INTEGER_TYPES, NUMERIC_TYPES, LogSourceError, quote_ident, resolve_paths, run
 from .workspace import Workspace
 
-LABEL_KEYS = {"id": "request_id", "label": "label", "labeled_at": "labeled_at"}
-LABEL_HELP = {"id": "column of the labels file holding the request id",
+LABEL_KEYS = {"path": None, "id": "request_id", "label": "label", "labeled_at": "labeled_at"}
+LABEL_HELP = {"path": "the labels file (when the top-level `labels` setting is not used)",
+              "id": "column of the labels file holding the request id",
               "label": "column holding the true value",
               "labeled_at": "column holding when the label arrived (optional in the file)"}
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
@@ -53,6 +55,7 @@ def did_you_mean(word: str, choices) -> str:
 
 @dataclass(frozen=True)
 class LabelsMapping:
+    path: str | None = None
     id: str = "request_id"
     label: str = "label"
     labeled_at: str = "labeled_at"
@@ -105,6 +108,11 @@ def as_number(expr: str, typ: str) -> str:
 
 # -- the labels file ------------------------------------------------------------------------
 
+def labels_path(cfg: Config) -> str | None:
+    """The labels file: the `labels` setting (MONITORING_LABELS, --labels) or [labels] path."""
+    return cfg.labels or cfg.section("labels").get("path") or None
+
+
 @dataclass(frozen=True)
 class LabelsFile:
     paths: tuple[str, ...]
@@ -121,11 +129,12 @@ class LabelsFile:
 def open_labels(cfg: Config, con) -> LabelsFile | None:
     """The configured labels file, checked: its id and label columns exist. None when no file
     is configured; LabelsError (one sentence) when it cannot be used."""
-    if not cfg.labels:
-        return None
     mapping = labels_mapping(cfg)
+    path = labels_path(cfg)
+    if not path:
+        return None
     try:
-        paths = tuple(resolve_paths(cfg.labels))
+        paths = tuple(resolve_paths(path))
     except LogSourceError as exc:
         raise LabelsError(f"labels file: {exc}") from exc
     probe = LabelsFile(paths, mapping, {})
@@ -133,7 +142,7 @@ def open_labels(cfg: Config, con) -> LabelsFile | None:
         described = run(con, f"DESCRIBE SELECT * FROM {probe.scan}", {"label_files": list(paths)})
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LabelsError(f"labels file {cfg.labels} cannot be read: {first[:200]}") from exc
+        raise LabelsError(f"labels file {path} cannot be read: {first[:200]}") from exc
     have = dict(zip(described["column_name"].to_list(), described["column_type"].to_list(), strict=True))
     types = {}
     for key in ("id", "label", "labeled_at"):
@@ -142,7 +151,7 @@ def open_labels(cfg: Config, con) -> LabelsFile | None:
             types[key] = have[col]
         elif key != "labeled_at":
             raise LabelsError(
-                f"labels file {cfg.labels} has no column {col!r}{did_you_mean(col, have)} for the "
+                f"labels file {path} has no column {col!r}{did_you_mean(col, have)} for the "
                 f"{key}; its columns are {', '.join(list(have)[:12])}; set [labels] {key} = \"...\" "
                 "in monitoring.toml")
     return LabelsFile(paths, mapping, types)
@@ -281,7 +290,7 @@ def query(ws: Workspace, t: Truth, body: str, params: dict[str, Any] | None = No
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f"labels file {ws.config.labels}" if t.labels is not None else "the labels"
+        where = f"labels file {labels_path(ws.config)}" if t.labels is not None else "the labels"
         raise LabelsError(f"{where} could not be joined to the logs: {first[:200]}") from exc
 
 
@@ -313,7 +322,7 @@ def available(ws: Workspace, reviewed: pl.DataFrame | None = None) -> bool:
     try:
         t = default_truth(ws, reviewed=reviewed)
     except (LabelsError, ConfigError):
-        return bool(ws.config.labels)   # a broken file: accuracy_by_bucket says why
+        return bool(labels_path(ws.config))   # a broken file: accuracy_by_bucket says why
     return t.task == "classification" and bool(truth_sql(ws, t)[0])
 
 
@@ -326,7 +335,7 @@ def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
     if t.task != "classification" or not truth_sql(ws, t)[0]:
         return empty
     cond, fparams = (f or Filters()).where()
-    return query(ws, t, f"SELECT CAST(floor(ts_us / $bucket_us) AS BIGINT) AS bucket, count(*) AS labelled, "
+    return query(ws, t, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, count(*) AS labelled, "
                         f"CAST(count_if(correct) AS BIGINT) AS correct FROM truth_rows "
                         f"WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND {cond} GROUP BY 1 ORDER BY 1",
                  fparams | {"bucket_us": bucket_s * 1_000_000})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ..config import ConfigError
+from ..queries import bucket_sql
 
 KINDS = ("auto", "day", "week", "month", "rows")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,14 +49,14 @@ def auto(start: datetime | None, end: datetime | None, rows: int) -> tuple[str, 
 
 def key_sql(kind: str, size: int | None = None) -> str:
     if kind == "day":
-        return f"CAST(floor(ts_us / {DAY_US}) AS BIGINT)"
+        return bucket_sql("ts_us", str(DAY_US))
     if kind == "week":
         # 1970-01-01 was a Thursday: shifting by 3 days starts weeks on Mondays.
-        return f"CAST(floor((floor(ts_us / {DAY_US}) + 3) / 7) AS BIGINT)"
+        return bucket_sql(f"ts_us + {3 * DAY_US}", str(7 * DAY_US))
     if kind == "month":
         return "CAST(year(make_timestamp(ts_us)) * 12 + month(make_timestamp(ts_us)) - 1 AS BIGINT)"
     if kind == "rows":
-        return f"CAST(floor((row_number() OVER (ORDER BY ts_us NULLS LAST, request_id) - 1) / {int(size or 1)}) AS BIGINT)"
+        return f"CAST(floor((row_number() OVER (ORDER BY ts_us NULLS LAST, row_seq) - 1) / {int(size or 1)}) AS BIGINT)"
     raise ValueError(f"unknown chunk kind {kind!r}")
 
 
