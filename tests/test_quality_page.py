@@ -1,0 +1,68 @@
+"""The Quality page rendered in-process (AppTest) on the sample logs and on logs without labels."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _frame(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _open(at):
+    at.run()
+    at.switch_page("pages/quality.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_quality_page_shows_the_accuracy_drop_segments_and_fairness(app_env, sample_logs):
+    at = _open(app_env(sample_logs))            # default window: the last 7 days (the prediction shift)
+    assert at.title[0].value == "Quality"
+    labels = {m.label for m in at.metric}
+    assert {"Labelled", "Accuracy", "F1 (macro)", "Positive-rate difference", "TPR gap"} <= labels
+    acc = next(m for m in at.metric if m.label == "Accuracy")
+    assert acc.value.startswith("0.") and "95% interval" in acc.delta
+    charts = {c.proto.spec for c in at.get("plotly_chart")}
+    assert any("accuracy over time" in s for s in charts)
+    over = next(s for s in charts if "accuracy over time" in s)
+    assert "estimated" in over
+    seg = _frame(at, "rank")
+    assert list(seg["rank"]) == list(range(1, len(seg) + 1))
+    groups = _frame(at, "positive rate")
+    assert set(groups["group"]) == {"web", "ios", "android"}
+    assert any("Too few labels" in c.value for c in at.caption)   # the last days have none yet
+
+
+def test_quality_page_segment_and_sensitive_choices(app_env, sample_logs):
+    at = _open(app_env(sample_logs))
+    at.selectbox(key="quality_by").set_value("region")
+    at.selectbox(key="quality_sensitive").set_value("(none)")
+    at.run()
+    assert not at.exception
+    seg = _frame(at, "rank")
+    assert set(seg["region"]) == {"north", "south", "east", "west", "central"}
+    assert any("Pick a sensitive column" in i.value for i in at.info)
+
+
+def test_quality_page_without_labels_explains_itself(app_env, tmp_path):
+    n = 50
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)],
+        "timestamp": pa.array([datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "prediction": ["a", "b"] * (n // 2)}), tmp_path / "a.parquet")
+    at = _open(app_env(tmp_path))
+    assert any("No labels to score yet" in i.value for i in at.info)
+    assert any("no labels" in w.value for w in at.warning)
+
+
+def test_quality_page_with_a_broken_labels_mapping_says_so(app_env, sample_logs, tmp_path):
+    pq.write_table(pa.table({"id": ["x"], "truth": ["low"]}), tmp_path / "labels.parquet")
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f'[labels]\npath = "{tmp_path / "labels.parquet"}"\nid = "id"\nlabel = "truht"\n')
+    at = _open(app_env(sample_logs, MONITORING_CONFIG=cfg))
+    assert any("no column" in e.value and "truht" in e.value for e in at.error)
