@@ -77,6 +77,7 @@ class Providers:
     drift: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     accuracy: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     alerts: Callable[[Workspace, datetime, datetime], list[dict] | None] | None = None
+    quality: Callable[[Workspace, datetime, datetime], dict | None] | None = None
 
 
 def _change(cur: float | None, prev: float | None) -> float | None:
@@ -179,6 +180,7 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     alerts = providers.alerts(ws, start, end) if providers.alerts else None
     out["alerts"] = alerts or []
     out["daily"] = _daily(s.buckets)
+    out["quality"] = providers.quality(ws, start, end) if providers.quality and w.requests else None
     return out
 
 
@@ -348,5 +350,7 @@ def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
 
+    from .quality.summary import quality_in_week
+
     return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
-                     drift=drift_in_week)
+                     drift=drift_in_week, quality=quality_in_week(database_url))

@@ -111,6 +111,7 @@ def test_a_float_prediction_means_regression_never_string_equality(tmp_path):
     assert r["task"] == "regression" and "accuracy" not in r["overall"]
     assert r["overall"]["mae"]["value"] == pytest.approx(np.mean(np.abs(pred - y)))
     assert r["overall"]["bias"]["value"] == pytest.approx(np.mean(pred - y))
+    assert quality_report(ws, chunk="day") == r        # seeded: the same intervals every time
 
 
 def test_file_labels_win_over_reviewers_who_win_over_the_logs(tmp_path):
@@ -183,3 +184,19 @@ def test_cli_bad_arguments_give_one_line(sample_logs, args, words):
     out = subprocess.run([sys.executable, "-m", "monitoring", "quality", "--logs", str(sample_logs), *args],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and words in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_weekly_summary_and_its_exports_carry_the_same_quality_figures(sample_logs):
+    from monitoring.summary import standard_providers, week_bounds, weekly_summary
+    from monitoring.summary_export import to_html, to_markdown
+
+    ws = open_workspace(load_config(overrides={"logs": str(sample_logs)}))
+    s = weekly_summary(ws, "2026-W47", standard_providers(None))
+    q = s["quality"]
+    r = quality_report(ws, start=week_bounds("2026-W47")[0], end=week_bounds("2026-W47")[1], chunk="week")
+    assert q["metrics"]["accuracy"] == r["overall"]["accuracy"]
+    assert q["metrics"]["accuracy"]["value"] == pytest.approx(s["areas"]["accuracy"]["accuracy"])
+    assert q["estimated"]["accuracy"] == r["chunks"][0]["estimated"]["accuracy"]
+    text = f"{q['metrics']['accuracy']['value']:.3f}"
+    assert f"| Model quality | Accuracy | {text}" in to_markdown(s)
+    assert f"<td>Accuracy</td><td>{text}" in to_html(s)

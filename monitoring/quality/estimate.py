@@ -121,6 +121,7 @@ def estimate_chunks(est: pl.DataFrame, cal: np.ndarray, spec: Spec, *, min_rows:
     binary = spec.p_pos_sql() is not None
     for key in sorted(est["chunk"].unique().to_list(), key=lambda k: (k is None, k)):
         part = est.filter(pl.col("chunk") == key) if key is not None else est.filter(pl.col("chunk").is_null())
+        part = part.sort("pred_pos", "fb")   # DuckDB's group order varies: draws must not
         n = part["n"].to_numpy().astype(float)
         total = int(n.sum())
         if total < min_rows:

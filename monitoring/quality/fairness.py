@@ -58,7 +58,7 @@ def fairness(rows: pl.DataFrame, pairs: pl.DataFrame | None, positive: str, *, m
         rates = rates.join(lab, on="sens", how="left")
     else:
         rates = rates.with_columns(*(pl.lit(0, pl.Int64).alias(c) for c in ("P", "TP", "N", "FP")))
-    rates = rates.fill_null(0).sort("rows", descending=True)
+    rates = rates.fill_null(0).sort(["rows", "sens"], descending=[True, False])
     groups = []
     for r in rates.iter_rows(named=True):
         g = {"value": r["sens"], "rows": int(r["rows"]), "labelled_positive": int(r["P"]),

@@ -92,9 +92,10 @@ def _classification(pairs: pl.DataFrame, hist, conf, spec: data.Spec, s: Quality
 
 def _regression(reg: pl.DataFrame, blocks: bool, s: QualitySettings) -> dict[str, Any]:
     if blocks:
-        b = reg.group_by("blk").agg(pl.col(c).sum() for c in ("n", "e", "ae", "e2", "ape", "n_ape", "y", "y2"))
+        b = reg.group_by("blk").agg(pl.col(c).sum() for c in ("n", "e", "ae", "e2", "ape", "n_ape", "y", "y2")).sort("blk")
         return metrics.regression_blocks({c: b[c].to_numpy() for c in b.columns if c != "blk"},
                                          min_labels=s.min_labels, seed=s.seed)
+    reg = reg.sort("y", "yhat")   # DuckDB's row order varies: the seeded bootstrap must not
     return metrics.regression_rows(reg["y"].to_numpy(), reg["yhat"].to_numpy(), min_labels=s.min_labels, seed=s.seed)
 
 
