@@ -349,7 +349,6 @@ def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
 def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
-
     from .quality.summary import quality_in_week
 
     return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
