@@ -200,3 +200,37 @@ def test_weekly_summary_and_its_exports_carry_the_same_quality_figures(sample_lo
     text = f"{q['metrics']['accuracy']['value']:.3f}"
     assert f"| Model quality | Accuracy | {text}" in to_markdown(s)
     assert f"<td>Accuracy</td><td>{text}" in to_html(s)
+
+
+def test_retrain_trigger_fires_on_the_sample_accuracy_drop(sample_logs, tmp_path):
+    from monitoring.alerts import evaluate
+    from monitoring.alerts.rules import RULES
+
+    assert {"quality_floor", "estimated_quality_floor"} <= set(RULES)
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f'logs = "{sample_logs}"\ndata_dir = "{tmp_path / "data"}"\n'
+                   "[quality.floors]\naccuracy = 0.8\n[alerts.rules.drift]\nenabled = false\n")
+    episodes = [e for e in evaluate(open_workspace(load_config(str(cfg)))) if e.area == "quality"]
+    realized = [e for e in episodes if e.rule == "quality_floor"]
+    # Daily chunks: 2026-11-19 and -20 are surely below 0.8; the unlabelled days after them
+    # are not judged, so the alert holds (no evidence, no resolution).
+    assert len(realized) == 1 and realized[0].start == datetime(2026, 11, 19, 0, 5, tzinfo=UTC)
+    assert realized[0].firing and realized[0].peak < 0.7
+    # The score does not see the shift: the estimate stays above the floor (the gap says so).
+    assert not [e for e in episodes if e.rule == "estimated_quality_floor"]
+
+
+@pytest.mark.parametrize("toml,message", [
+    ("[quality]\nmin_label = 3\n", "did you mean 'min_labels'"),
+    ("[quality.floors]\naccuracyy = 0.9\n", "did you mean 'accuracy'"),
+    ("[quality.ceilings]\nmae = \"big\"\n", "mae must be a number"),
+    ("[quality]\nchunk = \"hourly\"\n", "chunk must be one of"),
+])
+def test_bad_quality_settings_give_one_sentence(tmp_path, toml, message):
+    from monitoring.quality import load
+
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as exc:
+        load(load_config(str(cfg)))
+    assert message in str(exc.value)

@@ -236,6 +236,10 @@ def evaluate(ws: Workspace, at: datetime | None = None,
         _add_labels(ws, ctx, at)
     if params["drift"]["enabled"]:
         _add_drift(ws, ctx, at, params["drift"]["chunk"])
+    if params["quality_floor"]["enabled"] or params["estimated_quality_floor"]["enabled"]:
+        from .quality_rules import add_quality
+
+        add_quality(ws, ctx, at, params)
     out: list[Episode] = []
     for name, r in RULES.items():
         p = params[name]

@@ -23,7 +23,7 @@ from ..config import Config, ConfigError
 from ..ground_truth import did_you_mean
 
 HIGHER_BETTER = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "r2")
-LOWER_BETTER = ("ece", "mae", "rmse", "mape", "bias_abs")
+LOWER_BETTER = ("ece", "mae", "rmse", "mape")
 
 HELP = {
     "min_labels": "a metric on fewer labelled rows is not computed (it says so)",
@@ -76,7 +76,7 @@ def load(cfg: Config) -> QualitySettings:
         from .chunks import parse_chunk
 
         parse_chunk(values["chunk"])
-    for key, allowed in (("floors", HIGHER_BETTER + ("accuracy_estimated",)), ("ceilings", LOWER_BETTER)):
+    for key, allowed in (("floors", HIGHER_BETTER), ("ceilings", LOWER_BETTER)):
         table = values.get(key, {})
         if not isinstance(table, dict):
             raise ConfigError(f"[quality.{key}] must be a table of metric = number")
