@@ -144,3 +144,54 @@ def test_cli_json_on_car_loan(car_loan):
     c = got["chunks"][1]
     assert {"start", "end", "rows", "labelled", "metrics", "estimated"} <= set(c)
     assert set(c["estimated"]["accuracy"]) >= {"value", "band"}
+
+
+def test_credit_card_per_class_figures_and_one_vs_rest_auc(tmp_path):
+    cfg = _setup(tmp_path, "mc", "mc_analysis_gt.csv", {"request_id": "id", "prediction": "y_pred", "label": "y_true"},
+                 "y_true")
+    cfg.write_text(cfg.read_text() + '[quality]\nclass_score_prefix = "y_pred_proba_"\n')
+    r = quality_report(open_workspace(load_config(str(cfg))), chunk="month", reference=str(tmp_path / "reference.parquet"))
+    a = nannyml_table("mc_analysis.csv")
+    gt_ = nannyml_table("mc_analysis_gt.csv")
+    y = dict(zip(gt_["id"].to_pylist(), gt_["y_true"].to_pylist(), strict=True))
+    truth = np.array([y[i] for i in a["id"].to_pylist()])
+    pred = np.array(a["y_pred"].to_pylist())
+    classes = sorted(set(truth))
+    assert r["classes"] == classes
+    for c in classes:
+        tp = np.sum((pred == c) & (truth == c))
+        per = r["overall"]["per_class"][c]
+        assert per["precision"] == pytest.approx(tp / np.sum(pred == c))
+        assert per["recall"] == pytest.approx(tp / np.sum(truth == c))
+        assert per["support"] == np.sum(truth == c)
+    aucs = []
+    for c in classes:
+        s = a[f"y_pred_proba_{c}"].to_numpy()
+        pos, neg = s[truth == c], s[truth != c]
+        aucs.append(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+    assert r["overall"]["roc_auc"]["value"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert r["overall"]["confusion"]["matrix"][0][0] == np.sum((truth == classes[0]) & (pred == classes[0]))
+    assert "accuracy" in r["chunks"][0]["estimated"]
+
+
+def test_census_without_timestamps_uses_row_chunks_and_shows_the_auc_drop(tmp_path):
+    for part, name in (("analysis", "employment_MA_analysis.pq"), ("target", "employment_MA_analysis_target.pq")):
+        pq.write_table(nannyml_table(name), tmp_path / f"{part}.parquet")
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f'logs = "{tmp_path / "analysis.parquet"}"\ndata_dir = "{tmp_path / "data"}"\n'
+                   '[columns]\nrequest_id = "id"\nscore = "predicted_probability"\n'
+                   f'[labels]\npath = "{tmp_path / "target.parquet"}"\nid = "id"\nlabel = "employed"\n')
+    r = quality_report(open_workspace(load_config(str(cfg))), chunk="rows:5000")
+    a = nannyml_table("employment_MA_analysis.pq")
+    t = nannyml_table("employment_MA_analysis_target.pq")
+    y = dict(zip(t["id"].to_pylist(), t["employed"].to_pylist(), strict=True))
+    truth = np.array([y[i] for i in a["id"].to_pylist()])
+    proba = a["predicted_probability"].to_numpy()
+    assert r["chunk"] == "rows:5000" and len(r["chunks"]) == -(-a.num_rows // 5000)
+    spike = r["chunks"][27]                                  # rows 135000-139999
+    sel = slice(135000, 140000)
+    pos, neg = proba[sel][truth[sel] == 1], proba[sel][truth[sel] == 0]
+    assert spike["rows"] == 5000
+    assert spike["metrics"]["roc_auc"]["value"] == pytest.approx(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+    others = [c["metrics"]["roc_auc"]["value"] for i, c in enumerate(r["chunks"]) if i != 27 and c["rows"] == 5000]
+    assert spike["metrics"]["roc_auc"]["ci"][1] < min(others)
