@@ -37,6 +37,7 @@ class Resolved:
     ignored: list[tuple[str, str]] = field(default_factory=list)
     exprs: dict[str, str] = field(default_factory=dict)
     bad_files: list[tuple[str, str]] = field(default_factory=list)
+    file_col: str = "__mw_file"
 
 
 def resolve_columns(config: Config, schemas: dict[str, pa.Schema], rows: dict[str, int],
@@ -68,6 +69,8 @@ def resolve_columns(config: Config, schemas: dict[str, pa.Schema], rows: dict[st
     finally:
         cur.close()
     union_types = {name: typ for name, typ, *_ in describe}
+    while out.file_col in union_types:
+        out.file_col += "_"
     hive = {f: discover.hive_keys(f) for f in good}
     hive_names = {k for keys in hive.values() for k in keys}
 
@@ -91,7 +94,7 @@ def resolve_columns(config: Config, schemas: dict[str, pa.Schema], rows: dict[st
             if canonical in HIVE_SUPPLIED and actual in hive_names:
                 # From the directory name; files outside such a directory read it as empty.
                 pattern = r"[/\\]" + re.escape(actual) + r"=([^/\\]+)[/\\]"
-                out.exprs[canonical] = f"nullif(regexp_extract(__mw_file, {sql_str(pattern)}, 1), '')"
+                out.exprs[canonical] = f"nullif(regexp_extract({quote_ident(out.file_col)}, {sql_str(pattern)}, 1), '')"
                 out.types[canonical] = "VARCHAR"
 
     ts_type = out.types.get("timestamp", "")

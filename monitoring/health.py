@@ -12,7 +12,7 @@ from datetime import datetime
 
 import duckdb
 
-from .source import LogSource, cursor, run
+from .source import LogSource, cursor, quote_ident, run
 
 # (reason, plain-language explanation), in the order rows are checked.
 INVALID_REASONS: tuple[tuple[str, str], ...] = (
@@ -124,13 +124,14 @@ def find_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection) -> int:
         return 0
     name = f"mw_dups_{source.fingerprint}"
     scan = source.scan_sql
+    fc = quote_ident(source.file_col)
     ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
     sql = (
         f"CREATE OR REPLACE TABLE {name} AS "
-        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, __mw_file, file_row_number "
+        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {fc} AS mw_file, file_row_number "
         f"  FROM {scan} AS r WHERE hash({rid}) IN (SELECT unnest($hashes)) AND {source.valid_predicate()}), "
-        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, __mw_file, file_row_number) AS k FROM c) "
-        "SELECT __mw_file AS file, file_row_number AS row_number, ts FROM ranked WHERE k > 1"
+        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
+        "SELECT mw_file AS file, file_row_number AS row_number, ts FROM ranked WHERE k > 1"
     )
     cur = cursor(con)
     try:

@@ -12,7 +12,7 @@ use the histogram, whose error bound (`sketch.RELATIVE_ERROR`) is reported as `m
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 import duckdb
@@ -125,6 +125,12 @@ def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, buc
     window = _window_stats(cur, exact, 1, f, method)
     previous = _window_stats(prev, exact, 0, f.previous(), method) if with_previous else None
     buckets = _bucket_series(cur, exact, bucket_s, f)
+    if not source.has("status"):
+        # Without a status every request counts as served for latency; the error rate is
+        # unknown, not zero.
+        window = replace(window, error_rate=None)
+        previous = replace(previous, error_rate=None) if previous else None
+        buckets = buckets.with_columns(pl.lit(None, dtype=pl.Float64).alias("error_rate"))
     ok_hist = cur.filter(~pl.col("is_error")).group_by("bin").agg(pl.col("n").sum()).sort("bin")
     return Summary(window=window, previous=previous, buckets=buckets, bucket=bucket, hist=ok_hist)
 

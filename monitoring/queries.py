@@ -135,7 +135,7 @@ def extent(source: LogSource, con: duckdb.DuckDBPyConnection) -> Extent:
         version_spans=tuple(
             (r["model_version"], _from_us(r["lo"]), _from_us(r["hi"]))
             for r in dims.group_by("model_version").agg(pl.col("lo").min(), pl.col("hi").max())
-            .sort("model_version").iter_rows(named=True)),
+            .sort("model_version").iter_rows(named=True) if r["lo"] is not None),
     )
 
 

@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import discover
-from .config import Config
+from .config import CANONICAL_COLUMNS, Config
 from .discover import LogSourceError, resolve_paths
 
 __all__ = ["INTEGER_TYPES", "NUMERIC_TYPES", "BadFile", "Feature", "LogSource", "LogSourceError",
@@ -53,9 +53,9 @@ CANONICAL_VIEW_COLUMNS = ("request_id", "ts", "ts_us", "row_seq", "model_name", 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # What each serving column turns on, for "what is missing" sentences.
 NEEDED_FOR = {
-    "latency_ms": "latency percentiles",
-    "status": "error rates",
-    "timestamp": "anything over time",
+    "latency_ms": "latency percentiles cannot be computed",
+    "status": "error rates cannot be computed",
+    "timestamp": "nothing can be shown over time",
 }
 
 
@@ -95,6 +95,7 @@ class LogSource:
     ignored: list[tuple[str, str]] = field(default_factory=list)        # (column, reason)
     exprs: dict[str, str] = field(default_factory=dict)   # canonical -> SQL over the raw scan
     timestamp_unit: str | None = None
+    file_col: str = "__mw_file"             # the scan's file-name column: no file column takes it
 
     # -- what the logs hold ------------------------------------------------------------------
     def has(self, canonical: str) -> bool:
@@ -108,13 +109,17 @@ class LogSource:
         return next((f for f in self.features if f.name == name), None)
 
     def logs_col(self, name: str) -> str:
-        """The quoted column of `logs` for a canonical name or, failing that, a feature name."""
-        if name in CANONICAL_VIEW_COLUMNS:
+        """The quoted column of `logs` for a name a user picked: a canonical column the logs
+        have, else a feature (so a feature called `ts` or `is_error` is the feature), else
+        one of the derived columns."""
+        if name in CANONICAL_COLUMNS and self.has(name):
             return quote_ident(name)
         f = self.feature(name)
-        if f is None:
-            raise KeyError(f"no column {name!r} in the logs")
-        return f.col
+        if f is not None:
+            return f.col
+        if name in CANONICAL_VIEW_COLUMNS:
+            return quote_ident(name)
+        raise KeyError(f"no column {name!r} in the logs")
 
     def missing(self, *canonical: str) -> str | None:
         """One sentence naming the serving columns these logs lack and how to map them, or
@@ -123,9 +128,9 @@ class LogSource:
         if not absent:
             return None
         names = " and ".join(f"`{c}`" for c in absent)
-        what = " or ".join(NEEDED_FOR.get(c, c) for c in absent)
+        what = " and ".join(NEEDED_FOR.get(c, f"{c} is not available") for c in absent)
         example = absent[0]
-        return (f"These logs have no {names} column, so there are no {what} to show. If yours "
+        return (f"These logs have no {names} column, so {what}. If yours "
                 f"is under another name, map it in monitoring.toml: `[columns]` "
                 f"`{example} = \"your_column\"`.")
 
@@ -135,7 +140,8 @@ class LogSource:
         # Hive directories are never read as columns by DuckDB: a `status=ok/` directory
         # would override the files' own status. Keys the files lack are derived from the
         # file name instead (see `open_source`).
-        return "read_parquet($files, union_by_name=true, hive_partitioning=false, filename='__mw_file')"
+        return (f"read_parquet($files, union_by_name=true, hive_partitioning=false, "
+                f"filename={sql_str(self.file_col)})")
 
     def expr(self, canonical: str) -> str:
         """SQL for a canonical column over the raw scan; NULL when absent."""
@@ -192,7 +198,7 @@ class LogSource:
         if self.has("request_id"):
             return self.expr("request_id")
         # No ids in the logs: file and row name each request uniquely and stably.
-        return "(__mw_file || '#' || CAST(file_row_number AS VARCHAR))"
+        return f"({quote_ident(self.file_col)} || '#' || CAST(file_row_number AS VARCHAR))"
 
     def base_sql(self) -> str:
         """The body of the `logs` CTE: canonical columns of valid, de-duplicated rows."""
@@ -220,7 +226,7 @@ class LogSource:
         sql = f"SELECT {', '.join(cols)} FROM {self.scan_sql} AS r"
         if self.dedupe_table:
             sql += (f" ANTI JOIN {self.dedupe_table} AS d"
-                    " ON r.__mw_file = d.file AND r.file_row_number = d.row_number")
+                    f" ON r.{quote_ident(self.file_col)} = d.file AND r.file_row_number = d.row_number")
         return sql + f" WHERE {self.valid_predicate()}"
 
     def sql(self, body: str, *, raw: bool = False) -> str:
@@ -356,4 +362,4 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
                      file_types={f: {n: str(schemas[f].field(n).type) for n in schemas[f].names}
                                  for f in good},
                      ignored=resolved.ignored, exprs=resolved.exprs,
-                     timestamp_unit=config.timestamp_unit)
+                     timestamp_unit=config.timestamp_unit, file_col=resolved.file_col)

@@ -93,6 +93,8 @@ def _area(status: str, reason: str, **figures) -> dict[str, Any]:
 def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers | None = None,
                    now: datetime | None = None) -> dict[str, Any]:
     providers = providers or Providers()
+    if not ws.source.has_time:
+        raise ValueError(ws.source.missing("timestamp") + " A weekly summary needs a time for each row.")
     week = week or default_week(ws, now)
     start, end = week_bounds(week)
     f = Filters(start=start, end=end)
@@ -128,7 +130,11 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
         areas["traffic"] = _area("green", f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}.",
                                  requests=w.requests, previous_requests=p.requests if p else None, change=tchange,
                                  requests_per_minute=w.requests_per_minute)
-    if w.requests:
+    if w.requests and not ws.source.has("status"):
+        areas["availability"] = _area("grey", ws.source.missing("status"), availability=None,
+                                      previous_availability=None, downtime_minutes=downtime,
+                                      gaps=[{"start": g.start, "end": g.end, "minutes": g.minutes} for g in gaps])
+    elif w.requests:
         availability = 1 - (w.error_rate or 0)
         prev_av = 1 - p.error_rate if p and p.error_rate is not None else None
         level = "red" if availability < 1 - slo.error_rate or downtime >= 60 else "amber" if downtime else "green"
@@ -150,8 +156,10 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     lat_reason = lat.sentence
     if w.p95 is not None and lat.level != "green":
         lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms) or lat_reason
+    no_latency = ws.source.missing("latency_ms")
     areas["latency"] = _area(
-        "grey" if w.p95 is None else lat.level, lat_reason if w.p95 is not None else "No successful requests.",
+        "grey" if w.p95 is None else lat.level,
+        lat_reason if w.p95 is not None else no_latency or "No successful requests.",
         p50=w.p50, p95=w.p95, p99=w.p99, previous_p95=p.p95 if p else None,
         p95_change=_change(w.p95, p.p95 if p else None), slo_ms=slo.p95_latency_ms, method=w.method)
     err = statuses["errors"]
@@ -159,7 +167,8 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     if w.error_rate is not None and err.level != "green":
         err_reason = _error_story(ws, f, s.buckets, slo) or err_reason
     areas["errors"] = _area(
-        "grey" if w.error_rate is None else err.level, err_reason if w.error_rate is not None else "No requests.",
+        "grey" if w.error_rate is None else err.level,
+        err_reason if w.error_rate is not None else ws.source.missing("status") or "No requests.",
         error_rate=w.error_rate, errors=w.errors, previous_error_rate=p.error_rate if p else None,
         error_rate_change=None if w.error_rate is None or not p or p.error_rate is None
         else w.error_rate - p.error_rate, objective=slo.error_rate)

@@ -156,7 +156,8 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
                      endpoints=f.endpoints)
     rolled = metrics.rollup(ws.source, ws.con, window, step_s).rename({"bucket": "b"})
     minutes = anomalies.minute_counts(ws.source, ws.con, window, baseline_days=0)
-    bins = np.sort(rolled.filter(~pl.col("is_error"))["bin"].unique().to_numpy())
+    # Rows with no latency (batch logs) have no bin: they count as traffic, not as latencies.
+    bins = np.sort(rolled.filter(~pl.col("is_error") & pl.col("bin").is_not_null())["bin"].unique().to_numpy())
     # Long histories get a coarser grid (merging the rollup's buckets) so that grid points x
     # latency bins stay within MAX_CELLS.
     while ((int(end.timestamp()) - 1) // step_s - int(first.timestamp()) // step_s + 1) \
@@ -166,7 +167,7 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
     b0 = int(first.timestamp()) // step_s
     b1 = (int(end.timestamp()) - 1) // step_s
     n_b = b1 - b0 + 1
-    ok = rolled.filter(~pl.col("is_error"))
+    ok = rolled.filter(~pl.col("is_error") & pl.col("bin").is_not_null())
     hist = np.zeros((n_b, len(bins)), dtype=np.int32)
     if ok.height:
         np.add.at(hist, (ok["b"].to_numpy() - b0, np.searchsorted(bins, ok["bin"].to_numpy())),

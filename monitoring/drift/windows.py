@@ -78,12 +78,18 @@ def resolve_reference(cfg: Config, settings: DriftSettings, ext: Extent, *, file
                          origin="config")
     if ext.rows == 0:
         raise ValueError("the logs hold no valid rows")
+    if ext.first is None:
+        raise ValueError("these logs have no timestamp, so no reference window can be taken from "
+                         "them: set a reference file (MONITORING_REFERENCE, or reference = \"...\" "
+                         "in monitoring.toml), e.g. a sample of the training data")
     s, e = default_window(ext, settings.default_reference_days)
     return Reference("window", start=s, end=e, origin="default")
 
 
 def default_current(ref: Reference, ext: Extent) -> Filters:
     """Everything after a reference window, or the whole logs against a reference file."""
+    if ext.first is None:
+        return Filters()   # no time: the whole log
     first, last = whole_range(ext)
     if ref.kind == "window" and ref.end is not None and ref.end < last:
         return Filters(start=max(ref.end, first), end=last)

@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from ..queries import Filters
-from ..source import LogSource
+from ..source import LogSource, quote_ident
 
 STRATIFY_COLUMNS = ("model_version", "endpoint", "prediction", "model_name")
 ALLOCATIONS = ("equal", "proportional")
@@ -308,7 +308,7 @@ def _segment_condition(source: LogSource, segments: tuple[Segment, ...]) -> tupl
 def _details(source: LogSource, con: duckdb.DuckDBPyConnection, ids: list[str],
              features: list[str]) -> pl.DataFrame:
     """What reviewers will see of each chosen request, read once from the logs."""
-    cols = ", ".join(source.logs_col(f) for f in features)
+    cols = ", ".join(f"{source.feature(f).col} AS {quote_ident('f:' + f)}" for f in features)
     df = source.query(
         con,
         "SELECT request_id, ts_us, model_name, model_version, endpoint, "
