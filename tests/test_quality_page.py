@@ -66,3 +66,35 @@ def test_quality_page_with_a_broken_labels_mapping_says_so(app_env, sample_logs,
     cfg.write_text(f'[labels]\npath = "{tmp_path / "labels.parquet"}"\nid = "id"\nlabel = "truht"\n')
     at = _open(app_env(sample_logs, MONITORING_CONFIG=cfg))
     assert any("no column" in e.value and "truht" in e.value for e in at.error)
+
+
+def _batch(tmp_path, analysis: str, target: str, columns: str, label: str):
+    from tests.thirdparty import nannyml_table
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pq.write_table(nannyml_table(analysis), logs / "analysis.parquet")
+    pq.write_table(nannyml_table(target), tmp_path / "target.parquet")
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f"[columns]\n{columns}\n[labels]\npath = \"{tmp_path / 'target.parquet'}\"\nid = \"id\"\n"
+                   f"label = \"{label}\"\n")
+    return logs, cfg
+
+
+def test_quality_page_on_batch_sets_with_late_labels(app_env, tmp_path):
+    logs, cfg = _batch(tmp_path, "synthetic_car_loan_analysis.csv", "synthetic_car_loan_analysis_target.csv",
+                       'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"', "repaid")
+    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    at.sidebar.selectbox(key="range_preset").set_value("All data")
+    at.run()
+    assert not at.exception
+    labels = {m.label: m for m in at.metric}
+    assert labels["ROC AUC"].value.startswith("0.9") and labels["Labelled"].value == "50,000"
+
+
+def test_quality_page_on_logs_without_time(app_env, tmp_path):
+    logs, cfg = _batch(tmp_path, "employment_MA_analysis.pq", "employment_MA_analysis_target.pq",
+                       'request_id = "id"\nscore = "predicted_probability"', "employed")
+    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    assert any("no timestamp" in w.value for w in at.warning)
+    assert {"Accuracy", "ROC AUC"} <= {m.label for m in at.metric}

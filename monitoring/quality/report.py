@@ -155,6 +155,9 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
     if w := gt.no_shared_values(ws, t):
         warnings.append(w)
     kind, size = ch.parse_chunk(chunk or s.chunk)
+    if kind != "rows" and not getattr(ws.source, "has_time", True):
+        kind = "auto"          # no timestamps: the row order chunks the data
+        warnings.append("the logs have no timestamp: chunks are runs of rows in file order")
     if kind == "auto":
         lo = f.start or ws.extent.first
         hi = f.end or ws.extent.last
