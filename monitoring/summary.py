@@ -190,6 +190,9 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     out["alerts"] = alerts or []
     out["daily"] = _daily(s.buckets)
     out["quality"] = providers.quality(ws, start, end) if providers.quality and w.requests else None
+    if (out["quality"] or {}).get("task") == "regression" and areas["accuracy"].get("accuracy") is None:
+        areas["accuracy"]["reason"] = ("Accuracy does not apply to a regression model: its errors "
+                                       "(MAE, RMSE, ...) are under Model quality.")
     return out
 
 

@@ -234,3 +234,15 @@ def test_bad_quality_settings_give_one_sentence(tmp_path, toml, message):
     with pytest.raises(ConfigError) as exc:
         load(load_config(str(cfg)))
     assert message in str(exc.value)
+
+
+def test_weekly_summary_of_a_regressor_reports_errors_not_accuracy(tmp_path):
+    from monitoring.summary import standard_providers, weekly_summary
+    from monitoring.summary_export import to_markdown
+
+    y = np.linspace(100, 200, 24 * 7)
+    ws = _ws(tmp_path, {"prediction": y + 3.0, "label": y})
+    s = weekly_summary(ws, "2026-W45", standard_providers(None))
+    assert "does not apply to a regression model" in s["areas"]["accuracy"]["reason"]
+    assert s["quality"]["metrics"]["mae"]["value"] == pytest.approx(3.0)
+    assert "| Model quality | MAE | 3.000" in to_markdown(s)

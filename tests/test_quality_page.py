@@ -98,3 +98,25 @@ def test_quality_page_on_logs_without_time(app_env, tmp_path):
     at = _open(app_env(logs, MONITORING_CONFIG=cfg))
     assert any("no timestamp" in w.value for w in at.warning)
     assert {"Accuracy", "ROC AUC"} <= {m.label for m in at.metric}
+
+
+def test_text_from_the_logs_stays_text_on_the_quality_page(app_env, tmp_path):
+    n = 120
+    classes = ["<i>a</i>", "**b**"]
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)],
+        "timestamp": pa.array([datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "prediction": [classes[i % 2] for i in range(n)],
+        "label": [classes[(i // 3) % 2] for i in range(n)],
+        "region": ["[x](http://evil.example)", "<script>alert(1)</script>"] * (n // 2)}), tmp_path / "a.parquet")
+    at = _open(app_env(tmp_path))
+    at.selectbox(key="quality_by").set_value("region")
+    at.run()
+    assert not at.exception
+    import json
+
+    specs = " ".join(json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart"))
+    assert "&lt;i&gt;a&lt;/i&gt;" in specs and "<i>a</i>" not in specs
+    assert "&lt;script&gt;" in specs and "<script>" not in specs
+    seg = _frame(at, "rank")
+    assert set(seg["region"]) == {"[x](http://evil.example)", "<script>alert(1)</script>"}
