@@ -299,10 +299,12 @@ def no_shared_values(ws: Workspace, t: Truth) -> str | None:
     prediction would count as wrong), e.g. 'yes'/'no' labels against 1/0 predictions."""
     if t.task != "classification":
         return None
-    df = query(ws, t, "SELECT 'p' AS side, pred AS v FROM truth_rows WHERE truth IS NOT NULL GROUP BY ALL "
-                      "UNION ALL SELECT 't', truth FROM truth_rows WHERE truth IS NOT NULL GROUP BY ALL")
-    preds = set(df.filter(pl.col("side") == "p")["v"].to_list())
-    truths = set(df.filter(pl.col("side") == "t")["v"].to_list())
+    df = query(ws, t, "SELECT pred, truth FROM truth_rows WHERE truth IS NOT NULL GROUP BY ALL")
+    return shared_warning(set(df["pred"].to_list()), set(df["truth"].to_list()))
+
+
+def shared_warning(preds: set, truths: set) -> str | None:
+    """The warning of no_shared_values from the labelled rows' distinct values."""
     if preds and truths and not preds & truths:
         ex = lambda s: ", ".join(repr(v) for v in sorted(s, key=str)[:3])  # noqa: E731
         return (f"labels ({ex(truths)}) and predictions ({ex(preds)}) share no value: every labelled "

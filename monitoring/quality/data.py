@@ -74,6 +74,7 @@ class Spec:
     class_scores: dict[str, str] = field(default_factory=dict)   # class -> SQL column
     labelled: int = 0
     rows: int = 0
+    warning: str | None = None               # labels and predictions share no value
 
     @property
     def binary(self) -> bool:
@@ -112,13 +113,17 @@ def spec_for(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters) -> Spec
     if t.task == "regression":
         n = gt.query(ws, t, f"SELECT count(*) AS rows, count(truth) AS labelled FROM truth_rows WHERE {cond}", params)
         return Spec("regression", labelled=int(n["labelled"][0]), rows=int(n["rows"][0]))
-    counts = gt.query(ws, t, f"SELECT 'p' AS side, pred AS v, count(*) AS n FROM truth_rows WHERE {cond} GROUP BY ALL "
-                             f"UNION ALL SELECT 't', truth, count(*) FROM truth_rows WHERE truth IS NOT NULL AND {cond} "
-                             "GROUP BY ALL", params)
-    preds = counts.filter(pl.col("side") == "p")
+    score = "score" if ws.source.has("score") else "NULL::DOUBLE"
+    # One scan: (prediction, label) pairs with the score's share above one half.
+    pairs = gt.query(ws, t, f"SELECT pred, truth, count(*) AS n, count({score}) AS scored, "
+                            f"count_if({score} >= 0.5) AS high FROM truth_rows WHERE {cond} GROUP BY ALL", params)
+    preds = pairs.group_by(pl.col("pred").alias("v")).agg(pl.col("n").sum(), pl.col("scored").sum(), pl.col("high").sum())
+    labelled_pairs = pairs.filter(pl.col("truth").is_not_null())
     rows = int(preds["n"].sum() or 0)
-    labelled = int(counts.filter(pl.col("side") == "t")["n"].sum() or 0)
-    totals = counts.group_by("v").agg(pl.col("n").sum()).sort(["n", "v"], descending=[True, False])
+    labelled = int(labelled_pairs["n"].sum() or 0)
+    truths = labelled_pairs.group_by(pl.col("truth").alias("v")).agg(pl.col("n").sum())
+    totals = pl.concat([preds.select("v", "n"), truths]).group_by("v").agg(pl.col("n").sum()).sort(
+        ["n", "v"], descending=[True, False])
     classes = tuple(sorted(str(v) for v in totals["v"].to_list()[:MAX_CLASSES] if v is not None))
     prefix = s.class_score_prefix
     by_name = {fe.name: fe for fe in ws.source.features if fe.kind == "numeric"}
@@ -130,8 +135,12 @@ def spec_for(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters) -> Spec
     if positive is None:
         positive, note = _guess_positive(classes, preds)
     if len(classes) == 2 and s.score == "auto" and ws.source.has("score") and positive is not None:
-        score_kind = _score_kind(ws, t, cond, params, positive)
-    return Spec("classification", classes, positive, note, score_kind, class_scores, labelled, rows)
+        # A confidence is >= 0.5 on negative predictions too; a probability is not.
+        neg = preds.filter(pl.col("v") != positive)
+        n, high = int(neg["scored"].sum() or 0), int(neg["high"].sum() or 0)
+        score_kind = "predicted" if n and high / n > 0.5 else "positive"
+    warning = gt.shared_warning(set(labelled_pairs["pred"].to_list()), set(labelled_pairs["truth"].to_list()))
+    return Spec("classification", classes, positive, note, score_kind, class_scores, labelled, rows, warning)
 
 
 def _guess_positive(classes: tuple[str, ...], preds: pl.DataFrame) -> tuple[str | None, str]:
@@ -143,15 +152,6 @@ def _guess_positive(classes: tuple[str, ...], preds: pl.DataFrame) -> tuple[str 
     rare = preds.sort(["n", "v"]).filter(pl.col("v").is_not_null())
     c = str(rare["v"][0]) if rare.height else classes[-1]
     return c, f"{c!r}, the rarest prediction; set [quality] positive_class to choose another"
-
-
-def _score_kind(ws: Workspace, t: gt.Truth, cond: str, params: dict, positive: str) -> str:
-    """Binary `score`: the probability of the positive class, or the confidence of the
-    prediction? A confidence is >= 0.5 on negative predictions too; a probability is not."""
-    df = gt.query(ws, t, f"SELECT count(*) AS n, count_if(score >= 0.5) AS high FROM truth_rows "
-                         f"WHERE score IS NOT NULL AND pred <> $pos AND {cond}", params | {"pos": positive})
-    n, high = int(df["n"][0] or 0), int(df["high"][0] or 0)
-    return "predicted" if n and high / n > 0.5 else "positive"
 
 
 @dataclass
@@ -169,9 +169,10 @@ class Aggregates:
     delay: dict[str, Any] | None = None
 
 
-def _top(ws: Workspace, t: gt.Truth, expr: str, cond: str, params: dict) -> list[str]:
-    df = gt.query(ws, t, f"SELECT coalesce(CAST({expr} AS VARCHAR), '(none)') AS v, count(*) AS n FROM truth_rows "
-                         f"WHERE {cond} GROUP BY 1 ORDER BY n DESC, v LIMIT {MAX_GROUPS}", params)
+def _top(ws: Workspace, expr: str, cond: str, params: dict) -> list[str]:
+    # Straight over the logs (no labels join): only the group sizes matter here.
+    df = ws.source.query(ws.con, f"SELECT coalesce(CAST({expr} AS VARCHAR), '(none)') AS v, count(*) AS n "
+                                 f"FROM logs WHERE {cond} GROUP BY 1 ORDER BY n DESC, v LIMIT {MAX_GROUPS}", params)
     return df["v"].to_list()
 
 
@@ -189,21 +190,20 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
     by_sql = segment_sql(ws, by) if by else None
     sens_sql = segment_sql(ws, sensitive) if sensitive else None
     if by_sql:
-        params["seg_top"] = _top(ws, t, by_sql, cond, params)
+        params["seg_top"] = _top(ws, by_sql, cond, params)
     if sens_sql:
-        params["sens_top"] = _top(ws, t, sens_sql, cond, params)
+        params["sens_top"] = _top(ws, sens_sql, cond, params)
     q = (f"q AS (SELECT *, {ch.key_sql(kind, size)} AS chunk, model_version AS version, "
          f"{_group(by_sql, 'seg')}, {_group(sens_sql, 'sens')} FROM truth_rows WHERE {cond})")
 
     def run(body: str, extra: dict | None = None) -> pl.DataFrame:
         return gt.query(ws, t, f", {q} {body}", params | (extra or {}))
 
-    rows = run("SELECT chunk, version, seg, sens, CAST(pred AS VARCHAR) AS pred, count(*) AS n, "
-               "count(truth) AS labelled, min(ts_us) AS lo_us, max(ts_us) AS hi_us FROM q GROUP BY ALL")
-    agg = Aggregates(kind, size, rows)
-    if (t.labels is not None and "labeled_at" in t.labels.types) or t.reviewed is not None:
-        agg.delay = _delay(run)
+    delay = (t.labels is not None and "labeled_at" in t.labels.types) or t.reviewed is not None
     if spec.task == "regression":
+        rows = run("SELECT chunk, version, seg, sens, CAST(NULL AS VARCHAR) AS pred, count(*) AS n, "
+                   "count(truth) AS labelled, min(ts_us) AS lo_us, max(ts_us) AS hi_us FROM q GROUP BY ALL")
+        agg = Aggregates(kind, size, rows, delay=_delay(run) if delay else None)
         if spec.labelled <= REG_ROWS:
             agg.reg = run("SELECT chunk, version, seg, truth AS y, pred AS yhat FROM q "
                           "WHERE truth IS NOT NULL AND pred IS NOT NULL AND isfinite(truth) AND isfinite(pred)")
@@ -215,34 +215,58 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
                           "count_if(truth <> 0) AS n_ape, sum(truth) AS y, sum(truth ^ 2) AS y2 FROM q "
                           "WHERE truth IS NOT NULL AND pred IS NOT NULL AND isfinite(truth) AND isfinite(pred) GROUP BY ALL")
         return agg
-    agg.pairs = run("SELECT chunk, version, seg, sens, pred, truth, count(*) AS n FROM q "
-                    "WHERE truth IS NOT NULL GROUP BY ALL")
-    agg.hist_exact = spec.labelled <= EXACT_AUC_ROWS
-    parts = []
-    p_pos = spec.p_pos_sql()
+    hist_exact = spec.labelled <= EXACT_AUC_ROWS
+    p_pos, conf = spec.p_pos_sql(), spec.conf_sql()
     scored = [(spec.positive, p_pos)] if p_pos else (
         list(spec.class_scores.items()) if len(spec.classes) > 2 else [])
-    for i, (c, expr) in enumerate(scored):
-        s_expr = expr if agg.hist_exact else f"least(greatest(floor(({expr}) * {AUC_BINS}), 0), {AUC_BINS - 1})"
-        parts.append(f"SELECT chunk, seg, version, $cls{i} AS cls, CAST({s_expr} AS DOUBLE) AS s, truth = $cls{i} AS y "
-                     f"FROM q WHERE truth IS NOT NULL AND ({expr}) IS NOT NULL")
-        params[f"cls{i}"] = c
-    if parts:
-        agg.hist = run("SELECT GROUPING(chunk) * 1 + GROUPING(seg) * 2 + GROUPING(version) * 4 AS g, "
-                       "chunk, seg, version, cls, s, y, count(*) AS n FROM (" + " UNION ALL ".join(parts) + ") AS h "
-                       "GROUP BY GROUPING SETS ((cls, s, y), (chunk, cls, s, y), (seg, cls, s, y), (version, cls, s, y))")
-    conf = spec.conf_sql()
-    if conf:
-        from .metrics import CAL_BINS
+    from .metrics import CAL_BINS
 
-        agg.conf = run(f"SELECT chunk, least(greatest(CAST(floor(c * {CAL_BINS}) AS BIGINT), 0), {CAL_BINS - 1}) AS b, "
-                       "count(*) AS n, count_if(correct) AS correct, sum(c) AS conf_sum "
-                       f"FROM (SELECT chunk, correct, {conf} AS c FROM q WHERE truth IS NOT NULL) AS x "
-                       "WHERE c IS NOT NULL GROUP BY ALL")
+    # One scan: every aggregate is a grouping set of the same rows (the labels join and
+    # the value coercion run once).
+    cols = ["chunk", "version", "seg", "sens", "pred", "truth", "correct"]
+    sets = ["(chunk, version, seg, sens, pred, truth)"]
+    if conf:
+        cols.append(f"CASE WHEN truth IS NOT NULL THEN {conf} END AS c")
+        cols.append(f"CASE WHEN truth IS NOT NULL THEN least(greatest(CAST(floor(({conf}) * {CAL_BINS}) AS BIGINT), 0), "
+                    f"{CAL_BINS - 1}) END AS cb")
+        sets.append("(chunk, cb, correct)")
         est_score = p_pos or conf
-        pos = f"pred = {_lit(spec.positive)}" if p_pos else "true"
-        agg.est = run(f"SELECT chunk, {pos} AS pred_pos, {fine_bin_sql(est_score)} AS fb, count(*) AS n "
-                      f"FROM q WHERE ({est_score}) IS NOT NULL GROUP BY ALL")
+        cols.append(f"{'pred = ' + _lit(spec.positive) if p_pos else 'true'} AS pp")
+        cols.append(f"{fine_bin_sql(est_score)} AS fb")
+        sets.append("(chunk, pp, fb)")
+    for i, (c, expr) in enumerate(scored):
+        s_expr = expr if hist_exact else f"least(greatest(floor(({expr}) * {AUC_BINS}), 0), {AUC_BINS - 1})"
+        cols.append(f"CASE WHEN truth IS NOT NULL THEN CAST({s_expr} AS DOUBLE) END AS s{i}")
+        cols.append(f"truth = $cls{i} AS y{i}")
+        params[f"cls{i}"] = c
+        sets += [f"(s{i}, y{i})", f"(chunk, s{i}, y{i})", f"(seg, s{i}, y{i})", f"(version, s{i}, y{i})"]
+    grouped = ["chunk", "version", "seg", "sens", "pred", "truth"]
+    grouped += (["cb", "correct", "pp", "fb"] if conf else []) + [f"{p}{i}" for i in range(len(scored)) for p in ("s", "y")]
+    flags = ", ".join(f"GROUPING({g}) AS g_{g}" for g in grouped)
+    keys = ", ".join(grouped)
+    sums = ", sum(c) AS conf_sum" if conf else ""
+    big = run(f"SELECT {keys}, {flags}, count(*) AS n, count(truth) AS labelled, min(ts_us) AS lo_us, "
+              f"max(ts_us) AS hi_us{sums} FROM (SELECT ts_us, {', '.join(cols)} FROM q) AS x "
+              f"GROUP BY GROUPING SETS ({', '.join(sets)})")
+    base = big.filter(pl.col("g_truth") == 0)
+    rows = base.group_by("chunk", "version", "seg", "sens", "pred").agg(
+        pl.col("n").sum(), pl.col("labelled").sum(), pl.col("lo_us").min(), pl.col("hi_us").max())
+    agg = Aggregates(kind, size, rows, delay=_delay(run) if delay else None, hist_exact=hist_exact)
+    agg.pairs = base.filter(pl.col("truth").is_not_null()).select("chunk", "version", "seg", "sens", "pred", "truth", "n")
+    if conf:
+        cf = big.filter((pl.col("g_cb") == 0) & pl.col("cb").is_not_null() & pl.col("correct").is_not_null())
+        agg.conf = cf.group_by("chunk", pl.col("cb").alias("b")).agg(
+            pl.col("n").sum(), pl.col("n").filter(pl.col("correct")).sum().alias("correct"), pl.col("conf_sum").sum())
+        agg.est = big.filter((pl.col("g_fb") == 0) & pl.col("fb").is_not_null()).select(
+            "chunk", pl.col("pp").alias("pred_pos"), "fb", "n")
+    parts = []
+    for i, (c, _) in enumerate(scored):
+        h = big.filter((pl.col(f"g_s{i}") == 0) & pl.col(f"s{i}").is_not_null())
+        g = pl.col("g_chunk") * 1 + pl.col("g_seg") * 2 + pl.col("g_version") * 4
+        parts.append(h.select(g.alias("g"), "chunk", "seg", "version", pl.lit(c).alias("cls"),
+                              pl.col(f"s{i}").alias("s"), pl.col(f"y{i}").alias("y"), "n"))
+    if parts:
+        agg.hist = pl.concat(parts)
     return agg
 
 

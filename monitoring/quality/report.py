@@ -152,8 +152,8 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
                 "fairness": {}, "warnings": ["no labels: the logs have no label column and no labels file "
                                              "(set labels / MONITORING_LABELS) or reviewed answer exists"]}
     spec = data.spec_for(ws, t, s, f)
-    if w := gt.no_shared_values(ws, t):
-        warnings.append(w)
+    if spec.warning:
+        warnings.append(spec.warning)
     kind, size = ch.parse_chunk(chunk or s.chunk)
     if kind != "rows" and not getattr(ws.source, "has_time", True):
         kind = "auto"          # no timestamps: the row order chunks the data
