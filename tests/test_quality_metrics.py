@@ -160,3 +160,37 @@ def test_regression_metrics_against_numpy(seed, zeros):
     # The bootstrap's width matches the normal theory for the mean error (bias).
     se = np.std(e, ddof=1) / math.sqrt(4000)
     assert (rows["bias"]["ci"][1] - rows["bias"]["ci"][0]) / 2 == pytest.approx(1.96 * se, rel=0.15)
+
+
+def test_estimated_metrics_against_a_row_simulation():
+    import polars as pl
+
+    from monitoring.quality.data import EST_BINS, Spec
+    from monitoring.quality.estimate import estimate_chunks
+
+    rng = np.random.default_rng(11)
+    p = rng.beta(2, 2, 20_000)                      # calibrated probability of the positive class
+    fb = np.minimum((p * EST_BINS).astype(int), EST_BINS - 1)
+    cal = (np.arange(EST_BINS) + 0.5) / EST_BINS     # identity calibration at bin centres
+    pred = p >= 0.5
+    cells = pl.DataFrame({"chunk": [0] * len(p), "pred_pos": pred, "fb": fb}).group_by("chunk", "pred_pos", "fb").len("n")
+    spec = Spec("classification", ("0", "1"), "1", "", "positive")
+    got = estimate_chunks(cells, cal, spec, min_rows=30, seed=1)[0]
+    c = cal[fb]
+    # Oracle 1: expected counts by hand.
+    tp, fp = c[pred].sum(), (1 - c[pred]).sum()
+    fn, tn = c[~pred].sum(), (1 - c[~pred]).sum()
+    assert got["accuracy"]["value"] == pytest.approx((tp + tn) / len(p))
+    f1 = (2 * tp / (2 * tp + fp + fn) + 2 * tn / (2 * tn + fn + fp)) / 2
+    assert got["f1_macro"]["value"] == pytest.approx(f1)
+    # Oracle 2: expected AUC from pairs of rows weighted by their label probabilities.
+    order = np.argsort(c)
+    cs = c[order]
+    ties = np.array([((1 - c)[c == v]).sum() for v in cs])
+    below = np.array([((1 - c)[c < v]).sum() for v in cs])
+    assert got["roc_auc"]["value"] == pytest.approx((cs * (below + 0.5 * ties)).sum() / (c.sum() * (1 - c).sum()))
+    # Oracle 3: the band is where realized accuracy falls when labels are Bernoulli(c).
+    sims = [np.mean(pred == (rng.random(len(p)) < c)) for _ in range(400)]
+    lo, hi = got["accuracy"]["band"]
+    assert lo == pytest.approx(np.percentile(sims, 2.5), abs=0.002)
+    assert hi == pytest.approx(np.percentile(sims, 97.5), abs=0.002)

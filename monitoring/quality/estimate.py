@@ -9,8 +9,8 @@
    TP = sum over positive predictions of c, FP = sum of 1 - c, FN and TN likewise, giving the
    expected accuracy, macro precision, recall and F1, and the expected ROC AUC (bins weighted
    by c as positives and 1 - c as negatives).
-3. The band: labels drawn as Bernoulli(c) per row, EST_DRAWS times (seeded): the 2.5% and 97.5%
-   points of the metric. It says where the realized metric should fall if the calibration
+3. The band: labels drawn as Bernoulli(c) per row, EST_DRAWS times (seeded; a sum of many
+   such draws is drawn from its normal approximation): the 2.5% and 97.5% points of the metric. It says where the realized metric should fall if the calibration
    still holds; a realized value outside it means the score no longer tells the truth
    (concept drift), which is why the gap is reported beside it.
 
@@ -35,7 +35,7 @@ from ..workspace import Workspace
 from .data import EST_BINS, Spec, _lit, feature_col, fine_bin_sql
 from .metrics import auc
 
-EST_DRAWS = 500
+EST_DRAWS = 1000
 ESTIMATED = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc")
 NOTHING_FOR_REGRESSION = ("Nothing is estimated for a regression model: its error cannot be read "
                           "from its predictions alone, only measured against labels.")
@@ -113,6 +113,31 @@ def _auc_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         return (pos * (below + 0.5 * neg)).sum(axis=-1) / (P * N)
 
 
+def _draw_positives(rng, n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """EST_DRAWS draws of Binomial(n, c) per cell; cells with a variance of 25 or more use
+    the normal approximation (rounded, clipped), which is much cheaper to draw."""
+    var = n * c * (1 - c)
+    big = var >= 25
+    k = np.empty((EST_DRAWS, len(n)))
+    if big.any():
+        z = rng.standard_normal((EST_DRAWS, int(big.sum())))
+        k[:, big] = np.clip(np.rint(n[big] * c[big] + np.sqrt(var[big]) * z), 0, n[big])
+    if (~big).any():
+        k[:, ~big] = rng.binomial(n[~big].astype(np.int64), c[~big], size=(EST_DRAWS, int((~big).sum())))
+    return k
+
+
+def _sum_draws(rng, n: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """EST_DRAWS draws of the sum of independent Binomial(n_i, c_i): normal with the exact
+    mean and variance once the variance reaches 25, else summed exact draws."""
+    mean, var = float((n * c).sum()), float((n * c * (1 - c)).sum())
+    if var >= 25:
+        return np.clip(mean + math.sqrt(var) * rng.standard_normal(EST_DRAWS), 0, n.sum())
+    if len(n) == 0:
+        return np.zeros(EST_DRAWS)
+    return _draw_positives(rng, n, c).sum(axis=1)
+
+
 def estimate_chunks(est: pl.DataFrame, cal: np.ndarray, spec: Spec, *, min_rows: int,
                     seed: int = 0) -> dict[int, dict[str, dict[str, Any]]]:
     """{chunk: {metric: {"value", "band": [lo, hi], "n"}}} from (chunk, pred_pos, fb, n)."""
@@ -130,26 +155,23 @@ def estimate_chunks(est: pl.DataFrame, cal: np.ndarray, spec: Spec, *, min_rows:
             continue
         c = cal[part["fb"].to_numpy()]
         pp = part["pred_pos"].to_numpy().astype(bool)
-        k = rng.binomial(n.astype(np.int64)[None, :], c[None, :], size=(EST_DRAWS, len(n))).astype(float)
         res: dict[str, dict[str, Any]] = {}
         if binary:
             exp = _metrics(*(np.array([(n * c)[pp].sum()]), np.array([(n * (1 - c))[pp].sum()]),
                              np.array([(n * c)[~pp].sum()]), np.array([(n * (1 - c))[~pp].sum()])))
-            sim = _metrics((k * pp).sum(1), ((n - k) * pp).sum(1), (k * ~pp).sum(1), ((n - k) * ~pp).sum(1))
+            tp, fn = _sum_draws(rng, n[pp], c[pp]), _sum_draws(rng, n[~pp], c[~pp])
+            sim = _metrics(tp, n[pp].sum() - tp, fn, n[~pp].sum() - fn)
             fb = part["fb"].to_numpy()
             order = np.unique(fb)
             idx = np.searchsorted(order, fb)
-            A = np.bincount(idx, weights=n * c, minlength=len(order))
-            B = np.bincount(idx, weights=n * (1 - c), minlength=len(order))
-            exp["roc_auc"] = np.array([auc(A, B)[0]])
-            simA = np.zeros((EST_DRAWS, len(order)))
-            simB = np.zeros((EST_DRAWS, len(order)))
-            np.add.at(simA.T, idx, k.T)
-            np.add.at(simB.T, idx, (n - k).T)
-            sim["roc_auc"] = _auc_rows(simA, simB)
+            nb = np.bincount(idx, weights=n, minlength=len(order))
+            cb = cal[order]
+            exp["roc_auc"] = np.array([auc(nb * cb, nb * (1 - cb))[0]])
+            kb = _draw_positives(rng, nb, cb)
+            sim["roc_auc"] = _auc_rows(kb, nb - kb)
         else:
             exp = {"accuracy": np.array([(n * c).sum() / total])}
-            sim = {"accuracy": k.sum(1) / total}
+            sim = {"accuracy": _sum_draws(rng, n, c) / total}
         for m, v in exp.items():
             s = sim[m][np.isfinite(sim[m])]
             value = float(v[0])
