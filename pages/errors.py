@@ -19,7 +19,7 @@ c[0].metric("Error rate", panels.fmt_pct(w.error_rate), help=f"Objective: at mos
 c[1].metric("Failed requests", f"{w.errors:,}")
 c[2].metric("All requests", f"{w.requests:,}")
 
-st.plotly_chart(charts.error_rate_line(s.buckets, slo.error_rate), key="err_line")
+panels.time_chart(view, charts.error_rate_line(s.buckets, slo.error_rate), "err_line")
 over = error_breaches(s.buckets, slo)
 if over.height:
     worst = over.sort("error_rate", descending=True).row(0, named=True)
@@ -31,7 +31,7 @@ types = data.error_types(view.ws, view.fingerprint, view.filters, view.bucket)
 if types.height == 0:
     st.success("No failed requests in this window.")
     st.stop()
-st.plotly_chart(charts.errors_by_type(types, BUCKETS[view.bucket], (w.start, w.end)), key="err_types")
+panels.time_chart(view, charts.errors_by_type(types, BUCKETS[view.bucket], (w.start, w.end)), "err_types")
 cols = st.columns(2)
 totals = types.group_by("error_type").agg(pl.col("errors").sum()).sort("errors", descending=True)
 cols[0].markdown("**By error type**")

@@ -20,7 +20,8 @@ c[3].metric("Successful requests", f"{w.requests - w.errors:,}")
 st.caption(f"Percentiles of successful requests, linear interpolation between order statistics; "
            f"method: **{w.method}**.")
 
-st.plotly_chart(charts.percentile_lines(s.buckets, slo.p95_latency_ms), key="lat_lines")
+log = st.toggle("Log scale", key="lat_log", help="Latency axes on a log scale: tails and the body both readable.")
+panels.time_chart(view, charts.percentile_lines(s.buckets, slo.p95_latency_ms, log=log), "lat_lines")
 over = s.buckets.filter(pl.col("p95") > slo.p95_latency_ms)
 if over.height:
     st.warning(f"P95 above the SLO in {over.height} of {s.buckets.height} buckets, first at "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,6 +21,21 @@ def render(at, page: str | None = None, preset: str | None = None):
         at.switch_page(page)
         at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown(markdown: str) -> str:
+    """What Markdown displays for escaped text (monitoring.fmt.md): the backslashes go."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def set_custom(at, start: datetime, end: datetime):
+    """A custom range from the sidebar's date and time inputs (UTC, end exclusive)."""
+    at.sidebar.date_input(key="custom_from_d").set_value(start.date())
+    at.sidebar.time_input(key="custom_from_t").set_value(start.time())
+    at.sidebar.date_input(key="custom_to_d").set_value(end.date())
+    at.sidebar.time_input(key="custom_to_t").set_value(end.time())
+    at.run()
     return at
 
 
@@ -88,8 +104,7 @@ def test_empty_window_explains_itself(app_env, logs_with_a_hole, page):
     at.run()
     at.sidebar.selectbox(key="range_preset").set_value("Custom")
     at.run()
-    at.sidebar.date_input(key="custom_range").set_value((date(2026, 11, 3), date(2026, 11, 4)))
-    at.run()
+    set_custom(at, datetime(2026, 11, 3), datetime(2026, 11, 5))
     if page != "pages/overview.py":
         at.switch_page(page)
         at.run()
@@ -128,7 +143,7 @@ def test_broken_rows_and_files_show_in_data_health(app_env, tmp_path, page):
         "prediction": hostile}), tmp_path / "a.parquet")
     (tmp_path / "b.parquet").write_bytes(b"PAR1 truncated")
     at = render(app_env(tmp_path), page, preset="All data")
-    expander = " ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error])
+    expander = shown(" ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error]))
     assert "b.parquet" in expander and "NaN" in expander and "negative" in expander
     assert "<script>" in " ".join(at.sidebar.multiselect(key="versions").options)
 
@@ -170,3 +185,83 @@ def test_report_pages_on_unreadable_logs(app_env, tmp_path, page):
     (tmp_path / "junk.parquet").write_text("nope")
     at = render(app_env(tmp_path), page)
     assert any("cannot be opened" in e.value for e in at.error)
+
+
+def test_overview_incidents_come_from_every_detector(app_env, sample_logs):
+    """The error-burst day lists the burst, not 'no incident'; the drifted window lists drift."""
+    at = app_env(sample_logs)
+    at.run()
+    at.sidebar.selectbox(key="range_preset").set_value("Custom")
+    at.run()
+    set_custom(at, datetime(2026, 11, 5), datetime(2026, 11, 6))
+    assert not at.exception, [e.value for e in at.exception]
+    body = texts(at)
+    assert "Errors**]" in body and "2026-11-05 14:" in body and "No incident" not in body
+    assert "Drift**]" in body
+
+
+def test_sub_day_presets_and_custom_times(app_env, sample_logs):
+    at = render(app_env(sample_logs), preset="Last hour")
+    cap = " ".join(c.value for c in at.sidebar.caption)
+    assert "2026-11-22 23:00 → 2026-11-23 00:00 UTC" in cap
+    at.sidebar.selectbox(key="range_preset").set_value("Custom")
+    at.run()
+    set_custom(at, datetime(2026, 11, 5, 14, 0), datetime(2026, 11, 5, 15, 30))
+    assert not at.exception
+    cap = " ".join(c.value for c in at.sidebar.caption)
+    assert "2026-11-05 14:00 → 2026-11-05 15:30 UTC" in cap
+    requests = next(m for m in at.metric if m.label == "Requests")
+    # Oracle: a hand count of the rows in those 90 minutes.
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    t = ds.dataset(sorted(str(p) for p in sample_logs.rglob("*.parquet")), format="parquet").to_table(columns=["timestamp"])
+    n = pc.sum(pc.and_(pc.greater_equal(t["timestamp"], pa.scalar(datetime(2026, 11, 5, 14), pa.timestamp("us", "UTC"))),
+                       pc.less(t["timestamp"], pa.scalar(datetime(2026, 11, 5, 15, 30), pa.timestamp("us", "UTC"))))).as_py()
+    assert requests.value == f"{n:,}"
+    # The range and filters are in the URL, so the link reopens this view.
+    q = {k: (v if isinstance(v, str) else v[0]) for k, v in at.query_params.items()}
+    assert q["range"] == "custom" and q["from"] == "2026-11-05T14:00Z" and q["to"] == "2026-11-05T15:30Z"
+
+
+def test_a_link_opens_on_its_range_and_filters(app_env, sample_logs):
+    at = app_env(sample_logs)
+    at.query_params["range"] = "custom"
+    at.query_params["from"] = "2026-11-08T18:00Z"
+    at.query_params["to"] = "2026-11-08T21:00Z"
+    at.query_params["version"] = ["v1", "nonexistent"]
+    at.run()
+    assert not at.exception
+    cap = " ".join(c.value for c in at.sidebar.caption)
+    assert "2026-11-08 18:00 → 2026-11-08 21:00 UTC" in cap
+    assert at.sidebar.multiselect(key="versions").value == ["v1"]
+
+
+@pytest.mark.parametrize("event, expected", [
+    ({"selection": {"box": [{"x": ["2026-11-17 09:00:00", "2026-11-17 12:30:00"]}]}},
+     (datetime(2026, 11, 17, 9, tzinfo=UTC), datetime(2026, 11, 17, 12, 30, tzinfo=UTC))),
+    ({"selection": {"box": [{"x": ["2026-11-17 12:30:00.5", "2026-11-17 09:00"]}]}},      # dragged leftwards
+     (datetime(2026, 11, 17, 9, tzinfo=UTC), datetime(2026, 11, 17, 12, 30, 0, 500000, tzinfo=UTC))),
+    ({"selection": {"box": [{"x": ["2026-11-17 09:00:00", "2026-11-17 09:00:30"]}]}}, None),   # under a minute
+    ({"selection": {"box": [], "points": [{"x": 1}]}}, None),                                  # a click
+    ({"selection": {"box": [{"x": ["yesterday", "today"]}]}}, None),
+    (None, None),
+])
+def test_a_box_selection_is_a_time_range(event, expected):
+    from ui.timerange import zoom_range
+
+    assert zoom_range(event) == expected
+
+
+def test_a_zoom_sets_the_global_window_on_every_page(app_env, sample_logs):
+    """What the chart's on_select callback does (timerange._set_custom), then a page switch:
+    the zoomed window holds on the next page too."""
+    at = render(app_env(sample_logs), "pages/latency.py")
+    at.session_state["range_preset"] = "Custom"
+    at.session_state["custom_from_d"], at.session_state["custom_from_t"] = date(2026, 11, 17), time(9, 0)
+    at.session_state["custom_to_d"], at.session_state["custom_to_t"] = date(2026, 11, 17), time(12, 30)
+    at.run()
+    at.switch_page("pages/errors.py")
+    at.run()
+    assert not at.exception
+    cap = " ".join(c.value for c in at.sidebar.caption)
+    assert "2026-11-17 09:00 → 2026-11-17 12:30 UTC" in cap

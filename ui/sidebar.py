@@ -8,26 +8,19 @@ are re-assigned to themselves before drawing: choices survive page switches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
 from monitoring.config import ConfigError
+from monitoring.fmt import md
 from monitoring.queries import BUCKET_LABELS, BUCKETS, Extent, Filters, auto_bucket, whole_range
 from monitoring.source import LogSourceError
 from monitoring.workspace import Workspace
 
-from . import data
+from . import data, timerange
 
-PRESETS = {
-    "Last 24 hours": timedelta(hours=24),
-    "Last 7 days": timedelta(days=7),
-    "Last 30 days": timedelta(days=30),
-    "All data": None,
-    "Custom": None,
-}
 AUTO = "auto"
-KEYS = ("range_preset", "custom_range", "model", "versions", "endpoints", "bucket")
+KEYS = ("range_preset", *timerange.CUSTOM_KEYS, "model", "versions", "endpoints", "bucket")
 
 
 @dataclass(frozen=True)
@@ -46,14 +39,23 @@ def render() -> View | None:
     """Draw the sidebar; returns None (after explaining why) when there is nothing to show."""
     try:
         ws = data.workspace()
-    except (LogSourceError, ConfigError) as exc:
+    except ConfigError as exc:
+        st.sidebar.error("Configuration invalid")
+        st.error(f"The configuration cannot be used: {md(str(exc), limit=600)}")
+        st.info("Correct monitoring.toml (or the MONITORING_ variables); the page reloads it on the next run.")
+        return None
+    except LogSourceError as exc:
         st.sidebar.error("Logs unavailable")
-        st.error(f"The logs cannot be opened: {exc}")
-        st.info("Set MONITORING_LOGS to a Parquet file, directory or glob and reload.")
+        st.error(f"The logs cannot be opened: {md(str(exc), limit=600)}")
+        st.info("Set MONITORING_LOGS to a Parquet file, directory or glob; new files are noticed "
+                f"within {data.config().refresh_seconds} s.")
         return None
     ext = ws.extent
     sb = st.sidebar
-    sb.caption(f"Logs: `{ws.config.logs}` · {ext.rows:,} valid rows · times in UTC")
+    sb.caption(f"Logs: {md(ws.config.logs)} · {ext.rows:,} valid rows · times in UTC")
+    sb.caption(f"Read at {data.read_at():%H:%M:%S} UTC · new, changed or removed files are picked up "
+               f"within {ws.config.refresh_seconds} s")
+    _bad_files_notice(ws)
     if ext.rows == 0:
         st.warning("The logs hold no valid rows. The data-health panel says why.")
         return View(ws, ext, Filters(), "hour")
@@ -63,25 +65,11 @@ def render() -> View | None:
     first, last = whole_range(ext)
 
     # Defaults go through session state (not the widgets' value/index), so the state kept
-    # across pages and the widgets never disagree.
-    st.session_state.setdefault("range_preset", "Last 7 days")
+    # across pages and the widgets never disagree. A link's choices come first.
+    timerange.from_url({"model": ext.model_names, "versions": ext.model_versions,
+                        "endpoints": ext.endpoints}, (AUTO, *BUCKETS))
     st.session_state.setdefault("bucket", AUTO)
-    preset = sb.selectbox("Time range", list(PRESETS), key="range_preset",
-                          help="Presets end at the latest request in the logs.")
-    if preset == "Custom":
-        default = (max(first, last - timedelta(days=7)).date(), (last - timedelta(minutes=1)).date())
-        st.session_state.setdefault("custom_range", default)
-        picked = sb.date_input("From – to (UTC, inclusive)", min_value=first.date(),
-                               max_value=last.date(), key="custom_range")
-        start_d, end_d = _date_pair(picked, default)
-        start = datetime.combine(start_d, time(), UTC)
-        end = datetime.combine(end_d, time(), UTC) + timedelta(days=1)
-    elif PRESETS[preset] is None:
-        start, end = first, last
-    else:
-        start, end = max(first, last - PRESETS[preset]), last
-    if end <= start:
-        end = start + timedelta(minutes=1)
+    preset, start, end = timerange.pick(sb, first, last)
 
     model = None
     if len(ext.model_names) > 1:
@@ -95,20 +83,20 @@ def render() -> View | None:
                           format_func=lambda b: "auto" if b == AUTO else BUCKET_LABELS[b])
     bucket = auto_bucket(start, end) if choice == AUTO else choice
     sb.caption(f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC · bucket {BUCKET_LABELS[bucket]}")
+    timerange.to_url(preset, start, end, model, tuple(versions), tuple(endpoints), choice)
     f = Filters(start=start, end=end, model_name=model, model_versions=tuple(versions),
                 endpoints=tuple(endpoints))
     return View(ws, ext, f, bucket)
 
 
-def _date_pair(picked, default: tuple[date, date]) -> tuple[date, date]:
-    # While a range is being picked the widget returns a single date.
-    if isinstance(picked, tuple | list):
-        if len(picked) == 2:
-            return picked[0], picked[1]
-        if len(picked) == 1:
-            return picked[0], picked[0]
-        return default
-    return (picked, picked) if picked else default
+def _bad_files_notice(ws: Workspace) -> None:
+    """Files that cannot be read are named on every page, not only in the health panel."""
+    bad = ws.source.bad_files
+    if bad:
+        names = ", ".join(md(b.path) for b in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        st.warning(f"{len(bad)} log file(s) cannot be read and are left out of every figure: {names} "
+                   f"({md(bad[0].reason)}). The data-health panel in the sidebar lists them all.",
+                   icon=":material/description:")
 
 
 def _leave_legacy_pages_mode() -> None:

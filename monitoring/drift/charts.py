@@ -1,7 +1,7 @@
 """Plotly figures of drift. Pure: frames and results in, figures out; no Streamlit.
 
-Category values and feature names from the logs reach the figures only as data (axis
-values, hover text), which Plotly renders as text, never as markup we assemble.
+Category values and feature names from the logs go through `fmt.label` wherever they reach a
+figure (axis categories, hover text, customdata): Plotly reads a subset of HTML in all of them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
+from ..fmt import label, labels
 from .engine import FeatureDrift, OverTime
 
 REF_COLOR = "#7f8c9a"
@@ -42,10 +43,10 @@ def heatmap(ot: OverTime, names: list[str]) -> go.Figure:
             continue
         z[i][j] = r["ratio"]
         score = "–" if r["score"] is None else f"{r['score']:.4f}"
-        text[i][j] = (f"{r['method']} {score} (threshold {r['threshold']:g})"
+        text[i][j] = label(f"{r['method']} {score} (threshold {r['threshold']:g})"
                       f"{' · DRIFT' if r['drifted'] else ''} · n={r['n']:,}")
     fig = go.Figure(go.Heatmap(
-        z=z, x=x, y=names, text=text, zmin=0, zmax=RATIO_CAP, colorscale=RATIO_SCALE,
+        z=z, x=x, y=labels(names), text=text, zmin=0, zmax=RATIO_CAP, colorscale=RATIO_SCALE,
         hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
         colorbar=dict(title="score / threshold", tickvals=[0, 0.5, 1, 1.5, 2],
                       ticktext=["0", "0.5", "1 (drift)", "1.5", "≥2"])))
@@ -85,10 +86,10 @@ def distributions(dist: pl.DataFrame, f: FeatureDrift) -> go.Figure:
     """Reference and current shares, overlaid: histogram bars for numbers, bars for categories."""
     fig = go.Figure()
     numeric = f.kind == "numeric"
-    x = dist["x"].to_list() if numeric else dist["bin"].to_list()
+    x = dist["x"].to_list() if numeric else labels(dist["bin"].to_list())
     for side, color in (("reference", REF_COLOR), ("current", CUR_COLOR)):
         fig.add_trace(go.Bar(x=x, y=dist[side].to_list(), name=side, marker_color=color,
-                             opacity=0.6 if numeric else 0.9, customdata=dist["bin"].to_list(),
+                             opacity=0.6 if numeric else 0.9, customdata=labels(dist["bin"].to_list()),
                              hovertemplate="%{customdata}: %{y:.2%}<extra>" + side + "</extra>"))
     fig.update_layout(barmode="overlay" if numeric else "group", bargap=0.02 if numeric else 0.2,
                       title="Distribution: reference vs current (share of non-null values)",
