@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, Setting, register_section
 from .queries import Filters, bucket_sql
 from .source import INTEGER_TYPES, NUMERIC_TYPES, LogSourceError, quote_ident, resolve_paths, run
 from .workspace import Workspace
@@ -42,6 +42,10 @@ LABEL_HELP = {"path": "the labels file (when the top-level `labels` setting is n
               "label": "column holding the true value",
               "labeled_at": "column holding when the label arrived (optional in the file)"}
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+
+
+register_section("labels", tuple(
+    Setting(k, d, LABEL_HELP[k], kind=str) for k, d in LABEL_KEYS.items()))
 
 
 class LabelsError(LogSourceError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, Setting, register_section
 from ..ground_truth import did_you_mean
 
 HIGHER_BETTER = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "r2")
@@ -52,7 +52,11 @@ class QualitySettings:
 
 
 def load(cfg: Config) -> QualitySettings:
-    data = cfg.section("quality")
+    return check(cfg.section("quality"))
+
+
+def check(data: dict[str, Any]) -> QualitySettings:
+    """The [quality] table validated; raises ConfigError naming the key."""
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in HELP:
@@ -88,3 +92,8 @@ def load(cfg: Config) -> QualitySettings:
                 raise ConfigError(f"[quality.{key}] {m} must be a number")
         values[key] = {m: float(v) for m, v in table.items()}
     return QualitySettings(**{**s.__dict__, **values})
+
+
+_DEFAULTS = QualitySettings()
+register_section("quality", tuple(
+    Setting(k, getattr(_DEFAULTS, k), HELP[k], kind=object) for k in HELP), check=check)
