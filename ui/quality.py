@@ -12,7 +12,7 @@ import polars as pl
 import streamlit as st
 
 from monitoring import ground_truth as gt
-from monitoring.fmt import md
+from monitoring.fmt import md, safe_frame
 from monitoring.quality import quality_report
 from monitoring.quality.data import segment_columns
 from monitoring.queries import Filters
@@ -70,23 +70,24 @@ def segments_frame(segs: list[dict], metric: str) -> pl.DataFrame:
         ci = e.get("ci") or [None, None]
         rows.append({"rank": s["rank"], s["column"]: str(s["value"]), "rows": s["rows"], "labelled": s["labelled"],
                      metric: e.get("value"), "low": ci[0], "high": ci[1], "note": e.get("note", "")})
-    return pl.DataFrame(rows)
+    return safe_frame(pl.DataFrame(rows))
 
 
 def per_class_frame(per: dict) -> pl.DataFrame:
-    return pl.DataFrame([{"class": str(c), "precision": v["precision"], "recall": v["recall"], "f1": v["f1"],
-                          "support": v["support"], "predicted": v["predicted"]} for c, v in per.items()],
-                        schema={"class": pl.String, "precision": pl.Float64, "recall": pl.Float64,
-                                "f1": pl.Float64, "support": pl.Int64, "predicted": pl.Int64})
+    return safe_frame(pl.DataFrame(
+        [{"class": str(c), "precision": v["precision"], "recall": v["recall"], "f1": v["f1"],
+          "support": v["support"], "predicted": v["predicted"]} for c, v in per.items()],
+        schema={"class": pl.String, "precision": pl.Float64, "recall": pl.Float64,
+                "f1": pl.Float64, "support": pl.Int64, "predicted": pl.Int64}))
 
 
 def groups_frame(groups: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame([{"group": str(g["value"]), "rows": g["rows"], "positive rate": g["positive_rate"]["value"],
+    return safe_frame(pl.DataFrame([{"group": str(g["value"]), "rows": g["rows"], "positive rate": g["positive_rate"]["value"],
                           "TPR": g["tpr"]["value"], "FPR": g["fpr"]["value"],
                           "labelled positives": g["labelled_positive"], "labelled negatives": g["labelled_negative"]}
                          for g in groups],
                         schema={"group": pl.String, "rows": pl.Int64, "positive rate": pl.Float64, "TPR": pl.Float64,
-                                "FPR": pl.Float64, "labelled positives": pl.Int64, "labelled negatives": pl.Int64})
+                                "FPR": pl.Float64, "labelled positives": pl.Int64, "labelled negatives": pl.Int64}))
 
 
 def too_few(chunks: list[dict], metric: str) -> list[str]:

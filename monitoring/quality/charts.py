@@ -6,18 +6,18 @@ label (Plotly renders a subset of HTML in text), so they show as typed.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import plotly.graph_objects as go
+
+from ..fmt import label
 
 REALIZED = "#1f77b4"
 ESTIMATED = "#ff7f0e"
 BAD = "#c62828"
 
 
-def _t(v: Any) -> str:
-    return html.escape(str(v))
+_t = label   # the one escape for Plotly text (monitoring.fmt)
 
 
 def _layout(fig: go.Figure, title: str, y: str, height: int = 360) -> go.Figure:
