@@ -39,7 +39,8 @@ if not r["overall"]:
 regression = r["task"] == "regression"
 headline = ["mae", "rmse", "r2"] if regression else ["accuracy", "roc_auc", "f1_macro"]
 m = st.columns(4)
-m[0].metric("Labelled", f"{r['labelled']:,}", help=f"{r['coverage']:.1%} of {r['rows']:,} served predictions")
+m[0].metric("Labelled", f"{r['labelled']:,}", delta=f"{r['coverage']:.1%} of {r['rows']:,} served", delta_color="off",
+            help="Coverage: the share of the window's served predictions with a label so far.")
 for col, name in zip(m[1:], headline, strict=True):
     e = r["overall"].get(name)
     col.metric(uq.METRIC_TITLES[name], uq.value(e) if e else "no score", help=uq.interval(e) or None,
@@ -107,3 +108,4 @@ if r.get("label_delay"):
     q[0].metric("Median delay", f"{d['hours']['p50'] / 24:.1f} days")
     q[1].metric("90% within", f"{d['hours']['p90'] / 24:.1f} days")
     q[2].metric("Labels with a time", f"{d['labels_with_time']:,}")
+    st.plotly_chart(charts.label_delay(d["by_day"]), key="quality_delay")

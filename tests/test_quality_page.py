@@ -120,3 +120,22 @@ def test_text_from_the_logs_stays_text_on_the_quality_page(app_env, tmp_path):
     assert "&lt;script&gt;" in specs and "<script>" not in specs
     seg = _frame(at, "rank")
     assert set(seg["region"]) == {"[x](http://evil.example)", "<script>alert(1)</script>"}
+
+
+def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
+    n = 90
+    served = [datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)]
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(n)], "timestamp": pa.array(served, pa.timestamp("us")),
+                             "prediction": ["a", "b", "a"] * (n // 3)}), tmp_path / "a.parquet")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    k = 60                                            # two thirds labelled, 0-5 days late
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(k)], "label": ["a"] * k,
+                             "labeled_at": pa.array([served[i] + timedelta(days=i % 6) for i in range(k)],
+                                                    pa.timestamp("us"))}), labels / "l.parquet")
+    at = app_env(tmp_path / "a.parquet", MONITORING_LABELS=labels / "l.parquet")
+    at = _open(at)
+    cov = next(m for m in at.metric if m.label == "Labelled")
+    assert cov.value == "60" and cov.delta.startswith("66.7% of 90")
+    assert next(m for m in at.metric if m.label == "Median delay").value == "2.5 days"
+    assert any("Label delay" in c.proto.spec for c in at.get("plotly_chart"))

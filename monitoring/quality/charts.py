@@ -106,3 +106,11 @@ def fairness_over_time(chunks: list[dict]) -> go.Figure:
         ys = [c[key]["value"] for c in chunks]
         fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers", connectgaps=False))
     return _layout(fig, "Fairness gaps over time (highest - lowest group)", "gap")
+
+
+def label_delay(by_day: list[dict]) -> go.Figure:
+    """Labels by the number of whole days they arrived after the prediction was served."""
+    fig = go.Figure(go.Bar(x=[d["day"] for d in by_day], y=[d["n"] for d in by_day], marker_color=REALIZED))
+    fig.update_xaxes(title="days after serving")
+    fig.update_layout(hovermode="closest")
+    return _layout(fig, "Label delay", "labels", height=280)

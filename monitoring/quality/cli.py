@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     times = {k: parse_time(getattr(args, k)) if getattr(args, k) else None for k in ("start", "end", "as_of")}
     if times["start"] and times["end"] and times["end"] <= times["start"]:
         raise ValueError("--end must be after --start")
-    reviewed = gt.reviewed_labels(cfg.database_url) if (args.db or cfg.db_url) else None
+    reviewed = gt.reviewed_labels(cfg.database_url)   # as the page and the weekly summary do
     r = quality_report(ws, start=times["start"], end=times["end"], chunk=args.chunk, by=args.by,
                        sensitive=args.sensitive, reference=args.reference, as_of=times["as_of"], reviewed=reviewed)
     print(dump_json(r) if args.format == "json" else table(r))
