@@ -24,14 +24,13 @@ accuracy is reported for it.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 
-from .config import Config, ConfigError, Setting, register_section
+from .config import Config, ConfigError, Setting, did_you_mean, register_section
 from .queries import Filters, bucket_sql
 from .source import INTEGER_TYPES, NUMERIC_TYPES, LogSourceError, quote_ident, resolve_paths, run
 from .workspace import Workspace
@@ -50,11 +49,6 @@ register_section("labels", tuple(
 
 class LabelsError(LogSourceError):
     """The labels file or its mapping cannot be used; one sentence a person can act on."""
-
-
-def did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config, ConfigError, Setting, register_section
-from ..ground_truth import did_you_mean
+from ..config import Config, ConfigError, Setting, did_you_mean, register_section
 
 HIGHER_BETTER = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "r2")
 LOWER_BETTER = ("ece", "mae", "rmse", "mape")
