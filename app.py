@@ -21,6 +21,7 @@ pages = {
     "Is it still right?": [
         st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
         st.Page("pages/queues.py", title="Queues", icon=":material/inventory_2:"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/verified:"),
     ],
     "Is the world it sees still the one it learned?": [
         st.Page("pages/drift.py", title="Drift", icon=":material/waves:"),

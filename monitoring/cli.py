@@ -26,6 +26,7 @@ from .config import ConfigError, load_config
 from .drift import report as drift_report
 from .labelling import cli as labelling_cli
 from .logger import compaction as logger_compaction
+from .quality import cli as _quality_cli
 from .rollup import cli as _rollup_cli
 from .source import LogSourceError
 
@@ -179,6 +180,8 @@ COMMANDS: dict[str, Command] = {
                 logger_compaction.add_arguments, logger_compaction.run),
     "rollup": ("build, update or describe the rollup store of the logs", _rollup_cli.add_arguments,
                _rollup_cli.run),
+    "quality": ("model quality from late labels: metrics, over time, segments, fairness, estimates",
+                _quality_cli.add_arguments, _quality_cli.run),
 }
 
 

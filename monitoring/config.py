@@ -187,6 +187,8 @@ SECTION_OWNERS: dict[str, str] = {
     "alerts": "monitoring.alerts.settings",
     "auth": "monitoring.auth.settings",
     "compare": "monitoring.compare.settings",
+    "labels": "monitoring.ground_truth",
+    "quality": "monitoring.quality.settings",
 }
 
 
@@ -327,7 +329,9 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     data = _read(cfg_path)
     by_key = {s.key: s for s in SETTINGS}
     values: dict[str, Any] = {s.key: s.default for s in SETTINGS}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict) and k not in by_key}
+    # `labels` names a file and `[labels]` maps its columns: TOML holds one of them, and the
+    # table (whose `path` names the file) belongs to its section.
+    tables = {k: v for k, v in data.items() if isinstance(v, dict) and (k not in by_key or k in SECTION_OWNERS)}
     scalars = {k: v for k, v in data.items() if k not in tables}
     for k in scalars:
         if k in SECTION_OWNERS or k in SECTIONS:

@@ -78,6 +78,7 @@ class Providers:
     accuracy: Callable[[Workspace, datetime, datetime], dict | None] | None = None
     alerts: Callable[[Workspace, datetime, datetime], list[dict] | None] | None = None
     rollback: Callable[[Workspace, datetime, datetime], dict | None] | None = None
+    quality: Callable[[Workspace, datetime, datetime], dict | None] | None = None
 
 
 def _change(cur: float | None, prev: float | None) -> float | None:
@@ -205,6 +206,10 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     alerts = providers.alerts(ws, start, end) if providers.alerts else None
     out["alerts"] = alerts or []
     out["daily"] = _daily(s.buckets)
+    out["quality"] = providers.quality(ws, start, end) if providers.quality and w.requests else None
+    if (out["quality"] or {}).get("task") == "regression" and areas["accuracy"].get("accuracy") is None:
+        areas["accuracy"]["reason"] = ("Accuracy does not apply to a regression model: its errors "
+                                       "(MAE, RMSE, ...) are under Model quality.")
     return out
 
 
@@ -385,6 +390,7 @@ def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
     from .alerts import evaluate
     from .compare.report import rollback_in_week
+    from .quality.summary import quality_in_week
 
     return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
-                     drift=drift_in_week, rollback=rollback_in_week)
+                     drift=drift_in_week, rollback=rollback_in_week, quality=quality_in_week(database_url))

@@ -22,7 +22,7 @@ from .fmt import pct as _pct
 STATUS_ICON = {"green": "🟢", "amber": "🟠", "red": "🔴", "grey": "⚪"}
 STATUS_COLOR = {"green": "#2e7d32", "amber": "#ef6c00", "red": "#c62828", "grey": "#757575"}
 AREA_TITLES = {"traffic": "Traffic", "availability": "Availability", "latency": "Latency",
-               "errors": "Errors", "drift": "Drift", "accuracy": "Labelled accuracy"}
+               "errors": "Errors", "drift": "Drift", "accuracy": "Labelled accuracy", "quality": "Model quality"}
 
 
 def _t(v: Any) -> str:
@@ -67,6 +67,10 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows.append(("accuracy", "Predictions labelled",
                  "unavailable" if acc.get("available") is False and acc.get("labelled") is None
                  else str(acc.get("labelled") or 0)))
+    if s.get("quality"):
+        from .quality.summary import figure_rows
+
+        rows += figure_rows(s["quality"])
     return rows
 
 

@@ -256,6 +256,10 @@ def evaluate(ws: Workspace, at: datetime | None = None,
         for need in r.needs:
             if need in PROVIDERS and params[name]["enabled"] and need not in ctx.extra:
                 PROVIDERS[need](ws, ctx, at, params[name])
+    if params["quality_floor"]["enabled"] or params["estimated_quality_floor"]["enabled"]:
+        from .quality_rules import add_quality
+
+        add_quality(ws, ctx, at, params)
     out: list[Episode] = []
     for name, r in RULES.items():
         p = params[name]

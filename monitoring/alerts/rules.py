@@ -247,3 +247,7 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
                           + "{value:.3f} above {threshold:g}", threshold, ""))
     return out
+
+
+# Quality rules (retrain triggers) live in their own module; importing it registers them.
+from . import quality_rules  # noqa: E402,F401

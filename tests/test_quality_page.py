@@ -1,0 +1,141 @@
+"""The Quality page rendered in-process (AppTest) on the sample logs and on logs without labels."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _frame(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _open(at):
+    at.run()
+    at.switch_page("pages/quality.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_quality_page_shows_the_accuracy_drop_segments_and_fairness(app_env, sample_logs):
+    at = _open(app_env(sample_logs))            # default window: the last 7 days (the prediction shift)
+    assert at.title[0].value == "Quality"
+    labels = {m.label for m in at.metric}
+    assert {"Labelled", "Accuracy", "F1 (macro)", "Positive-rate difference", "TPR gap"} <= labels
+    acc = next(m for m in at.metric if m.label == "Accuracy")
+    assert acc.value.startswith("0.") and "95% interval" in acc.delta
+    charts = {c.proto.spec for c in at.get("plotly_chart")}
+    assert any("accuracy over time" in s for s in charts)
+    over = next(s for s in charts if "accuracy over time" in s)
+    assert "estimated" in over
+    seg = _frame(at, "rank")
+    assert list(seg["rank"]) == list(range(1, len(seg) + 1))
+    groups = _frame(at, "positive rate")
+    assert set(groups["group"]) == {"web", "ios", "android"}
+    assert any("Too few labels" in c.value for c in at.caption)   # the last days have none yet
+
+
+def test_quality_page_segment_and_sensitive_choices(app_env, sample_logs):
+    at = _open(app_env(sample_logs))
+    at.selectbox(key="quality_by").set_value("region")
+    at.selectbox(key="quality_sensitive").set_value("(none)")
+    at.run()
+    assert not at.exception
+    seg = _frame(at, "rank")
+    assert set(seg["region"]) == {"north", "south", "east", "west", "central"}
+    assert any("Pick a sensitive column" in i.value for i in at.info)
+
+
+def test_quality_page_without_labels_explains_itself(app_env, tmp_path):
+    n = 50
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)],
+        "timestamp": pa.array([datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "prediction": ["a", "b"] * (n // 2)}), tmp_path / "a.parquet")
+    at = _open(app_env(tmp_path))
+    assert any("No labels to score yet" in i.value for i in at.info)
+    assert any("no labels" in w.value for w in at.warning)
+
+
+def test_quality_page_with_a_broken_labels_mapping_says_so(app_env, sample_logs, tmp_path):
+    pq.write_table(pa.table({"id": ["x"], "truth": ["low"]}), tmp_path / "labels.parquet")
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f'[labels]\npath = "{tmp_path / "labels.parquet"}"\nid = "id"\nlabel = "truht"\n')
+    at = _open(app_env(sample_logs, MONITORING_CONFIG=cfg))
+    assert any("no column" in e.value and "truht" in e.value for e in at.error)
+
+
+def _batch(tmp_path, analysis: str, target: str, columns: str, label: str):
+    from tests.thirdparty import nannyml_table
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pq.write_table(nannyml_table(analysis), logs / "analysis.parquet")
+    pq.write_table(nannyml_table(target), tmp_path / "target.parquet")
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text(f"[columns]\n{columns}\n[labels]\npath = \"{tmp_path / 'target.parquet'}\"\nid = \"id\"\n"
+                   f"label = \"{label}\"\n")
+    return logs, cfg
+
+
+def test_quality_page_on_batch_sets_with_late_labels(app_env, tmp_path):
+    logs, cfg = _batch(tmp_path, "synthetic_car_loan_analysis.csv", "synthetic_car_loan_analysis_target.csv",
+                       'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"', "repaid")
+    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    at.sidebar.selectbox(key="range_preset").set_value("All data")
+    at.run()
+    assert not at.exception
+    labels = {m.label: m for m in at.metric}
+    assert labels["ROC AUC"].value.startswith("0.9") and labels["Labelled"].value == "50,000"
+
+
+def test_quality_page_on_logs_without_time(app_env, tmp_path):
+    logs, cfg = _batch(tmp_path, "employment_MA_analysis.pq", "employment_MA_analysis_target.pq",
+                       'request_id = "id"\nscore = "predicted_probability"', "employed")
+    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    assert any("no timestamp" in w.value for w in at.warning)
+    assert {"Accuracy", "ROC AUC"} <= {m.label for m in at.metric}
+
+
+def test_text_from_the_logs_stays_text_on_the_quality_page(app_env, tmp_path):
+    n = 120
+    classes = ["<i>a</i>", "**b**"]
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)],
+        "timestamp": pa.array([datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
+        "prediction": [classes[i % 2] for i in range(n)],
+        "label": [classes[(i // 3) % 2] for i in range(n)],
+        "region": ["[x](http://evil.example)", "<script>alert(1)</script>"] * (n // 2)}), tmp_path / "a.parquet")
+    at = _open(app_env(tmp_path))
+    at.selectbox(key="quality_by").set_value("region")
+    at.run()
+    assert not at.exception
+    import json
+
+    specs = " ".join(json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart"))
+    assert "&lt;i&gt;a&lt;/i&gt;" in specs and "<i>a</i>" not in specs
+    assert "&lt;script&gt;" in specs and "<script>" not in specs
+    seg = _frame(at, "rank")
+    assert set(seg["region"]) == {"[x](http://evil.example)", "<script>alert(1)</script>"}
+
+
+def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
+    n = 90
+    served = [datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)]
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(n)], "timestamp": pa.array(served, pa.timestamp("us")),
+                             "prediction": ["a", "b", "a"] * (n // 3)}), tmp_path / "a.parquet")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    k = 60                                            # two thirds labelled, 0-5 days late
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(k)], "label": ["a"] * k,
+                             "labeled_at": pa.array([served[i] + timedelta(days=i % 6) for i in range(k)],
+                                                    pa.timestamp("us"))}), labels / "l.parquet")
+    at = app_env(tmp_path / "a.parquet", MONITORING_LABELS=labels / "l.parquet")
+    at = _open(at)
+    cov = next(m for m in at.metric if m.label == "Labelled")
+    assert cov.value == "60" and cov.delta.startswith("66.7% of 90")
+    assert next(m for m in at.metric if m.label == "Median delay").value == "2.5 days"
+    assert any("Label delay" in c.proto.spec for c in at.get("plotly_chart"))
