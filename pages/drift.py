@@ -52,7 +52,7 @@ st.caption("Sorted by score relative to threshold. Numeric: Wasserstein distance
            "See docs/drift.md.")
 
 st.subheader("Drift over time")
-chunk = st.segmented_control("Chunk", ["day", "week", "rows"], default=settings.chunk, key="drift_chunk",
+chunk = st.segmented_control("Chunk", ["auto", "hour", "day", "week", "month", "rows"], default=settings.chunk.split(":")[0], key="drift_chunk",
                              help=f"'rows' cuts the window every {settings.chunk_rows:,} rows (drift.chunk_rows).")
 ot = ud.over_time(view.ws, ref, view.filters, settings, chunk or settings.chunk)
 ranked = [f.name for f in result.all if f.role != "feature"] + [f.name for f in result.ranked()]

@@ -21,7 +21,9 @@ from ..fmt import pct
 from ..queries import Filters, parse_time
 from ..workspace import open_workspace
 from . import stattests
-from .engine import DriftResult, FeatureDrift, OverTime
+from .chunks import parse as parse_chunk
+from .engine import DriftResult, FeatureDrift
+from .overtime import OverTime
 from .settings import load as load_settings
 from .windows import Reference, analyze, analyze_over_time, default_current, resolve_reference
 
@@ -39,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "or the first request)")
     p.add_argument("--end", help="current window end, exclusive (default: after the last request)")
     p.add_argument("--model", dest="model_name", help="only this model_name")
-    p.add_argument("--chunk", choices=["day", "week", "rows"],
-                   help="also score each chunk of the current window (drift over time)")
+    p.add_argument("--chunk", metavar="auto|hour|day|week|month|rows:N",
+                   help="also score each chunk of the current window (drift over time); auto "
+                        "(the [drift] chunk default) picks the finest unit with enough rows per chunk")
     p.add_argument("--format", choices=["json", "table"], default="table")
 
 
@@ -51,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --reference or --reference-start/--reference-end, not both")
     if bool(args.reference_start) != bool(args.reference_end):
         raise UsageError("--reference-start and --reference-end go together")
+    if args.chunk is not None:
+        try:
+            parse_chunk(args.chunk)
+        except ValueError as exc:
+            raise UsageError(f"--chunk: {exc}") from None
     cfg = load_config(args.config, {"logs": args.logs})
     report = drift_report(cfg, reference=args.reference, reference_start=args.reference_start,
                           reference_end=args.reference_end, start=args.start, end=args.end,
@@ -145,12 +153,24 @@ def feature_json(f: FeatureDrift) -> dict[str, Any]:
 
 
 def over_time_json(ot: OverTime) -> dict[str, Any]:
-    chunks = [{"start": r["start"], "end": r["end"], "rows": r["rows"]} for r in ot.chunks.iter_rows(named=True)]
-    starts = {r["k"]: r["start"] for r in ot.chunks.iter_rows(named=True)}
+    """Chunks with their rows, positions and every column's score, threshold, band and
+    decision; `drifted_chunks` lists the start of each drifted chunk per column."""
+    by_k: dict[int, dict[str, Any]] = {}
+    for r in ot.scores.iter_rows(named=True):
+        by_k.setdefault(r["k"], {})[r["name"] if r["role"] == "feature" or r["name"] == r["role"]
+                                    else f"{r['role']}:{r['name']}"] = {
+            "score": r["score"], "threshold": r["threshold"], "band": r["band"],
+            "drifted": bool(r["drifted"]), "n": r["n"], "null_share": r["null_share"]}
+    chunks = [{"start": r["start"], "end": r["end"], "rows": r["rows"], "first_row": r["first_row"],
+               "last_row": r["last_row"], "scores": by_k.get(r["k"], {})}
+              for r in ot.chunks.iter_rows(named=True)]
+    starts = {r["k"]: (r["start"] if r["start"] is not None else r["first_row"])
+              for r in ot.chunks.iter_rows(named=True)}
     drifted: dict[str, list] = {}
-    for r in ot.scores.filter(ot.scores["drifted"].fill_null(False)).iter_rows(named=True):
+    for r in ot.scores.filter(ot.scores["drifted"].fill_null(False)).sort("k").iter_rows(named=True):
         drifted.setdefault(r["name"], []).append(starts[r["k"]])
-    return {"chunk": ot.chunk, "chunks": chunks, "drifted_chunks": drifted}
+    return {"chunk": ot.chunk, "requested": ot.requested, "reason": ot.reason, "rows_needed": ot.needed,
+            "chunks": chunks, "drifted_chunks": drifted}
 
 
 # -- table -------------------------------------------------------------------------------------
@@ -200,6 +220,8 @@ def drift_table(r: dict[str, Any]) -> str:
     ot = r.get("over_time")
     if ot:
         lines += ["", f"drift over time ({ot['chunk']} chunks, {len(ot['chunks'])}):"]
+        if ot.get("reason"):
+            lines.append(f"  {ot['reason']}")
         for name, when in ot["drifted_chunks"].items():
             lines.append(f"  {name}: {len(when)} chunk(s), first {_when(when[0])}, last {_when(when[-1])}")
         if not ot["drifted_chunks"]:
@@ -208,4 +230,6 @@ def drift_table(r: dict[str, Any]) -> str:
 
 
 def _when(dt) -> str:
+    if isinstance(dt, int):
+        return f"row {dt:,}"
     return "–" if dt is None else f"{dt:%Y-%m-%d %H:%M}"

@@ -20,7 +20,8 @@ from ..config import Config
 from ..queries import Extent, Filters, whole_range
 from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
 from ..workspace import Workspace
-from .engine import Column, DriftResult, OverTime, Side, compare, over_time
+from .engine import Column, DriftResult, Side, compare
+from .overtime import OverTime, over_time
 from .quality import type_changes
 from .settings import DriftSettings
 
@@ -198,7 +199,8 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
 def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult,
                       settings: DriftSettings, chunk: str | None = None, *,
                       chunk_rows: int | None = None, ref_source: LogSource | None = None) -> OverTime:
-    """Per-chunk scores of the current window (chunk: day, week or rows; default [drift])."""
+    """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
+    rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
     return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
-                     chunk_rows=chunk_rows or settings.chunk_rows)
+                     chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows)
