@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from .config import SLO
-from .queries import BUCKETS, Filters
+from .queries import BUCKETS, Filters, bucket_sql
 from .source import LogSource
 
 BASELINE_DAYS = 7
@@ -54,7 +54,7 @@ def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                    model_versions=f.model_versions, endpoints=f.endpoints)
     cond, params = wide.where()
     return source.query(
-        con, f"SELECT ts_us // 60000000 AS minute, count(*) AS n FROM logs WHERE {cond} GROUP BY 1 ORDER BY 1",
+        con, f"SELECT {bucket_sql('ts_us', '60000000')} AS minute, count(*) AS n FROM logs WHERE {cond} GROUP BY 1 ORDER BY 1",
         params)
 
 

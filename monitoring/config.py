@@ -97,6 +97,8 @@ class Config:
     columns: dict[str, str] = field(default_factory=dict)
     # explicit feature list; empty means every non-canonical column
     features: tuple[str, ...] = ()
+    # unit of a numeric timestamp column: "s", "ms", "us" or "ns" ([columns] timestamp_unit)
+    timestamp_unit: str | None = None
     slo: SLO = field(default_factory=SLO)
     # free-form sections owned by other modules (drift, alerts, ...), validated there
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,7 +170,10 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
     if not isinstance(columns, dict):
         raise ConfigError("[columns] must be a table of canonical name = column name")
     features = columns.get("features", ())
-    mapping = {k: v for k, v in columns.items() if k != "features"}
+    timestamp_unit = columns.get("timestamp_unit")
+    if timestamp_unit is not None and timestamp_unit not in ("s", "ms", "us", "ns"):
+        raise ConfigError(f'[columns] timestamp_unit must be "s", "ms", "us" or "ns", got {timestamp_unit!r}')
+    mapping = {k: v for k, v in columns.items() if k not in ("features", "timestamp_unit")}
     for k, v in mapping.items():
         if k not in CANONICAL_COLUMNS:
             raise ConfigError(f"[columns] {k!r} is not a canonical column ({', '.join(CANONICAL_COLUMNS)})")
@@ -195,6 +200,7 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         **values,
         columns=mapping,
         features=tuple(features),
+        timestamp_unit=timestamp_unit,
         slo=slo,
         sections=sections,
         source_path=str(cfg_path) if cfg_path else None,

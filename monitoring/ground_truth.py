@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from .queries import Filters
+from .queries import Filters, bucket_sql
 from .source import LogSourceError, resolve_paths
 from .workspace import Workspace
 
@@ -92,7 +92,7 @@ def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
     try:
         return ws.source.query(
             ws.con,
-            f"SELECT ts_us // $bucket_us AS bucket, count(*) AS labelled, "
+            f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, count(*) AS labelled, "
             f"CAST(count_if(ok) AS BIGINT) AS correct FROM ({body}) AS t "
             f"WHERE ok IS NOT NULL AND {cond} GROUP BY 1 ORDER BY 1", params,
             tables={"reviewed": reviewed} if reviewed is not None else None)

@@ -12,11 +12,12 @@ from datetime import datetime
 
 import duckdb
 
-from .source import LogSource, run
+from .source import LogSource, cursor, quote_ident, run
 
 # (reason, plain-language explanation), in the order rows are checked.
 INVALID_REASONS: tuple[tuple[str, str], ...] = (
-    ("missing_timestamp", "timestamp is null or cannot be parsed"),
+    ("missing_timestamp", "timestamp is null"),
+    ("unparsable_timestamp", "timestamp is there but cannot be read as a time"),
     ("missing_request_id", "request_id is null"),
     ("missing_latency", "latency_ms is null, NaN or not a number"),
     ("infinite_latency", "latency_ms is infinite"),
@@ -51,33 +52,40 @@ class Health:
 
 
 def _reason_case(source: LogSource) -> str:
-    ts, lat = source.expr("timestamp"), source.expr("latency_ms")
-    status = source.expr("status")
-    return (
-        "CASE "
-        f"WHEN {ts} IS NULL THEN 'missing_timestamp' "
-        f"WHEN {source.expr('request_id')} IS NULL THEN 'missing_request_id' "
+    """The first contract rule each row breaks, for the columns these logs have."""
+    whens = []
+    if source.has("timestamp"):
+        ts, raw = source.expr("timestamp"), source.raw_expr("timestamp")
+        whens.append(f"WHEN {raw} IS NULL THEN 'missing_timestamp'")
+        whens.append(f"WHEN {ts} IS NULL THEN 'unparsable_timestamp'")
+    if source.has("request_id"):
+        whens.append(f"WHEN {source.expr('request_id')} IS NULL THEN 'missing_request_id'")
+    if source.has("latency_ms"):
+        lat = source.expr("latency_ms")
         # isnan() is folded away from Parquet statistics in DuckDB 2.0 (NaN is not in the
         # min/max), so NaN is detected as "not finite and not infinite".
-        f"WHEN {lat} IS NULL OR (NOT isfinite({lat}) AND NOT isinf({lat})) THEN 'missing_latency' "
-        f"WHEN isinf({lat}) THEN 'infinite_latency' "
-        f"WHEN {lat} < 0 THEN 'negative_latency' "
-        f"WHEN {status} IS NULL THEN 'missing_status' "
-        f"WHEN {source.expr('model_version')} IS NULL THEN 'missing_model_version' "
-        "ELSE 'valid' END"
-    )
+        whens.append(f"WHEN {lat} IS NULL OR (NOT isfinite({lat}) AND NOT isinf({lat})) THEN 'missing_latency'")
+        whens.append(f"WHEN isinf({lat}) THEN 'infinite_latency'")
+        whens.append(f"WHEN {lat} < 0 THEN 'negative_latency'")
+    if source.has("status"):
+        whens.append(f"WHEN {source.expr('status')} IS NULL THEN 'missing_status'")
+    if source.has("model_version"):
+        whens.append(f"WHEN {source.expr('model_version')} IS NULL THEN 'missing_model_version'")
+    if not whens:
+        return "'valid'"
+    return "CASE " + " ".join(whens) + " ELSE 'valid' END"
 
 
 def check_health(source: LogSource, con: duckdb.DuckDBPyConnection,
                  start: datetime | None = None, end: datetime | None = None) -> Health:
     """Count rows by validity. With a window, rows inside it plus rows with no usable
     timestamp (which belong to no window and would otherwise never be reported)."""
-    ts = source.expr("timestamp")
+    ts = source.expr("timestamp") if source.has_time else "NULL"
     where, params = [], {}
-    if start is not None:
+    if start is not None and source.has_time:
         where.append(f"{ts} >= $start")
         params["start"] = start
-    if end is not None:
+    if end is not None and source.has_time:
         where.append(f"{ts} < $end")
         params["end"] = end
     cond = f"WHERE {ts} IS NULL OR ({' AND '.join(where)})" if where else ""
@@ -101,6 +109,9 @@ def find_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection) -> int:
     Candidates are found by a 64-bit hash (cheap to group), then confirmed on the ids
     themselves, so the count is exact. The first valid copy by (timestamp, file, row) stays.
     """
+    if not source.has("request_id"):
+        source.dedupe_table = None   # ids derived from file and row are unique
+        return 0
     rid = source.expr("request_id")
     cand = source.query(
         con,
@@ -112,16 +123,17 @@ def find_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection) -> int:
         source.dedupe_table = None
         return 0
     name = f"mw_dups_{source.fingerprint}"
-    scan = (f"read_parquet($files, union_by_name=true, hive_partitioning={'true' if source.hive else 'false'}, "
-            "filename='__mw_file', file_row_number=true)")
+    scan = source.scan_sql
+    fc = quote_ident(source.file_col)
+    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
     sql = (
         f"CREATE OR REPLACE TABLE {name} AS "
-        f"WITH c AS (SELECT {rid} AS rid, {source.expr('timestamp')} AS ts, __mw_file, file_row_number "
+        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {fc} AS mw_file, file_row_number "
         f"  FROM {scan} AS r WHERE hash({rid}) IN (SELECT unnest($hashes)) AND {source.valid_predicate()}), "
-        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, __mw_file, file_row_number) AS k FROM c) "
-        "SELECT __mw_file AS file, file_row_number AS row_number, ts FROM ranked WHERE k > 1"
+        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
+        "SELECT mw_file AS file, file_row_number AS row_number, ts FROM ranked WHERE k > 1"
     )
-    cur = con.cursor()
+    cur = cursor(con)
     try:
         cur.execute(sql, {"files": source.files, "hashes": cand["h"].to_list()})
         n = cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

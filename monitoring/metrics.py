@@ -12,14 +12,14 @@ use the histogram, whose error bound (`sketch.RELATIVE_ERROR`) is reported as `m
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
 from . import sketch
-from .queries import BUCKETS, Filters, bucket_times
+from .queries import BUCKETS, Filters, bucket_sql, bucket_times
 from .source import LogSource
 
 QS = (0.5, 0.95, 0.99)
@@ -75,7 +75,7 @@ def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
     return source.query(
         con,
-        f"SELECT {period} AS period, ts_us // $bucket_us AS bucket, is_error, "
+        f"SELECT {period} AS period, {bucket_sql('ts_us', '$bucket_us')} AS bucket, is_error, "
         f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
         f"FROM logs WHERE {cond} GROUP BY ALL",
         params,
@@ -95,7 +95,7 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     values = source.query(
         con,
         "SELECT period, is_error, bucket, bin, latency_ms AS value FROM ("
-        f"  SELECT {period} AS period, is_error, ts_us // $bucket_us AS bucket, "
+        f"  SELECT {period} AS period, is_error, {bucket_sql('ts_us', '$bucket_us')} AS bucket, "
         f"  {sketch.bin_sql('latency_ms')} AS bin, latency_ms FROM logs WHERE {cond}) "
         "WHERE (period, is_error, bucket, bin) IN (SELECT period, is_error, bucket, bin FROM need_b) "
         "   OR (period, is_error, bin) IN (SELECT period, is_error, bin FROM need_t)",
@@ -125,6 +125,12 @@ def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, buc
     window = _window_stats(cur, exact, 1, f, method)
     previous = _window_stats(prev, exact, 0, f.previous(), method) if with_previous else None
     buckets = _bucket_series(cur, exact, bucket_s, f)
+    if not source.has("status"):
+        # Without a status every request counts as served for latency; the error rate is
+        # unknown, not zero.
+        window = replace(window, error_rate=None)
+        previous = replace(previous, error_rate=None) if previous else None
+        buckets = buckets.with_columns(pl.lit(None, dtype=pl.Float64).alias("error_rate"))
     ok_hist = cur.filter(~pl.col("is_error")).group_by("bin").agg(pl.col("n").sum()).sort("bin")
     return Summary(window=window, previous=previous, buckets=buckets, bucket=bucket, hist=ok_hist)
 
@@ -233,7 +239,7 @@ def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
     params["bucket_us"] = bucket_s * 1_000_000
     df = source.query(
         con,
-        "SELECT ts_us // $bucket_us AS bucket, coalesce(error_type, '(unspecified)') AS error_type, "
+        f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, coalesce(error_type, '(unspecified)') AS error_type, "
         f"count(*) AS errors FROM logs WHERE {cond} AND is_error GROUP BY ALL ORDER BY 1, 2",
         params,
     )

@@ -2,7 +2,8 @@
 
 `Filters.where()` returns a SQL condition over the `logs` CTE and its bound parameters:
 user choices never reach the SQL text. Buckets are whole multiples of a fixed size since
-the Unix epoch (integer arithmetic on `ts_us`, the fastest bucketing in DuckDB here).
+the Unix epoch (integer arithmetic on `ts_us`, the fastest bucketing in DuckDB here),
+floored so that times before 1970 land in the right bucket (`bucket_sql`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ BUCKETS: dict[str, int] = {   # name -> seconds
 }
 BUCKET_LABELS = {"minute": "1 minute", "5min": "5 minutes", "15min": "15 minutes",
                  "hour": "1 hour", "6hour": "6 hours", "day": "1 day"}
+
+
+def bucket_sql(value: str, size: str) -> str:
+    """Floor division of integer SQL `value` by `size`: DuckDB's `//` truncates toward zero,
+    which puts every time before 1970 one bucket late."""
+    return f"(({value}) // ({size}) - CAST(({value}) % ({size}) < 0 AS BIGINT))"
 
 
 def auto_bucket(start: datetime, end: datetime, max_points: int = 800) -> str:
@@ -128,7 +135,7 @@ def extent(source: LogSource, con: duckdb.DuckDBPyConnection) -> Extent:
         version_spans=tuple(
             (r["model_version"], _from_us(r["lo"]), _from_us(r["hi"]))
             for r in dims.group_by("model_version").agg(pl.col("lo").min(), pl.col("hi").max())
-            .sort("model_version").iter_rows(named=True)),
+            .sort("model_version").iter_rows(named=True) if r["lo"] is not None),
     )
 
 

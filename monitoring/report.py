@@ -40,8 +40,19 @@ def stats_report(cfg: Config, *, start: str | None = None, end: str | None = Non
         "files": len(ws.source.files),
         "bad_files": [{"path": p, "reason": r} for p, r in health.bad_files],
         "warnings": health.warnings,
+        # In the window (and rows with no usable time), and over the whole log as the app's
+        # data-health panel shows it: an invalid row outside the window is still reported.
         "invalid_rows": health.invalid_rows,
+        "invalid_rows_all_logs": ws.health.invalid_rows,
+        "ignored_columns": [{"column": c, "reason": r} for c, r in ws.source.ignored],
+        "missing": [m for m in (ws.source.missing(c) for c in ("timestamp", "latency_ms", "status")) if m],
     }
+    if not ws.source.has_time:
+        report |= {"rows": ws.extent.rows, "errors": None, "error_rate": None, "requests_per_minute": None,
+                   "latency_ms": {"p50": None, "p95": None, "p99": None, "method": "exact"},
+                   "failed_latency_ms": {"p50": None, "p95": None, "p99": None},
+                   "bucket": None, "buckets": [], "message": ws.source.missing("timestamp")}
+        return report
     if t_start is None or t_end is None:
         report |= {"rows": 0, "errors": 0, "error_rate": None, "requests_per_minute": 0.0,
                    "latency_ms": {"p50": None, "p95": None, "p99": None, "method": "exact"},
@@ -54,10 +65,11 @@ def stats_report(cfg: Config, *, start: str | None = None, end: str | None = Non
     limit = float("inf") if exact else cfg.exact_quantile_max_rows
     s = summarize(ws.source, ws.con, f, bucket, exact_max_rows=limit)
     w = s.window
+    no_status = not ws.source.has("status")
     report |= {
         "rows": w.requests,
-        "errors": w.errors,
-        "error_rate": w.error_rate,
+        "errors": None if no_status else w.errors,
+        "error_rate": None if no_status else w.error_rate,
         "requests_per_minute": w.requests_per_minute,
         "latency_ms": {"p50": w.p50, "p95": w.p95, "p99": w.p99, "method": w.method},
         "failed_latency_ms": {"p50": w.failed_p50, "p95": w.failed_p95, "p99": w.failed_p99},
@@ -72,8 +84,13 @@ def stats_report(cfg: Config, *, start: str | None = None, end: str | None = Non
             for r in s.buckets.iter_rows(named=True)
         ],
     }
+    if no_status:
+        for b in report["buckets"]:
+            b["errors"] = b["error_rate"] = None
     if w.requests == 0:
         report["message"] = "no valid rows in this window"
+    elif report["missing"]:
+        report["message"] = " ".join(report["missing"])
     return report
 
 
@@ -98,10 +115,16 @@ def stats_table(r: dict[str, Any]) -> str:
         f"p99 {_fmt(lat['p99'], ' ms')}   ({lat['method']})",
         f"traffic   {_fmt(r['requests_per_minute'])} requests/minute",
     ]
+    for c in r.get("ignored_columns", []):
+        lines.append(f"ignored column   {c['column']}: {c['reason']}")
     for p, reason in [(b["path"], b["reason"]) for b in r["bad_files"]]:
         lines.append(f"unreadable file  {p}: {reason}")
     for reason, n in r["invalid_rows"].items():
         lines.append(f"invalid rows     {reason}: {n:,}")
+    outside = {k: v - r["invalid_rows"].get(k, 0) for k, v in r.get("invalid_rows_all_logs", {}).items()}
+    for reason, n in outside.items():
+        if n > 0:
+            lines.append(f"invalid rows outside the window  {reason}: {n:,}")
     for w in r["warnings"]:
         lines.append(f"warning   {w}")
     if r.get("message"):
@@ -111,6 +134,7 @@ def stats_table(r: dict[str, Any]) -> str:
         lines.append(f"{'start (UTC)':<22}{'requests':>10}{'errors':>8}{'err %':>8}{'p50':>10}{'p95':>10}{'p99':>10}")
         for b in r["buckets"]:
             er = "-" if b["error_rate"] is None else f"{b['error_rate'] * 100:.2f}"
-            lines.append(f"{b['start'].strftime('%Y-%m-%d %H:%M'):<22}{b['requests']:>10,}{b['errors']:>8,}{er:>8}"
+            errs = "-" if b["errors"] is None else f"{b['errors']:,}"
+            lines.append(f"{b['start'].strftime('%Y-%m-%d %H:%M'):<22}{b['requests']:>10,}{errs:>8}{er:>8}"
                          f"{_fmt(b['p50']):>10}{_fmt(b['p95']):>10}{_fmt(b['p99']):>10}")
     return "\n".join(str(x) for x in lines)

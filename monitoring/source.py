@@ -1,49 +1,62 @@
 """The log source: find Parquet prediction logs, check them, and expose one canonical view.
 
 `open_source(path, config, con)` returns a `LogSource`: the readable files, the files that
-could not be read (with the reason), warnings about columns, the canonical column types and
-the input features. Queries run as
+could not be read (with the reason), warnings, the columns it ignores (with the reason), the
+canonical column types and the input features. Queries run as
 
     source.query(con, "SELECT count(*) AS n FROM logs WHERE ts >= $start", {"start": dt})
 
-where `logs` is a CTE over the readable files with the canonical columns of
-shared/LOG_SCHEMA.md, valid rows only (invalid ones are counted by `monitoring.health`).
-Every user value is a bound parameter; identifiers come only from the files' own schemas.
+where `logs` is a CTE over the readable files with the canonical columns of the log
+contract (README), valid rows only (invalid ones are counted by `monitoring.health`). Every
+user value is a bound parameter; identifiers come only from the files' own schemas.
 
-Columns of `logs`: request_id, ts (the raw timestamp, so filters prune row groups), ts_us
-(microseconds since the epoch, UTC), model_name, model_version, endpoint, latency_ms,
-is_error, status, error_type, prediction, score, label, and one column per feature.
+Columns of `logs`:
+- request_id (derived from file and row when the logs have none), ts (the raw timestamp, so
+  filters prune row groups; NULL without a timestamp column), ts_us (microseconds since the
+  epoch, UTC), row_seq (file order, then row: orders logs that have no time);
+- model_name ('default' when absent), model_version ('default' when absent), endpoint
+  ('(none)' for null values), latency_ms (NULL when absent), is_error (false when there is
+  no status: every request counts as served), status, error_type, prediction, score, label;
+- one column per feature, named `Feature.col` ("f:<name>"): a namespace that no internal
+  column can take, whatever the features are called.
+
+Only the serving columns a log has are checked: batch logs (features, a prediction, maybe a
+time) are first-class. `source.missing(...)` says in one sentence what a page lacks.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .config import CANONICAL_COLUMNS, Config
+from . import discover
+from .config import Config
+from .discover import LogSourceError, resolve_paths
 
-# Columns without which no metric can be computed for a row: the log cannot be used at all
-# when none of its files has them.
-CORE_COLUMNS = ("request_id", "timestamp", "model_version", "latency_ms", "status")
+__all__ = ["INTEGER_TYPES", "NUMERIC_TYPES", "BadFile", "Feature", "LogSource", "LogSourceError",
+           "connect", "cursor", "open_source", "quote_ident", "resolve_paths", "run"]
+
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL")
 INTEGER_TYPES = NUMERIC_TYPES[:9]
+TIMESTAMP_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
+FEATURE_PREFIX = "f:"
+CANONICAL_VIEW_COLUMNS = ("request_id", "ts", "ts_us", "row_seq", "model_name", "model_version",
+                          "endpoint", "latency_ms", "is_error", "status", "error_type",
+                          "prediction", "score", "label")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-class LogSourceError(Exception):
-    """The logs cannot be used at all; the message is one line a person can act on."""
+# What each serving column turns on, for "what is missing" sentences.
+NEEDED_FOR = {
+    "latency_ms": "latency percentiles",
+    "status": "error rates",
+    "timestamp": "anything over time",
+}
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,15 @@ class BadFile:
 
 @dataclass(frozen=True)
 class Feature:
-    name: str          # column name in `logs`
+    name: str          # the feature's name as users see and configure it (dotted for nested)
     kind: str          # "numeric" | "categorical"
     dtype: str         # DuckDB type
     expr: str          # SQL expression over the raw scan (quoted identifiers only)
+
+    @property
+    def col(self) -> str:
+        """The feature's column in `logs`, quoted: `"f:<name>"`."""
+        return quote_ident(FEATURE_PREFIX + self.name)
 
 
 @dataclass
@@ -69,42 +87,84 @@ class LogSource:
     columns: dict[str, str | None]          # canonical -> column in the files (None: absent)
     types: dict[str, str]                   # canonical -> DuckDB type of the union
     features: list[Feature]
-    hive: bool
+    hive: bool                              # some files sit under key=value directories
     fingerprint: str
     file_rows: dict[str, int] = field(default_factory=dict)
     file_types: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> column -> arrow type
     dedupe_table: str | None = None         # set by health.find_duplicates when copies exist
+    ignored: list[tuple[str, str]] = field(default_factory=list)        # (column, reason)
+    exprs: dict[str, str] = field(default_factory=dict)   # canonical -> SQL over the raw scan
+    timestamp_unit: str | None = None
+    file_col: str = "__mw_file"             # the scan's file-name column: no file column takes it
 
-    # -- SQL -------------------------------------------------------------------------------
+    # -- what the logs hold ------------------------------------------------------------------
     def has(self, canonical: str) -> bool:
-        return self.columns.get(canonical) is not None
+        return self.columns.get(canonical) is not None or canonical in self.exprs
 
     @property
+    def has_time(self) -> bool:
+        return self.has("timestamp")
+
+    def feature(self, name: str) -> Feature | None:
+        return next((f for f in self.features if f.name == name), None)
+
+    def logs_col(self, name: str) -> str:
+        """The quoted column of `logs` for a canonical name or, failing that, a feature name."""
+        if name in CANONICAL_VIEW_COLUMNS:
+            return quote_ident(name)
+        f = self.feature(name)
+        if f is None:
+            raise KeyError(f"no column {name!r} in the logs")
+        return f.col
+
+    def missing(self, *canonical: str) -> str | None:
+        """One sentence naming the serving columns these logs lack and how to map them, or
+        None when all are there."""
+        absent = [c for c in canonical if not self.has(c)]
+        if not absent:
+            return None
+        names = " and ".join(f"`{c}`" for c in absent)
+        what = " or ".join(NEEDED_FOR.get(c, c) for c in absent)
+        example = absent[0]
+        return (f"These logs have no {names} column, so there are no {what} to show. If yours "
+                f"is under another name, map it in monitoring.toml: `[columns]` "
+                f"`{example} = \"your_column\"`.")
+
+    # -- SQL -------------------------------------------------------------------------------
+    @property
     def scan_sql(self) -> str:
-        opts = "union_by_name=true, hive_partitioning=" + ("true" if self.hive else "false")
-        if self.dedupe_table:
-            opts += ", filename='__mw_file', file_row_number=true"
-        return f"read_parquet($files, {opts})"
+        # Hive directories are never read as columns by DuckDB: a `status=ok/` directory
+        # would override the files' own status. Keys the files lack are derived from the
+        # file name instead (see `open_source`).
+        return (f"read_parquet($files, union_by_name=true, hive_partitioning=false, "
+                f"filename={sql_str(self.file_col)})")
 
     def expr(self, canonical: str) -> str:
         """SQL for a canonical column over the raw scan; NULL when absent."""
+        if canonical in self.exprs:
+            return self.exprs[canonical]
         col = self.columns.get(canonical)
         typ = self.types.get(canonical, "")
         if col is None:
             return "NULL"
         q = quote_ident(col)
         if canonical == "timestamp":
-            if typ.startswith("TIMESTAMP"):
-                return q
-            return f"TRY_CAST({q} AS TIMESTAMPTZ)"
+            return _timestamp_expr(q, typ, self.timestamp_unit)
         if canonical in ("latency_ms", "score"):
             return f"CAST({q} AS DOUBLE)" if typ in NUMERIC_TYPES else f"TRY_CAST({q} AS DOUBLE)"
-        if canonical == "prediction" or canonical == "label":
+        if canonical in ("prediction", "label"):
             return q
         return f"CAST({q} AS VARCHAR)"
 
+    def raw_expr(self, canonical: str) -> str:
+        """The column as stored (before parsing), for telling "missing" from "unparsable"."""
+        col = self.columns.get(canonical)
+        return quote_ident(col) if col else "NULL"
+
     def is_error_expr(self) -> str:
-        q = quote_ident(self.columns["status"] or "status")
+        if not self.has("status"):
+            return "false"
+        q = quote_ident(self.columns["status"]) if self.columns.get("status") else self.expr("status")
         if self.types.get("status") in INTEGER_TYPES:
             return f"({q} >= 400)"
         # "ok" in any case is success; so is a numeric code below 400 stored as text. CASE
@@ -115,34 +175,54 @@ class LogSource:
                 f"ELSE NOT coalesce(TRY_CAST({q} AS INTEGER) < 400, false) END)")
 
     def valid_predicate(self) -> str:
-        ts, lat = self.expr("timestamp"), self.expr("latency_ms")
-        return (f"{ts} IS NOT NULL AND {self.expr('request_id')} IS NOT NULL "
-                f"AND {lat} >= 0 AND isfinite({lat}) "
-                f"AND {quote_ident(self.columns['status'])} IS NOT NULL "
-                f"AND {self.expr('model_version')} IS NOT NULL")
+        """Rows that keep the contract for the columns these logs have."""
+        conds = ["TRUE"]
+        if self.has("timestamp"):
+            conds.append(f"{self.expr('timestamp')} IS NOT NULL")
+        if self.has("request_id"):
+            conds.append(f"{self.expr('request_id')} IS NOT NULL")
+        if self.has("latency_ms"):
+            lat = self.expr("latency_ms")
+            conds.append(f"{lat} >= 0 AND isfinite({lat})")
+        if self.has("status"):
+            conds.append(f"{self.expr('status')} IS NOT NULL")
+        if self.has("model_version"):
+            conds.append(f"{self.expr('model_version')} IS NOT NULL")
+        return " AND ".join(conds)
+
+    def request_id_sql(self) -> str:
+        if self.has("request_id"):
+            return self.expr("request_id")
+        # No ids in the logs: file and row name each request uniquely and stably.
+        return f"({quote_ident(self.file_col)} || '#' || CAST(file_row_number AS VARCHAR))"
 
     def base_sql(self) -> str:
         """The body of the `logs` CTE: canonical columns of valid, de-duplicated rows."""
+        ts = self.expr("timestamp") if self.has_time else "CAST(NULL AS TIMESTAMPTZ)"
+        endpoint = (f"coalesce({self.expr('endpoint')}, '(none)')" if self.has("endpoint")
+                    else "CAST(NULL AS VARCHAR)")
         cols = [
-            f"{self.expr('request_id')} AS request_id",
-            f"{self.expr('timestamp')} AS ts",
-            f"epoch_us({self.expr('timestamp')}) AS ts_us",
+            f"{self.request_id_sql()} AS request_id",
+            f"{ts} AS ts",
+            f"epoch_us({ts}) AS ts_us",
+            "(CAST(file_index AS BIGINT) << 36) + file_row_number AS row_seq",
             f"coalesce({self.expr('model_name')}, 'default') AS model_name",
-            f"{self.expr('model_version')} AS model_version",
-            f"{self.expr('endpoint')} AS endpoint",
-            f"{self.expr('latency_ms')} AS latency_ms",
+            (f"{self.expr('model_version')} AS model_version" if self.has("model_version")
+             else "'default' AS model_version"),
+            f"{endpoint} AS endpoint",
+            f"CAST({self.expr('latency_ms')} AS DOUBLE) AS latency_ms",
             f"{self.is_error_expr()} AS is_error",
-            f"CAST({quote_ident(self.columns['status'])} AS VARCHAR) AS status",
-            f"{self.expr('error_type')} AS error_type",
+            f"CAST({self.expr('status')} AS VARCHAR) AS status",
+            f"CAST({self.expr('error_type')} AS VARCHAR) AS error_type",
             f"{self.expr('prediction')} AS prediction",
-            f"{self.expr('score')} AS score",
+            f"CAST({self.expr('score')} AS DOUBLE) AS score",
             f"{self.expr('label')} AS label",
         ]
-        cols += [f"{f.expr} AS {quote_ident(f.name)}" for f in self.features]
+        cols += [f"{f.expr} AS {f.col}" for f in self.features]
         sql = f"SELECT {', '.join(cols)} FROM {self.scan_sql} AS r"
         if self.dedupe_table:
             sql += (f" ANTI JOIN {self.dedupe_table} AS d"
-                    " ON r.__mw_file = d.file AND r.file_row_number = d.row_number")
+                    f" ON r.{quote_ident(self.file_col)} = d.file AND r.file_row_number = d.row_number")
         return sql + f" WHERE {self.valid_predicate()}"
 
     def sql(self, body: str, *, raw: bool = False) -> str:
@@ -159,6 +239,21 @@ class LogSource:
         return run(con, sql, {"files": self.files, **(params or {})}, tables=tables)
 
 
+def _timestamp_expr(q: str, typ: str, unit: str | None) -> str:
+    if typ.startswith("TIMESTAMP"):
+        return q
+    if typ == "DATE":
+        return f"CAST({q} AS TIMESTAMP)"
+    if typ in NUMERIC_TYPES or typ.startswith("DECIMAL"):
+        if unit == "ns":
+            micros = f"CAST(floor(CAST({q} AS DOUBLE) / 1000) AS BIGINT)"
+        else:
+            micros = f"CAST(round(CAST({q} AS DOUBLE) * {TIMESTAMP_UNITS[unit or 's']}) AS BIGINT)"
+        return f"try(make_timestamp({micros}))"
+    # Text: ISO 8601 with or without an offset. Naive text is UTC (the session zone is UTC).
+    return f"TRY_CAST({q} AS TIMESTAMPTZ)"
+
+
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
         *, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
     """Execute on a cursor of its own (connections are not safe to share across threads)."""
@@ -168,7 +263,7 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None 
     missing = used - bound.keys()
     if missing:
         raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
-    cur = con.cursor()
+    cur = cursor(con)
     try:
         for name, frame in (tables or {}).items():
             cur.register(name, frame.to_arrow())
@@ -176,6 +271,14 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None 
     finally:
         cur.close()
     return pl.from_arrow(table) if table.num_columns else pl.DataFrame()
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor pinned to UTC. A DuckDB cursor does not inherit the parent's session
+    `TimeZone` (it starts in the machine's zone), which would shift naive timestamps."""
+    cur = con.cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    return cur
 
 
 def _bindable(value: Any) -> Any:
@@ -189,16 +292,22 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sql_str(s: str) -> str:
+    """A SQL string literal for a name taken from a file's own schema (never a widget)."""
+    return "'" + s.replace("'", "''") + "'"
+
+
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process: UTC, no progress bar, bounded memory (spills)."""
     con = duckdb.connect()
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     limit = (config.duckdb_memory_limit if config else "1GB") or "1GB"
     # SET takes no bound parameters; the value is checked against a strict pattern first.
     con.execute(f"SET memory_limit = '{_safe_setting(limit)}'")
     threads = config.duckdb_threads if config else 0
-    if threads:
+    if threads and int(threads) > 0:
         con.execute(f"SET threads = {int(threads)}")
     return con
 
@@ -209,81 +318,22 @@ def _safe_setting(value: str) -> str:
     return value.strip()
 
 
-# -- discovery and checks --------------------------------------------------------------------
-
-def resolve_paths(path: str) -> list[str]:
-    """Expand a file, directory (recursive) or glob into sorted Parquet file paths."""
-    if not path:
-        raise LogSourceError("no log path given (set MONITORING_LOGS or pass --logs)")
-    p = Path(path)
-    if any(ch in path for ch in "*?["):
-        files = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
-        if not files:
-            raise LogSourceError(f"no files match {path}")
-    elif p.is_dir():
-        files = [str(f) for f in p.rglob("*") if f.is_file() and _looks_like_parquet_name(f)]
-        if not files:
-            raise LogSourceError(f"no Parquet files under {path}")
-    elif p.is_file():
-        files = [str(p)]
-    else:
-        raise LogSourceError(f"no such file or directory: {path}")
-    return sorted(files)
-
-
-def _looks_like_parquet_name(f: Path) -> bool:
-    # Hidden files and side-car files (READMEs, _SUCCESS markers) are not logs.
-    name = f.name
-    if name.startswith((".", "_")) or name.lower().endswith((".md", ".txt", ".json", ".crc")):
-        return False
-    return True
-
-
-def _inspect(path: str) -> tuple[pa.Schema | None, int, str | None]:
-    try:
-        meta = pq.ParquetFile(path)
-        return meta.schema_arrow, meta.metadata.num_rows, None
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "magic bytes" in msg or "Parquet file size is" in msg or "footer" in msg.lower():
-            return None, 0, "not a Parquet file, or truncated (no valid footer)"
-        return None, 0, f"unreadable Parquet: {msg[:200]}"
-
-
-def _kind(arrow_type: pa.DataType) -> str:
-    if pa.types.is_dictionary(arrow_type):
-        return "categorical"
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "numeric"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_boolean(arrow_type):
-        return "categorical"
-    return "other"
-
-
-def _fingerprint(files: list[str], config: Config) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        st = os.stat(f)
-        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    h.update(repr(sorted(config.columns.items())).encode())
-    h.update(repr(config.features).encode())
-    return h.hexdigest()[:16]
-
-
 def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
                 reference: bool = False) -> LogSource:
     """Find and check the logs at `path`; raises LogSourceError when none can be used.
 
-    With reference=True (a drift reference such as a training sample) no serving column is
-    required: only `raw_logs` and the features are meant to be queried.
+    With reference=True (a drift reference such as a training sample) only the features and
+    the model outputs are meant to be queried.
     """
+    from .columns import resolve_columns
+
     candidates = resolve_paths(path)
     good: list[str] = []
     bad: list[BadFile] = []
     schemas: dict[str, pa.Schema] = {}
     rows: dict[str, int] = {}
     for f in candidates:
-        schema, n, err = _inspect(f)
+        schema, n, err = discover.inspect(f)
         if err:
             bad.append(BadFile(f, err))
             continue
@@ -292,163 +342,20 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
             continue
         schemas[f], rows[f] = schema, n
         good.append(f)
-
-    mapping = {c: config.columns.get(c, c) for c in CANONICAL_COLUMNS}
-    # A file is unusable when a column it has cannot be read as the contract says
-    # (e.g. latency_ms as a list); missing columns only make its rows count as invalid.
-    for f in list(good):
-        reason = _type_problem(schemas[f], mapping)
-        if reason:
-            bad.append(BadFile(f, reason))
-            good.remove(f)
-            del schemas[f]
     if not good:
         detail = "; ".join(f"{b.path}: {b.reason}" for b in bad[:3])
         raise LogSourceError(f"no readable log files in {path}" + (f" ({detail})" if detail else ""))
 
-    hive = all(any("=" in part for part in Path(f).parent.parts) for f in good)
-    fingerprint = _fingerprint(good, config)
-    describe = con.cursor().execute(
-        f"DESCRIBE SELECT * FROM read_parquet($files, union_by_name=true, "
-        f"hive_partitioning={'true' if hive else 'false'})",
-        {"files": good},
-    ).fetchall()
-    union_types = {name: typ for name, typ, *_ in describe}
-    hive_cols = _hive_keys(good) if hive else set()
-
-    columns: dict[str, str | None] = {}
-    types: dict[str, str] = {}
-    warnings: list[str] = []
-    for canonical in CANONICAL_COLUMNS:
-        actual = mapping[canonical]
-        if actual in union_types:
-            columns[canonical] = actual
-            types[canonical] = union_types[actual]
-            missing_in = [f for f in good if actual not in schemas[f].names]
-            if missing_in and actual not in hive_cols:
-                n = sum(rows[f] for f in missing_in)
-                warnings.append(
-                    f"column {actual!r} is missing in {len(missing_in)} file(s), e.g. "
-                    f"{missing_in[0]}: {n} row(s) read it as empty")
-        else:
-            columns[canonical] = None
-    absent_core = [c for c in CORE_COLUMNS if columns[c] is None]
-    if absent_core and not reference:
-        names = ", ".join(mapping[c] for c in absent_core)
-        raise LogSourceError(
-            f"required column(s) {names} not found in any file under {path} "
-            "(map your column names in monitoring.toml [columns])")
-    for canonical in ("prediction",):
-        if columns[canonical] is None and not reference:
-            warnings.append(f"column {mapping[canonical]!r} not found: output drift and labelling need it")
-    if columns["latency_ms"] is not None and types.get("latency_ms") not in NUMERIC_TYPES:
-        warnings.append(f"latency_ms has type {types['latency_ms']} across files; non-numbers count as invalid")
-
-    features = _features(config, union_types, set(mapping.values()) | hive_cols, warnings)
-    file_types = {f: {n: str(schemas[f].field(n).type) for n in schemas[f].names} for f in good}
-    return LogSource(path=path, files=good, bad_files=bad, warnings=warnings, columns=columns,
-                     types=types, features=features, hive=hive, fingerprint=fingerprint,
-                     file_rows=rows, file_types=file_types)
-
-
-def _type_problem(schema: pa.Schema, mapping: dict[str, str]) -> str | None:
-    def typ(canonical: str) -> pa.DataType | None:
-        # An all-null column (Arrow's null type) fits any contract type.
-        name = mapping[canonical]
-        if name not in schema.names or pa.types.is_null(schema.field(name).type):
-            return None
-        return schema.field(name).type
-
-    t = typ("timestamp")
-    if t is not None and not (pa.types.is_timestamp(t) or pa.types.is_string(t)
-                              or pa.types.is_large_string(t) or pa.types.is_date(t)):
-        return f"column {mapping['timestamp']!r} has type {t}, expected a timestamp"
-    t = typ("latency_ms")
-    if t is not None and not (pa.types.is_integer(t) or pa.types.is_floating(t)
-                              or pa.types.is_decimal(t) or pa.types.is_string(t)):
-        return f"column {mapping['latency_ms']!r} has type {t}, expected a number of milliseconds"
-    t = typ("status")
-    if t is not None and not (pa.types.is_integer(t) or pa.types.is_string(t)
-                              or pa.types.is_large_string(t) or pa.types.is_dictionary(t)):
-        return f"column {mapping['status']!r} has type {t}, expected a string or an HTTP code"
-    for canonical in ("request_id", "model_version", "model_name", "endpoint", "error_type"):
-        t = typ(canonical)
-        if t is not None and (pa.types.is_nested(t) or pa.types.is_binary(t)):
-            return f"column {mapping[canonical]!r} has type {t}, expected a string"
-    return None
-
-
-def _hive_keys(files: list[str]) -> set[str]:
-    keys: set[str] = set()
-    for f in files:
-        for part in Path(f).parent.parts:
-            if "=" in part:
-                keys.add(part.split("=", 1)[0])
-    return keys
-
-
-def _features(config: Config, union_types: dict[str, str], reserved: set[str],
-              warnings: list[str]) -> list[Feature]:
-    out: list[Feature] = []
-    explicit = list(config.features)
-    for name, typ in union_types.items():
-        if typ.startswith("STRUCT") and name == "features":
-            continue  # expanded below
-        if explicit and name not in explicit:
-            continue
-        if not explicit and name in reserved:
-            continue
-        kind = _duck_kind(typ)
-        if kind is None:
-            warnings.append(f"column {name!r} of type {typ} is not a feature type and is ignored")
-            continue
-        out.append(Feature(name, kind, typ, quote_ident(name)))
-    struct_type = union_types.get("features", "")
-    if struct_type.startswith("STRUCT("):
-        for fname, ftype in _struct_fields(struct_type):
-            if fname in union_types or (explicit and fname not in explicit):
-                continue
-            kind = _duck_kind(ftype)
-            if kind:
-                out.append(Feature(fname, kind, ftype, f"struct_extract(\"features\", '{_sql_str(fname)}')"))
-    if explicit:
-        found = {f.name for f in out}
-        for name in explicit:
-            if name not in found:
-                warnings.append(f"feature {name!r} listed in monitoring.toml is not in the logs")
-    return out
-
-
-def _duck_kind(typ: str) -> str | None:
-    if typ in NUMERIC_TYPES or typ.startswith("DECIMAL"):
-        return "numeric"
-    if typ in ("VARCHAR", "BOOLEAN") or typ.startswith("ENUM"):
-        return "categorical"
-    return None
-
-
-def _struct_fields(struct_type: str) -> list[tuple[str, str]]:
-    inner = struct_type[len("STRUCT("):-1]
-    out, depth, cur = [], 0, ""
-    for ch in inner:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        out.append(cur.strip())
-    fields_ = []
-    for item in out:
-        name, _, typ = item.partition(" ")
-        fields_.append((name.strip('"'), typ.strip()))
-    return fields_
-
-
-def _sql_str(s: str) -> str:
-    # Struct field names come from the file's own schema, never from a user widget.
-    return s.replace("'", "''")
+    resolved = resolve_columns(config, schemas, rows, con, path=path, reference=reference)
+    for f, reason in resolved.bad_files:
+        bad.append(BadFile(f, reason))
+        good.remove(f)
+    hive = any(discover.hive_keys(f) for f in good)
+    salt = repr((sorted(config.columns.items()), config.features, config.timestamp_unit))
+    return LogSource(path=path, files=good, bad_files=bad, warnings=resolved.warnings,
+                     columns=resolved.columns, types=resolved.types, features=resolved.features,
+                     hive=hive, fingerprint=discover.fingerprint(good, salt), file_rows=rows,
+                     file_types={f: {n: str(schemas[f].field(n).type) for n in schemas[f].names}
+                                 for f in good},
+                     ignored=resolved.ignored, exprs=resolved.exprs,
+                     timestamp_unit=config.timestamp_unit, file_col=resolved.file_col)

@@ -24,9 +24,10 @@ import duckdb
 from .config import Config
 from .health import Health, check_health, find_duplicates
 from .queries import Extent, extent
-from .source import LogSource, connect, open_source, run
+from .source import LogSource, connect, cursor, open_source, run
 
-CACHE_VERSION = 2
+# 3: extents computed on UTC-pinned cursors (earlier caches may hold a zone-shifted extent)
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -102,7 +103,7 @@ def _save(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path, fa
         if n:
             tmp = table.with_suffix(".tmp")
             # COPY takes no bound parameters; the path is ours (data_dir + a hex fingerprint).
-            con.cursor().execute(
+            cursor(con).execute(
                 f"COPY {source.dedupe_table} TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
             os.replace(tmp, table)
         tmp_meta = meta.with_suffix(".tmp")

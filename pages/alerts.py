@@ -12,7 +12,7 @@ PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput
          "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
 
 st.title("Alerts")
-view = sidebar.require()
+view = sidebar.require("timestamp")
 ws = view.ws
 data.alert_episodes(ws, view.fingerprint)   # evaluated and stored once per set of logs
 engine = data.alerts_db(ws.config.database_url)

@@ -9,7 +9,7 @@ from monitoring.status import error_breaches
 from ui import data, panels, sidebar
 
 st.title("Errors")
-view = sidebar.require()
+view = sidebar.require("timestamp", "status")
 slo = view.ws.config.slo
 s = data.window(view)
 w = s.window

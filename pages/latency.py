@@ -7,7 +7,7 @@ from monitoring import charts
 from ui import data, panels, sidebar
 
 st.title("Latency")
-view = sidebar.require()
+view = sidebar.require("timestamp", "latency_ms")
 slo = view.ws.config.slo
 s = data.window(view)
 w = s.window

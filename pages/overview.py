@@ -6,7 +6,9 @@ from monitoring.status import kpi_status
 from ui import data, panels, sidebar
 
 st.title("Overview")
-view = sidebar.require()
+view = sidebar.require("timestamp")
+for gap in filter(None, (view.ws.source.missing(c) for c in ("latency_ms", "status"))):
+    st.info(gap)
 s = data.window(view, with_previous=True)
 w, p = s.window, s.previous
 st.caption(f"{w.start:%Y-%m-%d %H:%M} → {w.end:%Y-%m-%d %H:%M} UTC, compared with the "

@@ -9,7 +9,7 @@ from monitoring.summary_export import AREA_TITLES, charts, events, figures, to_h
 from ui import data, sidebar
 
 st.title("Weekly health")
-view = sidebar.require()
+view = sidebar.require("timestamp")
 
 weeks = weeks_with_data(view.ws)
 default = default_week(view.ws)

@@ -7,7 +7,7 @@ from monitoring.queries import BUCKETS
 from ui import data, sidebar
 
 st.title("Throughput")
-view = sidebar.require()
+view = sidebar.require("timestamp")
 slo = view.ws.config.slo
 s = data.window(view)
 w = s.window

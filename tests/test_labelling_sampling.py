@@ -152,6 +152,6 @@ def test_a_queue_survives_its_logs_being_moved(generated_logs, tmp_path):
     row = expected.filter(expected["request_id"] == item.request_id).row(0, named=True)
     assert item.prediction == row["prediction"] and item.score == pytest.approx(row["score"])
     assert item.model_version == row["model_version"]
-    assert item.inputs == {f.name: row[f.name] for f in local.source.features}
+    assert item.inputs == {f.name: row["f:" + f.name] for f in local.source.features}
     assert item.ts == row["ts"]
     engine.dispose()

@@ -81,10 +81,13 @@ def test_only_broken_files_is_one_clear_error(tmp_path):
         ws_for(tmp_path)
 
 
-def test_missing_required_column_everywhere(tmp_path):
+def test_a_log_without_latency_opens_and_says_what_is_missing(tmp_path):
     pq.write_table(rows(3, latency_ms=None), tmp_path / "a.parquet")
-    with pytest.raises(LogSourceError, match="latency_ms"):
-        ws_for(tmp_path)
+    ws = ws_for(tmp_path)
+    assert valid_count(ws) == 3
+    sentence = ws.source.missing("latency_ms")
+    assert "latency_ms" in sentence and "[columns]" in sentence
+    assert ws.source.missing("status", "timestamp") is None
 
 
 def test_missing_required_column_in_one_file_counts_its_rows_invalid(tmp_path):
@@ -213,7 +216,7 @@ def test_struct_features_are_expanded(tmp_path):
     ws = ws_for(tmp_path)
     kinds = {f.name: f.kind for f in ws.source.features}
     assert kinds == {"age": "numeric", "city": "categorical"}
-    df = ws.source.query(ws.con, "SELECT sum(age) AS s FROM logs")
+    df = ws.source.query(ws.con, 'SELECT sum("f:age") AS s FROM logs')
     assert df["s"][0] == 70
 
 

@@ -101,6 +101,11 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
                     help="A training sample (MONITORING_REFERENCE) or a past window of these logs.")
     if kind == "Reference file":
         return Reference("file", path=cfg.reference, origin="config")
+    if view.extent.first is None:
+        st.info("These logs have no timestamp, so no window of them can be the reference. Set a "
+                "reference file (MONITORING_REFERENCE, or `reference = \"...\"` in monitoring.toml), "
+                "e.g. a sample of the training data.")
+        return None
     saved = (s.reference_start, s.reference_end) if s.reference_start else None
     default = saved or drift.default_window(view.extent, s.default_reference_days)
     first, last = view.extent.first.date(), view.extent.last.date()

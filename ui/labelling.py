@@ -231,8 +231,9 @@ def create_form(eng: Engine, view: View | None) -> None:
         st.info("Creating a queue needs readable logs (see the sidebar).")
         return
     f = view.filters
-    st.caption(f"Window and filters come from the sidebar: {f.start:%Y-%m-%d %H:%M} → "
-               f"{f.end:%Y-%m-%d %H:%M} UTC · versions: {md(', '.join(f.model_versions) or 'all')}"
+    window = (f"{f.start:%Y-%m-%d %H:%M} → {f.end:%Y-%m-%d %H:%M} UTC" if f.start and f.end
+              else "the whole log")
+    st.caption(f"Window and filters come from the sidebar: {window} · versions: {md(', '.join(f.model_versions) or 'all')}"
                f" · endpoints: {md(', '.join(f.endpoints) or 'all')}")
     c = st.columns(3)
     c[0].number_input("Items", min_value=1, max_value=10_000, value=60, step=10, key="q_size")

@@ -57,6 +57,9 @@ def render() -> View | None:
     if ext.rows == 0:
         st.warning("The logs hold no valid rows. The data-health panel says why.")
         return View(ws, ext, Filters(), "hour")
+    if not ws.source.has_time:
+        sb.caption("No timestamps in these logs: the whole log is one window, rows in file order.")
+        return View(ws, ext, Filters(), "hour")
     first, last = whole_range(ext)
 
     # Defaults go through session state (not the widgets' value/index), so the state kept
@@ -122,11 +125,16 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
-def require() -> View:
-    """The page's View with the sidebar drawn; stops the page (after the sidebar has said
-    why) when there are no logs or no valid rows."""
+def require(*needs: str) -> View:
+    """The page's View with the sidebar drawn; stops the page (after saying why in one
+    sentence) when there are no logs, no valid rows, or the logs lack a serving column the
+    page needs (`needs`: canonical names such as "timestamp", "latency_ms", "status")."""
     view = current()
     if view is None or not view.extent.rows:
+        st.stop()
+    gap = view.ws.source.missing(*needs)
+    if gap:
+        st.info(gap)
         st.stop()
     return view
 

@@ -18,7 +18,7 @@ import duckdb
 
 from ..config import Config
 from ..queries import Extent, Filters, whole_range
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
+from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source
 from ..workspace import Workspace
 from .engine import Column, DriftResult, Side, compare
 from .overtime import OverTime, over_time
@@ -79,12 +79,18 @@ def resolve_reference(cfg: Config, settings: DriftSettings, ext: Extent, *, file
                          origin="config")
     if ext.rows == 0:
         raise ValueError("the logs hold no valid rows")
+    if ext.first is None:
+        raise ValueError("these logs have no timestamp, so no reference window can be taken from "
+                         "them: set a reference file (MONITORING_REFERENCE, or reference = \"...\" "
+                         "in monitoring.toml), e.g. a sample of the training data")
     s, e = default_window(ext, settings.default_reference_days)
     return Reference("window", start=s, end=e, origin="default")
 
 
 def default_current(ref: Reference, ext: Extent) -> Filters:
     """Everything after a reference window, or the whole logs against a reference file."""
+    if ext.first is None:
+        return Filters()   # no time: the whole log
     first, last = whole_range(ext)
     if ref.kind == "window" and ref.end is not None and ref.end < last:
         return Filters(start=max(ref.end, first), end=last)
@@ -117,10 +123,12 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
             cond = cond.replace(f"${key}", f"${prefix}{key}")
         params = {prefix + k: v for k, v in params.items()}
     exprs = {"prediction": "prediction", "score": "score"}
-    exprs |= {f.name: quote_ident(f.name) for f in source.features}
+    exprs |= {f.name: f.col for f in source.features}
     return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
-                params={"files": source.files, **params}, exprs=exprs, ts_us="ts_us",
-                order_sql="ts_us, request_id", description=description)
+                params={"files": source.files, **params}, exprs=exprs,
+                ts_us="ts_us" if source.has_time else None,
+                order_sql="row_seq" if not source.has_time else "ts_us, row_seq",
+                description=description)
 
 
 def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:

@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from ..queries import Filters
-from ..source import LogSource, quote_ident
+from ..source import LogSource
 
 STRATIFY_COLUMNS = ("model_version", "endpoint", "prediction", "model_name")
 ALLOCATIONS = ("equal", "proportional")
@@ -200,8 +200,14 @@ def draw(source: LogSource, con: duckdb.DuckDBPyConnection, spec: QueueSpec) -> 
     notes: list[str] = []
     if spec.stratify_by == "prediction" and source.types.get("prediction") in ("DOUBLE", "FLOAT", "REAL"):
         raise SamplingError("cannot stratify by a numeric prediction (regression); choose another column")
-    stratum = (f"coalesce(CAST({quote_ident(spec.stratify_by)} AS VARCHAR), '{MISSING}')"
-               if spec.stratify_by else "'all'")
+    if spec.stratify_by:
+        try:
+            by = source.logs_col(spec.stratify_by)
+        except KeyError:
+            raise SamplingError(f"cannot stratify by {spec.stratify_by!r}: no such column in the logs") from None
+        stratum = f"coalesce(CAST({by} AS VARCHAR), '{MISSING}')"
+    else:
+        stratum = "'all'"
 
     counts_df = source.query(con, f"SELECT {stratum} AS stratum, count(*) AS n FROM logs "
                              f"WHERE {where} GROUP BY 1 ORDER BY 1", params)
@@ -281,7 +287,7 @@ def _segment_condition(source: LogSource, segments: tuple[Segment, ...]) -> tupl
         if s.column not in allowed:
             raise SamplingError(f"segment column {s.column!r} is not in the logs "
                                 f"(features: {', '.join(f.name for f in source.features) or 'none'})")
-        col = quote_ident(s.column)
+        col = source.logs_col(s.column)
         if s.values:
             conds.append(f"list_contains($seg{i}, CAST({col} AS VARCHAR))")
             params[f"seg{i}"] = list(s.values)
@@ -302,7 +308,7 @@ def _segment_condition(source: LogSource, segments: tuple[Segment, ...]) -> tupl
 def _details(source: LogSource, con: duckdb.DuckDBPyConnection, ids: list[str],
              features: list[str]) -> pl.DataFrame:
     """What reviewers will see of each chosen request, read once from the logs."""
-    cols = ", ".join(quote_ident(f) for f in features)
+    cols = ", ".join(source.logs_col(f) for f in features)
     df = source.query(
         con,
         "SELECT request_id, ts_us, model_name, model_version, endpoint, "
@@ -311,8 +317,9 @@ def _details(source: LogSource, con: duckdb.DuckDBPyConnection, ids: list[str],
         + " FROM logs WHERE request_id IN (SELECT unnest($ids))",
         {"ids": ids},
     )
-    inputs = [json.dumps({f: _jsonable(row[f]) for f in features}, ensure_ascii=False)
-              for row in df.select(features).iter_rows(named=True)] if features else ["{}"] * df.height
+    shown = df.select([pl.col("f:" + f).alias(f) for f in features]) if features else None
+    inputs = ([json.dumps({f: _jsonable(row[f]) for f in features}, ensure_ascii=False)
+               for row in shown.iter_rows(named=True)] if shown is not None else ["{}"] * df.height)
     return df.select(
         "request_id",
         pl.from_epoch(pl.col("ts_us"), time_unit="us").dt.replace_time_zone("UTC").alias("ts"),
@@ -381,7 +388,7 @@ def segment_values(source: LogSource, con: duckdb.DuckDBPyConnection, column: st
     if column not in allowed:
         raise SamplingError(f"{column!r} is not a categorical column of the logs")
     where, params = (filters or Filters()).where()
-    col = quote_ident(column)
+    col = source.logs_col(column)
     df = source.query(con, f"SELECT CAST({col} AS VARCHAR) AS v, count(*) AS n FROM logs "
                            f"WHERE {where} AND {col} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT $k",
                       {**params, "k": int(limit)})

@@ -1,0 +1,68 @@
+"""NannyML's bundled prediction sets, converted only by a `[columns]` mapping: they open,
+count right and render on every page with no invented column (batch logs: no latency,
+status or version; the census set has no time at all)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from monitoring.config import load_config
+from monitoring.workspace import open_workspace
+from tests.thirdparty import nannyml_table
+
+# name -> (analysis file, monitoring.toml [columns] body, has time)
+SETS = {
+    "car_loan": ("synthetic_car_loan_analysis.csv",
+                 'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"\n', True),
+    "car_price": ("regression_synthetic_analysis.csv", 'request_id = "id"\nprediction = "y_pred"\n', True),
+    "credit_card": ("mc_analysis.csv", 'request_id = "id"\nprediction = "y_pred"\n', True),
+    "housing": ("california_housing_analysis.csv",
+                'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"\n', True),
+    "census": ("employment_MA_analysis.pq", 'request_id = "id"\nscore = "predicted_probability"\n', False),
+}
+ALL_PAGES = ["pages/overview.py", "pages/latency.py", "pages/errors.py", "pages/throughput.py",
+             "pages/drift.py", "pages/summary.py", "pages/alerts.py", "pages/queues.py", "pages/review.py"]
+
+
+def write_set(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    file, mapping, _ = SETS[name]
+    logs = tmp_path / name
+    logs.mkdir()
+    pq.write_table(nannyml_table(file), logs / "analysis.parquet")
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text("[columns]\n" + mapping)
+    return logs, cfg
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_batch_set_opens_with_every_row_valid(tmp_path, name):
+    logs, cfg = write_set(tmp_path, name)
+    ws = open_workspace(load_config(str(cfg), {"data_dir": str(tmp_path / "data")}), logs=str(logs))
+    n = nannyml_table(SETS[name][0]).num_rows
+    assert ws.health.total_rows == n and ws.health.valid_rows == n, ws.health.invalid_rows
+    assert ws.source.has_time == SETS[name][2]
+    assert ws.extent.model_versions == ("default",)
+    if not SETS[name][2]:
+        assert ws.extent.first is None
+    for col in ("latency_ms", "status"):
+        assert ws.source.missing(col) is not None
+
+
+@pytest.mark.parametrize("name", ["car_loan", "census"])
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_every_page_renders_on_a_batch_set(app_env, tmp_path, name, page):
+    logs, cfg = write_set(tmp_path, name)
+    at = app_env(logs, MONITORING_CONFIG=cfg)
+    at.run()
+    if page != "pages/overview.py":
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(x.value) for x in [*at.info, *at.warning, *at.error, *at.markdown, *at.caption])
+    if page in ("pages/latency.py",):
+        assert "latency_ms" in shown and "[columns]" in shown
+    if page == "pages/errors.py":
+        assert ("status" in shown and "[columns]" in shown) or not SETS[name][2]
