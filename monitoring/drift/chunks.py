@@ -167,7 +167,7 @@ def choose(needed: int, by: str | None, rows: int, hours: np.ndarray | None,
             if len(counts) >= MIN_CHUNKS and inner.min() >= need:
                 return AutoChoice(ChunkSpec(unit), need, (
                     f"auto: {unit} chunks, the finest unit whose every chunk holds at least "
-                    f"{need:,} rows, the size from which chance stays below each threshold{because}{note}"))
+                    f"{need:,} rows, the size from which chance stays below half of each threshold{because}{note}"))
     n = nice_rows(need)
     if rows < MIN_CHUNKS * n:
         n = max(nice_rows(max(rows // MIN_CHUNKS, 1)), 1) if rows >= MIN_CHUNKS else max(rows, 1)

@@ -26,6 +26,9 @@ from .merges import CHUNK_REFERENCE_POINTS, MAX_MERGE_ROWS, _merge_sql
 from .sql import Side, _parallel, _params, _Plan, _q, _value, _with
 from .stattests import Merge
 
+# A chunk decides stably when chance alone stays below this share of the threshold:
+# a score at the threshold is then at least twice what chance gives at that size.
+STABLE_SHARE = 0.5
 SCHEMA = {"name": pl.String, "role": pl.String, "k": pl.Int64, "method": pl.String,
           "score": pl.Float64, "p_value": pl.Float64, "threshold": pl.Float64, "band": pl.Float64,
           "drifted": pl.Boolean, "n": pl.Int64, "null_share": pl.Float64}
@@ -74,7 +77,7 @@ def needed_rows(result: DriftResult, limit: int) -> tuple[int, str | None, tuple
         if bands is None or f.score is None or not bands.applies(key):
             continue
         share = f.n_current / f.rows_current if f.rows_current else 1.0  # nulls do not count
-        size = bands.stable_size(key, f.threshold, limit)
+        size = bands.stable_size(key, STABLE_SHARE * f.threshold, limit)
         if size is None:
             left_out.append(f.name)
             continue
