@@ -19,6 +19,11 @@ n_eff and scaled to sizes in between (and beyond `ASYMPTOTIC`) by the test's pow
 (distances fall as n^-1/2, PSI as n^-1), so a window of 1,000 chunks of different sizes
 costs a handful of simulations per column.
 
+Rows are often not independent: a census file lists the members of a household one after
+the other, a log the requests of one session. `Bands.inflation` measures, per column, how
+much more the reference's own consecutive chunks vary than independent draws (the ratio
+of their mean scores, at least 1: see `overtime.calibrate`), and widens the bands by it.
+
 Tests decided by a p-value (chi-square) already account for the sample size: no band.
 """
 
@@ -33,8 +38,8 @@ import numpy as np
 
 from .stattests import SMOOTHING
 
-BAND_QUANTILE = 0.995
-DRAWS = 1000
+BAND_QUANTILE = 0.997
+DRAWS = 1500
 ATOMS = 512
 SEED = 20_261_201
 # From this effective size on, a band is scaled from this size's (the draws are then
@@ -138,7 +143,10 @@ class Bands:
     models: dict[tuple[str, str], NullModel]
     quantile: float = BAND_QUANTILE
     draws: int = DRAWS
-    _cache: dict[tuple[tuple[str, str], int], float] = field(default_factory=dict, repr=False)
+    # per column, how much more its scores vary over the reference's own consecutive chunks
+    # than over independent draws (rows that come in clusters: households, sessions); >= 1
+    inflation: dict[tuple[str, str], float] = field(default_factory=dict)
+    _cache: dict[tuple[tuple[str, str], int], tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)
@@ -150,26 +158,47 @@ class Bands:
         if not self.applies(key) or n <= 0:
             return None
         model = self.models[key]
-        n_eff = effective_size(n, model.m)
-        power = CHANCE[model.method].power
-        step = round(GRID_STEPS_PER_OCTAVE * math.log2(max(n_eff, 1.0)))
-        g = 2 ** (step / GRID_STEPS_PER_OCTAVE)
-        if g >= ASYMPTOTIC:
-            g = float(ASYMPTOTIC)
-            step = round(GRID_STEPS_PER_OCTAVE * math.log2(g))
-        base = self._at(key, step)
-        return base * (g / max(n_eff, 1e-12)) ** power
+        n_eff = max(effective_size(n, model.m), 1.0)
+        return self._scaled(key, n_eff, 0) * self.inflation.get(key, 1.0)
+
+    def _scaled(self, key: tuple[str, str], n_eff: float, which: int) -> float:
+        """The simulated quantile (which=0) or mean (1) at `n_eff`: interpolated in
+        log-log between the two grid sizes around it (sparse categories make the curve
+        bend at small sizes), by the power law beyond ASYMPTOTIC."""
+        power = CHANCE[self.models[key].method].power
+        top = round(GRID_STEPS_PER_OCTAVE * math.log2(ASYMPTOTIC))
+        x = GRID_STEPS_PER_OCTAVE * math.log2(n_eff)
+        if x >= top:
+            return self._sim(key, top)[which] * (_size(top) / n_eff) ** power
+        lo = max(math.floor(x), 0)
+        hi = lo + 1
+        s_lo, s_hi = _size(lo), _size(hi)
+        v_lo, v_hi = self._sim(key, lo)[which], self._sim(key, hi)[which]
+        if n_eff <= s_lo or v_lo <= 0 or v_hi <= 0:
+            return v_lo
+        t = (math.log(n_eff) - math.log(s_lo)) / (math.log(s_hi) - math.log(s_lo))
+        return math.exp((1 - t) * math.log(v_lo) + t * math.log(v_hi))
+
+    def mean(self, key: tuple[str, str], n_eff: float) -> float | None:
+        """The mean score of independent draws of effective size `n_eff` (no inflation)."""
+        if not self.applies(key) or n_eff <= 0:
+            return None
+        return self._scaled(key, max(n_eff, 1.0), 1)
 
     def _at(self, key: tuple[str, str], step: int) -> float:
+        return self._sim(key, step)[0] * self.inflation.get(key, 1.0)
+
+    def _sim(self, key: tuple[str, str], step: int) -> tuple[float, float]:
+        """(BAND_QUANTILE quantile, mean) of the scores of `draws` samples at grid `step`."""
         hit = self._cache.get((key, step))
         if hit is not None:
             return hit
         model = self.models[key]
-        size = max(1, round(2 ** (step / GRID_STEPS_PER_OCTAVE)))
+        size = _size(step)
         rng = np.random.default_rng([SEED, zlib.crc32(repr(key).encode()), step])
         counts = rng.multinomial(size, model.probs, size=self.draws)
         scores = CHANCE[model.method].func(model, counts, size)
-        value = float(np.quantile(scores, self.quantile))
+        value = (float(np.quantile(scores, self.quantile)), float(np.mean(scores)))
         self._cache[(key, step)] = value
         return value
 
@@ -192,12 +221,17 @@ class Bands:
                 hi = mid
             else:
                 lo = mid + 1
-        g = 2 ** (lo / GRID_STEPS_PER_OCTAVE)
+        g = _size(lo)
         n_eff = g * (self._at(key, lo) / threshold) ** (1 / power) if lo > 0 else g
         if n_eff >= model.m:
             return None
         n = math.ceil(n_eff * model.m / (model.m - n_eff))
         return n if n <= limit else None
+
+
+def _size(step: int) -> int:
+    """The sample size of grid point `step` (half-octaves from 1)."""
+    return max(1, round(2 ** (step / GRID_STEPS_PER_OCTAVE)))
 
 
 # -- building the models -----------------------------------------------------------------------

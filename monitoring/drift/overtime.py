@@ -197,6 +197,46 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                     requested=requested, reason=reason, needed=needed)
 
 
+# The reference is cut into this many consecutive chunks (of 100 to 1,000 rows) to see how
+# much more they vary than independent draws.
+CALIBRATION_CHUNKS = 50
+
+
+def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence[Column],
+              result: DriftResult, *, exact_max_rows: int = 2_000_000) -> DriftResult:
+    """`result` with its bands widened by each column's clustering in the reference.
+
+    The reference's own consecutive chunks of n0 rows (in file or time order) are scored
+    against the whole reference; a column whose mean chunk score exceeds the mean score of
+    independent draws of the same size (finite-population size n0 m / (m - n0), a chunk
+    being part of the reference) gets that ratio as its `Bands.inflation`. Decisions of the
+    whole window are taken again with the widened bands."""
+    bands = result.bands
+    m = result.rows_reference
+    n0 = max(100, min(1000, m // CALIBRATION_CHUNKS))
+    if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
+        return result
+    own = replace(reference, name="calibration")
+    ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0), exact_max_rows=exact_max_rows)
+    full = ot.chunks.filter(pl.col("rows") == n0)["k"]
+    scores = ot.scores.filter(pl.col("k").is_in(full.implode()) & pl.col("score").is_not_null())
+    for (name, role), g in scores.group_by("name", "role"):
+        key = (name, role)
+        n = float(g["n"].mean() or 0)
+        if not bands.applies(key) or n <= 0 or n >= bands.models[key].m:
+            continue
+        m_k = bands.models[key].m
+        expected = bands.mean(key, n * m_k / (m_k - n))
+        if expected and expected > 0:
+            bands.inflation[key] = max(1.0, float(g["score"].mean()) / expected)
+    from .engine import _decide
+
+    redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
+    return replace(result, features=redo(result.features),
+                   prediction=redo((result.prediction,))[0] if result.prediction else None,
+                   score=redo((result.score,))[0] if result.score else None)
+
+
 def _current_values(con, current: Side, key: str, plans: Sequence[_Plan], extra: dict) -> pl.DataFrame:
     """k and every column's values (NaN for nulls) of the current window, as numbers."""
     vals = ", ".join(f"coalesce({_value(current.exprs[p.column.name], 'numeric')}, 'NaN'::DOUBLE) AS v{j}"

@@ -18,10 +18,10 @@ import duckdb
 
 from ..config import Config
 from ..queries import Extent, Filters, whole_range
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source
+from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
 from ..workspace import Workspace
 from .engine import Column, DriftResult, Side, compare
-from .overtime import OverTime, over_time
+from .overtime import OverTime, calibrate, over_time
 from .quality import type_changes
 from .settings import DriftSettings
 
@@ -134,6 +134,10 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
 def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
     """Every row of a reference file; columns it lacks read as NULL."""
     scan = ref.scan_sql.replace("$files", "$ref_files")
+    # the file's own row order, for chunks of the reference (`overtime.calibrate`)
+    ordered = all("file_row_number" not in t for t in ref.file_types.values())
+    if ordered:
+        scan = scan.replace("read_parquet($ref_files,", "read_parquet($ref_files, file_row_number=true,")
     by_name = {f.name: f.expr for f in ref.features}
     exprs = {}
     for n in names:
@@ -142,7 +146,8 @@ def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
         else:
             exprs[n] = by_name.get(n, "NULL")
     return Side(name="reference", ctes=(("ref_raw", f"SELECT * FROM {scan}"),), rows_sql="ref_raw",
-                params={"ref_files": ref.files}, exprs=exprs, description=description)
+                params={"ref_files": ref.files}, exprs=exprs, description=description,
+                order_sql=f"{quote_ident(ref.file_col)}, file_row_number" if ordered else None)
 
 
 def open_reference(path: str, cfg: Config, con: duckdb.DuckDBPyConnection) -> LogSource:
@@ -199,6 +204,7 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
     """Drift of every column of the logs in `filters` against `ref`."""
     p = plan(ws, ref, filters, ref_source=ref_source)
     result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
+    result = calibrate(ws.con, p.reference, p.columns, result, exact_max_rows=settings.exact_max_rows)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
