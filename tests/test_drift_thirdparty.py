@@ -29,6 +29,8 @@ from monitoring.config import load_config
 from monitoring.drift.report import drift_report
 from tests.thirdparty import nannyml_table
 
+CENSUS_FEATURES = ("AGEP", "SCHL", "MAR", "RELP", "DIS", "ESP", "CIT", "MIG", "MIL", "ANC", "NATIVITY",
+                   "DEAR", "DEYE", "DREM", "SEX", "RAC1P")
 SPIKE = (135_000, 139_999)  # NannyML's published rows
 STABLE = ("CIT", "DEYE", "DEAR", "NATIVITY", "SEX")
 SHIFTED = ("RELP", "AGEP", "SCHL")
@@ -57,8 +59,10 @@ def census(tmp: Path, with_time: bool) -> Path:
     else:
         analysis.rename(logs / "analysis.parquet")
     cfg = tmp / "monitoring.toml"
+    # `year` is the calendar in disguise (2015 in the reference, 2016-2018 after): not a feature
     cfg.write_text(f'reference = "{ref}"\ndata_dir = "{tmp / "data"}"\n\n[columns]\nrequest_id = "id"\n'
-                   'prediction = "prediction"\nscore = "predicted_probability"\n')
+                   'prediction = "prediction"\nscore = "predicted_probability"\n'
+                   f'features = {list(CENSUS_FEATURES)!r}\n'.replace("'", '"'))
     return cfg
 
 

@@ -70,19 +70,19 @@ class NullModel:
     bin_probs: np.ndarray | None = None
 
 
-# -- vectorised twins of the tests: (model, counts [draws x atoms], n) -> scores [draws] --------
+# -- vectorised twins of the tests: (model, counts [draws x atoms], n [draws x 1]) -> scores --------
 
-def _cdf_gap(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
+def _cdf_gap(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.cumsum(model.probs)[None, :] - np.cumsum(counts, axis=1) / n
 
 
-def _wasserstein(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
+def _wasserstein(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     gaps = np.diff(model.values)
     w = np.abs(_cdf_gap(model, counts, n))[:, :-1] @ gaps
     return w / model.std if model.std else np.where(w > 0, np.inf, 0.0)
 
 
-def _ks(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
+def _ks(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.abs(_cdf_gap(model, counts, n)).max(axis=1)
 
 
@@ -94,7 +94,7 @@ def _binned(model: NullModel, counts: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return model.bin_probs, out
 
 
-def _psi(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
+def _psi(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     p, c = _binned(model, counts)
     p = np.where(p == 0, SMOOTHING, p)[None, :]
     q = c / n
@@ -102,7 +102,7 @@ def _psi(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
     return np.sum((q - p) * np.log(q / p), axis=1)
 
 
-def _jensenshannon(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
+def _jensenshannon(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
     p = model.probs[None, :]
     q = counts / n
     m = (p + q) / 2
@@ -119,7 +119,7 @@ def _jensenshannon(model: NullModel, counts: np.ndarray, n: int) -> np.ndarray:
 class Chance:
     """A test's vectorised twin and how its null scores shrink with the sample size."""
 
-    func: Callable[[NullModel, np.ndarray, int], np.ndarray]
+    func: Callable[[NullModel, np.ndarray, np.ndarray], np.ndarray]
     power: float  # score ~ n_eff ** -power on large samples
 
 
@@ -166,7 +166,7 @@ class Bands:
         log-log between the two grid sizes around it (sparse categories make the curve
         bend at small sizes), by the power law beyond ASYMPTOTIC."""
         power = CHANCE[self.models[key].method].power
-        top = round(GRID_STEPS_PER_OCTAVE * math.log2(ASYMPTOTIC))
+        top = self._top(key)
         x = GRID_STEPS_PER_OCTAVE * math.log2(n_eff)
         if x >= top:
             return self._sim(key, top)[which] * (_size(top) / n_eff) ** power
@@ -178,6 +178,14 @@ class Bands:
             return v_lo
         t = (math.log(n_eff) - math.log(s_lo)) / (math.log(s_hi) - math.log(s_lo))
         return math.exp((1 - t) * math.log(v_lo) + t * math.log(v_hi))
+
+    def _top(self, key: tuple[str, str]) -> int:
+        """The grid step from which the power law holds: every bin expects 20 values
+        (at least 2^13, at most ASYMPTOTIC)."""
+        p = self.models[key].probs
+        smallest = float(p[p > 0].min()) if (p > 0).any() else 1.0
+        size = min(max(20 / smallest, 2 ** 13), ASYMPTOTIC)
+        return math.ceil(GRID_STEPS_PER_OCTAVE * math.log2(size))
 
     def mean(self, key: tuple[str, str], n_eff: float) -> float | None:
         """The mean score of independent draws of effective size `n_eff` (no inflation)."""
@@ -196,8 +204,11 @@ class Bands:
         model = self.models[key]
         size = _size(step)
         rng = np.random.default_rng([SEED, zlib.crc32(repr(key).encode()), step])
-        counts = rng.multinomial(size, model.probs, size=self.draws)
-        scores = CHANCE[model.method].func(model, counts, size)
+        # Poisson counts per bin: given their total they are multinomial, and they cost a
+        # third of numpy's multinomial; shares are taken over each draw's own total
+        counts = rng.poisson(size * model.probs, size=(self.draws, len(model.probs)))
+        total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        scores = CHANCE[model.method].func(model, counts, total)
         value = (float(np.quantile(scores, self.quantile)), float(np.mean(scores)))
         self._cache[(key, step)] = value
         return value
@@ -210,19 +221,26 @@ class Bands:
             return None
         model = self.models[key]
         power = CHANCE[model.method].power
-        top = round(GRID_STEPS_PER_OCTAVE * math.log2(max(effective_size(limit, model.m), 1.0)))
-        top = min(top, round(GRID_STEPS_PER_OCTAVE * math.log2(ASYMPTOTIC)))
-        if self._at(key, top) > threshold and top < round(GRID_STEPS_PER_OCTAVE * math.log2(ASYMPTOTIC)):
-            return None
-        lo, hi = 0, top  # bands fall with n: bisect on the grid, then the power law inside a step
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._at(key, mid) <= threshold:
-                hi = mid
+        top = self._top(key)
+        # guess by the power law from the top of the grid, then walk the grid to the crossing
+        at_top = self._at(key, top)
+        n_eff = _size(top) * (at_top / threshold) ** (1 / power)
+        if n_eff > _size(top):
+            step = None
+        else:
+            step = min(max(round(GRID_STEPS_PER_OCTAVE * math.log2(max(n_eff, 1.0))), 0), top)
+            while step < top and self._at(key, step) > threshold:
+                step += 1
+            while step > 0 and self._at(key, step - 1) <= threshold:
+                step -= 1
+            lo = _size(step - 1) if step > 0 else 1
+            # inside the step, interpolate in log-log like `band`
+            v_lo, v_hi = (self._at(key, step - 1), self._at(key, step)) if step > 0 else (threshold, threshold)
+            if step > 0 and v_lo > v_hi > 0:
+                t = math.log(v_lo / threshold) / math.log(v_lo / v_hi)
+                n_eff = math.exp(math.log(lo) + t * (math.log(_size(step)) - math.log(lo)))
             else:
-                lo = mid + 1
-        g = _size(lo)
-        n_eff = g * (self._at(key, lo) / threshold) ** (1 / power) if lo > 0 else g
+                n_eff = _size(step)
         if n_eff >= model.m:
             return None
         n = math.ceil(n_eff * model.m / (model.m - n_eff))

@@ -95,7 +95,7 @@ def auto_chunks(con: duckdb.DuckDBPyConnection, current: Side, result: DriftResu
 
 def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
               columns: Sequence[Column], result: DriftResult, chunk: str | ChunkSpec = "auto", *,
-              chunk_rows: int = 10_000, exact_max_rows: int = 2_000_000) -> OverTime:
+              chunk_rows: int = 10_000, exact_max_rows: int = 2_000_000, judge: bool = True) -> OverTime:
     """Score every chunk of `current` against `reference` (chunk: auto, hour, day, week,
     month, rows:N, or rows with `chunk_rows`).
 
@@ -172,7 +172,7 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                 merges[(p.column.name, int(r["k"]))] = Merge(float(r["wd"] or 0.0), float(r["ksd"] or 0.0))
     chunks = _chunk_frame(counted, spec)
     records = []
-    bands = result.bands
+    bands = result.bands if judge else None  # judge=False: scores only (calibration)
     for row in counted.iter_rows(named=True):
         k = int(row["k"])
         rows = int(row["rows"])
@@ -217,7 +217,8 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
         return result
     own = replace(reference, name="calibration")
-    ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0), exact_max_rows=exact_max_rows)
+    ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0), exact_max_rows=exact_max_rows,
+                   judge=False)
     full = ot.chunks.filter(pl.col("rows") == n0)["k"]
     scores = ot.scores.filter(pl.col("k").is_in(full.implode()) & pl.col("score").is_not_null())
     for (name, role), g in scores.group_by("name", "role"):
