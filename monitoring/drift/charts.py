@@ -60,6 +60,14 @@ def heatmap(ot: OverTime, names: list[str]) -> go.Figure:
         hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
         colorbar=dict(title="score / max(threshold, band)", tickvals=[0, 0.5, 1, 1.5, 2],
                       ticktext=["0", "0.5", "1 (drift)", "1.5", "≥2"])))
+    # Plotly heatmaps emit no selection events: an all-but-invisible square marker per cell
+    # carries (chunk, column) so that a click on a cell selects it (st.plotly_chart on_select)
+    cells = [(j, i) for i in range(len(names)) for j in range(len(x))]
+    ks = chunks["k"].to_list()
+    fig.add_trace(go.Scatter(
+        x=[x[j] for j, _ in cells], y=[names[i] for _, i in cells], mode="markers",
+        marker=dict(symbol="square", size=max(4, min(24, 900 // max(len(x), 1))), opacity=0.01, color="#000"),
+        customdata=[[ks[j], names[i]] for j, i in cells], hoverinfo="skip", showlegend=False))
     fig.update_layout(title="Drift over time: score relative to its threshold or chance band",
                       height=max(260, 90 + 20 * len(names)), margin=dict(l=10, r=10, t=50, b=10),
                       xaxis_title=f"{ot.chunk} chunks" + ("" if ot.chunk.startswith("rows") else " (UTC)"),

@@ -131,6 +131,15 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
                 description=description)
 
 
+def only_rows(side: Side, first: int, last: int) -> Side:
+    """The rows of `side` at positions first..last (0-based, inclusive) in its order."""
+    order = side.order_sql or side.ts_us
+    body = (f"(SELECT * FROM {side.rows_sql} QUALIFY row_number() OVER (ORDER BY {order}) - 1 "
+            f"BETWEEN $rows_first AND $rows_last) AS {side.name}_rows")
+    return replace(side, rows_sql=body, params=side.params | {"rows_first": int(first), "rows_last": int(last)},
+                   description=f"{side.description}, rows {first:,} to {last:,}")
+
+
 def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
     """Every row of a reference file; columns it lacks read as NULL."""
     scan = ref.scan_sql.replace("$files", "$ref_files")
@@ -166,11 +175,16 @@ class Plan:
     warnings: tuple[str, ...]
 
 
-def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSource | None = None) -> Plan:
+def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSource | None = None,
+         rows: tuple[int, int] | None = None) -> Plan:
+    """Sides and columns; `rows` (first, last) keeps only those positions of the window
+    (in its order: time, or file order for logs without time), e.g. one chunk."""
     source = ws.source
     cols = columns(source)
     warnings: list[str] = []
     current = logs_side(source, filters, "current", description=_window_text(filters))
+    if rows is not None:
+        current = only_rows(current, *rows)
     all_files = dict(source.file_types)
     if ref.kind == "file":
         ref_source = ref_source or open_reference(ref.path, ws.config, ws.con)
@@ -200,9 +214,10 @@ def _window_text(f: Filters) -> str:
 
 
 def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSettings, *,
-            ref_source: LogSource | None = None) -> DriftResult:
-    """Drift of every column of the logs in `filters` against `ref`."""
-    p = plan(ws, ref, filters, ref_source=ref_source)
+            ref_source: LogSource | None = None, rows: tuple[int, int] | None = None) -> DriftResult:
+    """Drift of every column of the logs in `filters` (positions `rows` of it, when
+    given: one chunk) against `ref`."""
+    p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
     result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
     result = calibrate(ws.con, p.reference, p.columns, result, exact_max_rows=settings.exact_max_rows)
     if p.warnings:
