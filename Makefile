@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
+# Only this machine can open the dashboard; see the README ("Exposing the app") to share it.
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test setup system-deps thirdparty lint format bench sample clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # Browser tests need Debian's Chromium, database tests a PostgreSQL server: installed when missing.
 system-deps:

@@ -1,8 +1,14 @@
 """modelwatch: entry point. Page config and navigation; each page draws the shared sidebar."""
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="modelwatch", page_icon=":material/monitoring:", layout="wide")
+from ui import guard
+
+# A local file: a material or emoji icon makes the browser fetch the favicon from a CDN.
+st.set_page_config(page_title="modelwatch", page_icon=str(Path(__file__).parent / "ui" / "favicon.png"),
+                   layout="wide")
 
 pages = {
     "Is it fast and up?": [
@@ -23,4 +29,5 @@ pages = {
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-st.navigation(pages).run()
+with guard.page():
+    st.navigation(pages).run()

@@ -1,8 +1,13 @@
 """Traffic anomalies: gaps (downtime) and spikes, against the expected traffic.
 
 Expected traffic is a robust profile of requests per minute by hour of day (weekdays and
-weekends apart when there are at least two days of each), the median over the days seen
-in the window and the week before it, so one bad hour does not move its own baseline.
+weekends apart when there are at least two days of each): the median over the days of the
+week before the window judged, never the window itself, so a spike cannot raise its own
+baseline. Only when fewer than two whole days lie outside the window (no history yet) are
+the window's own days used, where the median still keeps one bad hour from moving it.
+
+These two functions are the one definition of a gap and of a spike: the Throughput and
+Overview pages, the alert rules and the weekly summary all call them.
 
 - A **gap** is a run of at least `gap_min_minutes` minutes without a request whose expected
   traffic adds up to at least `gap_min_expected_requests`: under Poisson arrivals, silence
@@ -58,8 +63,11 @@ def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
         params)
 
 
-def expected_per_minute(counts: pl.DataFrame, minutes: np.ndarray) -> np.ndarray:
-    """Expected requests in each given minute index, from the hour-of-day profile."""
+def expected_per_minute(counts: pl.DataFrame, minutes: np.ndarray,
+                        judged: tuple[int, int] | None = None) -> np.ndarray:
+    """Expected requests in each given minute index, from the hour-of-day profile.
+    `judged` is the [start, end) minute range being judged: its days are left out of the
+    profile whenever at least two whole days remain."""
     if counts.height == 0:
         return np.zeros(len(minutes))
     lo, hi = int(counts["minute"].min()), int(counts["minute"].max())
@@ -73,6 +81,10 @@ def expected_per_minute(counts: pl.DataFrame, minutes: np.ndarray) -> np.ndarray
     if len(days) > 2:
         whole[0] = lo % 1440 == 0
         whole[-1] = hi % 1440 >= 1439 - 59
+    if judged is not None:
+        outside = whole & (((days + 1) * 1440 <= judged[0]) | (days * 1440 >= judged[1]))
+        if outside.sum() >= 2:
+            whole = outside
     weekend = ((days + 3) % 7) >= 5   # 1970-01-01 was a Thursday
     out = np.empty(len(minutes))
     m_day, m_hour = minutes // 1440, (minutes % 1440) // 60
@@ -110,7 +122,7 @@ def find_gaps(counts: pl.DataFrame, f: Filters, slo: SLO) -> list[Gap]:
         length = int(e - s)
         if length < slo.gap_min_minutes:
             continue
-        expected = float(expected_per_minute(counts, full[s:e]).sum())
+        expected = float(expected_per_minute(counts, full[s:e], (start_m, end_m)).sum())
         if expected >= slo.gap_min_expected_requests:
             gaps.append(Gap(start=_minute(full[s]), end=_minute(full[s] + length),
                             minutes=length, expected_requests=expected))
@@ -130,7 +142,7 @@ def find_spikes(counts: pl.DataFrame, f: Filters, bucket: str, slo: SLO) -> tupl
     buckets = np.arange(b0, b1 + 1)
     minutes = np.arange(b0 * size_m, (b1 + 1) * size_m)
     minutes = minutes[(minutes >= start_m) & (minutes < end_m)]
-    exp_min = expected_per_minute(counts, minutes)
+    exp_min = expected_per_minute(counts, minutes, (start_m, end_m))
     expected = np.bincount(minutes // size_m - b0, weights=exp_min, minlength=len(buckets))
     got = np.bincount(inside["minute"].to_numpy() // size_m - b0,
                       weights=inside["n"].to_numpy(), minlength=len(buckets)).astype(np.int64)

@@ -1,7 +1,8 @@
 """Plotly figures for the pages. Pure: frames in, figures out; no Streamlit.
 
-Text from the logs (versions, endpoints, error types) reaches the figures only as data
-values, which Plotly renders as text, never as HTML markup we assemble.
+Text from the logs (versions, endpoints, error types, rule subjects, messages) goes through
+`fmt.label` wherever it reaches a figure (legend names, axis categories, hover text): Plotly
+reads a subset of HTML in all of them, so a version named `<i>v2</i>` shows as typed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from . import sketch
+from .fmt import label, labels
 
 OK_COLOR = "#2e7d32"
 WARN_COLOR = "#ef6c00"
@@ -74,7 +76,7 @@ def errors_by_type(types: pl.DataFrame, bucket_s: int, window: tuple | None = No
     fig = go.Figure()
     for et in sorted(types["error_type"].unique().to_list()):
         part = types.filter(pl.col("error_type") == et)
-        fig.add_trace(go.Bar(x=part["time"].to_list(), y=part["errors"].to_list(), name=str(et),
+        fig.add_trace(go.Bar(x=part["time"].to_list(), y=part["errors"].to_list(), name=label(et),
                              width=bucket_s * 1000 * 0.9, offset=0))
     fig.update_layout(barmode="stack")
     if window:
@@ -101,8 +103,9 @@ def throughput(frame: pl.DataFrame, bucket_minutes: float, spikes: Sequence, gap
 
 
 def breakdown_bars(df: pl.DataFrame, value: str, title: str, unit: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[str(k) for k in df["key"].to_list()], y=df[value].to_list(),
+    fig = go.Figure(go.Bar(x=labels(str(k) for k in df["key"].to_list()), y=df[value].to_list(),
                            marker_color="#1f77b4"))
+    fig.update_xaxes(type="category")   # versions like "1" or "2026-11-01" stay names
     fig.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=50, b=10), yaxis_title=unit)
     return fig
 
@@ -116,11 +119,11 @@ def alert_timeline(history: pl.DataFrame, first, last) -> go.Figure:
     fig = go.Figure()
     for r in history.sort("started_at").iter_rows(named=True):
         end = r["resolved_at"] or last
-        label = r["title"] if r["subject"] == "service" else f"{r['title']}: {r['subject']}"
+        name = label(r["title"] if r["subject"] == "service" else f"{r['title']}: {r['subject']}")
         fig.add_trace(go.Scatter(
-            x=[r["started_at"], end], y=[label, label], mode="lines+markers", showlegend=False,
+            x=[r["started_at"], end], y=[name, name], mode="lines+markers", showlegend=False,
             line=dict(color=AREA_COLORS.get(r["area"], "#555"), width=10),
-            hovertext=r["message"], hoverinfo="text+x"))
+            hovertext=label(r["message"]), hoverinfo="text+x"))
     fig.update_xaxes(range=[first, last], title="time (UTC)")
     fig.update_layout(title="When each alert fired", height=max(220, 60 + 36 * history["title"].n_unique()),
                       margin=dict(l=10, r=10, t=50, b=10))

@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "config"):   # settings kept but worth a look (e.g. a misspelt table)
+            for w in load_config(args.config).warnings:
+                print(f"warning: {w}", file=sys.stderr)
         return int(args.run(args) or 0)
     except (UsageError, ConfigError, LogSourceError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ steps in one transaction and refuses a database newer than the code. Steps only 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,14 +138,45 @@ def create_engine(url: str) -> Engine:
         raise DatabaseError("PostgreSQL needs psycopg: pip install 'modelwatch[postgres]'") from exc
 
 
+def _sqlite_file(u: sa.URL) -> Path | None:
+    """The file a SQLite URL names (also `sqlite:///file:PATH?uri=true`), None in memory."""
+    db = u.database
+    if db in (None, "", ":memory:"):
+        return None
+    if u.query.get("uri") in ("true", "1") and db.startswith("file:"):
+        db = db[len("file:"):].split("?", 1)[0]
+        if db in ("", ":memory:") or u.query.get("mode") == "memory":
+            return None
+    return Path(db).expanduser()
+
+
+def _refuse_empty_file(path: Path) -> None:
+    """A 0-byte file is a database that lost its content (a failed copy, a full disk, a
+    truncation), not a new one: SQLite would silently start an empty database in it. Refuse.
+    A file another process is creating this instant is 0 bytes only until its first write
+    (the WAL header, microseconds later), so look again for a moment before refusing."""
+    for _ in range(20):
+        try:
+            if path.stat().st_size:
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    raise DatabaseError(
+        f"the database file {path} is empty (0 bytes): it is not a SQLite database and it is not "
+        "replaced; restore it from a backup, or delete it to start a new database")
+
+
 def _sqlite_engine(u: sa.URL) -> Engine:
-    memory = u.database in (None, "", ":memory:")
+    path = _sqlite_file(u)
+    memory = path is None
     if not memory:
-        folder = Path(u.database).expanduser().parent
+        folder = path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror}") from exc
+        _refuse_empty_file(path)
     kwargs: dict = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
     if memory:
         kwargs["poolclass"] = sa.pool.StaticPool
@@ -204,11 +236,36 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def open_component(url: str, migrations: tuple[Migration, ...], component: str) -> Engine:
-    """Engine for `url` with `component`'s schema created or upgraded; raises DatabaseError."""
+def describe(exc: BaseException, url: str | None = None) -> str:
+    """One sentence for any failure of the database (DatabaseError or SQLAlchemy's)."""
+    if isinstance(exc, DatabaseError):
+        return str(exc)
+    where = f" {safe_url(url)}" if url else ""
+    return f"database error on{where}: {first_line(exc)}"
+
+
+# What "the database cannot be used" looks like to a caller: catch these, say `describe(exc)`.
+FAILURES: tuple[type[BaseException], ...] = (DatabaseError, sa.exc.SQLAlchemyError)
+
+
+def _check_tables(engine: Engine, component: str, tables: tuple[str, ...]) -> None:
+    with engine.connect() as conn:
+        present = set(sa.inspect(conn).get_table_names())
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise DatabaseError(
+            f"the database records the {component} schema but its table(s) {', '.join(missing)} "
+            "are missing (was it emptied?); restore it from a backup or point the app at another database")
+
+
+def open_component(url: str, migrations: tuple[Migration, ...], component: str,
+                   tables: tuple[str, ...] = ()) -> Engine:
+    """Engine for `url` with `component`'s schema created or upgraded and its `tables`
+    present; raises DatabaseError with one line to act on."""
     engine = create_engine(url)
     try:
         upgrade(engine, migrations, component)
+        _check_tables(engine, component, tables)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open the database {safe_url(url)}: {first_line(exc)}") from exc

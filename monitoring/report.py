@@ -21,10 +21,12 @@ def stats_report(cfg: Config, *, start: str | None = None, end: str | None = Non
                  exact: bool = True) -> dict[str, Any]:
     ws = open_workspace(cfg)
     ext = ws.extent
+    if not ws.source.has_time and (start or end):
+        raise ValueError(ws.source.missing("timestamp") + " --start and --end need it.")
     t_start = parse_time(start) if start else None
     t_end = parse_time(end) if end else None
     if t_start is None or t_end is None:
-        if ext.rows == 0 and (t_start is None or t_end is None):
+        if (ext.rows == 0 or ext.first is None) and (t_start is None or t_end is None):
             lo = hi = None
         else:
             lo, hi = whole_range(ext)

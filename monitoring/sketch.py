@@ -53,6 +53,7 @@ def quantiles(hist: pl.DataFrame, qs: tuple[float, ...] = (0.5, 0.95, 0.99),
     (e.g. p50, p95, p99), interpolated between order statistics like numpy's default.
     """
     names = [_qname(q) for q in qs]
+    hist = hist.filter(pl.col("bin").is_not_null())   # rows with no latency (batch logs)
     if hist.height == 0:
         schema = ({by: hist.schema[by]} if by else {}) | {"n": pl.Int64} | {c: pl.Float64 for c in names}
         return pl.DataFrame(schema=schema)

@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import discover
-from .config import Config
+from .config import CANONICAL_COLUMNS, Config
 from .discover import LogSourceError, resolve_paths
 
 __all__ = ["INTEGER_TYPES", "NUMERIC_TYPES", "BadFile", "Feature", "LogSource", "LogSourceError",
@@ -53,9 +53,9 @@ CANONICAL_VIEW_COLUMNS = ("request_id", "ts", "ts_us", "row_seq", "model_name", 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # What each serving column turns on, for "what is missing" sentences.
 NEEDED_FOR = {
-    "latency_ms": "latency percentiles",
-    "status": "error rates",
-    "timestamp": "anything over time",
+    "latency_ms": "latency percentiles cannot be computed",
+    "status": "error rates cannot be computed",
+    "timestamp": "nothing can be shown over time",
 }
 
 
@@ -109,13 +109,17 @@ class LogSource:
         return next((f for f in self.features if f.name == name), None)
 
     def logs_col(self, name: str) -> str:
-        """The quoted column of `logs` for a canonical name or, failing that, a feature name."""
-        if name in CANONICAL_VIEW_COLUMNS:
+        """The quoted column of `logs` for a name a user picked: a canonical column the logs
+        have, else a feature (so a feature called `ts` or `is_error` is the feature), else
+        one of the derived columns."""
+        if name in CANONICAL_COLUMNS and self.has(name):
             return quote_ident(name)
         f = self.feature(name)
-        if f is None:
-            raise KeyError(f"no column {name!r} in the logs")
-        return f.col
+        if f is not None:
+            return f.col
+        if name in CANONICAL_VIEW_COLUMNS:
+            return quote_ident(name)
+        raise KeyError(f"no column {name!r} in the logs")
 
     def missing(self, *canonical: str) -> str | None:
         """One sentence naming the serving columns these logs lack and how to map them, or
@@ -124,9 +128,9 @@ class LogSource:
         if not absent:
             return None
         names = " and ".join(f"`{c}`" for c in absent)
-        what = " or ".join(NEEDED_FOR.get(c, c) for c in absent)
+        what = " and ".join(NEEDED_FOR.get(c, f"{c} is not available") for c in absent)
         example = absent[0]
-        return (f"These logs have no {names} column, so there are no {what} to show. If yours "
+        return (f"These logs have no {names} column, so {what}. If yours "
                 f"is under another name, map it in monitoring.toml: `[columns]` "
                 f"`{example} = \"your_column\"`.")
 

@@ -38,6 +38,13 @@ def error_breaches(buckets: pl.DataFrame, slo: SLO) -> pl.DataFrame:
     return buckets.filter(pl.Series((p < ERROR_BREACH_P) & (buckets["error_rate"].to_numpy() > slo.error_rate)))
 
 
+def latency_breaches(buckets: pl.DataFrame, slo: SLO) -> pl.DataFrame:
+    """Buckets with enough requests whose P95 is above the SLO (columns as given)."""
+    if buckets.height == 0:
+        return buckets
+    return buckets.filter((pl.col("requests") >= MIN_BUCKET_REQUESTS) & (pl.col("p95") > slo.p95_latency_ms))
+
+
 @dataclass(frozen=True)
 class Status:
     area: str        # "latency" | "errors"
@@ -54,7 +61,7 @@ def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) ->
     elif w.p95 > slo.p95_latency_ms:
         out.append(Status("latency", "red", f"P95 latency is {_ms(w.p95)}, above the {slo_txt} SLO."))
     else:
-        bad = big.filter(pl.col("p95") > slo.p95_latency_ms) if big is not None else None
+        bad = latency_breaches(buckets, slo) if buckets is not None else None
         if bad is not None and bad.height:
             worst = bad.sort("p95", descending=True).row(0, named=True)
             out.append(Status("latency", "amber",

@@ -92,6 +92,8 @@ def _area(status: str, reason: str, **figures) -> dict[str, Any]:
 def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers | None = None,
                    now: datetime | None = None) -> dict[str, Any]:
     providers = providers or Providers()
+    if not ws.source.has_time:
+        raise ValueError(ws.source.missing("timestamp") + " A weekly summary needs a time for each row.")
     week = week or default_week(ws, now)
     start, end = week_bounds(week)
     f = Filters(start=start, end=end)
@@ -124,10 +126,25 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
         if this_partial:
             trend += f" (the logs cover this week only from {max(first, start):%a %d %b %H:%M} " \
                      f"to {min(last, end):%a %d %b %H:%M} UTC)"
-        areas["traffic"] = _area("green", f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}.",
+        _, spikes = anomalies.find_spikes(counts, f, "hour", slo)
+        level, spike_txt = "green", ""
+        if spikes:
+            top = max(spikes, key=lambda x: x.ratio)
+            level = "amber"
+            spike_txt = (f" Traffic spiked in {len(spikes)} hour(s), most on {WEEKDAYS[top.time.weekday()]} "
+                         f"{top.time:%H:%M} UTC: {top.requests:,} requests, {top.ratio:.1f}× the expected "
+                         f"{top.expected:,.0f}.")
+        areas["traffic"] = _area(level, f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}."
+                                 + spike_txt,
                                  requests=w.requests, previous_requests=p.requests if p else None, change=tchange,
-                                 requests_per_minute=w.requests_per_minute)
-    if w.requests:
+                                 requests_per_minute=w.requests_per_minute,
+                                 spikes=[{"time": x.time, "requests": x.requests, "expected": x.expected,
+                                          "ratio": x.ratio} for x in spikes])
+    if w.requests and not ws.source.has("status"):
+        areas["availability"] = _area("grey", ws.source.missing("status"), availability=None,
+                                      previous_availability=None, downtime_minutes=downtime,
+                                      gaps=[{"start": g.start, "end": g.end, "minutes": g.minutes} for g in gaps])
+    elif w.requests:
         availability = 1 - (w.error_rate or 0)
         prev_av = 1 - p.error_rate if p and p.error_rate is not None else None
         level = "red" if availability < 1 - slo.error_rate or downtime >= 60 else "amber" if downtime else "green"
@@ -148,9 +165,11 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     lat = statuses["latency"]
     lat_reason = lat.sentence
     if w.p95 is not None and lat.level != "green":
-        lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms) or lat_reason
+        lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms, w.p95) or lat_reason
+    no_latency = ws.source.missing("latency_ms")
     areas["latency"] = _area(
-        "grey" if w.p95 is None else lat.level, lat_reason if w.p95 is not None else "No successful requests.",
+        "grey" if w.p95 is None else lat.level,
+        lat_reason if w.p95 is not None else no_latency or "No successful requests.",
         p50=w.p50, p95=w.p95, p99=w.p99, previous_p95=p.p95 if p else None,
         p95_change=_change(w.p95, p.p95 if p else None), slo_ms=slo.p95_latency_ms, method=w.method)
     err = statuses["errors"]
@@ -158,7 +177,8 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     if w.error_rate is not None and err.level != "green":
         err_reason = _error_story(ws, f, s.buckets, slo) or err_reason
     areas["errors"] = _area(
-        "grey" if w.error_rate is None else err.level, err_reason if w.error_rate is not None else "No requests.",
+        "grey" if w.error_rate is None else err.level,
+        err_reason if w.error_rate is not None else ws.source.missing("status") or "No requests.",
         error_rate=w.error_rate, errors=w.errors, previous_error_rate=p.error_rate if p else None,
         error_rate_change=None if w.error_rate is None or not p or p.error_rate is None
         else w.error_rate - p.error_rate, objective=slo.error_rate)
@@ -199,8 +219,10 @@ def _headline(areas: dict[str, dict], worst: str) -> str:
     return f"{word}: {', '.join(bad)}. " + " ".join(areas[b]["reason"] for b in bad)
 
 
-def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: float) -> str | None:
-    """'P95 rose to 2.4 s, above the 2 s SLO, on v3 since Tuesday 09:00 UTC.'"""
+def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: float,
+                   week_p95: float | None = None) -> str | None:
+    """'Hourly P95 above the 2 s SLO on v3 since Tuesday 09:00 UTC: worst hour 4.60 s; week 2.36 s.'
+    Each figure names its statistic: the worst hour is not the week."""
     big = buckets.filter((pl.col("requests") >= MIN_BUCKET_REQUESTS) & (pl.col("p95") > slo_ms))
     if big.height == 0:
         return None
@@ -209,8 +231,9 @@ def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: flo
     by_version = metrics.by_dimension(ws.source, ws.con, f, "model_version", exact_max_rows=float("inf"))
     culprit = by_version.filter(pl.col("p95") > slo_ms).sort("p95", descending=True)
     where = f" on {culprit['key'][0]}" if culprit.height and by_version.height > 1 else ""
-    return (f"P95 rose to {_ms(worst)}, above the {_ms(slo_ms)} SLO,{where} since "
-            f"{WEEKDAYS[first.weekday()]} {first:%H:%M} UTC ({big.height} hours above it).")
+    week = f"; week {_ms(week_p95)}" if week_p95 is not None else ""
+    return (f"Hourly P95 above the {_ms(slo_ms)} SLO{where} since {WEEKDAYS[first.weekday()]} "
+            f"{first:%H:%M} UTC, in {big.height} hours: worst hour {_ms(worst)}{week}.")
 
 
 def _error_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo) -> str | None:
@@ -257,21 +280,22 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
         from . import ground_truth
 
-        reviewed = verdicts = None
+        reviewed = verdicts = unavailable = None
         if database_url:
-            from .labelling.db import DatabaseError, open_db
+            from .database import FAILURES, describe
+            from .labelling.db import open_db
             from .labelling.results import window_accuracy
 
             try:
                 engine = open_db(database_url)
-            except DatabaseError:
-                engine = None
-            if engine is not None:
                 try:
                     reviewed = window_accuracy(engine, start, end, by="answered")
                     verdicts = ground_truth.reviewed_from(engine)
                 finally:
                     engine.dispose()
+            except FAILURES as exc:
+                # Not "nothing was labelled": the reviewers' answers could not be read.
+                unavailable = describe(exc, database_url)
         late = ground_truth.window_accuracy(ws, start, end, verdicts)
         floor = ws.config.slo.accuracy_floor
         src, fig = None, None
@@ -280,6 +304,10 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
         elif late and late.get("accuracy") is not None:
             src, fig = "late labels", late
         if fig is None:
+            if unavailable:
+                return _area("grey", f"Labelled accuracy unavailable: the labelling database cannot be "
+                                     f"read ({unavailable}).", accuracy=None, accuracy_ci=None, labelled=None,
+                             available=False, unavailable_reason=unavailable)
             return None
         acc, (lo, hi) = fig["accuracy"], fig["accuracy_ci"]
         n = fig.get("n", fig.get("labelled"))
@@ -287,8 +315,11 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
         who = ("Reviewers judged" if src == "reviewers" else "Late labels show")
         reason = (f"{who} {acc:.1%} of {n:,} predictions correct (95% interval {lo:.1%}–{hi:.1%}); "
                   f"floor {floor:.0%}.")
+        if unavailable:
+            reason += " Reviewers' answers are unavailable: the labelling database cannot be read."
         return _area(level, reason, accuracy=acc, accuracy_ci=[lo, hi], labelled=n, source=src,
-                     reviewed=reviewed, late_labels=late, floor=floor)
+                     reviewed=reviewed, late_labels=late, floor=floor, available=unavailable is None,
+                     unavailable_reason=unavailable)
     return provider
 
 

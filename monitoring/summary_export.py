@@ -1,12 +1,13 @@
 """Exports of the weekly summary: Markdown, and a self-contained HTML page that opens offline.
 
 The HTML carries Plotly's JavaScript inline (no network), and every text that could come
-from the logs (versions, feature names, messages) is escaped: it is shown, never run.
+from the logs (versions, feature names, messages, the logs path) is escaped for where it goes,
+through monitoring.fmt: `html` in the HTML, `md` in the Markdown (which renderers would
+otherwise pass raw HTML and links through), `label` in chart text. It is shown, never run.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from .fmt import md
+from .fmt import html, md
 from .fmt import ms as _ms
 from .fmt import pct as _pct
 
@@ -63,14 +64,16 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     ci = acc.get("accuracy_ci")
     rows.append(("accuracy", "Accuracy", _pct(acc.get("accuracy"), 1)))
     rows.append(("accuracy", "95% interval", "–" if not ci else f"{_pct(ci[0], 1)} – {_pct(ci[1], 1)}"))
-    rows.append(("accuracy", "Predictions labelled", str(acc.get("labelled", 0))))
+    rows.append(("accuracy", "Predictions labelled",
+                 "unavailable" if acc.get("available") is False and acc.get("labelled") is None
+                 else str(acc.get("labelled") or 0)))
     return rows
 
 
 def to_markdown(s: dict[str, Any]) -> str:
-    lines = [f"# Weekly model health: {s['week']}", "",
-             f"{_t(s['start'])} to {_t(s['end'])} · logs `{s['logs']}`", "",
-             f"**{STATUS_ICON[s['status']]} {s['headline']}**", "",
+    lines = [f"# Weekly model health: {md(s['week'])}", "",
+             f"{_t(s['start'])} to {_t(s['end'])} · logs {_md(s['logs'])}", "",
+             f"**{STATUS_ICON[s['status']]} {_md(s['headline'])}**", "",
              "| Area | Status | Why |", "| --- | --- | --- |"]
     for name, a in s["areas"].items():
         lines.append(f"| {AREA_TITLES[name]} | {STATUS_ICON[a['status']]} {a['status']} | {_md(a['reason'])} |")
@@ -78,7 +81,7 @@ def to_markdown(s: dict[str, Any]) -> str:
     for area, fig, value in figures(s):
         lines.append(f"| {AREA_TITLES[area]} | {fig} | {_md(value)} |")
     lines += ["", "## What happened", ""]
-    lines += events(s, md) or ["Nothing: no deployments, no retirements, no alerts."]
+    lines += events(s, _md) or ["Nothing: no deployments, no retirements, no alerts."]
     if s.get("daily"):
         lines += ["", "## Day by day", "", "| Day | Requests | Error rate | Worst hour P95 |", "| --- | ---: | ---: | ---: |"]
         for d in s["daily"]:
@@ -87,8 +90,9 @@ def to_markdown(s: dict[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    # Table cells: a pipe or a newline from a log value must not break the table.
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # Every punctuation mark escaped (a pipe cannot break the table, `<script>` stays text),
+    # on one line, never cut short.
+    return md(text, limit=None)
 
 
 def events(s: dict[str, Any], esc) -> list[str]:
@@ -127,7 +131,7 @@ def charts(s: dict[str, Any]) -> list[go.Figure]:
 
 
 def to_html(s: dict[str, Any]) -> str:
-    e = html.escape
+    e = html
     chart_html = "".join(pio.to_html(f, include_plotlyjs=False, full_html=False,
                                  config={"displayModeBar": False, "staticPlot": False}) for f in charts(s))
     rows = "".join(

@@ -4,8 +4,10 @@ import polars as pl
 import streamlit as st
 
 from monitoring.alerts import RULES
-from monitoring.alerts.store import acknowledge, history
+from monitoring.alerts.store import acknowledge
 from monitoring.charts import alert_timeline
+from monitoring.database import FAILURES, describe
+from monitoring.fmt import md
 from ui import data, sidebar
 
 PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput": "pages/throughput.py",
@@ -14,18 +16,20 @@ PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput
 st.title("Alerts")
 view = sidebar.require("timestamp")
 ws = view.ws
-data.alert_episodes(ws, view.fingerprint)   # evaluated and stored once per set of logs
-engine = data.alerts_db(ws.config.database_url)
-h = history(engine, ws.config.logs)
+h, db_problem = data.alert_history(ws, view.fingerprint)   # evaluated and stored once per set of logs
 st.caption(f"{len(RULES)} rules evaluated every 5 minutes over the whole log history "
            f"({view.extent.first:%Y-%m-%d} → {view.extent.last:%Y-%m-%d} UTC); rules and thresholds "
            "are set in monitoring.toml [alerts]. The sidebar's time range does not apply here.")
 
+if db_problem:
+    st.warning(f"The alert history cannot be stored or read, so acknowledgements are unavailable: "
+               f"{md(db_problem)}. The alerts below are evaluated from the logs.")
 firing = h.filter(pl.col("resolved_at").is_null())
 if firing.height:
     st.error(f"{firing.height} alert(s) firing at the end of the logs.")
     for r in firing.iter_rows(named=True):
-        st.write(f"**{r['title']}** ({r['subject']}) since {r['started_at']:%Y-%m-%d %H:%M} UTC: {r['message']}.")
+        st.markdown(f"**{md(r['title'])}** ({md(r['subject'])}) since {r['started_at']:%Y-%m-%d %H:%M} UTC: "
+                    f"{md(r['message'], limit=1000)}.")
 elif h.height:
     st.success("Nothing firing at the end of the logs.")
 else:
@@ -47,6 +51,8 @@ for col, (name, path) in zip(cols, PAGES.items(), strict=True):
         continue
     col.page_link(path, label=f"Open {name}", icon=":material/arrow_forward:")
 
+if db_problem:
+    st.stop()
 with st.form("ack"):
     st.markdown("**Acknowledge an alert**")
     labels = {r["id"]: f"#{r['id']} {r['title']} ({r['started_at']:%Y-%m-%d %H:%M})" for r in h.iter_rows(named=True)}
@@ -55,8 +61,10 @@ with st.form("ack"):
     note = st.text_input("Note (optional)")
     if st.form_submit_button("Acknowledge"):
         try:
-            acknowledge(engine, int(episode), who, note)
+            acknowledge(data.alerts_db(ws.config.database_url), int(episode), who, note)
             st.success("Acknowledged.")
             st.rerun()
+        except FAILURES as exc:
+            st.error(f"Not acknowledged: {md(describe(exc))}.")
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))

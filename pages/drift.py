@@ -13,7 +13,7 @@ view = sidebar.require()
 try:
     settings = ud.settings()
 except ConfigError as exc:
-    st.error(f"The [drift] settings in monitoring.toml are not valid: {exc}")
+    st.error(f"The [drift] settings in monitoring.toml are not valid: {ud.md(exc)}")
     st.stop()
 st.caption("Is the world the model sees still the one it learned from? Each column of the current "
            "window (sidebar) is compared with the reference. A column drifts when its score is above its "
@@ -24,12 +24,12 @@ if ref is None:
 try:
     result = ud.compare(view.ws, ref, view.filters, settings)
 except LogSourceError as exc:
-    st.error(f"The reference cannot be opened: {exc}")
+    st.error(f"The reference cannot be opened: {ud.md(exc)}")
     st.stop()
 
 c = st.columns(4)
-c[0].metric("Reference rows", f"{result.rows_reference:,}", help=result.reference)
-c[1].metric("Current rows", f"{result.rows_current:,}", help=result.current)
+c[0].metric("Reference rows", f"{result.rows_reference:,}", help=ud.md(result.reference))
+c[1].metric("Current rows", f"{result.rows_current:,}", help=ud.md(result.current))
 for w in result.warnings:
     st.warning(ud.md(w))
 if result.message:
@@ -78,7 +78,7 @@ m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}
 m[2].metric("Kind", f.kind)
 m[3].metric("Non-null values", f"{f.n_reference:,} / {f.n_current:,}", help="reference / current")
 if f.problem:
-    st.warning(f.problem)
+    st.warning(f.problem)   # built from numbers and constants, no log text
 if f.quality and f.quality.problems:
     st.warning("Data quality: " + "; ".join(ud.md(p) for p in f.quality.problems))
 left, right = st.columns(2)

@@ -43,11 +43,4 @@ st.caption(f"Failed requests' latency: P50 {panels.fmt_ms(w.failed_p50)}, P95 {p
 
 frame, spikes, gaps = data.traffic_anomalies(view.ws, view.fingerprint, view.filters, view.bucket)
 st.subheader("Incidents in this window")
-if not (spikes or gaps):
-    st.write("No downtime and no traffic spike in this window.")
-for g in gaps:
-    st.write(f":red[**Downtime**] {g.start:%Y-%m-%d %H:%M} → {g.end:%H:%M} UTC: {g.minutes} minutes "
-             f"without a request (about {g.expected_requests:,.0f} expected). See *Throughput*.")
-for sp in spikes:
-    st.write(f":orange[**Traffic spike**] at {sp.time:%Y-%m-%d %H:%M} UTC: {sp.requests:,} requests, "
-             f"{sp.ratio:.1f}× the expected {sp.expected:,.0f}. See *Throughput*.")
+panels.incident_list(view, s, gaps, spikes)

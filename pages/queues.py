@@ -3,7 +3,7 @@
 import streamlit as st
 
 from monitoring.labelling import queue_report
-from ui import labelling, sidebar
+from ui import guard, labelling, sidebar
 
 st.title("Queues")
 view = sidebar.current()
@@ -26,7 +26,7 @@ st.caption(f"Created {q['created_at']:%Y-%m-%d %H:%M} UTC · {report['strategy']
            + f" · {report['status']}")
 live = st.toggle("Refresh every 10 s", key="live_progress")
 st.fragment(run_every=10 if live else None)(
-    lambda: labelling.progress_panel(queue_report(eng, q["id"])))()
+    guard.guarded(lambda: labelling.progress_panel(queue_report(eng, q["id"]))))()
 
 tabs = st.tabs(["Results", "Agreement", "Trend", "Export", "All queues"])
 with tabs[0]:

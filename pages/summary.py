@@ -19,14 +19,14 @@ s = data.weekly(view.ws, view.fingerprint, week)
 st.caption(f"{s['start']:%a %d %b %Y} → {s['end']:%a %d %b %Y} UTC · the sidebar's time range does not apply here")
 
 box = {"red": st.error, "amber": st.warning, "green": st.success, "grey": st.info}[s["status"]]
-box(s["headline"])
+box(md(s["headline"], limit=None))
 
 cols = st.columns(3)
 for i, (name, area) in enumerate(s["areas"].items()):
     with cols[i % 3].container(border=True):
         color = {"red": "red", "amber": "orange", "green": "green", "grey": "gray"}[area["status"]]
         st.markdown(f"**{AREA_TITLES[name]}** · :{color}[{area['status']}]")
-        st.write(area["reason"])
+        st.markdown(md(area["reason"], limit=None))
 
 st.subheader("What happened")
 for line in events(s, md) or ["- Nothing: no deployments, no retirements, no alerts."]:

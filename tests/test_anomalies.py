@@ -76,3 +76,38 @@ def test_quiet_night_is_not_a_gap():
     counts = pl.DataFrame({"minute": minutes[n > 0], "n": n[n > 0]})
     f = Filters(start=anomalies._minute(base), end=anomalies._minute(base + 3 * 1440))
     assert anomalies.find_gaps(counts, f, SLO()) == []
+
+
+def test_a_spike_is_found_with_the_window_set_to_its_day_alone(sample_logs):
+    """The baseline excludes the window judged: a one-day window cannot raise its own
+    expected level (the sample's 2026-11-08 19:00 spike, about 6.5x normal)."""
+    from datetime import UTC, datetime
+
+    from monitoring.config import load_config
+    from monitoring.workspace import open_workspace
+
+    ws = open_workspace(load_config(), logs=str(sample_logs))
+    f = Filters(start=datetime(2026, 11, 8, tzinfo=UTC), end=datetime(2026, 11, 9, tzinfo=UTC))
+    frame, spikes = anomalies.find_spikes(anomalies.minute_counts(ws.source, ws.con, f), f, "hour", ws.config.slo)
+    assert [s.time.hour for s in spikes] == [19]
+    row = frame.filter(frame["time"].dt.hour() == 19)
+    # Expected from the week before only: the hand count of 19:00-20:00 on the 7 days before.
+    before = ws.source.query(ws.con, "SELECT count(*) AS n FROM logs WHERE ts >= $a AND ts < $b "
+                             "AND hour(ts) = 19", {"a": datetime(2026, 11, 1, tzinfo=UTC), "b": f.start})
+    assert row["expected"][0] <= before["n"][0] / 7 * 1.5
+
+
+def test_alerts_and_throughput_report_the_same_gap(sample_logs):
+    """One definition of a gap: the alert episode starts, ends and lasts as the page says."""
+    from datetime import UTC, datetime
+
+    from monitoring.alerts import evaluate
+    from monitoring.config import load_config
+    from monitoring.workspace import open_workspace
+
+    ws = open_workspace(load_config(), logs=str(sample_logs))
+    f = Filters(start=datetime(2026, 11, 13, tzinfo=UTC), end=datetime(2026, 11, 14, tzinfo=UTC))
+    page = anomalies.find_gaps(anomalies.minute_counts(ws.source, ws.con, f), f, ws.config.slo)
+    alerts = [e for e in evaluate(ws) if e.rule == "gap"]
+    assert len(page) == 1 and len(alerts) == 1
+    assert (alerts[0].start, alerts[0].end, alerts[0].peak) == (page[0].start, page[0].end, page[0].minutes)

@@ -222,13 +222,13 @@ def test_fine_bins_above_exact_max_rows_give_the_same_decisions(gen_ws):
     ({"features": {"income": {"method": "nope"}}}, "'nope' is not a drift test"),
     ({"numeric_method": "jensenshannon"}, "does not apply to numeric"),
     ({"features": {"income": {"threshold": -1}}}, "positive number"),
-    ({"features": {"income": {"colour": "red"}}}, "unknown keys: colour"),
+    ({"features": {"income": {"colour": "red"}}}, "unknown key .colour."),
     ({"chunk": "fortnight"}, "chunk must be one of"),
     ({"chunk": "rows:0"}, "chunk must be one of"),
     ({"reference_start": "2026-11-01"}, "go together"),
     ({"reference_start": "2026-11-02", "reference_end": "2026-11-01"}, "after"),
     ({"reference_start": "yesterday", "reference_end": "2026-11-01"}, "not an ISO 8601"),
-    ({"speed": 3}, "unknown keys: speed"),
+    ({"speed": 3}, "unknown key .speed."),
     ({"exact_max_rows": 0}, "exact_max_rows must be a positive integer"),
 ])
 def test_bad_settings_name_the_key(section, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -21,6 +22,11 @@ def render(at, page: str | None = None, preset: str | None = None):
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def shown(markdown: str) -> str:
+    """What Markdown displays for escaped text (monitoring.fmt.md): the backslashes go."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def texts(at) -> str:
@@ -128,7 +134,7 @@ def test_broken_rows_and_files_show_in_data_health(app_env, tmp_path, page):
         "prediction": hostile}), tmp_path / "a.parquet")
     (tmp_path / "b.parquet").write_bytes(b"PAR1 truncated")
     at = render(app_env(tmp_path), page, preset="All data")
-    expander = " ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error])
+    expander = shown(" ".join(str(x.value) for x in [*at.sidebar.warning, *at.sidebar.error]))
     assert "b.parquet" in expander and "NaN" in expander and "negative" in expander
     assert "<script>" in " ".join(at.sidebar.multiselect(key="versions").options)
 
@@ -170,3 +176,17 @@ def test_report_pages_on_unreadable_logs(app_env, tmp_path, page):
     (tmp_path / "junk.parquet").write_text("nope")
     at = render(app_env(tmp_path), page)
     assert any("cannot be opened" in e.value for e in at.error)
+
+
+def test_overview_incidents_come_from_every_detector(app_env, sample_logs):
+    """The error-burst day lists the burst, not 'no incident'; the drifted window lists drift."""
+    at = app_env(sample_logs)
+    at.run()
+    at.sidebar.selectbox(key="range_preset").set_value("Custom")
+    at.run()
+    at.sidebar.date_input(key="custom_range").set_value((date(2026, 11, 5), date(2026, 11, 5)))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    body = texts(at)
+    assert "Errors**]" in body and "2026-11-05 14:" in body and "No incident" not in body
+    assert "Drift**]" in body

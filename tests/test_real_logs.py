@@ -274,3 +274,15 @@ def test_health_counts_every_row(tmp_path):
     h = check_health(open_ws(tmp_path).source, open_ws(tmp_path).con)
     assert h.total_rows == 5 and h.valid_rows == 2
     assert h.invalid == {"negative_latency": 1, "infinite_latency": 1, "missing_latency": 1}
+
+
+def test_a_queue_can_be_drawn_when_features_take_internal_names(tmp_path):
+    from monitoring.labelling import db, queues
+    from monitoring.labelling.sampling import QueueSpec
+
+    pq.write_table(table(30, ts=[float(i) for i in range(30)], is_error=["x"] * 30), tmp_path / "a.parquet")
+    ws = open_ws(tmp_path)
+    engine = db.open_db(f"sqlite:///{tmp_path / 'q.sqlite'}")
+    qid = queues.create_queue(engine, ws.source, ws.con, QueueSpec(size=10, seed=2**31))
+    item = queues.claim_next(engine, qid, "ana")
+    assert set(item.inputs) == {"ts", "is_error"} and item.inputs["is_error"] == "x"

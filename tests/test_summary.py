@@ -10,6 +10,8 @@ import pytest
 
 from monitoring.cli import main
 from monitoring.config import load_config
+from monitoring.fmt import md as escape
+from monitoring.fmt import ms
 from monitoring.summary import default_week, standard_providers, week_bounds, weekly_summary
 from monitoring.summary_export import figures, to_html, to_markdown
 from monitoring.workspace import open_workspace
@@ -74,6 +76,11 @@ def test_statuses_follow_the_incidents(weeks):
     assert weeks["2026-W46"]["areas"]["availability"]["downtime_minutes"] >= 75
     lat = weeks["2026-W47"]["areas"]["latency"]
     assert lat["status"] == "red" and "on v3 since Tuesday" in lat["reason"]
+    # Each figure names its statistic: the worst hour is not the week's P95.
+    assert f"week {ms(lat['p95'])}" in lat["reason"] and "worst hour" in lat["reason"]
+    # The week of the 6x traffic spike (Sunday 2026-11-08 19:00) is no green traffic week.
+    assert status["2026-W45"]["traffic"] == "amber"
+    assert "Sunday 19:00 UTC" in weeks["2026-W45"]["areas"]["traffic"]["reason"]
     assert weeks["2026-W47"]["status"] == "red" and weeks["2026-W44"]["status"] == "green"
 
 
@@ -123,8 +130,8 @@ def test_markdown_carries_every_figure(weeks):
     s = weeks["2026-W47"]
     md = to_markdown(s)
     for _, fig, value in figures(s):
-        assert f"| {fig} | {value.replace('|', chr(92) + '|')} |" in md
-    assert s["headline"] in md
+        assert f"| {fig} | {escape(value, limit=None)} |" in md
+    assert escape(s["headline"], limit=None) in md
 
 
 def test_html_is_self_contained_and_escapes_log_text(weeks):

@@ -66,3 +66,45 @@ def test_every_page_renders_on_a_batch_set(app_env, tmp_path, name, page):
         assert "latency_ms" in shown and "[columns]" in shown
     if page == "pages/errors.py":
         assert ("status" in shown and "[columns]" in shown) or not SETS[name][2]
+
+
+@pytest.mark.parametrize("name", ["car_loan", "census"])
+def test_commands_run_on_a_batch_set(tmp_path, name):
+    """stats, summary, drift and alerts on NannyML's sets: a result or one clear sentence."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    logs, cfg = write_set(tmp_path, name)
+    ref = tmp_path / "reference.parquet"
+    ref_name = {"car_loan": "synthetic_car_loan_reference.csv", "census": "employment_MA_reference.pq"}[name]
+    pq.write_table(nannyml_table(ref_name), ref)
+    env = {**os.environ, "MONITORING_DATA_DIR": str(tmp_path / "data")}
+    root = Path(__file__).resolve().parent.parent
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "monitoring", *args, "--logs", str(logs),
+                               "--config", str(cfg)], capture_output=True, text=True, env=env,
+                              cwd=root, timeout=300)
+
+    stats = cli("stats", "--format", "json")
+    assert stats.returncode == 0, stats.stderr
+    data = json.loads(stats.stdout)
+    assert data["rows"] == nannyml_table(SETS[name][0]).num_rows
+    assert data["error_rate"] is None and data["latency_ms"]["p95"] is None
+    assert any("latency_ms" in m for m in data["missing"])
+    drift = cli("drift", "--reference", str(ref), "--format", "json")
+    assert drift.returncode == 0, drift.stderr
+    assert json.loads(drift.stdout)["features"]
+    summary = cli("summary", "--format", "json")
+    alerts = cli("alerts", "check")
+    if SETS[name][2]:
+        assert summary.returncode == 0, summary.stderr
+        areas = json.loads(summary.stdout)["areas"]
+        assert areas["errors"]["status"] == "grey" and "status" in areas["errors"]["reason"]
+        assert areas["latency"]["status"] == "grey" and "latency_ms" in areas["latency"]["reason"]
+        assert alerts.returncode in (0, 1), alerts.stderr
+    else:
+        assert summary.returncode == 2 and "no `timestamp` column" in summary.stderr
+        assert "Traceback" not in summary.stderr + alerts.stderr

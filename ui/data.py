@@ -1,38 +1,71 @@
 """Cached calls into monitoring/: one workspace per process, small results per filter set.
 
 Cache keys are the source fingerprint (files, sizes, mtimes, column mapping) plus the
-filters, so reloading changed logs never serves stale numbers.
+filters, so reloading changed logs never serves stale numbers. The files are looked at again
+at most every `refresh_seconds` (monitoring.freshness): new, changed or removed files open a
+new workspace on the next run of any page, with no button to press.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import polars as pl
 import streamlit as st
 
 from monitoring import anomalies, metrics, queries
 from monitoring.config import Config, load_config
+from monitoring.freshness import Watcher
 from monitoring.workspace import Workspace, open_workspace
 
 TTL = 600
+ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
+            "MONITORING_LABELS", "MONITORING_DATA_DIR")
 
 
-@st.cache_resource(show_spinner="Opening the logs…")
-def _workspace(logs: str, config_path: str | None, env_key: str) -> Workspace:
-    # env_key only keys the cache: the environment variables the config reads.
-    return open_workspace(load_config(config_path, {"logs": logs}))
+@st.cache_resource(show_spinner=False)
+def _watcher() -> Watcher:
+    # In Streamlit's resource cache so that clearing the caches also forgets what was seen.
+    return Watcher()
+
+
+@st.cache_resource(show_spinner="Opening the logs…", max_entries=4)
+def _workspace(logs: str, config_path: str | None, env_key: str, files: str) -> tuple[Workspace, datetime]:
+    # env_key and files only key the cache: the environment the config reads, and the
+    # fingerprint of the files now (a change opens a new workspace).
+    from datetime import UTC
+
+    return open_workspace(load_config(config_path, {"logs": logs})), datetime.now(UTC)
 
 
 def config() -> Config:
     return load_config()
 
 
-def workspace() -> Workspace:
+def _opened() -> tuple[Workspace, datetime]:
     cfg = config()
-    env_key = "|".join(os.environ.get(k, "") for k in ("MONITORING_LOGS", "MONITORING_CONFIG",
-                                                        "MONITORING_REFERENCE", "MONITORING_DB_URL"))
-    return _workspace(cfg.logs, cfg.source_path, env_key)
+    env_key = "|".join(os.environ.get(k, "") for k in ENV_KEYS)
+    seen = _watcher().check(cfg.logs, cfg.refresh_seconds, extra=(cfg.source_path, cfg.reference, cfg.labels))
+    return _workspace(cfg.logs, cfg.source_path, env_key, seen.fingerprint)
+
+
+def workspace() -> Workspace:
+    return _opened()[0]
+
+
+def read_at() -> datetime:
+    """When the logs on screen were read (UTC)."""
+    return _opened()[1]
+
+
+def recheck() -> bool:
+    """Look at the files now (a query just failed on them); True when they changed."""
+    cfg = config()
+    extra = (cfg.source_path, cfg.reference, cfg.labels)
+    before = _watcher().check(cfg.logs, cfg.refresh_seconds, extra=extra).fingerprint
+    _watcher().forget(cfg.logs)
+    return _watcher().check(cfg.logs, cfg.refresh_seconds, extra=extra).fingerprint != before
 
 
 def reload() -> None:
@@ -78,14 +111,10 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
 
 @st.cache_data(ttl=TTL, show_spinner="Evaluating alert rules over the history…")
 def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
-    """Every episode over the history, stored in the alert history once per evaluation (not
-    on every rerun of a page)."""
+    """Every episode over the history, from the logs alone (no database needed)."""
     from monitoring.alerts import evaluate
-    from monitoring.alerts.store import sync
 
-    episodes = evaluate(_ws)
-    sync(alerts_db(_ws.config.database_url), _ws.config.logs, episodes)
-    return episodes
+    return evaluate(_ws)
 
 
 @st.cache_resource(show_spinner=False)
@@ -93,6 +122,38 @@ def alerts_db(url: str):
     from monitoring.alerts.store import open_alerts_db
 
     return open_alerts_db(url)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _stored(_ws: Workspace, fingerprint: str, url: str) -> bool:
+    # Stored once per evaluation, not on every rerun; a failure raises, so it is not cached.
+    from monitoring.alerts.store import sync
+
+    sync(alerts_db(url), _ws.config.logs, alert_episodes(_ws, fingerprint))
+    return True
+
+
+def alert_history(ws: Workspace, fingerprint: str) -> tuple[pl.DataFrame, str | None]:
+    """The alert history with acknowledgements, and None; or, when the database cannot be
+    used, the episodes evaluated from the logs and one sentence saying what failed. Firing
+    alerts are shown either way."""
+    from monitoring.alerts.store import episodes_frame, history
+    from monitoring.database import FAILURES, describe
+
+    url = ws.config.database_url
+    try:
+        engine = alerts_db(url)
+    except FAILURES as exc:
+        return episodes_frame(alert_episodes(ws, fingerprint)), describe(exc, url)
+    problem = None
+    try:
+        _stored(ws, fingerprint, url)
+    except FAILURES as exc:
+        problem = describe(exc, url)
+    try:
+        return history(engine, ws.config.logs), problem
+    except FAILURES as exc:
+        return episodes_frame(alert_episodes(ws, fingerprint)), problem or describe(exc, url)
 
 
 @st.cache_data(ttl=TTL, show_spinner="Writing this week's summary…")

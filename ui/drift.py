@@ -8,7 +8,6 @@ stale results. The workspace is passed as `_ws` (not hashed).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -18,7 +17,7 @@ import streamlit as st
 from monitoring import drift
 from monitoring.config import ConfigError, load_config
 from monitoring.drift import DriftResult, DriftSettings, FeatureDrift, OverTime, Reference
-from monitoring.fmt import pct
+from monitoring.fmt import md, pct  # md: the one Markdown escape (also ud.md on the page)
 from monitoring.queries import Filters
 from monitoring.source import LogSource
 from monitoring.workspace import Workspace
@@ -28,12 +27,6 @@ from .sidebar import View
 
 STATUS_ICON = {"drift": "🔴 drift", "warn": "🟠 watch", "ok": "🟢 ok", "no data": "⚪ no data",
                "skipped": "⚪ skipped"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
-
-
-def md(text: str) -> str:
-    """Text from the logs made inert for st.markdown (no formatting, links or HTML)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def settings() -> DriftSettings:
@@ -251,9 +244,9 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
         path = cfg.source_path or "monitoring.toml"
         try:
             drift.save_reference_window(path, start, end)
-            st.toast(f"Saved the reference window in {path}")
+            st.toast(f"Saved the reference window in {md(path)}")
         except (ConfigError, OSError) as exc:
-            st.error(f"Could not save the reference window: {exc}")
+            st.error(f"Could not save the reference window: {md(exc)}")
     return Reference("window", start=start, end=end, origin=origin)
 
 

@@ -47,12 +47,12 @@ def engine() -> Engine | None:
     try:
         url = load_config().database_url
     except ValueError as exc:
-        st.error(f"The configuration cannot be read: {exc}")
+        st.error(f"The configuration cannot be read: {md(exc)}")
         return None
     try:
         return _engine(url)
     except DatabaseError as exc:
-        st.error(f"The labelling database is unavailable: {exc}")
+        st.error(f"The labelling database is unavailable: {md(exc, limit=600)}")
         st.info(f"Database URL: {md(safe_url(url))}. Set MONITORING_DB_URL to a reachable "
                 "sqlite:/// or postgresql:// URL and reload.")
         return None

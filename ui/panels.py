@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from monitoring.fmt import md
 from monitoring.fmt import ms as fmt_ms  # noqa: F401 (pages use panels.fmt_*)
 from monitoring.fmt import pct as fmt_pct  # noqa: F401
 from monitoring.health import REASON_TEXT
@@ -15,20 +16,53 @@ from .sidebar import View
 def health_panel(view: View) -> None:
     """Sidebar expander: unreadable files, invalid rows by reason, duplicates, warnings."""
     h = view.ws.health
-    problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings)
+    config_warnings = view.ws.config.warnings
+    problems = len(h.bad_files) + len(h.invalid_rows) + len(h.warnings) + len(config_warnings)
     label = "Data health: all rows valid" if problems == 0 else f"Data health: {problems} issue(s)"
     with st.sidebar.expander(label, expanded=False):
         st.write(f"{h.total_rows:,} rows read from {len(view.ws.source.files)} file(s); "
                  f"{h.valid_rows:,} valid and counted.")
+        # File names, reasons and warnings carry names from the logs: escaped, shown as typed.
         for path, reason in h.bad_files:
-            st.error(f"Unreadable file `{path}`: {reason}. The other files are loaded.",
+            st.error(f"Unreadable file {md(path)}: {md(reason)}. The other files are loaded.",
                      icon=":material/description:")
         for reason, n in h.invalid_rows.items():
-            st.warning(f"{n:,} row(s): {REASON_TEXT.get(reason, reason)}.", icon=":material/warning:")
-        for w in h.warnings:
-            st.info(w)
+            st.warning(f"{n:,} row(s): {md(REASON_TEXT.get(reason, reason))}.", icon=":material/warning:")
+        for w in [*h.warnings, *config_warnings]:
+            st.info(md(w, limit=600))
         st.button("Reload logs", key="reload_logs", help="Re-read the files (new or changed logs).",
                   on_click=data.reload)
+
+
+LEVEL = {"latency": ":orange[**Latency**]", "errors": ":red[**Errors**]", "downtime": ":red[**Downtime**]",
+         "spike": ":orange[**Traffic spike**]", "drift": ":violet[**Drift**]"}
+
+
+def incident_list(view: View, s, gaps, spikes) -> None:
+    """Every detector's incidents in the window; drift (the alert rule's episodes, shared
+    with the Alerts page's cached evaluation) comes last, in a fragment, so the rest shows first."""
+    from monitoring.fmt import md
+    from monitoring.incidents import incidents
+
+    slo = view.ws.config.slo
+    found = incidents(s, gaps, spikes, slo)
+    for i in found:
+        st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
+
+    @st.fragment
+    def drift_part() -> None:
+        try:
+            episodes = data.alert_episodes(view.ws, view.fingerprint)
+        except Exception as exc:   # the alert history's database may be down: say so, keep the page
+            st.caption(f"Drift incidents unavailable: {md(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}")
+            return
+        drifts = [i for i in incidents(s, [], [], slo, episodes) if i.kind == "drift"]
+        for i in drifts:
+            st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
+        if not (found or drifts):
+            st.write("No incident in this window: latency, errors, traffic and drift all within bounds.")
+
+    drift_part()
 
 
 def require_rows(view: View, rows: int) -> bool:

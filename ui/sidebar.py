@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from monitoring.config import ConfigError
+from monitoring.fmt import md
 from monitoring.queries import BUCKET_LABELS, BUCKETS, Extent, Filters, auto_bucket, whole_range
 from monitoring.source import LogSourceError
 from monitoring.workspace import Workspace
@@ -46,14 +47,23 @@ def render() -> View | None:
     """Draw the sidebar; returns None (after explaining why) when there is nothing to show."""
     try:
         ws = data.workspace()
-    except (LogSourceError, ConfigError) as exc:
+    except ConfigError as exc:
+        st.sidebar.error("Configuration invalid")
+        st.error(f"The configuration cannot be used: {md(str(exc), limit=600)}")
+        st.info("Correct monitoring.toml (or the MONITORING_ variables); the page reloads it on the next run.")
+        return None
+    except LogSourceError as exc:
         st.sidebar.error("Logs unavailable")
-        st.error(f"The logs cannot be opened: {exc}")
-        st.info("Set MONITORING_LOGS to a Parquet file, directory or glob and reload.")
+        st.error(f"The logs cannot be opened: {md(str(exc), limit=600)}")
+        st.info("Set MONITORING_LOGS to a Parquet file, directory or glob; new files are noticed "
+                f"within {data.config().refresh_seconds} s.")
         return None
     ext = ws.extent
     sb = st.sidebar
-    sb.caption(f"Logs: `{ws.config.logs}` · {ext.rows:,} valid rows · times in UTC")
+    sb.caption(f"Logs: {md(ws.config.logs)} · {ext.rows:,} valid rows · times in UTC")
+    sb.caption(f"Read at {data.read_at():%H:%M:%S} UTC · new, changed or removed files are picked up "
+               f"within {ws.config.refresh_seconds} s")
+    _bad_files_notice(ws)
     if ext.rows == 0:
         st.warning("The logs hold no valid rows. The data-health panel says why.")
         return View(ws, ext, Filters(), "hour")
@@ -98,6 +108,16 @@ def render() -> View | None:
     f = Filters(start=start, end=end, model_name=model, model_versions=tuple(versions),
                 endpoints=tuple(endpoints))
     return View(ws, ext, f, bucket)
+
+
+def _bad_files_notice(ws: Workspace) -> None:
+    """Files that cannot be read are named on every page, not only in the health panel."""
+    bad = ws.source.bad_files
+    if bad:
+        names = ", ".join(md(b.path) for b in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        st.warning(f"{len(bad)} log file(s) cannot be read and are left out of every figure: {names} "
+                   f"({md(bad[0].reason)}). The data-health panel in the sidebar lists them all.",
+                   icon=":material/description:")
 
 
 def _date_pair(picked, default: tuple[date, date]) -> tuple[date, date]:

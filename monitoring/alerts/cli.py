@@ -39,18 +39,13 @@ def run(args: argparse.Namespace) -> int:
     at = parse_time(args.at) if getattr(args, "at", None) else None
     ws = open_workspace(cfg)
     found = evaluate(ws, at=at)
-    if not args.no_store:
-        from .store import open_alerts_db, sync
-
-        engine = open_alerts_db(cfg.database_url)
-        try:
-            sync(engine, cfg.logs, found)
-        finally:
-            engine.dispose()
+    # The history database is a record, not the alerts: when it cannot be written the alerts
+    # are still printed (and posted); the failure is one line on stderr and the exit code.
+    stored = None if args.no_store else _store(cfg, found)
     if args.alerts_command == "history":
         rows = [e.as_dict() for e in found]
         print(dump_json({"logs": cfg.logs, "episodes": rows}) if args.format == "json" else _table(rows))
-        return 0
+        return _stored_or_2(stored, 0)
     as_of = at or (ws.extent.last if ws.extent.last else None)
     firing = [e.as_dict() for e in found if e.end is None or (at is not None and e.end > at >= e.start)]
     report = {"logs": cfg.logs, "at": as_of, "firing": firing, "count": len(firing)}
@@ -67,7 +62,31 @@ def run(args: argparse.Namespace) -> int:
         for d in report.get("webhooks", []):
             print(f"webhook {d['url']}: " + ("delivered" if d["ok"] else f"failed after {d['attempts']} "
                                              f"attempt(s): {d['error']}"))
-    return 1 if firing else 0
+    return 1 if firing else _stored_or_2(stored, 0)
+
+
+def _store(cfg, found) -> str | None:
+    """Store the episodes; None when stored, else the reason (printed on stderr)."""
+    import sys
+
+    from ..database import FAILURES, describe
+    from .store import open_alerts_db, sync
+
+    try:
+        engine = open_alerts_db(cfg.database_url)
+        try:
+            sync(engine, cfg.logs, found)
+        finally:
+            engine.dispose()
+    except FAILURES as exc:
+        reason = describe(exc, cfg.database_url)
+        print(f"error: the alert history was not stored: {reason}", file=sys.stderr)
+        return reason
+    return None
+
+
+def _stored_or_2(problem: str | None, code: int) -> int:
+    return 2 if problem else code
 
 
 def _t(v: datetime | None) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from .. import anomalies, metrics, sketch
-from ..config import ConfigError
+from ..config import ConfigError, check_keys, coerce
 from ..queries import Filters
 from ..workspace import Workspace
 from .rules import RULES, Rule, Signal
@@ -122,19 +122,19 @@ def rule_params(cfg_section: dict[str, Any]) -> dict[str, dict[str, Any]]:
     configured = cfg_section.get("rules", {}) or {}
     if not isinstance(configured, dict):
         raise ConfigError("[alerts.rules] must be a table of rule tables")
-    unknown = set(configured) - set(RULES)
-    if unknown:
-        raise ConfigError(f"[alerts.rules] unknown rule(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(RULES))})")
+    check_keys("[alerts.rules]", configured, RULES, what="rule")
     out = {}
     for name, r in RULES.items():
         params = dict(r.defaults)
-        for key, value in (configured.get(name) or {}).items():
-            if key not in params:
-                raise ConfigError(f"[alerts.rules.{name}] unknown key {key!r} (known: {', '.join(sorted(params))})")
-            if not isinstance(value, type(params[key])) and not (
-                    isinstance(params[key], float) and isinstance(value, int)):
-                raise ConfigError(f"[alerts.rules.{name}] {key} must be {type(params[key]).__name__}")
+        table = configured.get(name) or {}
+        if not isinstance(table, dict):
+            raise ConfigError(f"[alerts.rules.{name}] must be a table, got {table!r}")
+        check_keys(f"[alerts.rules.{name}]", table, params)
+        for key, value in table.items():
+            where = f"[alerts.rules.{name}] {key}"
+            value = coerce(where, value, params[key])
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{where} cannot be negative, got {value!r}")
             params[key] = value
         out[name] = params
     return out
@@ -156,7 +156,8 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
                      endpoints=f.endpoints)
     rolled = metrics.rollup(ws.source, ws.con, window, step_s).rename({"bucket": "b"})
     minutes = anomalies.minute_counts(ws.source, ws.con, window, baseline_days=0)
-    bins = np.sort(rolled.filter(~pl.col("is_error"))["bin"].unique().to_numpy())
+    # Rows with no latency (batch logs) have no bin: they count as traffic, not as latencies.
+    bins = np.sort(rolled.filter(~pl.col("is_error") & pl.col("bin").is_not_null())["bin"].unique().to_numpy())
     # Long histories get a coarser grid (merging the rollup's buckets) so that grid points x
     # latency bins stay within MAX_CELLS.
     while ((int(end.timestamp()) - 1) // step_s - int(first.timestamp()) // step_s + 1) \
@@ -166,7 +167,7 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
     b0 = int(first.timestamp()) // step_s
     b1 = (int(end.timestamp()) - 1) // step_s
     n_b = b1 - b0 + 1
-    ok = rolled.filter(~pl.col("is_error"))
+    ok = rolled.filter(~pl.col("is_error") & pl.col("bin").is_not_null())
     hist = np.zeros((n_b, len(bins)), dtype=np.int32)
     if ok.height:
         np.add.at(hist, (ok["b"].to_numpy() - b0, np.searchsorted(bins, ok["bin"].to_numpy())),
@@ -190,7 +191,10 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
     return Context(step_s=step_s, b0=b0, times=times,
                    series={"requests": requests, "errors": errors, "expected": expected[:n_b]},
                    hist=hist, bins=bins, minute0=minute0, minute_counts=mc, minute_expected=m_exp,
-                   within_data=within)
+                   within_data=within,
+                   # For rules that call the shared detectors (anomalies.find_gaps) directly.
+                   extra={"minutes": minutes, "window": window,
+                          "open_end": at is not None and ext.last is not None and at < ext.last})
 
 
 def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: int = 0) -> list[Episode]:
@@ -198,7 +202,7 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
     episode (no flapping when a noisy value dips under its threshold for a moment)."""
     out = []
     fire = np.asarray(sig.firing, dtype=bool)
-    if not fire.any():
+    if not fire.any() and not sig.spans:
         return out
     edges = np.diff(np.concatenate([[0], fire.astype(np.int8), [0]]))
     runs: list[list[int]] = []
@@ -207,6 +211,12 @@ def episodes_of(rule: Rule, sig: Signal, times: list[datetime], merge_points: in
             runs[-1][1] = e
         else:
             runs.append([s, e])
+    if sig.spans is not None:
+        # The rule's own incidents (e.g. gaps from the shared detector): their exact times.
+        return [Episode(rule=rule.name, subject=sig.subject, area=rule.area, title=rule.title,
+                        page=rule.page, start=a, end=b, peak=v, threshold=sig.threshold, unit=sig.unit,
+                        message=sig.message.format(value=v, threshold=sig.threshold, subject=sig.subject))
+                for a, b, v in sig.spans]
     for s, e in runs:
         vals = sig.value[s:e]
         finite = vals[np.isfinite(vals)]
@@ -227,7 +237,7 @@ def evaluate(ws: Workspace, at: datetime | None = None,
     section = ws.config.section("alerts")
     params = rule_params(section)
     merge_minutes = section.get("merge_minutes", DEFAULT_MERGE_MINUTES)
-    if not isinstance(merge_minutes, int | float) or merge_minutes < 0:
+    if isinstance(merge_minutes, bool) or not isinstance(merge_minutes, int | float) or merge_minutes < 0:
         raise ConfigError("[alerts] merge_minutes must be a number of minutes >= 0")
     ctx = build_context(ws, at, step_minutes)
     if ctx is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,9 @@ class Signal:
     message: str                 # format string: {value}, {threshold}, {subject}
     threshold: float
     unit: str = ""
+    # Incidents with exact times, (start, end or None while ongoing, value): when given, the
+    # episodes are these, not runs of grid points (one definition of when a gap happened).
+    spans: list[tuple[Any, Any, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,23 @@ def throughput_low(ctx, p: dict, slo) -> list[Signal]:
 
 @rule("gap", area="traffic", title="No traffic (downtime)", page="Throughput",
       defaults={"min_minutes": 15},
-      help={"min_minutes": "silence at least this long, where traffic was expected, fires"})
+      help={"min_minutes": "gaps (as the Throughput page finds them) at least this long fire"})
 def gap(ctx, p: dict, slo) -> list[Signal]:
+    from .. import anomalies
+
+    gaps = anomalies.find_gaps(ctx.extra["minutes"], ctx.extra["window"], slo)
+    spans = [(g.start, g.end, float(g.minutes)) for g in gaps if g.minutes >= p["min_minutes"]]
+    # Checked at a moment inside a silence (alerts check --at): it is still going on.
     silent_min, expected = ctx.silence()
-    firing = (silent_min >= p["min_minutes"]) & (expected >= slo.gap_min_expected_requests)
-    return [Signal("service", firing, silent_min.astype(float),
-                   "no request for {value:.0f} minutes where traffic was expected", p["min_minutes"], "min")]
+    if ctx.extra.get("open_end") and len(silent_min) and silent_min[-1] >= p["min_minutes"] \
+            and expected[-1] >= slo.gap_min_expected_requests:
+        began = ctx.times[-1] - timedelta(minutes=float(silent_min[-1]))
+        if not spans or spans[-1][0] != began:
+            spans.append((began, None, float(silent_min[-1])))
+    firing = np.zeros(len(ctx.times), dtype=bool)
+    return [Signal("service", firing, np.full(len(ctx.times), np.nan),
+                   "no request for {value:.0f} minutes where traffic was expected", p["min_minutes"], "min",
+                   spans=spans)]
 
 
 @rule("accuracy_floor", area="quality", title="Accuracy below its floor", page="Queues",

@@ -75,7 +75,7 @@ MIGRATIONS = (_v1,)
 
 
 def open_alerts_db(url: str) -> Engine:
-    return open_component(url, MIGRATIONS, COMPONENT)
+    return open_component(url, MIGRATIONS, COMPONENT, tables=(episodes.name, acks.name))
 
 
 def _num(v: float) -> float | None:
@@ -121,11 +121,23 @@ def history(engine: Engine, logs: str, start: datetime | None = None, end: datet
     q = q.order_by(episodes.c.started_at.desc(), episodes.c.rule)
     with reading(engine) as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
-    schema = {"id": pl.Int64, "rule": pl.String, "subject": pl.String, "area": pl.String, "title": pl.String,
-              "page": pl.String, "started_at": pl.Datetime("us", "UTC"), "resolved_at": pl.Datetime("us", "UTC"),
-              "peak": pl.Float64, "threshold": pl.Float64, "unit": pl.String, "message": pl.String,
-              "ack_by": pl.String, "ack_at": pl.Datetime("us", "UTC"), "ack_note": pl.String}
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
+    return pl.DataFrame([{k: r.get(k) for k in HISTORY_SCHEMA} for r in rows], schema=HISTORY_SCHEMA)
+
+
+HISTORY_SCHEMA = {"id": pl.Int64, "rule": pl.String, "subject": pl.String, "area": pl.String, "title": pl.String,
+                  "page": pl.String, "started_at": pl.Datetime("us", "UTC"), "resolved_at": pl.Datetime("us", "UTC"),
+                  "peak": pl.Float64, "threshold": pl.Float64, "unit": pl.String, "message": pl.String,
+                  "ack_by": pl.String, "ack_at": pl.Datetime("us", "UTC"), "ack_note": pl.String}
+
+
+def episodes_frame(found: list[Episode]) -> pl.DataFrame:
+    """Evaluated episodes in the shape of `history` (no id, no acknowledgement), newest first:
+    what the Alerts page shows when the database cannot be read."""
+    rows = [{"id": None, "rule": e.rule, "subject": e.subject, "area": e.area, "title": e.title, "page": e.page,
+             "started_at": e.start, "resolved_at": e.end, "peak": _num(e.peak), "threshold": _num(e.threshold),
+             "unit": e.unit, "message": e.message, "ack_by": None, "ack_at": None, "ack_note": None}
+            for e in sorted(sorted(found, key=lambda e: e.rule), key=lambda e: e.start, reverse=True)]
+    return pl.DataFrame(rows, schema=HISTORY_SCHEMA)
 
 
 def acknowledge(engine: Engine, episode_id: int, who: str, note: str | None = None) -> None:

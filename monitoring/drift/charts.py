@@ -1,7 +1,7 @@
 """Plotly figures of drift. Pure: frames and results in, figures out; no Streamlit.
 
-Category values and feature names from the logs reach the figures only as data (axis
-values, hover text), which Plotly renders as text, never as markup we assemble.
+Category values and feature names from the logs go through `fmt.label` wherever they reach a
+figure (axis categories, hover text, customdata): Plotly reads a subset of HTML in all of them.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
+from ..fmt import label, labels
 from .engine import FeatureDrift
 from .overtime import OverTime, ratio
 
@@ -53,19 +54,20 @@ def heatmap(ot: OverTime, names: list[str]) -> go.Figure:
         z[i][j] = r["ratio"]
         score = "–" if r["score"] is None else f"{r['score']:.4f}"
         band = "" if r["band"] is None else f", chance band {r['band']:.4f}"
-        text[i][j] = (f"{r['method']} {score} (threshold {r['threshold']:g}{band})"
+        text[i][j] = label(f"{r['method']} {score} (threshold {r['threshold']:g}{band})"
                       f"{' · DRIFT' if r['drifted'] else ''} · n={r['n']:,}")
     fig = go.Figure(go.Heatmap(
-        z=z, x=x, y=names, text=text, zmin=0, zmax=RATIO_CAP, colorscale=RATIO_SCALE,
+        z=z, x=x, y=labels(names), text=text, zmin=0, zmax=RATIO_CAP, colorscale=RATIO_SCALE,
         hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
         colorbar=dict(title="score / max(threshold, band)", tickvals=[0, 0.5, 1, 1.5, 2],
                       ticktext=["0", "0.5", "1 (drift)", "1.5", "≥2"])))
     # Plotly heatmaps emit no selection events: an all-but-invisible square marker per cell
     # carries (chunk, column) so that a click on a cell selects it (st.plotly_chart on_select)
     cells = [(j, i) for i in range(len(names)) for j in range(len(x))]
+    shown = labels(names)
     ks = chunks["k"].to_list()
     fig.add_trace(go.Scatter(
-        x=[x[j] for j, _ in cells], y=[names[i] for _, i in cells], mode="markers",
+        x=[x[j] for j, _ in cells], y=[shown[i] for _, i in cells], mode="markers",
         marker=dict(symbol="square", size=max(4, min(24, 900 // max(len(x), 1))), opacity=0.01, color="#000"),
         customdata=[[ks[j], names[i]] for j, i in cells], hoverinfo="skip", showlegend=False))
     fig.update_layout(title="Drift over time: score relative to its threshold or chance band",
@@ -73,8 +75,8 @@ def heatmap(ot: OverTime, names: list[str]) -> go.Figure:
                       xaxis_title=f"{ot.chunk} chunks" + ("" if ot.chunk.startswith("rows") else " (UTC)"),
                       clickmode="event+select")
     # every row labelled, however many chunks or columns (Plotly would skip some)
-    fig.update_yaxes(autorange="reversed", type="category", tickmode="array", tickvals=names,
-                     ticktext=names)
+    fig.update_yaxes(autorange="reversed", type="category", tickmode="array", tickvals=shown,
+                     ticktext=shown)
     fig.update_xaxes(type="category")
     return fig
 
@@ -84,11 +86,11 @@ def score_line(ot: OverTime, name: str, role: str = "feature") -> go.Figure:
     (the band moves with each chunk's size: a chunk drifts above both)."""
     df = ot.scores.filter((pl.col("name") == name) & (pl.col("role") == role)).join(
         ot.chunks.select("k", "start"), on="k").sort("k")
-    labels = dict(zip(ot.chunks.sort("k")["k"].to_list(), chunk_labels(ot), strict=True))
+    by_k = dict(zip(ot.chunks.sort("k")["k"].to_list(), chunk_labels(ot), strict=True))
     fig = go.Figure()
     if df.height:
         use_p = df["method"][0] == "chisquare"
-        x = [labels[k] for k in df["k"].to_list()]
+        x = [by_k[k] for k in df["k"].to_list()]
         y = df["p_value"] if use_p else df["score"]
         if not use_p and df["band"].is_not_null().any():
             fig.add_trace(go.Scatter(x=x, y=df["band"].to_list(), mode="lines", name="chance band",
@@ -116,10 +118,10 @@ def distributions(dist: pl.DataFrame, f: FeatureDrift) -> go.Figure:
     """Reference and current shares, overlaid: histogram bars for numbers, bars for categories."""
     fig = go.Figure()
     numeric = f.kind == "numeric"
-    x = dist["x"].to_list() if numeric else dist["bin"].to_list()
+    x = dist["x"].to_list() if numeric else labels(dist["bin"].to_list())
     for side, color in (("reference", REF_COLOR), ("current", CUR_COLOR)):
         fig.add_trace(go.Bar(x=x, y=dist[side].to_list(), name=side, marker_color=color,
-                             opacity=0.6 if numeric else 0.9, customdata=dist["bin"].to_list(),
+                             opacity=0.6 if numeric else 0.9, customdata=labels(dist["bin"].to_list()),
                              hovertemplate="%{customdata}: %{y:.2%}<extra>" + side + "</extra>"))
     fig.update_layout(barmode="overlay" if numeric else "group", bargap=0.02 if numeric else 0.2,
                       title="Distribution: reference vs current (share of non-null values)",

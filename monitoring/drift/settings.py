@@ -25,12 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, Setting
+from ..config import ConfigError, Setting, check_keys, register_section
 from . import chunks, stattests
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("reference_start", None, "Start of the reference window of the logs (ISO 8601, UTC), used when no reference file is set."),
-    Setting("reference_end", None, "End of the reference window (exclusive)."),
+    Setting("reference_start", None, "Start of the reference window of the logs (ISO 8601, UTC), used when no reference file is set.", kind=object),
+    Setting("reference_end", None, "End of the reference window (exclusive).", kind=object),
     Setting("default_reference_days", 7, "With neither a reference file nor a window: the first N days of the logs (the first half when they span less than 2N days)."),
     Setting("numeric_method", "wasserstein", "Test deciding drift for numeric features."),
     Setting("categorical_method", "jensenshannon", "Test deciding drift for categorical features."),
@@ -92,10 +92,7 @@ def load(section: dict[str, Any]) -> DriftSettings:
 
     data = dict(section or {})
     features_raw = data.pop("features", {}) or {}
-    known = {s.key for s in SETTINGS}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"[drift] unknown keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    check_keys("[drift]", data, [s.key for s in SETTINGS] + ["features"])
     values: dict[str, Any] = {}
     for s in SETTINGS:
         v = data.get(s.key, s.default)
@@ -126,9 +123,7 @@ def load(section: dict[str, Any]) -> DriftSettings:
         where = f"[drift.features.{name}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table (method, threshold, kind)")
-        bad = sorted(set(table) - set(FEATURE_KEYS))
-        if bad:
-            raise ConfigError(f"{where} unknown keys: {', '.join(bad)} (known: {', '.join(FEATURE_KEYS)})")
+        check_keys(where, table, FEATURE_KEYS)
         kind = table.get("kind")
         if kind is not None and kind not in KINDS:
             raise ConfigError(f"{where} kind must be 'numeric' or 'categorical', got {kind!r}")
@@ -142,6 +137,12 @@ def load(section: dict[str, Any]) -> DriftSettings:
             threshold = float(threshold)
         features.append((name, FeatureSetting(method, threshold, kind)))
     return DriftSettings(**values, features=tuple(features))
+
+
+# Declared once: monitoring.config validates [drift] with these keys and `load` when a file is read.
+register_section("drift", SETTINGS + (
+    Setting("features", {}, "Per-feature tables [drift.features.NAME]: " + ", ".join(FEATURE_KEYS) + "."),),
+    check=load)
 
 
 def _check_method(where: str, method: Any, kind: str | None) -> None:

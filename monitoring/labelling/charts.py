@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import plotly.graph_objects as go
 import polars as pl
+
+from ..fmt import label as escape
 
 
 def trend_figure(trend: pl.DataFrame) -> go.Figure:

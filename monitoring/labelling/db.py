@@ -234,4 +234,4 @@ def upgrade(engine: Engine, migrations=MIGRATIONS, component: str = COMPONENT, t
 
 def open_db(url: str) -> Engine:
     """Engine for `url` with the labelling schema created or upgraded; raises DatabaseError."""
-    return open_component(url, MIGRATIONS, COMPONENT)
+    return open_component(url, MIGRATIONS, COMPONENT, tables=(queues.name, items.name, events.name))

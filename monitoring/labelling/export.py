@@ -4,8 +4,9 @@
     write_export(engine, qid, "events", "parquet", "events.parquet")
 
 Times are UTC (ISO 8601 in CSV and JSON lines); `inputs` is the JSON text of the features
-exactly as reviewers saw them. Values are written as they are: a spreadsheet opening a CSV
-may treat a cell starting with "=" as a formula, so open untrusted exports as text.
+exactly as reviewers saw them. CSV is what spreadsheets open, so a text cell starting like a
+formula (=, +, -, @, tab, CR) gets a leading apostrophe (the OWASP rule, `fmt.safe_frame`);
+JSON lines and Parquet keep every value exactly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from ..fmt import safe_frame
 from .results import events_frame, resolved_frame
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
@@ -35,7 +37,7 @@ def frame_bytes(df: pl.DataFrame, fmt: str) -> bytes:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     buf = io.BytesIO()
     if fmt == "csv":
-        df.write_csv(buf, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
+        safe_frame(df).write_csv(buf, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
     elif fmt == "jsonl":
         df.write_ndjson(buf)
     else:

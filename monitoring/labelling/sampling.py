@@ -28,13 +28,14 @@ import duckdb
 import polars as pl
 
 from ..queries import Filters
-from ..source import LogSource
+from ..source import LogSource, quote_ident
 
 STRATIFY_COLUMNS = ("model_version", "endpoint", "prediction", "model_name")
 ALLOCATIONS = ("equal", "proportional")
 MISSING = "(missing)"
 MAX_CLASSES = 20          # more distinct predictions than this: no per-class buttons
 MAX_SIZE = 100_000
+MAX_SEED = 2**63 - 1   # stored as a signed 64-bit integer
 
 
 class SamplingError(ValueError):
@@ -105,6 +106,8 @@ class QueueSpec:
         return self.low_score + self.segment_size
 
     def validate(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SamplingError(f"seed must be a whole number from 0 to {MAX_SEED:,} (2**63 - 1), got {self.seed!r}")
         if not 1 <= self.size <= MAX_SIZE:
             raise SamplingError(f"size must be between 1 and {MAX_SIZE:,}, got {self.size}")
         if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
@@ -308,7 +311,7 @@ def _segment_condition(source: LogSource, segments: tuple[Segment, ...]) -> tupl
 def _details(source: LogSource, con: duckdb.DuckDBPyConnection, ids: list[str],
              features: list[str]) -> pl.DataFrame:
     """What reviewers will see of each chosen request, read once from the logs."""
-    cols = ", ".join(source.logs_col(f) for f in features)
+    cols = ", ".join(f"{source.feature(f).col} AS {quote_ident('f:' + f)}" for f in features)
     df = source.query(
         con,
         "SELECT request_id, ts_us, model_name, model_version, endpoint, "
