@@ -40,10 +40,12 @@ c[2].metric("Features drifted", f"{len(drifted)} of {len(result.features)}")
 c[3].metric("Features with quality issues",
             f"{sum(1 for f in result.features if f.quality and f.quality.problems)}")
 
-st.subheader("Model outputs")
-out = st.columns(2)
+st.subheader("Model outputs" + (" and labels" if result.label else ""))
+out = st.columns(3 if result.label else 2)
 ud.headline(out[0], result.prediction, "Prediction")
 ud.headline(out[1], result.score, "Score")
+if result.label:  # ground truth in the logs: label drift beside prediction drift
+    ud.headline(out[2], result.label, "Label")
 
 st.subheader("Drift over time")
 chunk = ud.pick_chunk(settings)

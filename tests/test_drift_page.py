@@ -28,7 +28,7 @@ def open_drift(at):
 def features_table(at):
     """The columns table without the model outputs' rows (listed first)."""
     t = next(d.value for d in at.dataframe if "feature" in d.value.columns)
-    return t[~t["feature"].str.endswith("(model output)")].reset_index(drop=True)
+    return t[~t["feature"].str.endswith(("(model output)", "(ground truth)"))].reset_index(drop=True)
 
 
 def metric(at, label: str) -> str:

@@ -164,7 +164,8 @@ def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
     want = kept("column")
     default = next((c for c in choices if c[0] == want), choices[0])
     picked = st.selectbox(label, choices, index=choices.index(default), key="drift_feature",
-                          format_func=lambda c: c[0] if c[1] == "feature" else f"{c[0]} (model output)")
+                          format_func=lambda c: c[0] if c[1] == "feature" else
+                          f"{c[0]} ({'ground truth' if c[1] == 'label' else 'model output'})")
     keep(column=picked[0])
     return result.get(*picked)
 
@@ -270,8 +271,9 @@ def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
             worst[(r["name"], r["role"])] = chunk_label(ot, r["k"]) + f" ({r['score']:.3g})"
         counts = ot.scores.group_by("name", "role").agg(pl.col("drifted").fill_null(False).sum().alias("d"), pl.len())
         drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
-    outputs = [f for f in (result.prediction, result.score) if f is not None]
-    rows = [{"feature": f.name if f.role == "feature" else f"{f.name} (model output)",
+    outputs = [f for f in (result.prediction, result.label, result.score) if f is not None]
+    rows = [{"feature": f.name if f.role == "feature" else
+             f"{f.name} ({'ground truth' if f.role == 'label' else 'model output'})",
              "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
              "error": f.error, "threshold": f.threshold, "band": f.band,
              "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),

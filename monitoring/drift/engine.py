@@ -111,14 +111,15 @@ class DriftResult:
     features: tuple[FeatureDrift, ...]
     prediction: FeatureDrift | None = None
     score: FeatureDrift | None = None
+    label: FeatureDrift | None = None  # ground truth in the logs: label drift, beside prediction drift
     message: str | None = None  # why nothing was compared (an empty side), else None
     warnings: tuple[str, ...] = ()
     bands: Bands | None = field(default=None, compare=False, repr=False)
 
     @property
     def all(self) -> tuple[FeatureDrift, ...]:
-        """Prediction and score first, then the features."""
-        return tuple(f for f in (self.prediction, self.score) if f is not None) + self.features
+        """Prediction, label and score first, then the features."""
+        return tuple(f for f in (self.prediction, self.label, self.score) if f is not None) + self.features
 
     def get(self, name: str, role: str | None = None) -> FeatureDrift:
         for f in self.all:
@@ -212,6 +213,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
     return DriftResult(**base, features=tuple(r for r in results if r.role == "feature"),
                        prediction=next((r for r in results if r.role == "prediction"), None),
                        score=next((r for r in results if r.role == "score"), None),
+                       label=next((r for r in results if r.role == "label"), None),
                        warnings=tuple(warnings), bands=bands)
 
 

@@ -235,7 +235,8 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
     return replace(result, features=redo(result.features),
                    prediction=redo((result.prediction,))[0] if result.prediction else None,
-                   score=redo((result.score,))[0] if result.score else None)
+                   score=redo((result.score,))[0] if result.score else None,
+                   label=redo((result.label,))[0] if result.label else None)
 
 
 def _current_values(con, current: Side, key: str, plans: Sequence[_Plan], extra: dict) -> pl.DataFrame:

@@ -97,6 +97,8 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
         out["prediction"] = feature_json(result.prediction)
     if result.score is not None:
         out["score"] = feature_json(result.score)
+    if result.label is not None:  # label drift, when the logs carry ground truth
+        out["label"] = feature_json(result.label)
     out["features"] = [feature_json(f) for f in result.ranked()]
     out["drifted"] = [f.name for f in result.all if f.drifted]
     if chunk and result.message is None:
@@ -198,7 +200,7 @@ def drift_table(r: dict[str, Any]) -> str:
         return "\n".join(lines + ["", r["message"]])
     header = ("column", "kind", "method", "score", "threshold", "status", "n_ref", "n_cur", "nulls")
     rows = []
-    for entry in [r.get("prediction"), r.get("score"), *r["features"]]:
+    for entry in [r.get("prediction"), r.get("label"), r.get("score"), *r["features"]]:
         if entry is None:
             continue
         score = _num(entry["score"]) + (f" ±{entry['error_bound']:.2g}" if entry.get("error_bound") is not None else "")

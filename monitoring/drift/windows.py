@@ -100,13 +100,14 @@ def default_current(ref: Reference, ext: Extent) -> Filters:
 # -- sides and columns ---------------------------------------------------------------------------
 
 def columns(source: LogSource) -> list[Column]:
-    """Prediction and score (when present), then every feature the logs have."""
+    """Prediction, score and label (when present), then every feature the logs have."""
     out = []
-    if source.has("prediction"):
-        typ = source.types.get("prediction", "")
-        numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
-        out.append(Column("prediction", "prediction", "numeric" if numeric else "categorical",
-                          integer=typ in INTEGER_TYPES))
+    for name in ("prediction", "label"):
+        if source.has(name):
+            typ = source.types.get(name, "")
+            numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
+            out.append(Column(name, name, "numeric" if numeric else "categorical",
+                              integer=typ in INTEGER_TYPES))
     if source.has("score"):
         out.append(Column("score", "score", "numeric"))
     for f in source.features:
@@ -122,7 +123,7 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
         for key in sorted(params, key=len, reverse=True):
             cond = cond.replace(f"${key}", f"${prefix}{key}")
         params = {prefix + k: v for k, v in params.items()}
-    exprs = {"prediction": "prediction", "score": "score"}
+    exprs = {"prediction": "prediction", "score": "score", "label": "label"}
     exprs |= {f.name: f.col for f in source.features}
     return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
                 params={"files": source.files, **params}, exprs=exprs,
@@ -150,7 +151,7 @@ def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
     by_name = {f.name: f.expr for f in ref.features}
     exprs = {}
     for n in names:
-        if n in ("prediction", "score") and ref.has(n):
+        if n in ("prediction", "score", "label") and ref.has(n):
             exprs[n] = ref.expr(n)
         else:
             exprs[n] = by_name.get(n, "NULL")
@@ -189,7 +190,8 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
     if ref.kind == "file":
         ref_source = ref_source or open_reference(ref.path, ws.config, ws.con)
         reference = file_side(ref_source, [c.name for c in cols], description=ref.describe())
-        present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score") if ref_source.has(c)}
+        present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score", "label")
+                                                            if ref_source.has(c)}
         missing = [c.name for c in cols if c.name not in present]
         if missing:
             warnings.append(f"the reference file lacks {len(missing)} column(s) of the logs "
