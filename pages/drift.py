@@ -56,6 +56,7 @@ except ValueError as exc:
     st.stop()
 st.caption(ud.md(ot.reason or f"{ot.chunk} chunks, as chosen.") + f" {ot.chunks.height:,} chunks.")
 ranked = [f.name for f in result.all if f.role != "feature"] + [f.name for f in result.ranked()]
+ranked += ["multivariate"] if result.multivariate else []
 show_all = len(ranked) <= 40 or st.toggle(f"Show all {len(ranked)} columns", key="drift_all")
 names = ranked if show_all else ranked[:40]
 event = st.plotly_chart(charts.heatmap(ot, names), key="drift_heatmap", on_select="rerun",
@@ -85,7 +86,10 @@ if f.quality and f.quality.problems:
     st.warning("Data quality: " + "; ".join(ud.md(p) for p in f.quality.problems))
 left, right = st.columns(2)
 with left:
-    if f.reference is not None and f.n_reference and f.n_current:
+    if f.kind == "multivariate":
+        st.info(ud.md(f"PCA reconstruction error, {f.labels[0]}: mean {f.reference.mean:.4g} per row in the "
+                      f"reference, {f.current.mean:.4g} now. See docs/drift.md."))
+    elif f.reference is not None and f.n_reference and f.n_current:
         dist = ud.distribution(view.ws, ref, view.filters, settings, f, chunk, k)
         st.plotly_chart(charts.distributions(dist, f), key="drift_dist")
     else:

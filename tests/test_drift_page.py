@@ -28,7 +28,7 @@ def open_drift(at):
 def features_table(at):
     """The columns table without the model outputs' rows (listed first)."""
     t = next(d.value for d in at.dataframe if "feature" in d.value.columns)
-    return t[~t["feature"].str.endswith(("(model output)", "(ground truth)"))].reset_index(drop=True)
+    return t[~t["feature"].str.endswith(("(model output)", "(ground truth)", "(multivariate)"))].reset_index(drop=True)
 
 
 def metric(at, label: str) -> str:
@@ -163,7 +163,7 @@ def _heatmap_spec(at) -> dict:
 
 def test_census_spike_shows_with_default_controls(app_env, tmp_path):
     at = open_drift(_census_app(app_env, tmp_path))
-    shown = " ".join(c.value for c in at.caption)
+    shown = " ".join(c.value for c in at.caption).replace("\\", "")  # Markdown escapes
     assert "auto: rows:5000" in shown and "needs the most" in shown  # the choice, stated on screen
     table = features_table(at)
     worst = dict(zip(table["feature"], table["worst chunk"], strict=True))

@@ -158,16 +158,19 @@ def compare_chunk(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, c
 def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
     """The column in detail: the URL's, else the most drifted (score over the larger of
     threshold and band), model outputs included."""
-    cols = list(result.all)
+    cols = list(result.all) + ([result.multivariate] if result.multivariate else [])
     ranked = sorted(cols, key=lambda f: (-_ratio(f), f.role == "feature", f.name))
     choices = [(f.name, f.role) for f in ranked]
     want = kept("column")
     default = next((c for c in choices if c[0] == want), choices[0])
     picked = st.selectbox(label, choices, index=choices.index(default), key="drift_feature",
                           format_func=lambda c: c[0] if c[1] == "feature" else
-                          f"{c[0]} ({'ground truth' if c[1] == 'label' else 'model output'})")
+                          _ROLE_TEXT.get(c[1], f"{c[0]} (model output)"))
     keep(column=picked[0])
-    return result.get(*picked)
+    return result.multivariate if picked[1] == "multivariate" else result.get(*picked)
+
+
+_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)"}
 
 
 def _ratio(f: FeatureDrift) -> float:
@@ -182,7 +185,8 @@ def _ratio(f: FeatureDrift) -> float:
 def _over_time(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: Filters,
                s: DriftSettings, chunk: str) -> OverTime:
     result = compare(_ws, ref, f, s)
-    return drift.analyze_over_time(_ws, ref, f, result, s, chunk, ref_source=reference_source(_ws, ref))
+    return drift.analyze_over_time(_ws, ref, f, result, s, chunk, ref_source=reference_source(_ws, ref),
+                                   joint=True)
 
 
 def over_time(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk: str) -> OverTime:
@@ -272,15 +276,14 @@ def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
         counts = ot.scores.group_by("name", "role").agg(pl.col("drifted").fill_null(False).sum().alias("d"), pl.len())
         drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
     outputs = [f for f in (result.prediction, result.label, result.score) if f is not None]
-    rows = [{"feature": f.name if f.role == "feature" else
-             f"{f.name} ({'ground truth' if f.role == 'label' else 'model output'})",
+    rows = [{"feature": f.name if f.role == "feature" else _ROLE_TEXT.get(f.role, f"{f.name} (model output)"),
              "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
              "error": f.error, "threshold": f.threshold, "band": f.band,
              "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),
              "n_reference": f.n_reference, "n_current": f.n_current,
              "null_share": f.null_share_current,
              "quality": "; ".join(f.quality.problems) if f.quality else "",
-             } for f in outputs + result.ranked()]
+             } for f in outputs + result.ranked() + ([result.multivariate] if result.multivariate else [])]
     return pl.DataFrame(rows, schema={"feature": pl.String, "status": pl.String, "method": pl.String,
                                       "score": pl.Float64, "error": pl.Float64, "threshold": pl.Float64,
                                       "band": pl.Float64, "worst chunk": pl.String, "chunks drifted": pl.String,

@@ -258,7 +258,8 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
         what = (f"the model's {name}" if role in ("prediction", "score") else
-                "the labels (ground truth)" if role == "label" else f"input {name}")
+                "the labels (ground truth)" if role == "label" else
+                "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
                           + "{value:.3f} above {threshold:g} and its chance band", threshold, ""))
     return out

@@ -112,13 +112,16 @@ class DriftResult:
     prediction: FeatureDrift | None = None
     score: FeatureDrift | None = None
     label: FeatureDrift | None = None  # ground truth in the logs: label drift, beside prediction drift
+    multivariate: FeatureDrift | None = None  # the numeric features' joint distribution (`multivariate`)
     message: str | None = None  # why nothing was compared (an empty side), else None
     warnings: tuple[str, ...] = ()
     bands: Bands | None = field(default=None, compare=False, repr=False)
+    mv_model: Any = field(default=None, compare=False, repr=False)  # multivariate.Model, for the chunks
 
     @property
     def all(self) -> tuple[FeatureDrift, ...]:
-        """Prediction, label and score first, then the features."""
+        """Prediction, label and score first, then the features (the joint distribution,
+        `multivariate`, is apart: it is no column)."""
         return tuple(f for f in (self.prediction, self.label, self.score) if f is not None) + self.features
 
     def get(self, name: str, role: str | None = None) -> FeatureDrift:
@@ -210,11 +213,18 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                for i, p in enumerate(planned)]
     bands = Bands(_models(results, atoms))
     results = [_decide(f, bands) for f in results]
+    from . import multivariate
+
+    def judge(method, score, threshold, band):
+        test = stattests.REGISTRY[method]
+        return test.drifted(score, threshold, band), test.status(score, threshold, band)
+
+    mv_model, mv = multivariate.assess(con, reference, current, [r for r in results if r.role == "feature"], judge)
     return DriftResult(**base, features=tuple(r for r in results if r.role == "feature"),
                        prediction=next((r for r in results if r.role == "prediction"), None),
                        score=next((r for r in results if r.role == "score"), None),
                        label=next((r for r in results if r.role == "label"), None),
-                       warnings=tuple(warnings), bands=bands)
+                       multivariate=mv, mv_model=mv_model, warnings=tuple(warnings), bands=bands)
 
 
 def _atoms(con, reference: Side, numeric: Sequence[_Plan], rows: int) -> dict[str, list[float] | None]:
@@ -252,7 +262,8 @@ def _decide(f: FeatureDrift, bands: Bands) -> FeatureDrift:
         return f
     from dataclasses import replace
 
-    band = bands.band((f.name, f.role), f.n_current)
+    key = (f.name, f.role)
+    band = bands.band(key, f.n_current) if bands.applies(key) else f.band
     test = stattests.REGISTRY[f.method]
     s = f.scores[f.method]
     return replace(f, band=band, drifted=test.drifted(s, f.threshold, band),

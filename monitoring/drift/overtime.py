@@ -95,13 +95,15 @@ def auto_chunks(con: duckdb.DuckDBPyConnection, current: Side, result: DriftResu
 
 def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
               columns: Sequence[Column], result: DriftResult, chunk: str | ChunkSpec = "auto", *,
-              chunk_rows: int = 10_000, exact_max_rows: int = 2_000_000, judge: bool = True) -> OverTime:
+              chunk_rows: int = 10_000, exact_max_rows: int = 2_000_000, judge: bool = True,
+              joint: bool = False) -> OverTime:
     """Score every chunk of `current` against `reference` (chunk: auto, hour, day, week,
     month, rows:N, or rows with `chunk_rows`).
 
     Each chunk is tested with the same test and threshold as `result`, on the same bins
     (reference deciles, reference categories), and drifts only above its chance band.
-    Wasserstein and KS per chunk are exact (`cdf`, in numpy over the values of the window)
+    With `joint`, the numeric features' joint distribution is scored per chunk too (name
+    and role "multivariate"). Wasserstein and KS per chunk are exact (`cdf`, in numpy over the values of the window)
     up to `exact_max_rows` values per side; above, sorted merges per chunk in DuckDB.
     """
     spec = parse(chunk, chunk_rows)
@@ -193,6 +195,19 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                             "threshold": p.threshold, "band": band,
                             "drifted": test.drifted(score, p.threshold, band) if score else None,
                             "n": cur.n, "null_share": 1 - cur.n / rows if rows else None})
+    mv = result.multivariate
+    if joint and judge and mv is not None and result.mv_model is not None:  # the joint distribution per chunk
+        from . import multivariate
+
+        per = multivariate.errors(con, result.mv_model, current, key, extra)
+        test = stattests.REGISTRY[mv.method]
+        for r in per.iter_rows(named=True):
+            cur = replace(mv.current, n=int(r["n"]), mean=r["mean"], std=r["sd"])
+            score = test(mv.reference, cur)
+            band = multivariate.band(mv.reference.mean or 0.0, mv.reference.std or 0.0, mv.reference.n, cur.n)
+            records.append({"name": mv.name, "role": mv.role, "k": int(r["k"]), "method": mv.method,
+                            "score": score.value, "p_value": None, "threshold": mv.threshold, "band": band,
+                            "drifted": test.drifted(score, mv.threshold, band), "n": cur.n, "null_share": None})
     return OverTime(chunk=str(spec), chunks=chunks, scores=pl.DataFrame(records, schema=SCHEMA),
                     requested=requested, reason=reason, needed=needed)
 

@@ -99,10 +99,17 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
         out["score"] = feature_json(result.score)
     if result.label is not None:  # label drift, when the logs carry ground truth
         out["label"] = feature_json(result.label)
+    mv = result.multivariate
+    if mv is not None:  # the numeric features' joint distribution
+        out["multivariate"] = {"method": mv.method, "score": mv.score, "threshold": mv.threshold,
+                               "band": mv.band, "drifted": bool(mv.drifted), "status": mv.status,
+                               "n_reference": mv.n_reference, "n_current": mv.n_current,
+                               "reconstruction_error_reference": mv.reference.mean,
+                               "reconstruction_error_current": mv.current.mean, "model": mv.labels[0]}
     out["features"] = [feature_json(f) for f in result.ranked()]
     out["drifted"] = [f.name for f in result.all if f.drifted]
     if chunk and result.message is None:
-        out["over_time"] = over_time_json(analyze_over_time(ws, ref, cur, result, settings, chunk))
+        out["over_time"] = over_time_json(analyze_over_time(ws, ref, cur, result, settings, chunk, joint=True))
     return out
 
 
@@ -129,6 +136,7 @@ def feature_json(f: FeatureDrift) -> dict[str, Any]:
     }
     if f.error is not None:
         out["error_bound"] = f.error
+    out["band"] = f.band
     if stattests.REGISTRY[f.method].has_p_value:
         out["p_value"] = f.p_value
     second = SECONDARY[f.kind]

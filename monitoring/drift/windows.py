@@ -229,9 +229,11 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
 
 def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult,
                       settings: DriftSettings, chunk: str | None = None, *,
-                      chunk_rows: int | None = None, ref_source: LogSource | None = None) -> OverTime:
+                      chunk_rows: int | None = None, ref_source: LogSource | None = None,
+                      joint: bool = False) -> OverTime:
     """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
     rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
     return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
-                     chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows)
+                     chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
+                     joint=joint)
