@@ -53,10 +53,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP) $(THIRDPARTY)
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_logger.py
 	$(PY) scripts/bench_rollup.py
+	$(PY) scripts/bench_drift_sets.py
 
 sample: $(STAMP)
 	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7

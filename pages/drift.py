@@ -1,4 +1,4 @@
-"""Drift: do inputs and outputs still look like the reference? Per feature, and over time."""
+"""Drift: do inputs and outputs still look like the reference? Per column, over time, per chunk."""
 
 import streamlit as st
 
@@ -16,8 +16,8 @@ except ConfigError as exc:
     st.error(f"The [drift] settings in monitoring.toml are not valid: {ud.md(exc)}")
     st.stop()
 st.caption("Is the world the model sees still the one it learned from? Each column of the current "
-           "window (sidebar) is compared with the reference; decisions are by effect size, "
-           "method and threshold per column in monitoring.toml [drift].")
+           "window (sidebar) is compared with the reference. A column drifts when its score is above its "
+           "threshold and above its chance band: what samples of that size drawn from the reference score.")
 ref = ud.pick_reference(view, settings)
 if ref is None:
     st.stop()
@@ -40,35 +40,44 @@ c[2].metric("Features drifted", f"{len(drifted)} of {len(result.features)}")
 c[3].metric("Features with quality issues",
             f"{sum(1 for f in result.features if f.quality and f.quality.problems)}")
 
-st.subheader("Model outputs")
-out = st.columns(2)
+st.subheader("Model outputs" + (" and labels" if result.label else ""))
+out = st.columns(3 if result.label else 2)
 ud.headline(out[0], result.prediction, "Prediction")
 ud.headline(out[1], result.score, "Score")
-
-st.subheader("Features")
-st.dataframe(ud.table(result), hide_index=True, column_config=ud.column_config(), key="drift_table")
-st.caption("Sorted by score relative to threshold. Numeric: Wasserstein distance in reference "
-           "standard deviations (drift ≥ 0.1); categorical: Jensen-Shannon distance (drift ≥ 0.1). "
-           "See docs/drift.md.")
+if result.label:  # ground truth in the logs: label drift beside prediction drift
+    ud.headline(out[2], result.label, "Label")
 
 st.subheader("Drift over time")
-chunk = st.segmented_control("Chunk", ["day", "week", "rows"], default=settings.chunk, key="drift_chunk",
-                             help=f"'rows' cuts the window every {settings.chunk_rows:,} rows (drift.chunk_rows).")
-ot = ud.over_time(view.ws, ref, view.filters, settings, chunk or settings.chunk)
+chunk = ud.pick_chunk(settings)
+try:
+    ot = ud.over_time(view.ws, ref, view.filters, settings, chunk)
+except ValueError as exc:
+    st.warning(ud.md(str(exc)))
+    st.stop()
+st.caption(ud.md(ot.reason or f"{ot.chunk} chunks, as chosen.") + f" {ot.chunks.height:,} chunks.")
 ranked = [f.name for f in result.all if f.role != "feature"] + [f.name for f in result.ranked()]
+ranked += ["multivariate"] if result.multivariate else []
 show_all = len(ranked) <= 40 or st.toggle(f"Show all {len(ranked)} columns", key="drift_all")
 names = ranked if show_all else ranked[:40]
-st.plotly_chart(charts.heatmap(ot, names), key="drift_heatmap")
+event = st.plotly_chart(charts.heatmap(ot, names), key="drift_heatmap", on_select="rerun",
+                        selection_mode="points")
+k = ud.pick_chunk_k(ot, event)
+shown = result if k is None else ud.compare_chunk(view.ws, ref, view.filters, settings, chunk, k)
+where = "the whole window" if k is None else f"chunk {ud.chunk_label(ot, k)} ({shown.rows_current:,} rows)"
 
-st.subheader("One column in detail")
-choices = [(f.name, f.role) for f in result.all]
-picked = st.selectbox("Column", choices, key="drift_feature",
-                      format_func=lambda c: c[0] if c[1] == "feature" else f"{c[0]} (model output)")
-f = result.get(*picked)
+st.subheader(f"Columns: {where}")
+st.dataframe(ud.table(shown, ot), hide_index=True, column_config=ud.column_config(), key="drift_table")
+st.caption("Sorted by score relative to the larger of threshold and chance band. Numeric: Wasserstein "
+           "distance in reference standard deviations (threshold 0.1); categorical: Jensen-Shannon distance "
+           "(0.1). Worst chunk: where the column came closest to, or went furthest past, its decision line. "
+           "See docs/drift.md.")
+
+st.subheader(f"One column in detail: {where}")
+f = ud.pick_column(shown)
 m = st.columns(4)
 m[0].metric("Status", ud.STATUS_ICON[f.status])
 m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}",
-            help=f"threshold {f.threshold:g}; {f.accuracy}")
+            help=f"threshold {f.threshold:g}; chance band {'–' if f.band is None else f'{f.band:.4f}'}; {f.accuracy}")
 m[2].metric("Kind", f.kind)
 m[3].metric("Non-null values", f"{f.n_reference:,} / {f.n_current:,}", help="reference / current")
 if f.problem:
@@ -77,14 +86,17 @@ if f.quality and f.quality.problems:
     st.warning("Data quality: " + "; ".join(ud.md(p) for p in f.quality.problems))
 left, right = st.columns(2)
 with left:
-    if f.reference is not None and f.n_reference and f.n_current:
-        dist = ud.distribution(view.ws, ref, view.filters, settings, f)
+    if f.kind == "multivariate":
+        st.info(ud.md(f"PCA reconstruction error, {f.labels[0]}: mean {f.reference.mean:.4g} per row in the "
+                      f"reference, {f.current.mean:.4g} now. See docs/drift.md."))
+    elif f.reference is not None and f.n_reference and f.n_current:
+        dist = ud.distribution(view.ws, ref, view.filters, settings, f, chunk, k)
         st.plotly_chart(charts.distributions(dist, f), key="drift_dist")
     else:
         st.info("No distribution to draw: one side has no values.")
 with right:
     st.plotly_chart(charts.score_line(ot, f.name, f.role), key="drift_line")
-t1, t2 = st.columns(2)
+t1, t2, t3 = st.columns(3)
 with t1:
     st.markdown("**Every test**")
     st.dataframe(ud.scores_table(f), hide_index=True, key="drift_scores",
@@ -94,3 +106,7 @@ with t2:
     st.markdown("**Data quality**")
     if f.quality is not None:
         st.dataframe(ud.quality_frame(f), hide_index=True, key="drift_quality")
+with t3:
+    st.markdown("**Nulls per chunk**")
+    st.dataframe(ud.null_share_per_chunk(ot, f), hide_index=True, key="drift_nulls",
+                 column_config={"nulls": st.column_config.NumberColumn(format="percent")})

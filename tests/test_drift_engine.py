@@ -53,7 +53,14 @@ def test_injected_drifts_and_nothing_else(gen_ws):
     assert {f.name for f in result.features if f.drifted} == {"income", "device"}
     assert result.score.drifted is False
     assert result.ranked()[0].name == "income"
+    # label drift beside prediction drift: the logs' label column, its non-null values counted
+    logs = pl.read_parquet(f"{gen_ws.config.logs}/**/*.parquet", hive_partitioning=False)
+    in_ref = logs.filter((pl.col("timestamp") >= ref.start) & (pl.col("timestamp") < ref.end))
+    assert result.label is not None and result.label.role == "label" and result.label.kind == "categorical"
+    assert result.label.n_reference == in_ref["label"].drop_nulls().len()
     for f in result.all:
+        if f.role == "label":
+            continue
         assert f.n_reference > 9000 and f.n_current > 30000
         assert f.threshold == drift.REGISTRY[f.method].threshold
 
@@ -71,7 +78,9 @@ def test_drift_over_time_flags_each_incident_on_its_days(gen_ws):
     assert flagged["device"][0] in (day(11, 15), day(11, 16)) and flagged["device"][-1] == day(11, 22)
     assert flagged["prediction"] == [day(11, 19), day(11, 20)]
     assert set(flagged) == {"income", "device", "prediction"}
-    assert ot.scores.filter(pl.col("score").is_null()).height == 0
+    assert ot.scores.filter(pl.col("score").is_null() & (pl.col("role") != "label")).height == 0
+    # labels arrive two days late (sample_data.LABEL_DELAY): the last two days have none
+    assert ot.scores.filter(pl.col("score").is_null()).height == 2
 
 
 def test_chunks_by_rows_and_by_week(gen_ws):
@@ -215,7 +224,8 @@ def test_fine_bins_above_exact_max_rows_give_the_same_decisions(gen_ws):
     ot_e = drift.analyze_over_time(gen_ws, ref, cur, exact, settings, "day").scores
     ot_a = drift.analyze_over_time(gen_ws, ref, cur, approx, settings, "day").scores
     assert ot_a["drifted"].to_list() == ot_e["drifted"].to_list()
-    assert ot_a["score"].to_numpy() == pytest.approx(ot_e["score"].to_numpy(), rel=1e-9, abs=1e-12)
+    assert ot_a["score"].fill_null(-1.0).to_numpy() == pytest.approx(ot_e["score"].fill_null(-1.0).to_numpy(),
+                                                                    rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("section, message", [
@@ -223,7 +233,8 @@ def test_fine_bins_above_exact_max_rows_give_the_same_decisions(gen_ws):
     ({"numeric_method": "jensenshannon"}, "does not apply to numeric"),
     ({"features": {"income": {"threshold": -1}}}, "positive number"),
     ({"features": {"income": {"colour": "red"}}}, "unknown key .colour."),
-    ({"chunk": "hour"}, "chunk must be one of"),
+    ({"chunk": "fortnight"}, "chunk must be one of"),
+    ({"chunk": "rows:0"}, "chunk must be one of"),
     ({"reference_start": "2026-11-01"}, "go together"),
     ({"reference_start": "2026-11-02", "reference_end": "2026-11-01"}, "after"),
     ({"reference_start": "yesterday", "reference_end": "2026-11-01"}, "not an ISO 8601"),

@@ -26,7 +26,9 @@ def open_drift(at):
 
 
 def features_table(at):
-    return next(d.value for d in at.dataframe if "feature" in d.value.columns)
+    """The columns table without the model outputs' rows (listed first)."""
+    t = next(d.value for d in at.dataframe if "feature" in d.value.columns)
+    return t[~t["feature"].str.endswith(("(model output)", "(ground truth)", "(multivariate)"))].reset_index(drop=True)
 
 
 def metric(at, label: str) -> str:
@@ -137,7 +139,62 @@ def test_browser_pick_a_feature_and_see_its_distributions(streamlit_server, brow
         page.keyboard.press("Enter")
         page.get_by_text("Score (wasserstein)").first.wait_for(timeout=60_000)
         page.get_by_text("Distribution: reference vs current").first.wait_for(timeout=60_000)
-        page.get_by_text("wasserstein score per day").first.wait_for(timeout=60_000)
+        page.get_by_text("wasserstein score per chunk").first.wait_for(timeout=60_000)
         assert page.get_by_text("🔴 drift").count() >= 1
     finally:
         page.close()
+
+
+# -- issue 9: the census spike on the page, with no control changed; drill-down; URL --------------
+
+def _census_app(app_env, tmp_path):
+    from tests.test_drift_thirdparty import census
+
+    cfg = census(tmp_path, with_time=False)
+    return app_env(tmp_path / "census_logs", MONITORING_CONFIG=cfg)
+
+
+def _heatmap_spec(at) -> dict:
+    import json
+
+    charts = [c for c in at.get("plotly_chart") if "Drift over time" in c.proto.spec]
+    return json.loads(charts[0].proto.spec)
+
+
+def test_census_spike_shows_with_default_controls(app_env, tmp_path):
+    at = open_drift(_census_app(app_env, tmp_path))
+    shown = " ".join(c.value for c in at.caption).replace("\\", "")  # Markdown escapes
+    assert "auto: rows:5000" in shown and "needs the most" in shown  # the choice, stated on screen
+    table = features_table(at)
+    worst = dict(zip(table["feature"], table["worst chunk"], strict=True))
+    for name in ("RELP", "AGEP", "SCHL"):                            # each names its worst chunk
+        assert worst[name].startswith(("rows 135,000", "rows 140,000")), (name, worst[name])
+    spec = _heatmap_spec(at)
+    rows = spec["layout"]["yaxis"]["tickvals"]
+    assert len(rows) == table.shape[0] + 2 and "CIT" in rows         # every row labelled
+    # the detail opens on the most drifted column, not on the prediction
+    assert at.selectbox(key="drift_feature").value[0] != "prediction"
+
+
+@pytest.mark.parametrize("k, expect", [(27, {"RELP", "AGEP", "SCHL"}), (2, set())])
+def test_picking_a_chunk_shows_its_table(app_env, tmp_path, k, expect):
+    at = open_drift(_census_app(app_env, tmp_path))
+    at.selectbox(key="drift_pick_k").set_value(k).run()
+    assert not at.exception, at.exception
+    table = features_table(at)
+    drifted = set(table.loc[table["status"].str.contains("drift"), "feature"])
+    assert expect <= drifted and (expect or not drifted & {"AGEP", "SCHL"})
+    assert at.query_params["k"] == [str(k)] or at.query_params["k"] == str(k)
+    assert any(f"chunk rows {k * 5000:,}" in h.value for h in at.subheader)
+    assert "nulls" in next(d.value for d in at.dataframe if "nulls" in d.value.columns).columns
+
+
+def test_choices_come_from_the_url(app_env, tmp_path):
+    at = _census_app(app_env, tmp_path)
+    at.query_params["chunk"] = "rows:10000"
+    at.query_params["column"] = "SEX"
+    at.query_params["k"] = "13"
+    at = open_drift(at)
+    assert at.selectbox(key="drift_feature").value == ("SEX", "feature")
+    assert at.selectbox(key="drift_pick_k").value == 13
+    assert any("rows 130,000" in h.value for h in at.subheader)

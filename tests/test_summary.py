@@ -193,7 +193,7 @@ def test_drift_equals_the_drift_command(weeks, generated_logs, capsys):
                  "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     cli = {f["name"]: f for f in out["features"]}
-    for role in ("prediction", "score"):
+    for role in ("prediction", "label", "score"):
         if out.get(role):
             cli[out[role]["name"]] = out[role]
     assert set(area["drifted"]) == {n for n, f in cli.items() if f["drifted"]} == {"income", "device"}

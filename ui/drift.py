@@ -8,6 +8,7 @@ stale results. The workspace is passed as `_ws` (not hashed).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
@@ -64,11 +65,129 @@ def compare(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings) -> Drif
     return _compare(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s)
 
 
+# -- choices kept in the URL (st.query_params) and across page switches (session state) ----------
+
+_KEPT = "drift_choices"
+
+
+def kept(name: str, default: str | None = None) -> str | None:
+    """A choice from the URL, else from before a page switch, else `default`."""
+    if name in st.query_params:
+        return st.query_params[name]
+    return st.session_state.get(_KEPT, {}).get(name, default)
+
+
+def keep(**values: str | None) -> None:
+    """Write choices to the URL and the session (None removes one)."""
+    store = st.session_state.setdefault(_KEPT, {})
+    for name, value in values.items():
+        if value is None:
+            store.pop(name, None)
+            if name in st.query_params:
+                del st.query_params[name]
+        else:
+            store[name] = str(value)
+            st.query_params[name] = str(value)
+
+
+CHUNKS = ["auto", "hour", "day", "week", "month", "rows"]
+
+
+def pick_chunk(s: DriftSettings) -> str:
+    """The chunk control: auto, a calendar unit, or rows with its count."""
+    default = s.chunk
+    want = kept("chunk", default) or default
+    try:
+        spec = drift.parse_chunk(want, s.chunk_rows)
+    except ValueError:
+        spec = drift.parse_chunk(default, s.chunk_rows)
+    left, right = st.columns([3, 1])
+    unit = left.segmented_control("Chunk", CHUNKS, default=spec.unit, key="drift_chunk",
+                                  help="auto: the finest unit, or row count, with enough rows in every chunk "
+                                       "for a stable decision (see docs/drift.md)") or spec.unit
+    chunk = unit
+    if unit == "rows":
+        n = right.number_input("Rows per chunk", min_value=1, value=int(spec.rows or s.chunk_rows), step=1000,
+                               key="drift_chunk_rows")
+        chunk = f"rows:{int(n)}"
+    keep(chunk=chunk)
+    return chunk
+
+
+def chunk_label(ot: OverTime, k: int) -> str:
+    from monitoring.drift.charts import chunk_labels
+
+    return dict(zip(ot.chunks.sort("k")["k"].to_list(), chunk_labels(ot), strict=True)).get(k, "")
+
+
+def pick_chunk_k(ot: OverTime, event) -> int | None:
+    """The chunk to look into: a clicked heatmap cell, else the chunk picker (URL-backed);
+    None: the whole window."""
+    ks = ot.chunks.sort("k")["k"].to_list()
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    clicked = next((p.get("customdata") for p in points if p.get("customdata")), None)
+    if clicked:
+        keep(k=int(clicked[0]), column=str(clicked[1]))
+        st.session_state["drift_pick_k"] = int(clicked[0])
+    want = kept("k")
+    default = int(want) if want not in (None, "") and want.lstrip("-").isdigit() and int(want) in ks else None
+    options = [None] + ks
+    k = st.selectbox("Look into", options, index=options.index(default), key="drift_pick_k",
+                     format_func=lambda k: "the whole window" if k is None else f"chunk {chunk_label(ot, k)}",
+                     help="Or click a cell of the heatmap.")
+    keep(k=k)
+    return k
+
+
+@st.cache_data(ttl=TTL, show_spinner="Comparing the chunk…")
+def _compare_chunk(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: Filters,
+                   s: DriftSettings, chunk: str, k: int) -> DriftResult:
+    ot = over_time(_ws, ref, f, s, chunk)
+    row = ot.chunks.filter(pl.col("k") == k).row(0, named=True)
+    if ot.chunk.startswith("rows"):
+        return drift.analyze(_ws, ref, f, s, ref_source=reference_source(_ws, ref),
+                             rows=(row["first_row"], row["last_row"]))
+    start = max(row["start"], f.start) if f.start else row["start"]
+    end = min(row["end"], f.end) if f.end else row["end"]
+    return drift.analyze(_ws, ref, replace(f, start=start, end=end), s, ref_source=reference_source(_ws, ref))
+
+
+def compare_chunk(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk: str, k: int) -> DriftResult:
+    return _compare_chunk(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, chunk, k)
+
+
+def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
+    """The column in detail: the URL's, else the most drifted (score over the larger of
+    threshold and band), model outputs included."""
+    cols = list(result.all) + ([result.multivariate] if result.multivariate else [])
+    ranked = sorted(cols, key=lambda f: (-_ratio(f), f.role == "feature", f.name))
+    choices = [(f.name, f.role) for f in ranked]
+    want = kept("column")
+    default = next((c for c in choices if c[0] == want), choices[0])
+    picked = st.selectbox(label, choices, index=choices.index(default), key="drift_feature",
+                          format_func=lambda c: c[0] if c[1] == "feature" else
+                          _ROLE_TEXT.get(c[1], f"{c[0]} (model output)"))
+    keep(column=picked[0])
+    return result.multivariate if picked[1] == "multivariate" else result.get(*picked)
+
+
+_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)"}
+
+
+def _ratio(f: FeatureDrift) -> float:
+    if f.score is None:
+        return -1.0
+    if drift.REGISTRY[f.method].decide_on == "p_value":
+        return f.ratio
+    return f.score / max(f.threshold, f.band or 0.0)
+
+
 @st.cache_data(ttl=TTL, show_spinner="Scoring each chunk…")
 def _over_time(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: Filters,
                s: DriftSettings, chunk: str) -> OverTime:
     result = compare(_ws, ref, f, s)
-    return drift.analyze_over_time(_ws, ref, f, result, s, chunk, ref_source=reference_source(_ws, ref))
+    return drift.analyze_over_time(_ws, ref, f, result, s, chunk, ref_source=reference_source(_ws, ref),
+                                   joint=True)
 
 
 def over_time(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk: str) -> OverTime:
@@ -77,14 +196,27 @@ def over_time(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _distribution(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: Filters,
-                  s: DriftSettings, name: str, role: str) -> pl.DataFrame:
-    result = compare(_ws, ref, f, s)
-    p = drift.plan(_ws, ref, f, ref_source=reference_source(_ws, ref))
+                  s: DriftSettings, name: str, role: str, chunk: str | None, k: int | None) -> pl.DataFrame:
+    if k is None:
+        result = compare(_ws, ref, f, s)
+        p = drift.plan(_ws, ref, f, ref_source=reference_source(_ws, ref))
+    else:
+        result = compare_chunk(_ws, ref, f, s, chunk, k)
+        row = over_time(_ws, ref, f, s, chunk).chunks.filter(pl.col("k") == k).row(0, named=True)
+        if chunk.startswith("rows") or over_time(_ws, ref, f, s, chunk).chunk.startswith("rows"):
+            p = drift.plan(_ws, ref, f, ref_source=reference_source(_ws, ref), rows=(row["first_row"], row["last_row"]))
+        else:
+            window = replace(f, start=max(row["start"], f.start) if f.start else row["start"],
+                             end=min(row["end"], f.end) if f.end else row["end"])
+            p = drift.plan(_ws, ref, window, ref_source=reference_source(_ws, ref))
     return drift.distribution(_ws.con, p.reference, p.current, result.get(name, role))
 
 
-def distribution(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, feature: FeatureDrift) -> pl.DataFrame:
-    return _distribution(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, feature.name, feature.role)
+def distribution(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, feature: FeatureDrift,
+                 chunk: str | None = None, k: int | None = None) -> pl.DataFrame:
+    """Reference and current shares per bin, of the window or of chunk k."""
+    return _distribution(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, feature.name, feature.role,
+                         chunk, k)
 
 
 def pick_reference(view: View, s: DriftSettings) -> Reference | None:
@@ -135,15 +267,28 @@ def _clamp(d: date, lo: date, hi: date) -> date:
     return min(max(d, lo), hi)
 
 
-def table(result: DriftResult) -> pl.DataFrame:
-    """One row per feature, sorted by score relative to its threshold."""
-    rows = [{"feature": f.name, "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
-             "error": f.error, "threshold": f.threshold, "n_reference": f.n_reference, "n_current": f.n_current,
+def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
+    """One row per column (model outputs first), features by score relative to the larger
+    of threshold and band; with `ot`, each column's worst chunk and how many drifted."""
+    worst = {}
+    drifted = {}
+    if ot is not None:
+        for r in ot.worst().iter_rows(named=True):
+            worst[(r["name"], r["role"])] = chunk_label(ot, r["k"]) + f" ({r['score']:.3g})"
+        counts = ot.scores.group_by("name", "role").agg(pl.col("drifted").fill_null(False).sum().alias("d"), pl.len())
+        drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
+    outputs = [f for f in (result.prediction, result.label, result.score) if f is not None]
+    rows = [{"feature": f.name if f.role == "feature" else _ROLE_TEXT.get(f.role, f"{f.name} (model output)"),
+             "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
+             "error": f.error, "threshold": f.threshold, "band": f.band,
+             "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),
+             "n_reference": f.n_reference, "n_current": f.n_current,
              "null_share": f.null_share_current,
              "quality": "; ".join(f.quality.problems) if f.quality else "",
-             } for f in result.ranked()]
+             } for f in outputs + result.ranked() + ([result.multivariate] if result.multivariate else [])]
     return pl.DataFrame(rows, schema={"feature": pl.String, "status": pl.String, "method": pl.String,
                                       "score": pl.Float64, "error": pl.Float64, "threshold": pl.Float64,
+                                      "band": pl.Float64, "worst chunk": pl.String, "chunks drifted": pl.String,
                                       "n_reference": pl.Int64, "n_current": pl.Int64,
                                       "null_share": pl.Float64, "quality": pl.String})
 
@@ -154,6 +299,9 @@ def column_config() -> dict:
                 "± bound", format="%.2g", help="Approximate scores (fine bins, above drift.exact_max_rows "
                                                "values per side) are within this of the exact score; empty: exact."),
             "threshold": st.column_config.NumberColumn("threshold", format="%.3g"),
+            "band": st.column_config.NumberColumn(
+                "chance band", format="%.3g", help="What chance alone scores at this many values (99.7% of "
+                                                   "samples of the reference): drift needs a score above it too."),
             "n_reference": st.column_config.NumberColumn("n reference", format="%d"),
             "n_current": st.column_config.NumberColumn("n current", format="%d"),
             "null_share": st.column_config.NumberColumn("nulls (current)", format="percent")}
@@ -182,6 +330,14 @@ def scores_table(f: FeatureDrift) -> pl.DataFrame:
         "decides": ["yes" if n == f.method else "" for n in names],
     }, schema={"test": pl.String, "score": pl.Float64, "p_value": pl.Float64, "± bound": pl.Float64,
                "default threshold": pl.Float64, "decides": pl.String})
+
+
+def null_share_per_chunk(ot: OverTime, f: FeatureDrift) -> pl.DataFrame:
+    """Share of null values of one column per chunk (data quality over time)."""
+    df = ot.scores.filter((pl.col("name") == f.name) & (pl.col("role") == f.role)).sort("k")
+    return pl.DataFrame({"chunk": [chunk_label(ot, k) for k in df["k"].to_list()],
+                         "nulls": df["null_share"].to_list(), "drifted": df["drifted"].to_list()},
+                        schema={"chunk": pl.String, "nulls": pl.Float64, "drifted": pl.Boolean})
 
 
 def quality_frame(f: FeatureDrift) -> pl.DataFrame:

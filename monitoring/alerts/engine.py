@@ -314,4 +314,10 @@ def _add_drift(ws: Workspace, ctx: Context, at: datetime | None, chunk: str) -> 
     result = analyze(ws, ref, cur, settings)
     if result.message:
         return
+    from ..drift import parse_chunk
+
+    try:
+        parse_chunk(chunk)
+    except ValueError as exc:
+        raise ConfigError(f"[alerts.rules.drift] {exc}") from None
     ctx.extra["drift"] = analyze_over_time(ws, ref, cur, result, settings, chunk=chunk)

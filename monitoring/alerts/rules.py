@@ -190,62 +190,78 @@ def gap(ctx, p: dict, slo) -> list[Signal]:
 
 
 @rule("accuracy_floor", area="quality", title="Accuracy below its floor", page="Queues",
-      defaults={"window_minutes": 1440, "min_labelled": 50, "max_p_value": 1e-3},
-      help={"window_minutes": "trailing window of served requests whose late labels are scored",
+      defaults={"window_minutes": 1440, "max_window_minutes": 43200, "min_labelled": 50, "max_p_value": 1e-3},
+      help={"window_minutes": "shortest trailing window of served requests whose late labels are scored",
+            "max_window_minutes": "longest window: at low labelled volume the window doubles from "
+                                  "window_minutes until a typical one holds min_labelled labels (30 days)",
             "min_labelled": "windows with fewer labelled requests are not judged (no evidence: no alert)",
             "max_p_value": "the shortfall must be this unlikely were accuracy at the floor (binomial)"},
       needs=("labels",), worst="min")
 def accuracy_floor(ctx, p: dict, slo) -> list[Signal]:
+    """Accuracy over a trailing window sized to the labelled volume: window_minutes,
+    doubled until a typical window (the median over the grid points since labels began)
+    holds min_labelled labels, up to max_window_minutes. Hours when labels are plenty,
+    weeks when they trickle in; a spell without labels still ends an episode."""
     from scipy.special import bdtr
 
-    k = _window(ctx, p["window_minutes"])
+    labelled = ctx.series["labelled"]
+    seen = np.cumsum(labelled) > 0
+    minutes = float(p["window_minutes"])
+    while minutes * 2 <= p["max_window_minutes"]:
+        typical = np.median(ctx.rolling("labelled", _window(ctx, minutes))[seen]) if seen.any() else 0.0
+        if typical >= p["min_labelled"]:
+            break
+        minutes *= 2
+    k = _window(ctx, minutes)
     n, c = ctx.rolling("labelled", k), ctx.rolling("correct", k)
     acc = np.divide(c, n, out=np.full(len(n), np.nan), where=n > 0)
     judged = n >= p["min_labelled"]
     pval = np.where(judged, bdtr(c.astype(np.int64), np.maximum(n, 1).astype(np.int64), slo.accuracy_floor), 1.0)
     firing = judged & (acc < slo.accuracy_floor) & (pval < p["max_p_value"])
+    span = f"{minutes / 60:g} h" if minutes < 2880 else f"{minutes / 1440:g} days"
     return [Signal("service", firing, np.where(judged, acc * 100, np.nan),
-                   "accuracy {value:.1f}% on the labelled requests of the last "
-                   + f"{p['window_minutes'] / 60:g} h" + " is below the {threshold:.0f}% floor",
-                   slo.accuracy_floor * 100, "%")]
+                   f"accuracy {{value:.1f}}% on the labelled requests of the last {span}"
+                   " is below the {threshold:.0f}% floor", slo.accuracy_floor * 100, "%")]
 
 
 @rule("drift", area="drift", title="Drift", page="Drift",
-      defaults={"chunk": "day", "min_rows": 800},
-      help={"chunk": "drift is scored per day (or week) of traffic against the [drift] reference",
-            "min_rows": "chunks with fewer rows (a day just begun) are not judged and keep the last state"},
+      defaults={"chunk": "day"},
+      help={"chunk": "chunks of traffic scored against the [drift] reference: day (an alert should not "
+                     "wait for a week), hour, week, month, rows:N or auto (the Drift page's choice); "
+                     "every chunk is judged, a small one against its wider chance band"},
       needs=("drift",))
 def drift(ctx, p: dict, slo) -> list[Signal]:
     """One signal per input or output that drifted in at least one chunk: firing over the
-    chunks whose score passed the column's threshold (method and threshold from [drift])."""
+    chunks where it drifted, by the Drift page's one judgement (threshold and chance band
+    at the chunk's size, `StatTest.drifted`); no floor on rows: a quiet day is judged with
+    the band of its size."""
     ot = ctx.extra["drift"]
-    chunks = {int(r["k"]): (r["start"].timestamp(), r["end"].timestamp()) for r in ot.chunks.iter_rows(named=True)}
+    chunks = {int(r["k"]): (r["start"].timestamp(), r["end"].timestamp()) for r in ot.chunks.iter_rows(named=True)
+              if r["start"] is not None}
     if chunks:
         # The last chunk's state holds to the end of the history (its evidence is the latest).
         last = max(chunks)
         chunks[last] = (chunks[last][0], float("inf"))
     t = np.array([x.timestamp() for x in ctx.times])
     out = []
-    scores = ot.scores.filter(pl.col("score").is_not_null())
-    judged = scores.filter(pl.col("n") >= p["min_rows"])
-    for name in judged.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
+    scores = ot.scores.filter(pl.col("score").is_not_null() & pl.col("k").is_in(list(chunks)))
+    for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
         rows = scores.filter(pl.col("name") == name)
         firing = np.zeros(len(t), dtype=bool)
         value = np.full(len(t), np.nan)
-        state = False
         for r in rows.sort("k").iter_rows(named=True):
             start, end = chunks[int(r["k"])]
             inside = (t > start) & (t <= end)
-            if (r["n"] or 0) >= p["min_rows"]:
-                state = bool(r["drifted"])
-                value[inside] = r["score"]
-            if state:
+            value[inside] = r["score"]
+            if r["drifted"]:
                 firing |= inside
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
-        what = f"the model's {name}" if role in ("prediction", "score") else f"input {name}"
+        what = (f"the model's {name}" if role in ("prediction", "score") else
+                "the labels (ground truth)" if role == "label" else
+                "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
-                          + "{value:.3f} above {threshold:g}", threshold, ""))
+                          + "{value:.3f} above {threshold:g} and its chance band", threshold, ""))
     return out
 
 

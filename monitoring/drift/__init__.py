@@ -6,22 +6,19 @@
     result = analyze(ws, ref, Filters(start=..., end=...), settings)
     for f in result.ranked(): print(f.name, f.method, f.score, f.drifted)
 
-Tests live in `stattests` (one registered function each), the DuckDB work in `engine`,
-data-quality figures in `quality`, the reference and current windows in `windows`, the
+Tests live in `stattests` (one registered function each), chance bands in `bands`, the
+DuckDB work in `engine` (with `sql`, `merges`, `fine` and `counts`), chunks in `chunks`
+and drift over time in `overtime`, data-quality figures in `quality`, the reference and current windows in `windows`, the
 [drift] settings in `settings`, figures in `charts` and the CLI report in `report`.
 See docs/drift.md for the methods and thresholds.
 """
 
-from .engine import (
-    Column,
-    DriftResult,
-    FeatureDrift,
-    OverTime,
-    Side,
-    compare,
-    distribution,
-    over_time,
-)
+from .bands import Bands, NullModel
+from .chunks import ChunkSpec
+from .chunks import parse as parse_chunk
+from .distribution import distribution
+from .engine import Column, DriftResult, FeatureDrift, Side, compare
+from .overtime import OverTime, over_time
 from .quality import Quality
 from .settings import DriftSettings, FeatureSetting, save_reference_window
 from .settings import load as load_settings
@@ -38,12 +35,15 @@ from .windows import (
 )
 
 __all__ = [
+    "Bands",
+    "ChunkSpec",
     "Column",
     "DriftResult",
     "DriftSettings",
     "FeatureDrift",
     "FeatureSetting",
     "Merge",
+    "NullModel",
     "OverTime",
     "Quality",
     "REGISTRY",
@@ -61,6 +61,7 @@ __all__ = [
     "load_settings",
     "open_reference",
     "over_time",
+    "parse_chunk",
     "plan",
     "resolve_reference",
     "save_reference_window",

@@ -21,7 +21,9 @@ from ..fmt import pct
 from ..queries import Filters, parse_time
 from ..workspace import open_workspace
 from . import stattests
-from .engine import DriftResult, FeatureDrift, OverTime
+from .chunks import parse as parse_chunk
+from .engine import DriftResult, FeatureDrift
+from .overtime import OverTime
 from .settings import load as load_settings
 from .windows import Reference, analyze, analyze_over_time, default_current, resolve_reference
 
@@ -39,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "or the first request)")
     p.add_argument("--end", help="current window end, exclusive (default: after the last request)")
     p.add_argument("--model", dest="model_name", help="only this model_name")
-    p.add_argument("--chunk", choices=["day", "week", "rows"],
-                   help="also score each chunk of the current window (drift over time)")
+    p.add_argument("--chunk", metavar="auto|hour|day|week|month|rows:N",
+                   help="also score each chunk of the current window (drift over time); auto "
+                        "(the [drift] chunk default) picks the finest unit with enough rows per chunk")
     p.add_argument("--format", choices=["json", "table"], default="table")
 
 
@@ -51,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --reference or --reference-start/--reference-end, not both")
     if bool(args.reference_start) != bool(args.reference_end):
         raise UsageError("--reference-start and --reference-end go together")
+    if args.chunk is not None:
+        try:
+            parse_chunk(args.chunk)
+        except ValueError as exc:
+            raise UsageError(f"--chunk: {exc}") from None
     cfg = load_config(args.config, {"logs": args.logs})
     report = drift_report(cfg, reference=args.reference, reference_start=args.reference_start,
                           reference_end=args.reference_end, start=args.start, end=args.end,
@@ -89,10 +97,19 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
         out["prediction"] = feature_json(result.prediction)
     if result.score is not None:
         out["score"] = feature_json(result.score)
+    if result.label is not None:  # label drift, when the logs carry ground truth
+        out["label"] = feature_json(result.label)
+    mv = result.multivariate
+    if mv is not None:  # the numeric features' joint distribution
+        out["multivariate"] = {"method": mv.method, "score": mv.score, "threshold": mv.threshold,
+                               "band": mv.band, "drifted": bool(mv.drifted), "status": mv.status,
+                               "n_reference": mv.n_reference, "n_current": mv.n_current,
+                               "reconstruction_error_reference": mv.reference.mean,
+                               "reconstruction_error_current": mv.current.mean, "model": mv.labels[0]}
     out["features"] = [feature_json(f) for f in result.ranked()]
     out["drifted"] = [f.name for f in result.all if f.drifted]
     if chunk and result.message is None:
-        out["over_time"] = over_time_json(analyze_over_time(ws, ref, cur, result, settings, chunk))
+        out["over_time"] = over_time_json(analyze_over_time(ws, ref, cur, result, settings, chunk, joint=True))
     return out
 
 
@@ -119,6 +136,7 @@ def feature_json(f: FeatureDrift) -> dict[str, Any]:
     }
     if f.error is not None:
         out["error_bound"] = f.error
+    out["band"] = f.band
     if stattests.REGISTRY[f.method].has_p_value:
         out["p_value"] = f.p_value
     second = SECONDARY[f.kind]
@@ -145,12 +163,24 @@ def feature_json(f: FeatureDrift) -> dict[str, Any]:
 
 
 def over_time_json(ot: OverTime) -> dict[str, Any]:
-    chunks = [{"start": r["start"], "end": r["end"], "rows": r["rows"]} for r in ot.chunks.iter_rows(named=True)]
-    starts = {r["k"]: r["start"] for r in ot.chunks.iter_rows(named=True)}
+    """Chunks with their rows, positions and every column's score, threshold, band and
+    decision; `drifted_chunks` lists the start of each drifted chunk per column."""
+    by_k: dict[int, dict[str, Any]] = {}
+    for r in ot.scores.iter_rows(named=True):
+        by_k.setdefault(r["k"], {})[r["name"] if r["role"] == "feature" or r["name"] == r["role"]
+                                    else f"{r['role']}:{r['name']}"] = {
+            "score": r["score"], "threshold": r["threshold"], "band": r["band"],
+            "drifted": bool(r["drifted"]), "n": r["n"], "null_share": r["null_share"]}
+    chunks = [{"start": r["start"], "end": r["end"], "rows": r["rows"], "first_row": r["first_row"],
+               "last_row": r["last_row"], "scores": by_k.get(r["k"], {})}
+              for r in ot.chunks.iter_rows(named=True)]
+    starts = {r["k"]: (r["start"] if r["start"] is not None else r["first_row"])
+              for r in ot.chunks.iter_rows(named=True)}
     drifted: dict[str, list] = {}
-    for r in ot.scores.filter(ot.scores["drifted"].fill_null(False)).iter_rows(named=True):
+    for r in ot.scores.filter(ot.scores["drifted"].fill_null(False)).sort("k").iter_rows(named=True):
         drifted.setdefault(r["name"], []).append(starts[r["k"]])
-    return {"chunk": ot.chunk, "chunks": chunks, "drifted_chunks": drifted}
+    return {"chunk": ot.chunk, "requested": ot.requested, "reason": ot.reason, "rows_needed": ot.needed,
+            "chunks": chunks, "drifted_chunks": drifted}
 
 
 # -- table -------------------------------------------------------------------------------------
@@ -178,7 +208,7 @@ def drift_table(r: dict[str, Any]) -> str:
         return "\n".join(lines + ["", r["message"]])
     header = ("column", "kind", "method", "score", "threshold", "status", "n_ref", "n_cur", "nulls")
     rows = []
-    for entry in [r.get("prediction"), r.get("score"), *r["features"]]:
+    for entry in [r.get("prediction"), r.get("label"), r.get("score"), *r["features"]]:
         if entry is None:
             continue
         score = _num(entry["score"]) + (f" ±{entry['error_bound']:.2g}" if entry.get("error_bound") is not None else "")
@@ -200,6 +230,8 @@ def drift_table(r: dict[str, Any]) -> str:
     ot = r.get("over_time")
     if ot:
         lines += ["", f"drift over time ({ot['chunk']} chunks, {len(ot['chunks'])}):"]
+        if ot.get("reason"):
+            lines.append(f"  {ot['reason']}")
         for name, when in ot["drifted_chunks"].items():
             lines.append(f"  {name}: {len(when)} chunk(s), first {_when(when[0])}, last {_when(when[-1])}")
         if not ot["drifted_chunks"]:
@@ -208,4 +240,6 @@ def drift_table(r: dict[str, Any]) -> str:
 
 
 def _when(dt) -> str:
+    if isinstance(dt, int):
+        return f"row {dt:,}"
     return "–" if dt is None else f"{dt:%Y-%m-%d %H:%M}"

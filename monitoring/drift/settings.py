@@ -3,7 +3,7 @@
     [drift]
     reference_start = "2026-10-24"        # a window of the logs as reference (UTC)
     reference_end = "2026-10-31"          # exclusive
-    chunk = "day"                         # drift over time: day, week or rows
+    chunk = "auto"                        # drift over time: auto, hour, day, week, month, rows:N
 
     [drift.features.income]               # per feature (also "prediction" and "score")
     method = "psi"
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from ..auth.roles import Actor
 from ..config import ConfigError, Setting, check_keys, register_section
-from . import stattests
+from . import chunks, stattests
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("reference_start", None, "Start of the reference window of the logs (ISO 8601, UTC), used when no reference file is set.", kind=object),
@@ -39,8 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("categorical_method", "jensenshannon", "Test deciding drift for categorical features."),
     Setting("categorical_max_distinct", 20, "Integer features with at most this many distinct reference values are treated as categorical."),
     Setting("max_categories", 10_000, "Categorical features with more distinct reference values are skipped as identifier-like."),
-    Setting("chunk", "day", "Chunks of the current window for drift over time: day, week or rows."),
-    Setting("chunk_rows", 10_000, "Rows per chunk when chunk = \"rows\"."),
+    Setting("chunk", "auto", "Chunks of the current window for drift over time: auto (the finest unit, or row count, with enough rows in every chunk for a stable decision), hour, day, week, month or rows:N."),
+    Setting("chunk_rows", 10_000, "Rows per chunk when chunk = \"rows\" (rows:N says it directly)."),
     Setting("exact_max_rows", 2_000_000, "Numeric features with up to this many values per side get exact Wasserstein and KS (a sorted merge); larger ones are computed from fine bins, within a bound stated with the score."),
 )
 FEATURE_KEYS = {
@@ -48,7 +48,6 @@ FEATURE_KEYS = {
     "threshold": "Drift threshold of that test (score at or above it is drift; for p-value tests, p below it).",
     "kind": "Force \"numeric\" or \"categorical\" instead of the kind found in the data.",
 }
-CHUNKS = ("day", "week", "rows")
 KINDS = ("numeric", "categorical")
 
 
@@ -68,7 +67,7 @@ class DriftSettings:
     categorical_method: str = "jensenshannon"
     categorical_max_distinct: int = 20
     max_categories: int = 10_000
-    chunk: str = "day"
+    chunk: str = "auto"
     chunk_rows: int = 10_000
     exact_max_rows: int = 2_000_000
     features: tuple[tuple[str, FeatureSetting], ...] = ()
@@ -112,8 +111,10 @@ def load(section: dict[str, Any]) -> DriftSettings:
         values[s.key] = v
     for key in ("numeric_method", "categorical_method"):
         _check_method(f"[drift] {key}", values[key], "numeric" if key.startswith("numeric") else "categorical")
-    if values["chunk"] not in CHUNKS:
-        raise ConfigError(f"[drift] chunk must be one of {', '.join(CHUNKS)}, got {values['chunk']!r}")
+    try:
+        values["chunk"] = str(chunks.parse(values["chunk"], values["chunk_rows"]))
+    except ValueError as exc:
+        raise ConfigError(f"[drift] {exc}") from None
     if (values["reference_start"] is None) != (values["reference_end"] is None):
         raise ConfigError("[drift] reference_start and reference_end go together")
     if values["reference_start"] and values["reference_end"] <= values["reference_start"]:

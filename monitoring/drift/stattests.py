@@ -12,7 +12,9 @@ the CLI find it in `REGISTRY` by name, and `monitoring.toml` can select it per f
         return Score(float(np.sqrt(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2))))
 
 Decisions are by effect size (`decide_on="score"`): a score at or above the threshold is
-drift. p-values are reported beside them; on large samples they flag tiny, harmless shifts.
+drift, when it is also above the chance band at that sample size (`bands`: small samples
+score high by chance). p-values are reported beside them; on large samples they flag tiny,
+harmless shifts.
 """
 
 from __future__ import annotations
@@ -113,16 +115,19 @@ class StatTest:
     def __call__(self, ref: Summary, cur: Summary) -> Score:
         return self.func(ref, cur)
 
-    def drifted(self, score: Score, threshold: float) -> bool:
+    def drifted(self, score: Score, threshold: float, band: float | None = None) -> bool:
+        """The one judgement of drift: past the threshold (score at or above it; p-value
+        below it) and, when a chance band is given, above what chance gives at that size."""
         if self.decide_on == "p_value":
             return score.p_value is not None and score.p_value < threshold
-        return score.value >= threshold
+        return score.value >= threshold and (band is None or score.value > band)
 
-    def status(self, score: Score, threshold: float) -> str:
-        """"drift", "warn" (past the watch level) or "ok"."""
-        if self.drifted(score, threshold):
+    def status(self, score: Score, threshold: float, band: float | None = None) -> str:
+        """"drift", "warn" (past the watch level, and out of chance) or "ok"."""
+        if self.drifted(score, threshold, band):
             return "drift"
-        if self.warn is not None and self.decide_on == "score" and score.value >= min(self.warn, threshold):
+        if (self.warn is not None and self.decide_on == "score" and score.value >= min(self.warn, threshold)
+                and (band is None or score.value > band)):
             return "warn"
         return "ok"
 

@@ -18,9 +18,10 @@ import duckdb
 
 from ..config import Config
 from ..queries import Extent, Filters, whole_range
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source
+from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
 from ..workspace import Workspace
-from .engine import Column, DriftResult, OverTime, Side, compare, over_time
+from .engine import Column, DriftResult, Side, compare
+from .overtime import OverTime, calibrate, over_time
 from .quality import type_changes
 from .settings import DriftSettings
 
@@ -99,13 +100,14 @@ def default_current(ref: Reference, ext: Extent) -> Filters:
 # -- sides and columns ---------------------------------------------------------------------------
 
 def columns(source: LogSource) -> list[Column]:
-    """Prediction and score (when present), then every feature the logs have."""
+    """Prediction, score and label (when present), then every feature the logs have."""
     out = []
-    if source.has("prediction"):
-        typ = source.types.get("prediction", "")
-        numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
-        out.append(Column("prediction", "prediction", "numeric" if numeric else "categorical",
-                          integer=typ in INTEGER_TYPES))
+    for name in ("prediction", "label"):
+        if source.has(name):
+            typ = source.types.get(name, "")
+            numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
+            out.append(Column(name, name, "numeric" if numeric else "categorical",
+                              integer=typ in INTEGER_TYPES))
     if source.has("score"):
         out.append(Column("score", "score", "numeric"))
     for f in source.features:
@@ -121,26 +123,41 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
         for key in sorted(params, key=len, reverse=True):
             cond = cond.replace(f"${key}", f"${prefix}{key}")
         params = {prefix + k: v for k, v in params.items()}
-    exprs = {"prediction": "prediction", "score": "score"}
+    exprs = {"prediction": "prediction", "score": "score", "label": "label"}
     exprs |= {f.name: f.col for f in source.features}
     return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
-                params={"files": source.files, **params}, exprs=exprs, ts_us="ts_us",
+                params={"files": source.files, **params}, exprs=exprs,
+                ts_us="ts_us" if source.has_time else None,
                 order_sql="row_seq" if not source.has_time else "ts_us, row_seq",
                 description=description)
+
+
+def only_rows(side: Side, first: int, last: int) -> Side:
+    """The rows of `side` at positions first..last (0-based, inclusive) in its order."""
+    order = side.order_sql or side.ts_us
+    body = (f"(SELECT * FROM {side.rows_sql} QUALIFY row_number() OVER (ORDER BY {order}) - 1 "
+            f"BETWEEN $rows_first AND $rows_last) AS {side.name}_rows")
+    return replace(side, rows_sql=body, params=side.params | {"rows_first": int(first), "rows_last": int(last)},
+                   description=f"{side.description}, rows {first:,} to {last:,}")
 
 
 def file_side(ref: LogSource, names: list[str], description: str = "") -> Side:
     """Every row of a reference file; columns it lacks read as NULL."""
     scan = ref.scan_sql.replace("$files", "$ref_files")
+    # the file's own row order, for chunks of the reference (`overtime.calibrate`)
+    ordered = all("file_row_number" not in t for t in ref.file_types.values())
+    if ordered:
+        scan = scan.replace("read_parquet($ref_files,", "read_parquet($ref_files, file_row_number=true,")
     by_name = {f.name: f.expr for f in ref.features}
     exprs = {}
     for n in names:
-        if n in ("prediction", "score") and ref.has(n):
+        if n in ("prediction", "score", "label") and ref.has(n):
             exprs[n] = ref.expr(n)
         else:
             exprs[n] = by_name.get(n, "NULL")
     return Side(name="reference", ctes=(("ref_raw", f"SELECT * FROM {scan}"),), rows_sql="ref_raw",
-                params={"ref_files": ref.files}, exprs=exprs, description=description)
+                params={"ref_files": ref.files}, exprs=exprs, description=description,
+                order_sql=f"{quote_ident(ref.file_col)}, file_row_number" if ordered else None)
 
 
 def open_reference(path: str, cfg: Config, con: duckdb.DuckDBPyConnection) -> LogSource:
@@ -159,16 +176,22 @@ class Plan:
     warnings: tuple[str, ...]
 
 
-def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSource | None = None) -> Plan:
+def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSource | None = None,
+         rows: tuple[int, int] | None = None) -> Plan:
+    """Sides and columns; `rows` (first, last) keeps only those positions of the window
+    (in its order: time, or file order for logs without time), e.g. one chunk."""
     source = ws.source
     cols = columns(source)
     warnings: list[str] = []
     current = logs_side(source, filters, "current", description=_window_text(filters))
+    if rows is not None:
+        current = only_rows(current, *rows)
     all_files = dict(source.file_types)
     if ref.kind == "file":
         ref_source = ref_source or open_reference(ref.path, ws.config, ws.con)
         reference = file_side(ref_source, [c.name for c in cols], description=ref.describe())
-        present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score") if ref_source.has(c)}
+        present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score", "label")
+                                                            if ref_source.has(c)}
         missing = [c.name for c in cols if c.name not in present]
         if missing:
             warnings.append(f"the reference file lacks {len(missing)} column(s) of the logs "
@@ -193,10 +216,12 @@ def _window_text(f: Filters) -> str:
 
 
 def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSettings, *,
-            ref_source: LogSource | None = None) -> DriftResult:
-    """Drift of every column of the logs in `filters` against `ref`."""
-    p = plan(ws, ref, filters, ref_source=ref_source)
+            ref_source: LogSource | None = None, rows: tuple[int, int] | None = None) -> DriftResult:
+    """Drift of every column of the logs in `filters` (positions `rows` of it, when
+    given: one chunk) against `ref`."""
+    p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
     result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
+    result = calibrate(ws.con, p.reference, p.columns, result, exact_max_rows=settings.exact_max_rows)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
@@ -204,8 +229,11 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
 
 def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult,
                       settings: DriftSettings, chunk: str | None = None, *,
-                      chunk_rows: int | None = None, ref_source: LogSource | None = None) -> OverTime:
-    """Per-chunk scores of the current window (chunk: day, week or rows; default [drift])."""
+                      chunk_rows: int | None = None, ref_source: LogSource | None = None,
+                      joint: bool = False) -> OverTime:
+    """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
+    rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
     return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
-                     chunk_rows=chunk_rows or settings.chunk_rows)
+                     chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
+                     joint=joint)

@@ -1,0 +1,40 @@
+"""The drift alert rule at low volume, on NannyML's census set as a 4-year history (190
+rows a day, reference file = 2015): `alerts check` fires for RELP, AGEP and SCHL at the
+spike and for nothing during the stable first year; no floor on rows per day."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitoring.cli import main
+from tests.test_drift_thirdparty import SHIFTED, census
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("census_alerts")
+    return census(tmp, with_time=True), tmp / "census_logs"
+
+
+def _check(history, at: str, capsys) -> tuple[int, set[str]]:
+    cfg, logs = history
+    code = main(["alerts", "check", "--config", str(cfg), "--logs", str(logs), "--at", at,
+                 "--no-store", "--no-webhook", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    rows = out["firing"]
+    return code, {r["subject"] for r in rows if r["rule"] == "drift"}
+
+
+@pytest.mark.parametrize("at, fires", [
+    ("2017-12-24", set(SHIFTED)),   # inside the spike (rows ~133000-144000: Dec 2017 - Jan 2018)
+    ("2016-12-31", set()),          # the first year after the reference: stable
+])
+def test_alerts_check_fires_at_the_spike_and_not_on_the_stable_year(history, capsys, at, fires):
+    code, firing = _check(history, at, capsys)
+    assert fires <= firing, firing
+    if not fires:
+        assert firing == set() and code == 0
+    else:
+        assert code == 1
