@@ -61,7 +61,7 @@ show_all = len(ranked) <= 40 or st.toggle(f"Show all {len(ranked)} columns", key
 names = ranked if show_all else ranked[:40]
 event = st.plotly_chart(charts.heatmap(ot, names), key="drift_heatmap", on_select="rerun",
                         selection_mode="points")
-k = ud.pick_chunk_k(ot, event)
+k = ud.pick_chunk_k(ot, event, names)
 shown = result if k is None else ud.compare_chunk(view.ws, ref, view.filters, settings, chunk, k)
 where = "the whole window" if k is None else f"chunk {ud.chunk_label(ot, k)} ({shown.rows_current:,} rows)"
 

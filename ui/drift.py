@@ -120,14 +120,16 @@ def chunk_label(ot: OverTime, k: int) -> str:
     return dict(zip(ot.chunks.sort("k")["k"].to_list(), chunk_labels(ot), strict=True)).get(k, "")
 
 
-def pick_chunk_k(ot: OverTime, event) -> int | None:
+def pick_chunk_k(ot: OverTime, event, names: list[str] | None = None) -> int | None:
     """The chunk to look into: a clicked heatmap cell, else the chunk picker (URL-backed);
     None: the whole window."""
     ks = ot.chunks.sort("k")["k"].to_list()
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     clicked = next((p.get("customdata") for p in points if p.get("customdata")), None)
     if clicked:
-        keep(k=int(clicked[0]), column=str(clicked[1]))
+        row = int(clicked[1])
+        column = names[row] if names and 0 <= row < len(names) else None
+        keep(k=int(clicked[0]), **({"column": column} if column is not None else {}))
         st.session_state["drift_pick_k"] = int(clicked[0])
     want = kept("k")
     default = int(want) if want not in (None, "") and want.lstrip("-").isdigit() and int(want) in ks else None

@@ -69,11 +69,13 @@ def heatmap(ot: OverTime, names: list[str]) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=[x[j] for j, _ in cells], y=[shown[i] for _, i in cells], mode="markers",
         marker=dict(symbol="square", size=max(4, min(24, 900 // max(len(x), 1))), opacity=0.01, color="#000"),
-        customdata=[[ks[j], names[i]] for j, i in cells], hoverinfo="skip", showlegend=False))
+        # (chunk, row index): the page maps the row back to its column, so no name from the
+        # logs sits in the figure unescaped.
+        customdata=[[ks[j], i] for j, i in cells], hoverinfo="skip", showlegend=False))
     fig.update_layout(title="Drift over time: score relative to its threshold or chance band",
                       height=max(260, 90 + 20 * len(names)), margin=dict(l=10, r=10, t=50, b=10),
                       xaxis_title=f"{ot.chunk} chunks" + ("" if ot.chunk.startswith("rows") else " (UTC)"),
-                      clickmode="event+select")
+                      yaxis_title="column", clickmode="event+select")
     # every row labelled, however many chunks or columns (Plotly would skip some)
     fig.update_yaxes(autorange="reversed", type="category", tickmode="array", tickvals=shown,
                      ticktext=shown)
@@ -109,7 +111,8 @@ def score_line(ot: OverTime, name: str, role: str = "feature") -> go.Figure:
     else:
         title = "No chunk could be scored"
     fig.update_layout(title=title, height=300, margin=dict(l=10, r=10, t=50, b=10),
-                      xaxis_title="chunk", showlegend=False)
+                      xaxis_title="chunk", yaxis_title="p-value" if df.height and use_p else "score",
+                      showlegend=False)
     fig.update_xaxes(type="category")
     return fig
 
@@ -126,6 +129,7 @@ def distributions(dist: pl.DataFrame, f: FeatureDrift) -> go.Figure:
     fig.update_layout(barmode="overlay" if numeric else "group", bargap=0.02 if numeric else 0.2,
                       title="Distribution: reference vs current (share of non-null values)",
                       height=340, margin=dict(l=10, r=10, t=50, b=10), yaxis_tickformat=".0%",
+                      yaxis_title="share of non-null values",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     if not numeric:
         fig.update_xaxes(type="category")

@@ -72,7 +72,7 @@ def segments(segs: list[dict], metric: str) -> go.Figure:
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_layout(hovermode="closest")
     return _layout(fig, f"{metric} by {_t(segs[0]['column']) if segs else 'segment'} (worst first, 95% interval)",
-                   "", height=max(240, 40 + 28 * len(rows)))
+                   "segment", height=max(240, 40 + 28 * len(rows)))
 
 
 def confusion(conf: dict) -> go.Figure:
