@@ -142,22 +142,19 @@ class TableBuilder:
             log.warning("prediction logger: %s", message)
 
     # -- columns -----------------------------------------------------------------------------
-    def _column(self, name: str, values: list[Any] | None, report: Counter,
-                arr: pa.Array | None = None) -> pa.Array | None:
-        """The column `name` in its kind, from Python `values` or an Arrow `arr` inferred
-        from them (then `values` are only made when a value needs coercing)."""
+    def _column(self, name: str, values: list[Any], report: Counter) -> pa.Array | None:
+        """The column `name` in its kind, from Python `values` (converted by Arrow when their
+        kind is the column's, else value by value)."""
         kind = self.kinds.get(name)
-        if arr is None:
-            try:
-                arr = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                arr = None
+        try:
+            arr = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            arr = None
         got = _kind_of_type(arr.type) if arr is not None else None
         if arr is not None and pa.types.is_null(arr.type):
             return pa.nulls(len(arr), KINDS[kind]) if kind else None
         if kind is None:
             if got is None:
-                values = arr.to_pylist() if values is None else values
                 kind = _kind_of_value(next(v for v in values if v is not None))
                 if arr is not None:
                     self._warn(name, "text", f"column {name!r} holds {arr.type} values: written as text")
@@ -168,8 +165,6 @@ class TableBuilder:
             return arr.cast(KINDS[kind]) if arr.type != KINDS[kind] else arr
         if arr is not None and got == "int64" and kind == "float64":
             return arr.cast(pa.float64())
-        if values is None:   # only now: a value needs coercing
-            values = arr.to_pylist()
         if kind == "int64" and (got == "float64" or any(isinstance(v, float) and not v.is_integer()
                                                         for v in values if v is not None)):
             self.kinds[name] = kind = "float64"
