@@ -257,7 +257,7 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
                 firing |= inside
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
-        what = (f"the model's {name}" if role in ("prediction", "score") else
+        what = (f"the model's {name}" if role in ("prediction", "score", "class_score", "max_probability") else
                 "the labels (ground truth)" if role == "label" else
                 "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "

@@ -251,7 +251,9 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     return replace(result, features=redo(result.features),
                    prediction=redo((result.prediction,))[0] if result.prediction else None,
                    score=redo((result.score,))[0] if result.score else None,
-                   label=redo((result.label,))[0] if result.label else None)
+                   label=redo((result.label,))[0] if result.label else None,
+                   classes=redo(result.classes),
+                   confidence=redo((result.confidence,))[0] if result.confidence else None)
 
 
 def _current_values(con, current: Side, key: str, plans: Sequence[_Plan], extra: dict) -> pl.DataFrame:
