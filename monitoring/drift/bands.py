@@ -147,6 +147,7 @@ class Bands:
     # than over independent draws (rows that come in clusters: households, sessions); >= 1
     inflation: dict[tuple[str, str], float] = field(default_factory=dict)
     _cache: dict[tuple[tuple[str, str], int], tuple[float, float]] = field(default_factory=dict, repr=False)
+    _bands: dict[tuple[tuple[str, str], int], float] = field(default_factory=dict, repr=False)
 
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)
@@ -157,9 +158,11 @@ class Bands:
         needs none (p-value tests) or the reference has no values."""
         if not self.applies(key) or n <= 0:
             return None
-        model = self.models[key]
-        n_eff = max(effective_size(n, model.m), 1.0)
-        return self._scaled(key, n_eff, 0) * self.inflation.get(key, 1.0)
+        hit = self._bands.get((key, n))
+        if hit is None:  # a thousand daily chunks have a few dozen distinct sizes
+            model = self.models[key]
+            hit = self._bands[(key, n)] = self._scaled(key, max(effective_size(n, model.m), 1.0), 0)
+        return hit * self.inflation.get(key, 1.0)
 
     def _scaled(self, key: tuple[str, str], n_eff: float, which: int) -> float:
         """The simulated quantile (which=0) or mean (1) at `n_eff`: interpolated in
