@@ -254,11 +254,23 @@ def test_label_drift_from_a_generated_labels_file(tmp_path, file_type, own, shar
         assert ch["scores"]["label"]["score"] == pytest.approx(expected, abs=1e-9)
 
 
-def test_a_broken_labels_file_is_one_sentence(tmp_path):
-    cfg, *_ = write_set(tmp_path, "pattern")
-    (tmp_path / "labels.parquet").write_bytes(b"not parquet")
-    cfg.write_text(cfg.read_text() + f'[labels]\npath = "{tmp_path / "labels.parquet"}"\n')
-    from monitoring.ground_truth import LabelsError
+BROKEN_LABELS = [  # what the labels file holds -> the sentence in the report's warnings
+    (b"not parquet", r"^labels file .* cannot be read: .*: label drift uses the logs' own labels only$"),
+    ("columns", r"^labels file .* has no column 'y'.*: label drift uses the logs' own labels only$"),
+]
 
-    with pytest.raises(LabelsError, match=r"^labels file .* cannot be read"):
-        drift_report(load_config(str(cfg), {"logs": str(tmp_path / "logs")}))
+
+@pytest.mark.parametrize("content,warning", BROKEN_LABELS)
+def test_a_broken_labels_file_is_one_sentence_and_drift_goes_on(tmp_path, content, warning):
+    import re
+
+    cfg, *_ = write_set(tmp_path, "pattern")
+    path = tmp_path / "labels.parquet"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        pq.write_table(pa.table({"id": [1, 2], "truth": ["a", "b"]}), path)
+    cfg.write_text(cfg.read_text() + f'[labels]\npath = "{path}"\nid = "id"\nlabel = "y"\n')
+    r = drift_report(load_config(str(cfg), {"logs": str(tmp_path / "logs")}))
+    assert any(re.search(warning, w) for w in r["warnings"]), r["warnings"]
+    assert "label" not in r and [c["class"] for c in r["classes"]] == list(CLASSES)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from ..config import Config
+from ..ground_truth import LabelsError
 from ..queries import Extent, Filters, whole_range
 from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
 from ..workspace import Workspace
@@ -200,9 +201,13 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
     """Sides and columns; `rows` (first, last) keeps only those positions of the window
     (in its order: time, or file order for logs without time), e.g. one chunk."""
     source = ws.source
-    late = late_labels(ws)
-    cols = columns(source, ws.config, late=late)
     warnings: list[str] = []
+    try:
+        late = late_labels(ws)
+    except LabelsError as exc:  # the rest of drift does not need the labels: say why, go on
+        late = None
+        warnings.append(f"{exc}: label drift uses the logs' own labels only")
+    cols = columns(source, ws.config, late=late)
     current = logs_side(source, filters, "current", description=_window_text(filters), late=late)
     if rows is not None:
         current = only_rows(current, *rows)
