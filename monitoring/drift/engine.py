@@ -34,7 +34,7 @@ import duckdb
 import polars as pl
 
 from . import stattests
-from .bands import Bands, NullModel, atom_probs, categorical_model, numeric_model
+from .bands import Bands, NullModel, atom_probs, categorical_model, numeric_model, shared
 from .counts import _categories, _counts, _histogram, _scores, _summary
 from .fine import _fine_sql, _from_fine
 from .merges import _edges, _merge_params, _merge_sql
@@ -221,7 +221,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             cur_row |= cur_more[i]
     results = [_feature(p, i, ref_row, cur_row, edges, merges, file_types or {})
                for i, p in enumerate(planned)]
-    bands = Bands(_models(results, atoms))
+    bands = shared(_models(results, atoms))  # one per reference in the process
     results = [_decide(f, bands) for f in results]
     from . import multivariate
 
