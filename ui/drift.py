@@ -167,13 +167,22 @@ def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
     want = kept("column")
     default = next((c for c in choices if c[0] == want), choices[0])
     picked = st.selectbox(label, choices, index=choices.index(default), key="drift_feature",
-                          format_func=lambda c: c[0] if c[1] == "feature" else
-                          _ROLE_TEXT.get(c[1], f"{c[0]} (model output)"))
+                          format_func=lambda c: role_text(*c))
     keep(column=picked[0])
     return result.multivariate if picked[1] == "multivariate" else result.get(*picked)
 
 
-_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)"}
+_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)",
+              "max_probability": "max probability (the model's confidence)"}
+
+
+def role_text(name: str, role: str) -> str:
+    """How a column is named on the page: features by name, outputs by what they are."""
+    if role == "feature":
+        return name
+    if role == "class_score":
+        return f"{name} (class probability)"
+    return _ROLE_TEXT.get(role, f"{name} (model output)")
 
 
 def _ratio(f: FeatureDrift) -> float:
@@ -279,8 +288,8 @@ def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
             worst[(r["name"], r["role"])] = chunk_label(ot, r["k"]) + f" ({r['score']:.3g})"
         counts = ot.scores.group_by("name", "role").agg(pl.col("drifted").fill_null(False).sum().alias("d"), pl.len())
         drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
-    outputs = [f for f in (result.prediction, result.label, result.score) if f is not None]
-    rows = [{"feature": f.name if f.role == "feature" else _ROLE_TEXT.get(f.role, f"{f.name} (model output)"),
+    outputs = list(result.outputs)
+    rows = [{"feature": role_text(f.name, f.role),
              "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
              "error": f.error, "threshold": f.threshold, "band": f.band,
              "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),
