@@ -48,7 +48,7 @@ for col, (f, label) in zip(st.columns(len(heads)), heads, strict=True):
     ud.headline(col, f, label)
 if result.classes:  # one probability per class, each tested like a numeric output
     st.caption("Class probabilities: " + ", ".join(
-        f"{ud.md(f.cls)} {ud.STATUS_ICON[f.status]}" + ("" if f.score is None else f" ({f.score:.3f})")
+        f"{ud.md(f.cls)} :{ud.STATUS_COLOUR[f.status]}[{ud.STATUS_TEXT[f.status]}]" + ("" if f.score is None else f" ({f.score:.3f})")
         for f in result.classes))
 
 st.subheader("Drift over time")
@@ -79,7 +79,7 @@ st.caption("Sorted by score relative to the larger of threshold and chance band.
 st.subheader(f"One column in detail: {where}")
 f = ud.pick_column(shown)
 m = st.columns(4)
-m[0].metric("Status", ud.STATUS_ICON[f.status])
+m[0].metric("Status", ud.STATUS_TEXT[f.status])
 m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}",
             help=f"threshold {f.threshold:g}; chance band {'–' if f.band is None else f'{f.band:.4f}'}; {f.accuracy}")
 m[2].metric("Kind", f.kind)

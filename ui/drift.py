@@ -26,8 +26,10 @@ from . import auth
 from .data import TTL
 from .sidebar import View
 
-STATUS_ICON = {"drift": "🔴 drift", "warn": "🟠 watch", "ok": "🟢 ok", "no data": "⚪ no data",
-               "skipped": "⚪ skipped"}
+# Status in words (emoji render as boxes where no emoji font is installed); colour where the
+# element has one: the headline metrics' deltas and the page's status metric.
+STATUS_TEXT = {"drift": "drift", "warn": "watch", "ok": "ok", "no data": "no data", "skipped": "skipped"}
+STATUS_COLOUR = {"drift": "red", "warn": "orange", "ok": "green", "no data": "gray", "skipped": "gray"}
 
 
 def settings() -> DriftSettings:
@@ -290,7 +292,7 @@ def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
         drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
     outputs = list(result.outputs)
     rows = [{"feature": role_text(f.name, f.role),
-             "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
+             "status": STATUS_TEXT[f.status], "method": f.method, "score": f.score,
              "error": f.error, "threshold": f.threshold, "band": f.band,
              "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),
              "n_reference": f.n_reference, "n_current": f.n_current,
@@ -324,7 +326,8 @@ def headline(col, f: FeatureDrift | None, label: str) -> None:
         col.metric(label, "not in logs")
         return
     value = "–" if f.score is None else f"{f.score:.3f}"
-    col.metric(f"{label} drift ({f.method})", value, delta=STATUS_ICON[f.status], delta_color="off",
+    col.metric(f"{label} drift ({f.method})", value, delta=STATUS_TEXT[f.status],
+               delta_color=STATUS_COLOUR[f.status], delta_arrow="off",
                help=f"threshold {f.threshold:g}; {f.accuracy}; n = {f.n_reference:,} reference, "
                     f"{f.n_current:,} current")
 
