@@ -42,8 +42,7 @@ def label_buttons(at) -> dict[str, tuple[str, str]]:
     out = {}
     for b in at.button:
         if (b.key or "").startswith("label_key_"):
-            text = b.label.removesuffix(" (predicted)")
-            out[b.proto.shortcut] = (text.split(" ", 1)[1], b.proto.type)
+            out[b.proto.shortcut] = (b.label.removesuffix(" (predicted)"), b.proto.type)
     return out
 
 

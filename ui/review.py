@@ -113,7 +113,7 @@ def item_card(item: Item, q: dict[str, Any]) -> None:
     if rows:
         st.dataframe(pl.DataFrame(rows, schema={"input": pl.String, "value": pl.String}),
                      hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 460),
-                     key=f"inputs_{item.id}")
+                     key="review_inputs")   # one grid, new rows: no remount per item
     else:
         st.caption("The logs carried no input features for this request.")
 
@@ -164,12 +164,12 @@ def answer_bar(eng: Engine, item: Item, q: dict[str, Any], reviewer: str) -> Non
     """Answer buttons with their keyboard shortcuts, a key per label value, flag and comment."""
     args = (eng, item, reviewer)
     c = st.columns(3)
-    c[0].button("Y Correct", key="answer_correct", shortcut=KEYS["correct"], type="primary",
+    c[0].button("Correct", key="answer_correct", shortcut=KEYS["correct"], type="primary",
                 icon=":material/check:", width="stretch", on_click=_act, args=(*args, "correct"))
-    c[1].button("N Wrong", key="answer_wrong", shortcut=KEYS["wrong"], icon=":material/close:",
+    c[1].button("Wrong", key="answer_wrong", shortcut=KEYS["wrong"], icon=":material/close:",
                 width="stretch", on_click=_act, args=(*args, "wrong"),
                 help="Wrong; adds the correct label typed below, if any.")
-    c[2].button("U Unsure", key="answer_unsure", shortcut=KEYS["unsure"], icon=":material/help:",
+    c[2].button("Unsure", key="answer_unsure", shortcut=KEYS["unsure"], icon=":material/help:",
                 width="stretch", on_click=_act, args=(*args, "unsure"))
     keyed = label_keys(q["classes"])
     if keyed:
@@ -177,8 +177,8 @@ def answer_bar(eng: Engine, item: Item, q: dict[str, Any], reviewer: str) -> Non
         cols = st.columns(min(len(keyed), 5))
         for i, (key, label) in enumerate(keyed):
             predicted = label == item.prediction
-            text = f"{key} {md(label, 40)}" if key else md(label, 40)
-            cols[i % len(cols)].button(text + (" (predicted)" if predicted else ""), key=f"label_key_{i}",
+            # Streamlit draws the shortcut on the button itself ("high  1").
+            cols[i % len(cols)].button(md(label, 40) + (" (predicted)" if predicted else ""), key=f"label_key_{i}",
                                        shortcut=key, width="stretch",
                                        type="primary" if predicted else "secondary",
                                        on_click=_act, args=(*args, "wrong", label))
@@ -186,11 +186,11 @@ def answer_bar(eng: Engine, item: Item, q: dict[str, Any], reviewer: str) -> Non
         st.text_input("Correct label (optional, goes with Wrong)", key=f"label_{item.id}")
     c = st.columns([1, 1, 2])
     flagged = st.session_state.get(f"flag_{item.id}", False)
-    c[0].button("F Unflag" if flagged else "F Flag", key="flag", shortcut=KEYS["flag"],
+    c[0].button("Unflag" if flagged else "Flag", key="flag", shortcut=KEYS["flag"],
                 icon=":material/flag:", width="stretch", on_click=_toggle_flag, args=(item.id,))
-    c[1].button("S Skip", key="skip", shortcut=KEYS["skip"], icon=":material/skip_next:",
+    c[1].button("Skip", key="skip", shortcut=KEYS["skip"], icon=":material/skip_next:",
                 width="stretch", on_click=_act, args=(*args, "skip"))
-    c[2].button("Z Undo last answer", key="undo", shortcut=KEYS["undo"], icon=":material/undo:",
+    c[2].button("Undo last answer", key="undo", shortcut=KEYS["undo"], icon=":material/undo:",
                 width="stretch", on_click=_act, args=(*args, "undo"))
     if flagged:
         st.selectbox("Why flag it?", FLAG_REASONS, key=f"flag_reason_{item.id}")
