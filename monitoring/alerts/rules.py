@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -245,23 +245,37 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
     t = np.array([x.timestamp() for x in ctx.times])
     out = []
     scores = ot.scores.filter(pl.col("score").is_not_null() & pl.col("k").is_in(list(chunks)))
+    onsets = ctx.extra.get("drift_onsets", {})
     for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
         rows = scores.filter(pl.col("name") == name)
         firing = np.zeros(len(t), dtype=bool)
         value = np.full(len(t), np.nan)
+        spans: list[list[Any]] = []     # runs of drifted chunks: [onset, end, peak, last k]
         for r in rows.sort("k").iter_rows(named=True):
-            start, end = chunks[int(r["k"])]
+            k = int(r["k"])
+            start, end = chunks[k]
             inside = (t > start) & (t <= end)
             value[inside] = r["score"]
             if r["drifted"]:
-                firing |= inside
+                if spans and spans[-1][3] == k - 1:
+                    spans[-1][1:] = [end, max(spans[-1][2], r["score"]), k]
+                    firing |= inside
+                else:
+                    # The episode starts when the drift began (its onset within the chunk,
+                    # engine._drift_onsets), not at the chunk's start or a grid point after it.
+                    onset = onsets.get((name, k))
+                    onset = max(start, onset.timestamp()) if onset is not None else start
+                    spans.append([onset, end, r["score"], k])
+                    firing |= (t > onset) & (t <= end)
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
         what = (f"the model's {name}" if role in ("prediction", "score") else
                 "the labels (ground truth)" if role == "label" else
                 "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
+        utc = lambda x: None if x == float("inf") else datetime.fromtimestamp(x, UTC)  # noqa: E731
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
-                          + "{value:.3f} above {threshold:g} and its chance band", threshold, ""))
+                          + "{value:.3f} above {threshold:g} and its chance band", threshold, "",
+                          spans=[(utc(a), utc(b), float(v)) for a, b, v, _ in spans]))
     return out
 
 
