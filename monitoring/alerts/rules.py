@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import anomalies
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -141,14 +143,14 @@ def burn_rate_slow(ctx, p: dict, slo) -> list[Signal]:
 
 
 @rule("throughput_high", area="traffic", title="Traffic far above its baseline", page="Throughput",
-      defaults={"window_minutes": 60, "factor": 3.0, "sigmas": 5.0},
+      defaults={"window_minutes": 60, "factor": 3.0, "sigmas": anomalies.SPIKE_SIGMAS},
       help={"window_minutes": "trailing window", "factor": "times the expected requests",
             "sigmas": "and this many Poisson standard deviations above"})
 def throughput_high(ctx, p: dict, slo) -> list[Signal]:
     k = _window(ctx, p["window_minutes"])
     got, exp = ctx.rolling("requests", k), ctx.rolling("expected", k)
     ratio = np.divide(got, exp, out=np.full(len(got), np.nan), where=exp > 0)
-    firing = (got >= p["factor"] * np.maximum(exp, 1)) & (got - exp > p["sigmas"] * np.sqrt(np.maximum(exp, 1)))
+    firing = anomalies.is_spike(got, exp, p["factor"], p["sigmas"])
     return [Signal("service", firing, ratio,
                    "traffic is {value:.1f}x its expected level over the last " + f"{p['window_minutes']:g} min",
                    p["factor"], "x")]
@@ -172,8 +174,6 @@ def throughput_low(ctx, p: dict, slo) -> list[Signal]:
       defaults={"min_minutes": 15},
       help={"min_minutes": "gaps (as the Throughput page finds them) at least this long fire"})
 def gap(ctx, p: dict, slo) -> list[Signal]:
-    from .. import anomalies
-
     gaps = anomalies.find_gaps(ctx.extra["minutes"], ctx.extra["window"], slo)
     spans = [(g.start, g.end, float(g.minutes)) for g in gaps if g.minutes >= p["min_minutes"]]
     # Checked at a moment inside a silence (alerts check --at): it is still going on.
