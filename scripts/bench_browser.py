@@ -173,10 +173,14 @@ def make_queue(logs: str, db_url: str, size: int) -> int:
     return qid
 
 
-def run_review(logs: str, items: int = 20) -> list[float]:
+def run_review(logs: str, items: int = 20, queues: int = 1) -> list[float]:
+    """Seconds from each key press to the next item, over `items` items, with `queues` open
+    queues in the database (the reviewer works in the newest)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-review-") as data_dir:
+        for _ in range(queues - 1):
+            make_queue(logs, f"sqlite:///{data_dir}/bench.sqlite", items + 5)
         qid = make_queue(logs, f"sqlite:///{data_dir}/bench.sqlite", items + 5)
         proc, url = serve(logs, data_dir)
         try:
@@ -195,10 +199,13 @@ def run_review(logs: str, items: int = 20) -> list[float]:
     return times
 
 
-def review_table(times: list[float]) -> str:
-    return "\n".join(["| review, key press to next item | items | p50 (s) | max (s) |", "| --- | ---: | ---: | ---: |",
-                      f"| Review page, 20 items by keyboard | {len(times)} | {statistics.median(times):.3f} | "
-                      f"{max(times):.3f} |"])
+def review_table(runs: dict[int, list[float]]) -> str:
+    lines = ["| review, key press to next item | open queues | items | p50 (s) | max (s) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for queues, times in runs.items():
+        lines.append(f"| Review page, by keyboard | {queues} | {len(times)} | {statistics.median(times):.3f} | "
+                     f"{max(times):.3f} |")
+    return "\n".join(lines)
 
 
 def table(times: dict[str, list[float]]) -> str:
@@ -221,7 +228,7 @@ def main() -> None:
     if args.scenario in ("pages", "all"):
         print(table(run(args.logs, args.rounds)))
     if args.scenario in ("review", "all"):
-        print(review_table(run_review(args.logs)))
+        print(review_table({n: run_review(args.logs, queues=n) for n in (1, 30)}))
 
 
 if __name__ == "__main__":
