@@ -330,8 +330,8 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
 
     A chunk that drifted as a whole says only that the drift began by its end; stamping the
     alert at the chunk's start put it up to a chunk (half a day for a noon onset in day
-    chunks) before the drift. The runs' first chunks are scored again hour by hour (one
-    pass) with the same one judgement, and each hour read as drifted (`drifted`: above the
+    chunks) before the drift. Each run's first chunk is scored again hour by hour, for its
+    drifted columns only, with the same one judgement, and each hour read as drifted (`drifted`: above the
     threshold and the chance band of its size), clean (not drifted, at or under the
     threshold, or by its p-value) or inconclusive (above the threshold but inside its band:
     too few rows that hour to tell). The onset is the drifted hour where a step from clean to
@@ -351,21 +351,26 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
             if k in chunks and (i == 0 or ks[i - 1] != k - 1):
                 firsts.setdefault(k, []).append(name)
     out = {(name, k): chunks[k][0] for k, names in firsts.items() for name in names}
-    long = [k for k in firsts if chunks[k][1] - chunks[k][0] > timedelta(hours=1)]
-    if not long:
-        return out
-    lo, hi = min(chunks[k][0] for k in long), max(chunks[k][1] for k in long)
-    hours = analyze_over_time(ws, ref, replace(cur, start=max(lo, cur.start or lo), end=min(hi, cur.end or hi)),
-                              result, settings, chunk="hour")
-    h = (hours.scores.filter(pl.col("score").is_not_null())
-         .join(hours.chunks.select("k", pl.col("start").alias("hour")), on="k")
-         .with_columns(pl.when(pl.col("drifted")).then(1)
-                       .when(pl.col("p_value").is_null() & pl.col("band").is_not_null()
-                             & (pl.col("score") > pl.col("threshold"))).then(0)
-                       .otherwise(-1).alias("state")))   # 1 drifted, 0 inconclusive, -1 clean
-    for k in long:
+    for k, names in firsts.items():
         start, end = chunks[k]
-        for name in firsts[k]:
+        if end - start <= timedelta(hours=1):
+            continue
+        # Only this chunk's hours and only its drifted columns: the chance bands (simulated
+        # per column and size) are most of the cost.
+        def keep(f, names=names):
+            return f if f is not None and f.name in names else None
+        only = replace(result, features=tuple(f for f in result.features if f.name in names),
+                       prediction=keep(result.prediction), score=keep(result.score),
+                       label=keep(result.label), multivariate=keep(result.multivariate))
+        hours = analyze_over_time(ws, ref, replace(cur, start=max(start, cur.start or start),
+                                                   end=min(end, cur.end or end)), only, settings, chunk="hour")
+        h = (hours.scores.filter(pl.col("score").is_not_null())
+             .join(hours.chunks.select("k", pl.col("start").alias("hour")), on="k")
+             .with_columns(pl.when(pl.col("drifted")).then(1)
+                           .when(pl.col("p_value").is_null() & pl.col("band").is_not_null()
+                                 & (pl.col("score") > pl.col("threshold"))).then(0)
+                           .otherwise(-1).alias("state")))   # 1 drifted, 0 inconclusive, -1 clean
+        for name in names:
             hs = h.filter((pl.col("name") == name) & (pl.col("hour") >= start) & (pl.col("hour") < end)).sort("hour")
             hour, state = hs["hour"].to_list(), hs["state"].to_list()
             best = None
