@@ -87,6 +87,18 @@ def tables_of(root: Path) -> dict[str, pl.DataFrame]:
     return out
 
 
+def compact_tables(root: Path) -> dict[str, pl.DataFrame]:
+    """The compacted tables readers read (compact.py), sorted like `tables_of`."""
+    import duckdb
+    m = st.read_manifest(root)
+    out = {}
+    for name, t in TABLES.items():
+        path = root / m.compact / f"{name}.parquet"
+        if path.exists():
+            out[name] = duckdb.sql(f"SELECT * FROM read_parquet('{path}')").pl().sort(list(t.keys), nulls_last=True)
+    return out
+
+
 def assert_same_tables(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
     assert a.keys() == b.keys()
     for name in a:
@@ -122,11 +134,18 @@ def _filters(ws, start, end, extra) -> Filters:
 def test_latency_histogram_equals_raw(env, bucket, label, start, end):
     _, ws, store = env
     f = _filters(ws, start, end, {})
-    for with_previous in (False, True):
-        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source)
-        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous)
+    for with_previous, total in ((False, False), (True, False), (True, True)):
+        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source,
+                                previous_total=total)
+        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous, total)
         k = ["period", "bucket", "is_error", "bin"]
-        assert got.sort(k).equals(want.sort(k)), (label, bucket, with_previous)
+        assert got.sort(k, nulls_last=True).equals(want.sort(k, nulls_last=True)), (label, bucket, with_previous)
+        if total:   # the previous window as one histogram: the bucketed one, summed
+            prev = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], True).filter(pl.col("period") == 0)
+            summed = prev.group_by("is_error", "bin").agg(pl.col("n").sum()).sort("is_error", "bin")
+            mine = got.filter(pl.col("period") == 0)
+            assert mine["bucket"].null_count() == mine.height
+            assert mine.select("is_error", "bin", "n").sort("is_error", "bin").equals(summed)
 
 
 @pytest.mark.parametrize("extra", FILTERS, ids=lambda e: ",".join(e) or "none")
@@ -197,6 +216,25 @@ def test_percentiles_within_the_sketch_bound_and_exact_on_request(env, bucket):
             assert e[f"p{q}"] == pytest.approx(want, rel=1e-12)
         checked += 1
     assert checked == approx.height and checked > 1
+
+
+def test_compacted_tables_are_the_parts_summed(env):
+    """What readers read (one file a table) equals every part plus the correction, summed
+    independently here; the dimension-free latency tables equal the full ones summed over
+    model, version, endpoint and error type."""
+    _, _, store = env
+    parts = tables_of(store.root)
+    parts.pop("ids")
+    packed = compact_tables(store.root)
+    assert_same_tables(packed, parts)
+    m = store.manifest
+    for g in ("15min", "hour", "day"):
+        free = pl.read_parquet(store.root / m.compact / "all" / f"{g}.parquet").sort("t", "is_error", "bin")
+        want = (parts[f"latency/{g}"].group_by("t", "is_error", "bin").agg(pl.col("n").sum())
+                .filter(pl.col("n") != 0).sort("t", "is_error", "bin"))
+        assert free.equals(want.select(free.columns)), g
+    # one compacted folder: older ones are gone
+    assert [d.name for d in store.root.glob("compact-*")] == [m.compact]
 
 
 def test_duplicates_counted_once_like_a_raw_scan(env):
@@ -310,7 +348,9 @@ def test_update_after_adding_changing_and_removing_files_equals_a_full_build(gen
     # the added day reuses day 0's request ids (same seed, day index 0): those copies stay
     assert 0 < r2.duplicates < r.duplicates
     assert r2.duplicates == open_workspace(replace(cfg, data_dir=str(tmp_path / "e"))).duplicates
-    assert_same_tables(tables_of(r2.root), tables_of(build.build(replace(cfg, data_dir=str(tmp_path / "d"))).root))
+    rebuilt = build.build(replace(cfg, data_dir=str(tmp_path / "d")))
+    assert_same_tables(tables_of(r2.root), tables_of(rebuilt.root))
+    assert_same_tables(compact_tables(r2.root), compact_tables(rebuilt.root))
 
 
 def test_status_names_covered_stale_new_and_removed_files(generated_logs, tmp_path):

@@ -21,6 +21,7 @@ import duckdb
 
 from ..config import Config
 from ..source import LogSource, connect, open_source
+from . import compact
 from . import store as st
 
 ENGINES = ("duckdb", "spark")
@@ -79,9 +80,16 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
         dups = duck.dedupe(source, con, root, live, fresh)
     else:
         dups = old.duplicates
+    # The compacted tables readers read: redone when any part changed (or none exists yet).
+    if old is not None and not p.changed and old.compact and (root / old.compact).is_dir():
+        packed = old.compact
+    else:
+        packed = compact.compact(con, root, list(live))
     manifest = st.Manifest(logs=logs, schema=st.schema_hash(source), engine=engine, files=entries,
-                           duplicates=dups, features=[(f.name, f.kind) for f in source.features])
+                           duplicates=dups, features=[(f.name, f.kind) for f in source.features],
+                           compact=packed or "")
     st.write_manifest(root, manifest)
+    compact.remove_stale(root, packed)
     return BuildResult(root=root, engine=engine, rolled=len(p.roll), removed=len(p.drop),
                        kept=len(p.keep), rows=sum(e.rows for e in p.roll), duplicates=dups,
                        seconds=time.perf_counter() - t0, rebuilt=p.rebuild)

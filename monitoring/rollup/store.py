@@ -7,6 +7,8 @@
                                       copies of duplicated request ids (across all files)
         dups/members.parquet          every copy of every duplicated id (to redo the
                                       correction without rescanning unchanged files)
+        compact-<id>/<table>.parquet  every table but ids, parts and correction summed, one
+                                      sorted file each: what readers read (compact.py)
 
 `key` hashes the resolved logs path and the column mapping, so a store follows its logs
 through updates. A part id hashes (path, size, mtime): a changed file gets a new part and
@@ -29,7 +31,7 @@ from ..config import Config
 from ..source import LogSource
 from .tables import TABLES
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2   # 2: the compacted tables readers read (compact.py)
 DUPS_PART = "_dups"
 
 
@@ -79,12 +81,13 @@ class Manifest:
     built_at: str = ""
     duplicates: int = 0    # extra copies dropped by the correction
     features: list[tuple[str, str]] = field(default_factory=list)   # (name, kind)
+    compact: str = ""      # the compact-<id> folder readers read ("" : none yet)
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "logs": self.logs, "schema": self.schema,
                 "engine": self.engine, "built_at": self.built_at, "duplicates": self.duplicates,
-                "features": [list(f) for f in self.features],
+                "features": [list(f) for f in self.features], "compact": self.compact,
                 "files": [vars(e) for e in sorted(self.files.values(), key=lambda e: e.path)]}
 
     @staticmethod
@@ -92,7 +95,8 @@ class Manifest:
         files = {e["path"]: FileEntry(**e) for e in d["files"]}
         return Manifest(logs=d["logs"], schema=d["schema"], engine=d["engine"], files=files,
                         built_at=d.get("built_at", ""), duplicates=int(d.get("duplicates", 0)),
-                        features=[tuple(f) for f in d.get("features", [])], version=d["version"])
+                        features=[tuple(f) for f in d.get("features", [])], compact=d.get("compact", ""),
+                        version=d["version"])
 
 
 def read_manifest(root: Path) -> Manifest | None:

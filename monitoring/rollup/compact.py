@@ -1,0 +1,98 @@
+"""The compacted store readers read: one sorted file per table, parts and correction merged.
+
+Parts (`<table>/part=<id>/`) are what an update redoes file by file; reading them means one
+file per log file and table, plus the duplicate correction to subtract, on every query. After
+each update the parts of every table but `ids` are summed once into
+
+    compact-<id>/<table>.parquet      keys -> summed values, sorted by time (row groups prune)
+    compact-<id>/all/<grain>.parquet  latency bins with the dimensions summed out
+                                      (t, is_error, bin -> n): the unfiltered views
+
+and the manifest names `compact-<id>`. Readers open one file per table: a 30-day window of
+hourly latency reads a few hundred thousand rows from one file instead of thirty parts, and
+a view with no model, version or endpoint filter reads the dimension-free table (the rows
+the histogram has, not one per dimension value). Counts stay exact: the sums are the sums
+the readers did before, done once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from ..source import cursor, quote_ident
+from . import store as st
+from .tables import LATENCY_GRAINS, TABLES, Table
+
+# dimension-free latency tables (table name -> the table they sum)
+ALL_KEYS = ("t", "is_error", "bin")
+ALL_TABLES: dict[str, str] = {f"all/{g}": f"latency/{g}" for g in LATENCY_GRAINS}
+ROW_GROUP = 122_880
+
+
+def _agg(table: Table, col: str) -> str:
+    q = quote_ident(col)
+    if col == "min":
+        return f"min({q}) AS {q}"
+    if col == "max":
+        return f"max({q}) AS {q}"
+    return f"CAST(sum({q}) AS {'BIGINT' if col == 'n' else 'DOUBLE'}) AS {q}"
+
+
+def _order(table: Table) -> str:
+    first = table.keys[0]          # t or day: time first, so time filters prune row groups
+    return ", ".join(quote_ident(k) for k in (first, *[k for k in table.keys if k != first]))
+
+
+def compact(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str | None:
+    """Write compact-<id>/ from the parts named (plus the correction); returns its name,
+    or None when the store has no parts. The caller records it in the manifest."""
+    name = f"compact-{uuid.uuid4().hex[:8]}"
+    out = root / f".{name}"
+    out.mkdir(parents=True)
+    live = sorted({*parts, st.DUPS_PART})
+    cur = cursor(con)
+    wrote = False
+    try:
+        for tname, table in TABLES.items():
+            if tname == "ids" or not st.has_table(root, tname):
+                continue
+            keys = ", ".join(quote_ident(k) for k in table.keys)
+            vals = ", ".join(_agg(table, v) for v in table.values)
+            src = ("SELECT * FROM read_parquet($g, hive_partitioning=true, union_by_name=true) "
+                   "WHERE list_contains($parts, part)")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE c AS SELECT {keys}, {vals} FROM ({src}) "
+                        f"GROUP BY ALL HAVING sum(n) <> 0", {"g": st.glob_of(root, tname), "parts": live})
+            _copy(cur, f"SELECT * FROM c ORDER BY {_order(table)}", out / f"{tname}.parquet")
+            wrote = True
+            if tname in ALL_TABLES.values():
+                allname = next(a for a, t in ALL_TABLES.items() if t == tname)
+                _copy(cur, "SELECT t, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM c "
+                           "GROUP BY ALL HAVING sum(n) <> 0 ORDER BY t, is_error, bin", out / f"{allname}.parquet")
+            cur.execute("DROP TABLE c")
+    finally:
+        cur.close()
+    if not wrote:
+        shutil.rmtree(out, ignore_errors=True)
+        return None
+    out.rename(root / name)
+    return name
+
+
+def _copy(cur: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The path is ours (data_dir + a fixed layout); COPY takes no bound parameter for it.
+    target = str(path).replace("'", "''")
+    cur.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP})")
+
+
+def remove_stale(root: Path, keep: str | None) -> None:
+    """Compacted folders other than `keep` (older updates', or an interrupted one's)."""
+    for d in root.glob("compact-*"):
+        if d.name != keep:
+            shutil.rmtree(d, ignore_errors=True)
+    for d in root.glob(".compact-*"):
+        shutil.rmtree(d, ignore_errors=True)
