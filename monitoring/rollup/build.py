@@ -42,8 +42,11 @@ class BuildResult:
 
 def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", full: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, source: LogSource | None = None,
-           spark=None, progress: Callable[[int, int], None] | None = None) -> BuildResult:
-    """Bring the store of `logs` (default config.logs) up to date with the files as they are."""
+           spark=None, progress: Callable[..., None] | None = None,
+           batch_rows: int | None = None) -> BuildResult:
+    """Bring the store of `logs` (default config.logs) up to date with the files as they are.
+    progress(done_rows, total_rows, done_files, total_files) after each pass (DuckDB);
+    batch_rows: rows per pass (default duck.BATCH_ROWS)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (choose {', '.join(ENGINES)})")
     t0 = time.perf_counter()
@@ -68,7 +71,7 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
             spark_engine.roll(source, list(p.roll), staging, spark=spark)
         else:
             from . import duck
-            duck.roll(source, con, list(p.roll), staging, progress=progress)
+            duck.roll(source, con, list(p.roll), staging, progress=progress, batch_rows=batch_rows)
     st.install_staged(root, staging)
     # Parts of changed files: the new part has another id, the old one goes.
     st.remove_parts(root, p.drop)

@@ -76,10 +76,11 @@ def _finite(expr: str) -> str:
     return f"CASE WHEN isfinite({v}) THEN {v} END"
 
 
-def _batches(entries: list[st.FileEntry]) -> list[list[st.FileEntry]]:
+def _batches(entries: list[st.FileEntry], limit: int | None = None) -> list[list[st.FileEntry]]:
+    limit = limit or BATCH_ROWS
     out, cur, n = [], [], 0
     for e in entries:
-        if cur and n + e.rows > BATCH_ROWS:
+        if cur and n + e.rows > limit:
             out.append(cur)
             cur, n = [], 0
         cur.append(e)
@@ -96,8 +97,9 @@ def _exec(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) 
 
 
 def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.FileEntry],
-         staging: Path, progress=None) -> None:
-    """Roll `entries` into `staging/<table>/part=<id>/`; progress(done_rows, total_rows)."""
+         staging: Path, progress=None, batch_rows: int | None = None) -> None:
+    """Roll `entries` into `staging/<table>/part=<id>/`;
+    progress(done_rows, total_rows, done_files, total_files) after each batch."""
     lay = source_layout(source)
     statements = lay.statements()
     cur = cursor(con)
@@ -111,7 +113,8 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
         total, done = sum(e.rows for e in entries), 0
         created: set[str] = set()
         offset = 0
-        for batch in _batches(entries):
+        files_done = 0
+        for batch in _batches(entries, batch_rows):
             params = {"files": source.files, "subset": [e.path for e in batch], "offset": offset}
             offset += len(batch)
             # A CTE per statement, not a materialised table: each statement reads only the
@@ -125,8 +128,9 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
                     _exec(cur, f"CREATE OR REPLACE TEMP TABLE {acc} AS {rows}{sql}", params)
                     created.add(acc)
             done += sum(e.rows for e in batch)
+            files_done += len(batch)
             if progress:
-                progress(done, total)
+                progress(done, total, files_done, len(entries))
         for name, (finer, _) in DERIVED.items():
             if _acc(finer) in created:
                 cur.execute(f"CREATE OR REPLACE TEMP TABLE {_acc(name)} AS {coarser_sql(name, _acc(finer))}")
