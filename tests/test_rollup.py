@@ -233,6 +233,12 @@ def test_compacted_tables_are_the_parts_summed(env):
         want = (parts[f"latency/{g}"].group_by("t", "is_error", "bin").agg(pl.col("n").sum())
                 .filter(pl.col("n") != 0).sort("t", "is_error", "bin"))
         assert free.equals(want.select(free.columns)), g
+    for g in ("minute", "hour", "day"):
+        k = ["t", "is_error", "error_type"]
+        free = pl.read_parquet(store.root / m.compact / "all" / f"traffic-{g}.parquet").sort(k, nulls_last=True)
+        want = (parts[f"traffic/{g}"].group_by(k).agg(pl.col("n").sum())
+                .filter(pl.col("n") != 0).sort(k, nulls_last=True))
+        assert free.equals(want.select(free.columns)), g
     # one compacted folder: older ones are gone
     assert [d.name for d in store.root.glob("compact-*")] == [m.compact]
 

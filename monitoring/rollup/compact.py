@@ -7,6 +7,8 @@ each update the parts of every table but `ids` are summed once into
     compact-<id>/<table>.parquet      keys -> summed values, sorted by time (row groups prune)
     compact-<id>/all/<grain>.parquet  latency bins with the dimensions summed out
                                       (t, is_error, bin -> n): the unfiltered views
+    compact-<id>/all/traffic-<grain>.parquet   requests the same way (t, is_error,
+                                      error_type -> n)
 
 and the manifest names `compact-<id>`. Readers open one file per table: a 30-day window of
 hourly latency reads a few hundred thousand rows from one file instead of thirty parts, and
@@ -25,11 +27,13 @@ import duckdb
 
 from ..source import cursor, quote_ident
 from . import store as st
-from .tables import LATENCY_GRAINS, TABLES, Table
+from .tables import LATENCY_GRAINS, TABLES, TRAFFIC_GRAINS, Table
 
-# dimension-free latency tables (table name -> the table they sum)
-ALL_KEYS = ("t", "is_error", "bin")
-ALL_TABLES: dict[str, str] = {f"all/{g}": f"latency/{g}" for g in LATENCY_GRAINS}
+# dimension-free tables (table name -> the table they sum, and the keys they keep)
+ALL_TABLES: dict[str, str] = {f"all/{g}": f"latency/{g}" for g in LATENCY_GRAINS} | {
+    f"all/traffic-{g}": f"traffic/{g}" for g in TRAFFIC_GRAINS}
+ALL_KEYS: dict[str, tuple[str, ...]] = {a: ("t", "is_error", "bin") if t.startswith("latency/")
+                                        else ("t", "is_error", "error_type") for a, t in ALL_TABLES.items()}
 ROW_GROUP = 122_880
 
 
@@ -68,10 +72,10 @@ def compact(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str
                         f"GROUP BY ALL HAVING sum(n) <> 0", {"g": st.glob_of(root, tname), "parts": live})
             _copy(cur, f"SELECT * FROM c ORDER BY {_order(table)}", out / f"{tname}.parquet")
             wrote = True
-            if tname in ALL_TABLES.values():
-                allname = next(a for a, t in ALL_TABLES.items() if t == tname)
-                _copy(cur, "SELECT t, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM c "
-                           "GROUP BY ALL HAVING sum(n) <> 0 ORDER BY t, is_error, bin", out / f"{allname}.parquet")
+            for allname in (a for a, t in ALL_TABLES.items() if t == tname):
+                keys = ", ".join(ALL_KEYS[allname])
+                _copy(cur, f"SELECT {keys}, CAST(sum(n) AS BIGINT) AS n FROM c "
+                           f"GROUP BY ALL HAVING sum(n) <> 0 ORDER BY {keys}", out / f"{allname}.parquet")
             cur.execute("DROP TABLE c")
     finally:
         cur.close()

@@ -18,7 +18,7 @@ from ..source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
 from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 
-BATCH_ROWS = 20_000_000
+BATCH_ROWS = 4_000_000    # rows per pass: bounds the memory of the accumulators (ids are one row a request)
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 

@@ -60,14 +60,19 @@ class Store:
     def relation(self, table: str, *, dimfree: bool = False) -> tuple[str, dict[str, Any]]:
         """FROM clause of a table and its parameters: the compacted file (compact.py) when
         the store has one, else the live parts. `dimfree` (latency tables): the table with
-        model, version and endpoint summed out, for views that filter on none of them."""
+        model, version and endpoint summed out, for views that filter on none of them
+        (traffic tables keep error_type)."""
         key = "g_" + table.replace("/", "_")
         if self.manifest.compact:
-            name = f"all/{table.split('/')[1]}" if dimfree and table.startswith("latency/") else table
-            path = self.root / self.manifest.compact / f"{name}.parquet"
-            if not path.is_file():
-                return "", {}
-            return f"(SELECT * FROM read_parquet(${key}))", {key: str(path)}
+            family, _, grain = table.partition("/")
+            names = [table]
+            if dimfree and family in ("latency", "traffic"):
+                names.insert(0, f"all/{grain}" if family == "latency" else f"all/traffic-{grain}")
+            for name in names:
+                path = self.root / self.manifest.compact / f"{name}.parquet"
+                if path.is_file():
+                    return f"(SELECT * FROM read_parquet(${key}))", {key: str(path)}
+            return "", {}
         if not st.has_table(self.root, table):
             return "", {}
         return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
@@ -151,8 +156,8 @@ def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, wher
     grains that tile them (their rows are summed over the period by the caller)."""
     grains = [GRAINS[g] for g in (TRAFFIC_GRAINS if family == "traffic" else LATENCY_GRAINS)]
     cond, params = f.where(time=False)
-    dimfree = (family == "latency" and not (f.model_name or f.model_versions or f.endpoints)
-               and not any(d in select for d in ("model_name", "model_version", "endpoint", "error_type")))
+    kept = ("model_name", "model_version", "endpoint") + (("error_type",) if family == "latency" else ())
+    dimfree = not (f.model_name or f.model_versions or f.endpoints) and not any(d in select for d in kept)
     parts = []
     for period, lo, hi in periods:
         pieces, left = _pieces(lo, hi, GRAINS["day"] if period in whole else bucket_s, grains)
