@@ -132,9 +132,11 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
         params,
         tables={"need_b": tb.select(*kb, "bin").unique(), "need_t": tt.select(*kt, "bin").unique()},
     )
-    per_bucket = sketch.exact_from_values(tb, values.join(tb.select(*kb, "bin").unique(), on=[*kb, "bin"]), kb)
     totals = sketch.exact_from_values(tt, values.join(tt.select(*kt, "bin").unique(), on=[*kt, "bin"]).drop("bucket"), kt)
-    totals = totals.with_columns(pl.lit(None, dtype=per_bucket.schema["bucket"]).alias("bucket"))
+    totals = totals.with_columns(pl.lit(None, dtype=hist.schema["bucket"]).alias("bucket"))
+    if tb.height == 0:      # an empty window (its previous one is not): no per-bucket figures
+        return totals
+    per_bucket = sketch.exact_from_values(tb, values.join(tb.select(*kb, "bin").unique(), on=[*kb, "bin"]), kb)
     return pl.concat([per_bucket, totals.select(per_bucket.columns)])
 
 
