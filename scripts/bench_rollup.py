@@ -199,20 +199,22 @@ def year_store(work: Path, data: Path, logs: Path, con) -> dict:
 
     cfg = _cfg(logs, data)
     src = read.open_store(cfg)
-    if src is None or not src.manifest.compact:
+    if src is None or not src.manifest.segments:
         raise SystemExit("run build_duckdb first (the year is tiled from its store)")
     root = work / "year"
     packed = root / "compact-year"
     models = ", ".join(f"('{m}')" for m in YEAR_MODELS)
     t0 = time.perf_counter()
     for name, table in [*TABLES.items(), *[(a, None) for a in cp.ALL_TABLES]]:
-        path = src.root / src.manifest.compact / f"{name}.parquet"
-        if not path.exists():
+        found = [src.root / g.name / f"{name}.parquet" for g in src.manifest.segments]
+        found = [str(p) for p in found if p.exists()]
+        if not found:
             continue
+        path = "', '".join(found)     # our own paths: a list literal for read_parquet
         by_day = table is not None and table.keys[0] == "day"
         per_day = 1 if by_day else 86400 // GRAINS[name.split("/")[1].removeprefix("traffic-")]
         tcol = "day" if by_day else "t"
-        cols = run(con, f"DESCRIBE SELECT * FROM read_parquet('{path}')")["column_name"].to_list()
+        cols = run(con, f"DESCRIBE SELECT * FROM read_parquet(['{path}'])")["column_name"].to_list()
         sel = []
         for c in cols:
             if c == tcol:
@@ -231,13 +233,13 @@ def year_store(work: Path, data: Path, logs: Path, con) -> dict:
         day_of = f"(x.{tcol} // {per_day})"
         has_model = "model_name" in cols
         con.execute(
-            f"COPY (SELECT {', '.join(sel)} FROM read_parquet('{path}') x, "
-            f"(SELECT min({tcol} // {per_day}) AS d0 FROM read_parquet('{path}')) lo, range(13) k(k)"
+            f"COPY (SELECT {', '.join(sel)} FROM read_parquet(['{path}']) x, "
+            f"(SELECT min({tcol} // {per_day}) AS d0 FROM read_parquet(['{path}'])) lo, range(13) k(k)"
             f"{', (VALUES ' + models + ') m(model)' if has_model else ''} "
             f"WHERE k.k * 30 + ({day_of} - lo.d0) < {YEAR_DAYS} ORDER BY 1) TO '{out}' "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {cp.ROW_GROUP})")
     m = st.Manifest(logs="(synthesised year)", schema=src.manifest.schema, engine="synthesised",
-                    files={}, features=src.manifest.features, compact="compact-year")
+                    files={}, features=src.manifest.features, segments=[st.Segment("compact-year", ())])
     st.write_manifest(root, m)
     store = read.Store(root, m)
     res = {"synth_s": round(time.perf_counter() - t0, 1),

@@ -83,16 +83,18 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
         dups = duck.dedupe(source, con, root, live, fresh)
     else:
         dups = old.duplicates
-    # The compacted tables readers read: redone when any part changed (or none exists yet).
-    if old is not None and not p.changed and old.compact and (root / old.compact).is_dir():
-        packed = old.compact
+    # The segments readers read: the files just rolled become one more (compact.py).
+    old_segs = [g for g in (old.segments if old is not None else []) if (root / g.name).is_dir()]
+    if old is not None and not p.changed and len(old_segs) == len(old.segments):
+        segments = old_segs
     else:
-        packed = compact.compact(con, root, list(live))
+        segments = compact.update_segments(con, root, old_segs if old is not None and not p.rebuild else [],
+                                           set(live), dups_changed=True)
     manifest = st.Manifest(logs=logs, schema=st.schema_hash(source), engine=engine, files=entries,
                            duplicates=dups, features=[(f.name, f.kind) for f in source.features],
-                           compact=packed or "")
+                           segments=segments)
     st.write_manifest(root, manifest)
-    compact.remove_stale(root, packed)
+    compact.remove_stale(root, {g.name for g in segments})
     return BuildResult(root=root, engine=engine, rolled=len(p.roll), removed=len(p.drop),
                        kept=len(p.keep), rows=sum(e.rows for e in p.roll), duplicates=dups,
                        seconds=time.perf_counter() - t0, rebuilt=p.rebuild)

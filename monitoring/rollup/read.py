@@ -58,20 +58,26 @@ class Store:
             raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
 
     def relation(self, table: str, *, dimfree: bool = False) -> tuple[str, dict[str, Any]]:
-        """FROM clause of a table and its parameters: the compacted file (compact.py) when
-        the store has one, else the live parts. `dimfree` (latency tables): the table with
+        """FROM clause of a table and its parameters: the segments' files (compact.py) when
+        the store has them, else the live parts. Rows are not unique per key: callers sum. `dimfree` (latency tables): the table with
         model, version and endpoint summed out, for views that filter on none of them
         (traffic tables keep error_type)."""
         key = "g_" + table.replace("/", "_")
-        if self.manifest.compact:
+        segs = self.manifest.segments
+        if segs:
             family, _, grain = table.partition("/")
             names = [table]
             if dimfree and family in ("latency", "traffic"):
                 names.insert(0, f"all/{grain}" if family == "latency" else f"all/traffic-{grain}")
             for name in names:
-                path = self.root / self.manifest.compact / f"{name}.parquet"
-                if path.is_file():
-                    return f"(SELECT * FROM read_parquet(${key}))", {key: str(path)}
+                paths = [self.root / g.name / f"{name}.parquet" for g in segs]
+                full = [self.root / g.name / f"{table}.parquet" for g in segs]
+                if name != table and any(a.is_file() != b.is_file() for a, b in zip(paths, full, strict=True)):
+                    continue      # a segment without the dimension-free file: read the full table
+                found = [str(p) for p in paths if p.is_file()]
+                if found:
+                    # segments overlap in keys (a day in two files, the correction): callers sum
+                    return f"(SELECT * FROM read_parquet(${key}))", {key: found}
             return "", {}
         if not st.has_table(self.root, table):
             return "", {}
