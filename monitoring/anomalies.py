@@ -142,6 +142,17 @@ def find_gaps(counts: pl.DataFrame, f: Filters, slo: SLO) -> list[Gap]:
     return gaps
 
 
+SPIKE_SIGMAS = 5.0
+
+
+def is_spike(got: np.ndarray, expected: np.ndarray, factor: float, sigmas: float = SPIKE_SIGMAS) -> np.ndarray:
+    """The spike judgement (the Throughput page, the Overview and the `throughput_high` alert
+    all use it): at least `factor` times the expected requests, and more than `sigmas` Poisson
+    standard deviations above them, so a quiet hour's 3 requests against 1 expected is no spike."""
+    floor = np.maximum(expected, 1.0)
+    return (got >= factor * floor) & (got - expected > sigmas * np.sqrt(floor))
+
+
 def find_spikes(counts: pl.DataFrame, f: Filters, bucket: str, slo: SLO) -> tuple[pl.DataFrame, list[Spike]]:
     """Per-bucket requests with their expected count, and the buckets that spike."""
     size_m = BUCKETS[bucket] // 60
@@ -159,13 +170,13 @@ def find_spikes(counts: pl.DataFrame, f: Filters, bucket: str, slo: SLO) -> tupl
     expected = np.bincount(minutes // size_m - b0, weights=exp_min, minlength=len(buckets))
     got = np.bincount(inside["minute"].to_numpy() // size_m - b0,
                       weights=inside["n"].to_numpy(), minlength=len(buckets)).astype(np.int64)
-    is_spike = (got >= slo.spike_factor * np.maximum(expected, 1.0)) & (got - expected > 5 * np.sqrt(np.maximum(expected, 1.0)))
+    spiking = is_spike(got, expected, slo.spike_factor)
     times = [_minute(b * size_m) for b in buckets]
     frame = pl.DataFrame({"time": times, "requests": got, "expected": expected}).with_columns(
         pl.col("time").cast(pl.Datetime("us", "UTC")))
     spikes = [Spike(time=times[i], requests=int(got[i]), expected=float(expected[i]),
                     ratio=float(got[i] / max(expected[i], 1e-9)))
-              for i in np.flatnonzero(is_spike)]
+              for i in np.flatnonzero(spiking)]
     return frame, spikes
 
 

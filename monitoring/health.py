@@ -51,31 +51,6 @@ class Health:
         return not (self.invalid or self.duplicates or self.bad_files or self.warnings)
 
 
-def _reason_case(source: LogSource) -> str:
-    """The first contract rule each row breaks, for the columns these logs have."""
-    whens = []
-    if source.has("timestamp"):
-        ts, raw = source.expr("timestamp"), source.raw_expr("timestamp")
-        whens.append(f"WHEN {raw} IS NULL THEN 'missing_timestamp'")
-        whens.append(f"WHEN {ts} IS NULL THEN 'unparsable_timestamp'")
-    if source.has("request_id"):
-        whens.append(f"WHEN {source.expr('request_id')} IS NULL THEN 'missing_request_id'")
-    if source.has("latency_ms"):
-        lat = source.expr("latency_ms")
-        # isnan() is folded away from Parquet statistics in DuckDB 2.0 (NaN is not in the
-        # min/max), so NaN is detected as "not finite and not infinite".
-        whens.append(f"WHEN {lat} IS NULL OR (NOT isfinite({lat}) AND NOT isinf({lat})) THEN 'missing_latency'")
-        whens.append(f"WHEN isinf({lat}) THEN 'infinite_latency'")
-        whens.append(f"WHEN {lat} < 0 THEN 'negative_latency'")
-    if source.has("status"):
-        whens.append(f"WHEN {source.expr('status')} IS NULL THEN 'missing_status'")
-    if source.has("model_version"):
-        whens.append(f"WHEN {source.expr('model_version')} IS NULL THEN 'missing_model_version'")
-    if not whens:
-        return "'valid'"
-    return "CASE " + " ".join(whens) + " ELSE 'valid' END"
-
-
 def check_health(source: LogSource, con: duckdb.DuckDBPyConnection,
                  start: datetime | None = None, end: datetime | None = None) -> Health:
     """Count rows by validity. With a window, rows inside it plus rows with no usable
@@ -91,7 +66,7 @@ def check_health(source: LogSource, con: duckdb.DuckDBPyConnection,
     cond = f"WHERE {ts} IS NULL OR ({' AND '.join(where)})" if where else ""
     df = source.query(
         con,
-        f"SELECT {_reason_case(source)} AS reason, count(*) AS n FROM raw_logs AS r {cond} GROUP BY 1",
+        f"SELECT {source.reason_case()} AS reason, count(*) AS n FROM raw_logs AS r {cond} GROUP BY 1",
         params, raw=True)
     counts = dict(zip(df["reason"].to_list(), df["n"].to_list(), strict=True)) if df.height else {}
     total = int(sum(counts.values()))

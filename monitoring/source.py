@@ -179,21 +179,44 @@ class LogSource:
                 f"WHEN lower(trim(CAST({q} AS VARCHAR))) = 'ok' THEN false "
                 f"ELSE NOT coalesce(TRY_CAST({q} AS INTEGER) < 400, false) END)")
 
-    def valid_predicate(self) -> str:
-        """Rows that keep the contract for the columns these logs have."""
-        conds = ["TRUE"]
+    def contract_rules(self) -> list[tuple[str, str, str | None]]:
+        """The log contract for the columns these logs have, in the order rows are judged:
+        (reason, SQL true when the row breaks this rule, SQL true when the row keeps this rule
+        and every earlier one of the same column, or None when a later rule states it).
+        `valid_predicate` (the `logs` view) and the health check's reasons both read this list,
+        so a row is dropped from the view exactly when the health check names a reason."""
+        rules: list[tuple[str, str, str | None]] = []
         if self.has("timestamp"):
-            conds.append(f"{self.expr('timestamp')} IS NOT NULL")
+            ts, raw = self.expr("timestamp"), self.raw_expr("timestamp")
+            rules.append(("missing_timestamp", f"{raw} IS NULL", None))
+            rules.append(("unparsable_timestamp", f"{ts} IS NULL", f"{ts} IS NOT NULL"))
         if self.has("request_id"):
-            conds.append(f"{self.expr('request_id')} IS NOT NULL")
+            rid = self.expr("request_id")
+            rules.append(("missing_request_id", f"{rid} IS NULL", f"{rid} IS NOT NULL"))
         if self.has("latency_ms"):
             lat = self.expr("latency_ms")
-            conds.append(f"{lat} >= 0 AND isfinite({lat})")
-        if self.has("status"):
-            conds.append(f"{self.expr('status')} IS NOT NULL")
-        if self.has("model_version"):
-            conds.append(f"{self.expr('model_version')} IS NOT NULL")
-        return " AND ".join(conds)
+            # isnan() is folded away from Parquet statistics in DuckDB 2.0 (NaN is not in the
+            # min/max), so NaN is detected as "not finite and not infinite". The kept form is
+            # one range test plus isfinite, which DuckDB pushes into the scan.
+            rules.append(("missing_latency",
+                          f"{lat} IS NULL OR (NOT isfinite({lat}) AND NOT isinf({lat}))", None))
+            rules.append(("infinite_latency", f"isinf({lat})", None))
+            rules.append(("negative_latency", f"{lat} < 0", f"{lat} >= 0 AND isfinite({lat})"))
+        for name in ("status", "model_version"):
+            if self.has(name):
+                col = self.expr(name)
+                rules.append((f"missing_{name}", f"{col} IS NULL", f"{col} IS NOT NULL"))
+        return rules
+
+    def valid_predicate(self) -> str:
+        """Rows that keep the contract for the columns these logs have."""
+        kept = [k for _, _, k in self.contract_rules() if k is not None]
+        return " AND ".join(["TRUE", *kept])
+
+    def reason_case(self) -> str:
+        """The first contract rule each row breaks ('valid' when none)."""
+        whens = [f"WHEN {broken} THEN '{reason}'" for reason, broken, _ in self.contract_rules()]
+        return f"CASE {' '.join(whens)} ELSE 'valid' END" if whens else "'valid'"
 
     def request_id_sql(self) -> str:
         if self.has("request_id"):

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring.config import load_config
-from monitoring.health import check_health
+from monitoring.health import INVALID_REASONS, check_health
 from monitoring.queries import extent
 from monitoring.source import LogSourceError, open_source, resolve_paths
 from monitoring.workspace import open_workspace
@@ -236,3 +236,39 @@ def test_reference_mode_needs_no_serving_columns(tmp_path, con):
     src = open_source(str(tmp_path / "ref.parquet"), load_config(), con, reference=True)
     assert [f.name for f in src.features] == ["income", "device"]
     assert src.query(con, "SELECT count(*) AS n FROM raw_logs", raw=True)["n"][0] == 5
+
+
+CONTRACT_CASES = [
+    # (column, bad value, reason the health check must give)
+    ("timestamp", pa.array([None], pa.timestamp("us")), "missing_timestamp"),
+    ("timestamp", pa.array(["not a time"]), "unparsable_timestamp"),
+    ("request_id", pa.array([None], pa.string()), "missing_request_id"),
+    ("latency_ms", pa.array([None], pa.float64()), "missing_latency"),
+    ("latency_ms", pa.array([float("nan")]), "missing_latency"),
+    ("latency_ms", pa.array([float("-inf")]), "infinite_latency"),
+    ("latency_ms", pa.array([-0.5]), "negative_latency"),
+    ("status", pa.array([None], pa.string()), "missing_status"),
+    ("model_version", pa.array([None], pa.string()), "missing_model_version"),
+]
+
+
+@pytest.mark.parametrize("column,bad,reason", CONTRACT_CASES)
+def test_view_drops_exactly_the_rows_the_health_check_names(tmp_path, column, bad, reason):
+    """One rule list: the `logs` view keeps a row exactly when the health check calls it valid."""
+    good = rows(4)
+    if column == "timestamp" and pa.types.is_string(bad.type):
+        good = good.set_column(good.schema.get_field_index("timestamp"), "timestamp",
+                               pa.array([str(t) for t in good["timestamp"].to_pylist()]))
+    pq.write_table(good, tmp_path / "good.parquet")
+    one = rows(1, start=10).to_pylist()[0]
+    bad_row = {k: [v] for k, v in one.items()}
+    bad_row[column] = bad
+    bad_table = pa.table({k: (v if isinstance(v, pa.Array) else pa.array(v, good.schema.field(k).type))
+                          for k, v in bad_row.items()})
+    pq.write_table(bad_table, tmp_path / "bad.parquet")
+    ws = ws_for(tmp_path)
+    h = check_health(ws.source, ws.con)
+    assert h.invalid == {reason: 1}
+    assert h.valid_rows == valid_count(ws) == 4
+    # Every rule has the sentence the pages and `stats` show for it.
+    assert {r for r, _ in INVALID_REASONS} >= {r for r, _, _ in ws.source.contract_rules()}

@@ -4,6 +4,7 @@ status or version; the census set has no time at all)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,8 +24,13 @@ SETS = {
                 'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"\n', True),
     "census": ("employment_MA_analysis.pq", 'request_id = "id"\nscore = "predicted_probability"\n', False),
 }
-ALL_PAGES = ["pages/overview.py", "pages/latency.py", "pages/errors.py", "pages/throughput.py",
-             "pages/drift.py", "pages/summary.py", "pages/alerts.py", "pages/queues.py", "pages/review.py"]
+REFERENCES = {"car_loan": "synthetic_car_loan_reference.csv", "car_price": "regression_synthetic_reference.csv",
+              "credit_card": "mc_reference.csv", "housing": "california_housing_reference.csv",
+              "census": "employment_MA_reference.pq"}
+# Every page of the app's navigation (read from app.py, so a new page is covered at once).
+ALL_PAGES = re.findall(r'st\.Page\("(pages/[\w]+\.py)"', (Path(__file__).resolve().parent.parent / "app.py").read_text())
+# The pages about predictions, for the sets that differ only in their task (regression, multiclass).
+PREDICTION_PAGES = ["pages/drift.py", "pages/quality.py", "pages/summary.py", "pages/queues.py", "pages/review.py"]
 
 
 def write_set(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -51,8 +57,14 @@ def test_batch_set_opens_with_every_row_valid(tmp_path, name):
         assert ws.source.missing(col) is not None
 
 
-@pytest.mark.parametrize("name", ["car_loan", "census"])
-@pytest.mark.parametrize("page", ALL_PAGES)
+def test_the_page_list_is_the_apps():
+    """Every page file but the admins' Audit page (tested with sign-in, test_auth_pages)."""
+    root = Path(__file__).resolve().parent.parent
+    assert set(ALL_PAGES) | {"pages/audit.py"} == {f"pages/{p.name}" for p in (root / "pages").glob("*.py")}
+
+
+@pytest.mark.parametrize("name,page", [(n, p) for n in ("car_loan", "census") for p in ALL_PAGES]
+                         + [(n, p) for n in ("car_price", "credit_card") for p in PREDICTION_PAGES])
 def test_every_page_renders_on_a_batch_set(app_env, tmp_path, name, page):
     logs, cfg = write_set(tmp_path, name)
     at = app_env(logs, MONITORING_CONFIG=cfg)
@@ -68,7 +80,7 @@ def test_every_page_renders_on_a_batch_set(app_env, tmp_path, name, page):
         assert ("status" in shown and "[columns]" in shown) or not SETS[name][2]
 
 
-@pytest.mark.parametrize("name", ["car_loan", "census"])
+@pytest.mark.parametrize("name", ["car_loan", "car_price", "credit_card", "census"])
 def test_commands_run_on_a_batch_set(tmp_path, name):
     """stats, summary, drift and alerts on NannyML's sets: a result or one clear sentence."""
     import json
@@ -78,8 +90,7 @@ def test_commands_run_on_a_batch_set(tmp_path, name):
 
     logs, cfg = write_set(tmp_path, name)
     ref = tmp_path / "reference.parquet"
-    ref_name = {"car_loan": "synthetic_car_loan_reference.csv", "census": "employment_MA_reference.pq"}[name]
-    pq.write_table(nannyml_table(ref_name), ref)
+    pq.write_table(nannyml_table(REFERENCES[name]), ref)
     env = {**os.environ, "MONITORING_DATA_DIR": str(tmp_path / "data")}
     root = Path(__file__).resolve().parent.parent
 

@@ -49,12 +49,17 @@ def incident_list(view: View, s, gaps, spikes) -> None:
     for i in found:
         st.write(f"{LEVEL[i.kind]} {md(i.sentence) if i.from_logs else i.sentence} See *{i.page}*.")
 
-    # Polls while the background evaluation runs; then shows the drift episodes.
-    @st.fragment(run_every=2)
+    # Polls every 2 s only while the background evaluation runs; once it is done, one app
+    # rerun redraws the page with a fragment that no longer polls.
+    polling = not data.alert_episodes_ready(view.ws, view.fingerprint)
+
+    @st.fragment(run_every=2 if polling else None)
     def drift_part() -> None:
         if not data.alert_episodes_ready(view.ws, view.fingerprint):
             st.caption("Checking drift over the history… (the rest of this page is complete)")
             return
+        if polling:
+            st.rerun()
         try:
             episodes = data.alert_episodes(view.ws, view.fingerprint)
         except Exception as exc:   # the alert history's database may be down: say so, keep the page

@@ -102,19 +102,16 @@ class Context:
         m = np.arange(len(counts))
         last = np.maximum.accumulate(np.where(counts > 0, m, -1))
         exp_cs = np.concatenate([[0.0], np.cumsum(self.minute_expected)])
-        out_min = np.zeros(len(self.times))
-        out_exp = np.zeros(len(self.times))
-        for i, t in enumerate(self.times):
-            end_m = int(t.timestamp() // 60) - self.minute0        # minutes [0, end_m) have happened
-            if end_m <= 0 or not self.within_data[i]:
-                continue
-            end_m = min(end_m, len(counts))
-            seen = last[end_m - 1]
-            if seen < 0:
-                continue
-            silent = end_m - 1 - seen
-            out_min[i] = silent
-            out_exp[i] = exp_cs[end_m] - exp_cs[seen + 1]
+        # every grid point at once (a 4-year history has 400k of them): its time is its
+        # bucket's end, (b0 + i + 1) * step_s seconds since the epoch
+        t_s = (self.b0 + np.arange(len(self.times), dtype=np.int64) + 1) * self.step_s
+        end_m = t_s // 60 - self.minute0                    # minutes [0, end_m) have happened
+        ok = (end_m > 0) & np.asarray(self.within_data, dtype=bool)
+        end_m = np.clip(end_m, 1, len(counts))
+        seen = last[end_m - 1]
+        ok &= seen >= 0
+        out_min = np.where(ok, end_m - 1 - seen, 0).astype(np.float64)
+        out_exp = np.where(ok, exp_cs[end_m] - exp_cs[np.maximum(seen, -1) + 1], 0.0)
         return out_min, out_exp
 
 
@@ -192,8 +189,8 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
 
     times = [_EPOCH + timedelta(seconds=(b0 + i + 1) * step_s) for i in range(n_b)]
     last_seen = ext.last if at is None else min(ext.last, at)
-    within = np.array([first <= t - timedelta(seconds=step_s) and t <= last_seen + timedelta(seconds=step_s)
-                       for t in times])
+    t_s = (b0 + np.arange(n_b, dtype=np.int64) + 1) * step_s   # each time, as epoch seconds
+    within = (first.timestamp() <= t_s - step_s) & (t_s <= last_seen.timestamp() + step_s)
     return Context(step_s=step_s, b0=b0, times=times,
                    series={"requests": requests, "errors": errors, "expected": expected[:n_b]},
                    hist=hist, bins=bins, minute0=minute0, minute_counts=mc, minute_expected=m_exp,

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import anomalies
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -141,14 +143,14 @@ def burn_rate_slow(ctx, p: dict, slo) -> list[Signal]:
 
 
 @rule("throughput_high", area="traffic", title="Traffic far above its baseline", page="Throughput",
-      defaults={"window_minutes": 60, "factor": 3.0, "sigmas": 5.0},
+      defaults={"window_minutes": 60, "factor": 3.0, "sigmas": anomalies.SPIKE_SIGMAS},
       help={"window_minutes": "trailing window", "factor": "times the expected requests",
             "sigmas": "and this many Poisson standard deviations above"})
 def throughput_high(ctx, p: dict, slo) -> list[Signal]:
     k = _window(ctx, p["window_minutes"])
     got, exp = ctx.rolling("requests", k), ctx.rolling("expected", k)
     ratio = np.divide(got, exp, out=np.full(len(got), np.nan), where=exp > 0)
-    firing = (got >= p["factor"] * np.maximum(exp, 1)) & (got - exp > p["sigmas"] * np.sqrt(np.maximum(exp, 1)))
+    firing = anomalies.is_spike(got, exp, p["factor"], p["sigmas"])
     return [Signal("service", firing, ratio,
                    "traffic is {value:.1f}x its expected level over the last " + f"{p['window_minutes']:g} min",
                    p["factor"], "x")]
@@ -172,8 +174,6 @@ def throughput_low(ctx, p: dict, slo) -> list[Signal]:
       defaults={"min_minutes": 15},
       help={"min_minutes": "gaps (as the Throughput page finds them) at least this long fire"})
 def gap(ctx, p: dict, slo) -> list[Signal]:
-    from .. import anomalies
-
     gaps = anomalies.find_gaps(ctx.extra["minutes"], ctx.extra["window"], slo)
     spans = [(g.start, g.end, float(g.minutes)) for g in gaps if g.minutes >= p["min_minutes"]]
     # Checked at a moment inside a silence (alerts check --at): it is still going on.
@@ -242,22 +242,29 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
         # The last chunk's state holds to the end of the history (its evidence is the latest).
         last = max(chunks)
         chunks[last] = (chunks[last][0], float("inf"))
-    t = np.array([x.timestamp() for x in ctx.times])
+    # the grid's times (each bucket's end), as epoch seconds: ctx.times without a datetime each
+    t = ((ctx.b0 + np.arange(len(ctx.times)) + 1) * ctx.step_s).astype(np.float64)
     out = []
     scores = ot.scores.filter(pl.col("score").is_not_null() & pl.col("k").is_in(list(chunks)))
+    # Each grid time's chunk (start, end], found once for every column: chunks do not overlap.
+    ks = sorted(chunks, key=lambda k: chunks[k][0])
+    starts = np.array([chunks[k][0] for k in ks])
+    ends = np.array([chunks[k][1] for k in ks])
+    at = np.searchsorted(starts, t, side="left") - 1
+    inside = (at >= 0) & (t <= ends[np.clip(at, 0, None)]) if len(ks) else np.zeros(len(t), dtype=bool)
+    position = {k: i for i, k in enumerate(ks)}
     for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
         rows = scores.filter(pl.col("name") == name)
-        firing = np.zeros(len(t), dtype=bool)
-        value = np.full(len(t), np.nan)
-        for r in rows.sort("k").iter_rows(named=True):
-            start, end = chunks[int(r["k"])]
-            inside = (t > start) & (t <= end)
-            value[inside] = r["score"]
-            if r["drifted"]:
-                firing |= inside
+        per_chunk = np.full(len(ks) + 1, np.nan)  # the last slot: outside every chunk
+        drifted_chunk = np.zeros(len(ks) + 1, dtype=bool)
+        pos = np.array([position[int(k)] for k in rows["k"].to_list()], dtype=np.int64)
+        per_chunk[pos] = rows["score"].to_numpy()
+        drifted_chunk[pos] = rows["drifted"].fill_null(False).to_numpy()
+        slot = np.where(inside, at, len(ks))
+        value, firing = per_chunk[slot], drifted_chunk[slot]
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
-        what = (f"the model's {name}" if role in ("prediction", "score") else
+        what = (f"the model's {name}" if role in ("prediction", "score", "class_score", "max_probability") else
                 "the labels (ground truth)" if role == "label" else
                 "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
