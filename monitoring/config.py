@@ -189,6 +189,7 @@ SECTION_OWNERS: dict[str, str] = {
     "compare": "monitoring.compare.settings",
     "labels": "monitoring.ground_truth",
     "quality": "monitoring.quality.settings",
+    "rollups": "monitoring.rollup.settings",
 }
 
 
