@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from . import discover
-from .config import CANONICAL_COLUMNS, Config
+from .config import CANONICAL_COLUMNS, Config, did_you_mean
 from .discover import LogSourceError
 
 # Canonical columns a Hive directory may supply when no file holds them (all strings).
@@ -131,6 +131,9 @@ def resolve_columns(config: Config, schemas: dict[str, pa.Schema], rows: dict[st
                 continue
             out.features.append(Feature(name, kind, typ, e))
     _feature_type_warnings(out, good, schemas, candidates)
+    _list_class_scores(config, good, schemas, used, out, quote_ident)
+    out.warnings += class_scores(config, [f.name for f in out.features],
+                                 [n for n in union_types if n not in used])[1]
     if config.features:
         found = {f.name for f in out.features}
         for name in config.features:
@@ -162,7 +165,7 @@ def _leaves(good, schemas, union_types, used, hive_names, config, out: Resolved)
             out.ignored.append((leaf_name, reason))
         for leaf in leaves:
             fname = ".".join(leaf.path[1:]) if name == "features" and len(leaf.path) > 1 else leaf.name
-            if explicit and fname not in explicit:
+            if explicit and fname not in explicit and not _declared_class_score(config, fname):
                 out.ignored.append((fname, "not listed in [columns] features"))
                 continue
             if fname in found:
@@ -239,3 +242,94 @@ def _type_problem(schema: pa.Schema, mapping: dict[str, str]) -> str | None:
         if t is not None and (pa.types.is_nested(t) or pa.types.is_binary(t)):
             return f"column {mapping[canonical]!r} has type {t}, expected a string"
     return None
+
+
+# -- per-class probabilities ([columns] class_scores, classes) --------------------------------
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One class of a multiclass model and the feature column holding its probability."""
+
+    cls: str
+    column: str
+
+
+def _declared_class_score(config: Config, name: str) -> bool:
+    spec = config.columns.get("class_scores")
+    if not spec:
+        return False
+    if "*" in spec:
+        return re.fullmatch(re.escape(spec).replace(r"\*", ".+"), name) is not None
+    return name.startswith(spec + ".")
+
+
+def class_scores(config: Config, features: list[str],
+                 columns: list[str] = ()) -> tuple[list[ClassScore], list[str]]:
+    """The per-class probability columns `[columns] class_scores` declares, among the
+    features (a struct or list column is already one feature per class, `col.class`), and
+    warnings (one sentence each) when the declaration finds fewer than two classes.
+
+    `class_scores = "score_*"`: every feature matching, the class is what `*` stands for;
+    `class_scores = "probs"`: the fields of the struct `probs` (or, for a list column, the
+    positions named by `classes`). `classes`, when given, keeps those classes in that order.
+    """
+    spec = config.columns.get("class_scores")
+    if not spec:
+        return [], []
+    wanted = list(config.columns.get("classes") or [])
+    found: dict[str, str] = {}
+    if "*" in spec:
+        pattern = re.compile(re.escape(spec).replace(r"\*", "(.+)"))
+        for f in features:
+            m = pattern.fullmatch(f)
+            if m:
+                found.setdefault(m.group(1), f)
+    else:
+        for f in features:
+            if f.startswith(spec + "."):
+                found.setdefault(f[len(spec) + 1:], f)
+    warnings = []
+    if wanted:
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            warnings.append(f"[columns] classes: no probability column for {', '.join(map(repr, missing[:5]))} "
+                            f"under class_scores = {spec!r}{did_you_mean(missing[0], found)}")
+        found = {c: found[c] for c in wanted if c in found}
+    out = [ClassScore(c, f) for c, f in found.items()]
+    if len(out) < 2:
+        names = list(features) + list(columns)
+        hint = did_you_mean(spec, names) if "*" not in spec else ""
+        what = "matches no column" if not out else "finds one class only"
+        warnings.append(f"[columns] class_scores = {spec!r} {what}{hint}: per-class probability drift "
+                        "needs two classes or more (a pattern such as \"score_*\", or a struct or list column)")
+        out = []
+    return out, warnings
+
+
+def _list_class_scores(config: Config, good, schemas, used, out: Resolved, quote_ident) -> None:
+    """A list column declared as class_scores becomes one numeric feature per class,
+    `col.class` (the n-th value is the n-th name of `classes`)."""
+    spec = config.columns.get("class_scores")
+    if not spec or "*" in spec or spec in used:
+        return
+    fld = next((s.field(spec) for f in good for s in (schemas[f],) if spec in s.names), None)
+    if fld is None or not (pa.types.is_list(fld.type) or pa.types.is_large_list(fld.type)
+                           or pa.types.is_fixed_size_list(fld.type)):
+        return
+    classes = list(config.columns.get("classes") or [])
+    out.ignored = [(n, r) for n, r in out.ignored if n != spec]
+    if not classes:
+        out.ignored.append((spec, "a list of class probabilities: name its classes in [columns] classes"))
+        out.warnings.append(f"[columns] class_scores = {spec!r} is a list column: name the class of each "
+                            "position with classes = [...]")
+        return
+    if not (pa.types.is_integer(fld.type.value_type) or pa.types.is_floating(fld.type.value_type)):
+        out.ignored.append((spec, f"type {fld.type} holds no numbers: not class probabilities"))
+        return
+    from .source import Feature
+
+    taken = {f.name for f in out.features}
+    for i, c in enumerate(classes, start=1):
+        name = f"{spec}.{c}"
+        if name not in taken:
+            out.features.append(Feature(name, "numeric", "DOUBLE", f"CAST({quote_ident(spec)}[{i}] AS DOUBLE)"))

@@ -189,6 +189,7 @@ SECTION_OWNERS: dict[str, str] = {
     "compare": "monitoring.compare.settings",
     "labels": "monitoring.ground_truth",
     "quality": "monitoring.quality.settings",
+    "rollups": "monitoring.rollup.settings",
 }
 
 
@@ -258,10 +259,22 @@ _SLO_CHECKS: dict[str, Check] = {
 }
 register_section("slo", tuple(Setting(f.name, f.default, SLO_HELP[f.name], check=_SLO_CHECKS[f.name])
                               for f in fields(SLO)))
+def _class_names(v: list) -> str | None:
+    if not all(isinstance(c, str) and c.strip() for c in v):
+        return "must be a list of class names (text)"
+    return None if len(set(v)) == len(v) else "must not name a class twice"
+
+
 register_section("columns", tuple(Setting(c, None, f"Your column holding {c}.") for c in CANONICAL_COLUMNS) + (
     Setting("features", [], "Explicit list of feature columns (default: every other column)."),
     Setting("timestamp_unit", None, 'Unit of a numeric timestamp column: "s", "ms", "us" or "ns".',
             check=one_of("s", "ms", "us", "ns")),
+    # Per-class probabilities of a multiclass model (monitoring/columns.py resolves them).
+    Setting("class_scores", None, 'Per-class probabilities: a pattern with one * standing for the class '
+            '("score_*"), or a struct column (classes: its fields) or list column (classes: `classes`).',
+            check=lambda v: None if v.strip() and v.count("*") <= 1 else "must name a column or hold one *"),
+    Setting("classes", [], "Class of each position of a list `class_scores` column (or the classes to keep, "
+            "in order, of a pattern or struct).", check=_class_names),
 ))
 
 
@@ -363,8 +376,11 @@ def load_config(path: str | None = None, overrides: dict[str, Any] | None = None
         raise ConfigError(f'[columns] timestamp_unit must be "s", "ms", "us" or "ns", got {timestamp_unit!r}')
     mapping = {k: v for k, v in columns.items() if k not in ("features", "timestamp_unit")}
     for k, v in mapping.items():
-        if not v:
+        if not v and k != "classes":
             raise ConfigError(f"[columns] {k} must name a column, got {v!r}")
+    if mapping.get("classes") and not mapping.get("class_scores"):
+        raise ConfigError("[columns] classes needs class_scores (the column or pattern holding "
+                          "the per-class probabilities)")
     if not all(isinstance(f, str) and f for f in features):
         raise ConfigError("[columns] features must be a list of column names")
 

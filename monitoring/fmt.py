@@ -2,6 +2,8 @@
 
     ms(2360.0)  -> "2.36 s"      ms(113.2) -> "113 ms"      ms(None) -> "–"
     pct(0.0123) -> "1.23%"       pct(0.5, 0) -> "50%"        pct(nan) -> "–"
+    value(48680.0) -> "48,680"   value(0.123456) -> "0.1235"  value("2026-11-03T10:00:00+01:00")
+                                                                -> "2026-11-03 09:00:00 UTC"
 
 Text that came from the logs, the configuration or a reviewer (versions, endpoints, column
 names, error types, messages, file names) is text everywhere, through the one function for
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import html as _html
 import math
+import re
 import string
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -48,6 +52,57 @@ def pct(v: float | None, digits: int = 2) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return MISSING
     return f"{v * 100:.{digits}f}%"
+
+
+# A number as text (a numeric prediction cast to text): shown like a number. Anything else stays
+# exactly as logged.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def value(v: Any, numeric_text: bool = False) -> str:
+    """A logged value for people: integers and whole floats with thousands separators,
+    other floats to four significant digits (thousands separated from 1,000 up, two
+    decimals), timestamps (and ISO-8601 text, as datetime inputs are stored) in UTC with the
+    zone (naive ones are UTC, the log contract). Other text exactly as logged, so codes and
+    ids keep their digits ("00123"); with `numeric_text` (a numeric prediction cast to text)
+    text that reads as a plain number is shown as that number. Not Markdown-safe: pass the
+    result through `md` for Markdown. None, NaN -> "–"."""
+    if v is None:
+        return MISSING
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return MISSING
+        if math.isinf(v):
+            return "∞" if v > 0 else "-∞"
+        if abs(v) >= 1e15:
+            return f"{v:.4g}"
+        if v.is_integer():
+            return f"{int(v):,}"
+        if abs(v) >= 1000:
+            return f"{v:,.2f}".rstrip("0").rstrip(".")
+        return f"{v:.4g}"
+    if isinstance(v, datetime):
+        t = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        return f"{t:%Y-%m-%d %H:%M:%S} UTC"
+    if isinstance(v, date):
+        return f"{v:%Y-%m-%d}"
+    if isinstance(v, str):
+        text = v.strip()
+        if numeric_text and _NUMBER.fullmatch(text):
+            digits = text.lstrip("+-")
+            return value(int(digits) * (-1 if text.startswith("-") else 1)) if digits.isdigit() \
+                else value(float(text))
+        if _ISO_TS.fullmatch(text):
+            try:
+                return value(datetime.fromisoformat(text.replace("Z", "+00:00")))
+            except ValueError:
+                return v
+    return str(v)
 
 
 def md(value: Any, limit: int | None = 300) -> str:

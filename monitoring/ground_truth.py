@@ -155,6 +155,17 @@ def open_labels(cfg: Config, con) -> LabelsFile | None:
     return LabelsFile(paths, mapping, types)
 
 
+def file_labels_sql(lf: LabelsFile, value, *, id_as: str = "request_id",
+                    label_as: str = "label") -> tuple[str, dict[str, Any]]:
+    """SELECT of one row per request id of the labels file (id as trimmed text, the label
+    through `value(expr, type)`, e.g. `canon`), and its params; for label drift."""
+    lid, lab = quote_ident(lf.mapping.id), quote_ident(lf.mapping.label)
+    sql = (f"SELECT trim(CAST({lid} AS VARCHAR)) AS {quote_ident(id_as)}, "
+           f"any_value({value(lab, lf.types['label'])}) AS {quote_ident(label_as)} "
+           f"FROM {lf.scan} WHERE {lab} IS NOT NULL GROUP BY 1")
+    return sql, {"label_files": list(lf.paths)}
+
+
 # -- reviewers ------------------------------------------------------------------------------
 
 def reviewed_labels(database_url: str | None) -> pl.DataFrame | None:

@@ -72,11 +72,12 @@ def _store(source: LogSource):
 
 
 def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-           with_previous: bool = False) -> pl.DataFrame:
+           with_previous: bool = False, previous_total: bool = False) -> pl.DataFrame:
     """The mergeable rollup every latency, error and traffic figure derives from: requests
     per (period, bucket, failed, latency bin) as columns period, bucket, is_error, bin, n.
     `bucket` is the bucket's index since the epoch; period is 1 (the window) or 0 (the one
-    before, with_previous). Rollups add up across buckets, files and machines.
+    before, with_previous). Rollups add up across buckets, files and machines. With
+    `previous_total` the previous window comes as one histogram (bucket NULL).
 
     Served from the rollup store when one covers the logs (`python -m monitoring rollup
     build`; the parts of the window it cannot answer come from the raw logs of those
@@ -86,19 +87,23 @@ def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
         from .rollup import read  # imported here: the store's readers use this module's scans
 
         try:
-            return read.latency_hist(store, con, f, bucket_s, with_previous, source=source)
+            return read.latency_hist(store, con, f, bucket_s, with_previous, source=source,
+                                     previous_total=previous_total)
         except read.NotCovered:
             pass
-    return scan_rollup(source, con, f, bucket_s, with_previous)
+    return scan_rollup(source, con, f, bucket_s, with_previous, previous_total)
 
 
 def scan_rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-                with_previous: bool = False) -> pl.DataFrame:
+                with_previous: bool = False, previous_total: bool = False) -> pl.DataFrame:
     """`rollup` from one scan of the raw logs."""
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
+    bucket = bucket_sql('ts_us', '$bucket_us')
+    if with_previous and previous_total:
+        bucket = f"CASE WHEN ts >= $cur_start THEN {bucket} END"
     return source.query(
         con,
-        f"SELECT {period} AS period, {bucket_sql('ts_us', '$bucket_us')} AS bucket, is_error, "
+        f"SELECT {period} AS period, {bucket} AS bucket, is_error, "
         f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
         f"FROM logs WHERE {cond} GROUP BY ALL",
         params,
@@ -113,7 +118,9 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     scan fetches the values of those bins only, so memory stays small at any size.
     """
     kb, kt = ["period", "is_error", "bucket"], ["period", "is_error"]
-    tb, tt = sketch.rank_targets(hist, kb, QS), sketch.rank_targets(hist, kt, QS)
+    # per-bucket figures of the window only (the previous window's KPIs are totals)
+    tb = sketch.rank_targets(hist.filter(pl.col("period") == 1), kb, QS)
+    tt = sketch.rank_targets(hist, kt, QS)
     cond, params, period = _scan_sql(f, bucket_s, with_previous)
     values = source.query(
         con,
@@ -125,9 +132,11 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
         params,
         tables={"need_b": tb.select(*kb, "bin").unique(), "need_t": tt.select(*kt, "bin").unique()},
     )
-    per_bucket = sketch.exact_from_values(tb, values.join(tb.select(*kb, "bin").unique(), on=[*kb, "bin"]), kb)
     totals = sketch.exact_from_values(tt, values.join(tt.select(*kt, "bin").unique(), on=[*kt, "bin"]).drop("bucket"), kt)
-    totals = totals.with_columns(pl.lit(None, dtype=per_bucket.schema["bucket"]).alias("bucket"))
+    totals = totals.with_columns(pl.lit(None, dtype=hist.schema["bucket"]).alias("bucket"))
+    if tb.height == 0:      # an empty window (its previous one is not): no per-bucket figures
+        return totals
+    per_bucket = sketch.exact_from_values(tb, values.join(tb.select(*kb, "bin").unique(), on=[*kb, "bin"]), kb)
     return pl.concat([per_bucket, totals.select(per_bucket.columns)])
 
 
@@ -137,7 +146,7 @@ def summarize(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, buc
     if f.start is None or f.end is None:
         raise ValueError("summarize needs a window with a start and an end")
     bucket_s = BUCKETS[bucket]
-    hist = rollup(source, con, f, bucket_s, with_previous)
+    hist = rollup(source, con, f, bucket_s, with_previous, previous_total=True)
     cur = hist.filter(pl.col("period") == 1)
     prev = hist.filter(pl.col("period") == 0)
     exact = None

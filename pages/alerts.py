@@ -8,12 +8,13 @@ from monitoring.alerts.store import acknowledge
 from monitoring.charts import alert_timeline
 from monitoring.database import FAILURES, describe
 from monitoring.fmt import md
-from ui import auth, data, sidebar
+from ui import auth, data, flash, sidebar
 
 PAGES = {"Latency": "pages/latency.py", "Errors": "pages/errors.py", "Throughput": "pages/throughput.py",
          "Drift": "pages/drift.py", "Queues": "pages/queues.py"}
 
 st.title("Alerts")
+flash.show()          # "Acknowledged ...", after the rerun that shows it
 view = sidebar.require("timestamp")
 ws = view.ws
 h, db_problem = data.alert_history(ws, view.fingerprint)   # evaluated and stored once per set of logs
@@ -66,7 +67,7 @@ with st.form("ack"):
     if st.form_submit_button("Acknowledge"):
         try:
             acknowledge(data.alerts_db(ws.config.database_url), int(episode), who, note, actor=auth.acting())
-            st.success("Acknowledged.")
+            flash.say("success", f"Acknowledged {md(labels[episode])}.")
             st.rerun()
         except FAILURES as exc:
             st.error(f"Not acknowledged: {md(describe(exc))}.")

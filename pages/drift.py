@@ -41,11 +41,15 @@ c[3].metric("Features with quality issues",
             f"{sum(1 for f in result.features if f.quality and f.quality.problems)}")
 
 st.subheader("Model outputs" + (" and labels" if result.label else ""))
-out = st.columns(3 if result.label else 2)
-ud.headline(out[0], result.prediction, "Prediction")
-ud.headline(out[1], result.score, "Score")
-if result.label:  # ground truth in the logs: label drift beside prediction drift
-    ud.headline(out[2], result.label, "Label")
+heads = [(result.prediction, "Prediction"), (result.score, "Score")]
+heads += [(result.label, "Label")] if result.label else []  # ground truth: logs or labels file
+heads += [(result.confidence, "Max probability")] if result.confidence else []  # multiclass confidence
+for col, (f, label) in zip(st.columns(len(heads)), heads, strict=True):
+    ud.headline(col, f, label)
+if result.classes:  # one probability per class, each tested like a numeric output
+    st.caption("Class probabilities: " + ", ".join(
+        f"{ud.md(f.cls)} :{ud.STATUS_COLOUR[f.status]}[{ud.STATUS_TEXT[f.status]}]" + ("" if f.score is None else f" ({f.score:.3f})")
+        for f in result.classes))
 
 st.subheader("Drift over time")
 chunk = ud.pick_chunk(settings)
@@ -75,7 +79,7 @@ st.caption("Sorted by score relative to the larger of threshold and chance band.
 st.subheader(f"One column in detail: {where}")
 f = ud.pick_column(shown)
 m = st.columns(4)
-m[0].metric("Status", ud.STATUS_ICON[f.status])
+m[0].metric("Status", ud.STATUS_TEXT[f.status])
 m[1].metric(f"Score ({f.method})", "–" if f.score is None else f"{f.score:.4f}",
             help=f"threshold {f.threshold:g}; chance band {'–' if f.band is None else f'{f.band:.4f}'}; {f.accuracy}")
 m[2].metric("Kind", f.kind)

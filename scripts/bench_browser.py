@@ -1,6 +1,7 @@
-"""What users feel: every page's first visit and a page switch, timed in headless Chromium.
+"""What users feel: every page's first visit and a page switch, and a reviewer's key presses,
+timed in headless Chromium.
 
-    python scripts/bench_browser.py [--logs sample_logs] [--rounds 2]
+    python scripts/bench_browser.py [--logs sample_logs] [--rounds 2] [--scenario pages|review|all]
 
 Starts `streamlit run app.py` on 127.0.0.1 with a fresh data folder (cold caches), opens
 the app in Debian's Chromium (Playwright, no browser download), and clicks through every
@@ -8,6 +9,12 @@ page in the navigation twice: the first round is each page's first visit (its qu
 the second a page switch (cached). A visit ends when the page's heading shows and the
 script run is over (the app root's `data-test-script-state`).
 Prints a Markdown table (seconds, median of the rounds where several) for docs/benchmarks.md.
+
+The review scenario labels 20 items of a fresh queue by key presses only (Y, a label value's
+number, the predicted value's number, U, in turn) and times, in the page itself, each key
+press (keydown) to the moment the next item's card is in the document; it prints p50 and max.
+tests/test_review_browser.py drives the same session (`review_session`) and checks every
+label stored, in order.
 """
 
 from __future__ import annotations
@@ -98,6 +105,109 @@ def run(logs: str, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+# In the page: the time from each keydown to the next item's card being in the document.
+REVIEW_WATCH_JS = """() => {
+  const card = () => { const e = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
+      .find(x => x.innerText.startsWith('Item ')); return e ? e.innerText : null; };
+  window.__shown = []; let last = card();
+  document.addEventListener('keydown', () => { window.__keydown = performance.now(); }, true);
+  new MutationObserver(() => { const now = card();
+      if (now && now !== last) { last = now; window.__shown.push(performance.now() - (window.__keydown || 0)); } })
+    .observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+# The card shows another item and the run that drew it is over.
+NEXT_ITEM_JS = (
+    "prev => { const e = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]"
+    ".find(x => x.innerText.startsWith('Item ')); const a = document.querySelector('[data-testid=stApp]');"
+    " const s = a && a.getAttribute('data-test-script-state');"
+    " return e && e.innerText !== prev && s && !['running', 'rerunRequested', 'initial'].includes(s); }"
+)
+
+
+def _card(page) -> str:
+    return page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"^Item \d+ of ")).first.inner_text()
+
+
+def _label_keys(page) -> dict[str, tuple[str, bool]]:
+    """The label-value buttons: key -> (value, is the prediction). A button's text is its label,
+    then the shortcut Streamlit draws on it."""
+    out = {}
+    for text in page.get_by_role("button").all_inner_texts():
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        if len(lines) == 2 and lines[1].isdigit():
+            out[lines[1]] = (lines[0].removesuffix(" (predicted)"), lines[0].endswith(" (predicted)"))
+    return out
+
+
+def review_session(page, n: int) -> list[dict]:
+    """Label `n` items by key presses on an open Review page; returns per item what was shown,
+    the key, the answer it means and the seconds from the key press to the next item."""
+    page.evaluate(REVIEW_WATCH_JS)
+    done = []
+    for i in range(n):
+        card = _card(page)
+        keys = _label_keys(page)
+        predicted = next(k for k, (_, p) in keys.items() if p)
+        other = next(k for k, (_, p) in keys.items() if not p)
+        key, verdict, label = [("y", "correct", None), (other, "wrong", keys[other][0]),
+                               (predicted, "correct", None), ("u", "unsure", None)][i % 4]
+        page.keyboard.press(key)
+        page.wait_for_function(NEXT_ITEM_JS, arg=card, timeout=60_000, polling=20)
+        shown = page.evaluate("window.__shown.length ? window.__shown[window.__shown.length - 1] : null")
+        done.append({"request_id": card.split("request ")[1].split(" ·")[0], "key": key, "verdict": verdict,
+                     "label": label, "seconds": shown / 1000})
+        page.evaluate("window.__shown = []")
+    return done
+
+
+def make_queue(logs: str, db_url: str, size: int) -> int:
+    from monitoring.config import load_config
+    from monitoring.labelling import db, queues
+    from monitoring.labelling.sampling import QueueSpec
+    from monitoring.workspace import open_workspace
+
+    ws = open_workspace(load_config(overrides={"logs": logs}))
+    engine = db.open_db(db_url)
+    qid = queues.create_queue(engine, ws.source, ws.con, QueueSpec(size=size, seed=3))
+    engine.dispose()
+    return qid
+
+
+def run_review(logs: str, items: int = 20, queues: int = 1) -> list[float]:
+    """Seconds from each key press to the next item, over `items` items, with `queues` open
+    queues in the database (the reviewer works in the newest)."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as data_dir:
+        for _ in range(queues - 1):
+            make_queue(logs, f"sqlite:///{data_dir}/bench.sqlite", items + 5)
+        qid = make_queue(logs, f"sqlite:///{data_dir}/bench.sqlite", items + 5)
+        proc, url = serve(logs, data_dir)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                page.goto(f"{url}/review?reviewer=bench&queue={qid}", wait_until="domcontentloaded")
+                page.get_by_text(re.compile(r"^Item \d+ of ")).wait_for(timeout=180_000)
+                page.wait_for_function(SETTLED, timeout=180_000, polling=50)
+                page.evaluate("document.activeElement && document.activeElement.blur()")
+                times = [r["seconds"] for r in review_session(page, items)]
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    return times
+
+
+def review_table(runs: dict[int, list[float]]) -> str:
+    lines = ["| review, key press to next item | open queues | items | p50 (s) | max (s) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for queues, times in runs.items():
+        lines.append(f"| Review page, by keyboard | {queues} | {len(times)} | {statistics.median(times):.3f} | "
+                     f"{max(times):.3f} |")
+    return "\n".join(lines)
+
+
 def table(times: dict[str, list[float]]) -> str:
     lines = ["| page | first visit (s) | page switch (s) |", "| --- | ---: | ---: |"]
     for title, ts in times.items():
@@ -111,10 +221,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", default=str(ROOT / "sample_logs"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scenario", choices=("pages", "review", "all"), default="all")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit("Chromium missing: make test (scripts/system-deps.sh) installs it")
-    print(table(run(args.logs, args.rounds)))
+    if args.scenario in ("pages", "all"):
+        print(table(run(args.logs, args.rounds)))
+    if args.scenario in ("review", "all"):
+        print(review_table({n: run_review(args.logs, queues=n) for n in (1, 30)}))
 
 
 if __name__ == "__main__":

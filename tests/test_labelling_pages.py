@@ -55,8 +55,12 @@ def test_a_reviewer_labels_five_items_and_the_lead_sees_the_accuracy(app_env, ge
     assert "Done 0 · Skipped 0 · Flagged 0 · Left 20" in at.get("progress")[0].proto.text
 
     seen = []
-    for key in ["answer_correct", "answer_correct", "answer_wrong_as_0", "answer_correct", "answer_unsure"]:
+    for key in ["answer_correct", "answer_correct", "wrong_label", "answer_correct", "answer_unsure"]:
         seen.append(shown_request(at))
+        if key == "wrong_label":        # the first label key that is not the prediction
+            pred = next(m for m in at.metric if m.label == "Prediction").value
+            key = next(b.key for b in at.button if (b.key or "").startswith("label_key_")
+                       and "(predicted)" not in b.label and b.label != pred)
         at.button(key=key).click()
         at.run()
         assert not at.exception, [e.value for e in at.exception]

@@ -87,6 +87,28 @@ def tables_of(root: Path) -> dict[str, pl.DataFrame]:
     return out
 
 
+def compact_tables(root: Path) -> dict[str, pl.DataFrame]:
+    """The segments readers read (compact.py), summed over segments, sorted like `tables_of`."""
+    import duckdb
+    m = st.read_manifest(root)
+    out = {}
+    for name, t in TABLES.items():
+        paths = [str(p) for g in m.segments if (p := root / g.name / f"{name}.parquet").exists()]
+        if paths:
+            vals = ", ".join(f"min({v}) AS {v}" if v == "min" else f"max({v}) AS {v}" if v == "max"
+                             else f"sum({v}) AS {v}" for v in t.values)
+            out[name] = duckdb.sql(f"SELECT {', '.join(t.keys)}, {vals} FROM read_parquet({paths!r}) "
+                                   "GROUP BY ALL HAVING sum(n) <> 0").pl().sort(list(t.keys), nulls_last=True)
+    return out
+
+
+def segment_table(root: Path, name: str, keys: list[str]) -> pl.DataFrame:
+    m = st.read_manifest(root)
+    frames = [pl.read_parquet(p) for g in m.segments if (p := root / g.name / f"{name}.parquet").exists()]
+    return (pl.concat(frames).group_by(keys).agg(pl.col("n").sum()).filter(pl.col("n") != 0)
+            .sort(keys, nulls_last=True))
+
+
 def assert_same_tables(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
     assert a.keys() == b.keys()
     for name in a:
@@ -122,11 +144,18 @@ def _filters(ws, start, end, extra) -> Filters:
 def test_latency_histogram_equals_raw(env, bucket, label, start, end):
     _, ws, store = env
     f = _filters(ws, start, end, {})
-    for with_previous in (False, True):
-        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source)
-        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous)
+    for with_previous, total in ((False, False), (True, False), (True, True)):
+        got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], with_previous, source=ws.source,
+                                previous_total=total)
+        want = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], with_previous, total)
         k = ["period", "bucket", "is_error", "bin"]
-        assert got.sort(k).equals(want.sort(k)), (label, bucket, with_previous)
+        assert got.sort(k, nulls_last=True).equals(want.sort(k, nulls_last=True)), (label, bucket, with_previous)
+        if total:   # the previous window as one histogram: the bucketed one, summed
+            prev = metrics.scan_rollup(ws.source, ws.con, f, BUCKETS[bucket], True).filter(pl.col("period") == 0)
+            summed = prev.group_by("is_error", "bin").agg(pl.col("n").sum()).sort("is_error", "bin")
+            mine = got.filter(pl.col("period") == 0)
+            assert mine["bucket"].null_count() == mine.height
+            assert mine.select("is_error", "bin", "n").sort("is_error", "bin").equals(summed)
 
 
 @pytest.mark.parametrize("extra", FILTERS, ids=lambda e: ",".join(e) or "none")
@@ -197,6 +226,31 @@ def test_percentiles_within_the_sketch_bound_and_exact_on_request(env, bucket):
             assert e[f"p{q}"] == pytest.approx(want, rel=1e-12)
         checked += 1
     assert checked == approx.height and checked > 1
+
+
+def test_compacted_tables_are_the_parts_summed(env):
+    """What readers read (one file a table) equals every part plus the correction, summed
+    independently here; the dimension-free latency tables equal the full ones summed over
+    model, version, endpoint and error type."""
+    _, _, store = env
+    parts = tables_of(store.root)
+    parts.pop("ids")
+    packed = compact_tables(store.root)
+    assert_same_tables(packed, parts)
+    m = store.manifest
+    for g in ("15min", "hour", "day"):
+        free = segment_table(store.root, f"all/{g}", ["t", "is_error", "bin"])
+        want = (parts[f"latency/{g}"].group_by("t", "is_error", "bin").agg(pl.col("n").sum())
+                .filter(pl.col("n") != 0).sort("t", "is_error", "bin"))
+        assert free.equals(want.select(free.columns)), g
+    for g in ("minute", "hour", "day"):
+        k = ["t", "is_error", "error_type"]
+        free = segment_table(store.root, f"all/traffic-{g}", k)
+        want = (parts[f"traffic/{g}"].group_by(k).agg(pl.col("n").sum())
+                .filter(pl.col("n") != 0).sort(k, nulls_last=True))
+        assert free.equals(want.select(free.columns)), g
+    # the folders are the segments the manifest names: older ones are gone
+    assert {d.name for d in store.root.glob("compact-*")} == {g.name for g in m.segments}
 
 
 def test_duplicates_counted_once_like_a_raw_scan(env):
@@ -310,7 +364,9 @@ def test_update_after_adding_changing_and_removing_files_equals_a_full_build(gen
     # the added day reuses day 0's request ids (same seed, day index 0): those copies stay
     assert 0 < r2.duplicates < r.duplicates
     assert r2.duplicates == open_workspace(replace(cfg, data_dir=str(tmp_path / "e"))).duplicates
-    assert_same_tables(tables_of(r2.root), tables_of(build.build(replace(cfg, data_dir=str(tmp_path / "d"))).root))
+    rebuilt = build.build(replace(cfg, data_dir=str(tmp_path / "d")))
+    assert_same_tables(tables_of(r2.root), tables_of(rebuilt.root))
+    assert_same_tables(compact_tables(r2.root), compact_tables(rebuilt.root))
 
 
 def test_status_names_covered_stale_new_and_removed_files(generated_logs, tmp_path):
@@ -414,3 +470,35 @@ def test_a_stale_store_is_never_read(env, logs, tmp_path):
     t = pq.read_table(victim)
     pq.write_table(t.slice(0, t.num_rows // 2), victim)      # a file changed after the build
     assert open_workspace(c).source.rollups is None          # raw figures until `rollup update`
+
+
+@pytest.mark.parametrize(("max_segments", "file_segments"), [(6, [1, 2, 3]), (2, [1, 1, 1])])
+def test_updates_add_segments_then_merge_them(generated_logs, tmp_path, monkeypatch, max_segments, file_segments):
+    """Each update of new day files sums those files only, into one more segment; past
+    MAX_SEGMENTS every segment is merged into one. Either way the segments summed equal a
+    full build's, and so do the pages' figures."""
+    from monitoring.rollup import compact as cp
+
+    monkeypatch.setattr(cp, "MAX_SEGMENTS", max_segments)
+    logs = tmp_path / "logs"
+    shutil.copytree(generated_logs, logs)
+    days = sorted(logs.iterdir())
+    for d in days[-2:]:
+        shutil.move(d, tmp_path / d.name)
+    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
+    counts = []
+    for i, d in enumerate([None, *days[-2:]]):
+        if d is not None:
+            shutil.move(tmp_path / d.name, d)
+        r = build.build(cfg) if i == 0 else build.update(cfg)
+        m = st.read_manifest(r.root)
+        counts.append(sum(1 for g in m.segments if g.parts != (st.DUPS_PART,)))
+    assert counts == file_segments
+    full = build.build(replace(cfg, data_dir=str(tmp_path / "full")))
+    assert_same_tables(compact_tables(r.root), compact_tables(full.root))
+    a, b = open_workspace(cfg), open_workspace(replace(cfg, data_dir=str(tmp_path / "full")))
+    f = Filters(start=START + timedelta(days=20), end=START + timedelta(days=30))
+    assert a.source.rollups is not None and b.source.rollups is not None
+    x = metrics.summarize(a.source, a.con, f, "hour", with_previous=True, exact_max_rows=0)
+    y = metrics.summarize(b.source, b.con, f, "hour", with_previous=True, exact_max_rows=0)
+    assert x.window == y.window and x.previous == y.previous and x.buckets.equals(y.buckets)

@@ -50,6 +50,14 @@ def settle(page) -> None:
     page.wait_for_timeout(500)
 
 
+def expand_navigation(nav) -> None:
+    """The navigation shows the first pages and "View N more": open it so every page is listed."""
+    more = nav.get_by_role("button", name=re.compile(r"^View \d+ more$"))
+    if more.count():
+        more.first.click()
+        nav.get_by_role("button", name=re.compile(r"^View less$")).wait_for(timeout=30_000)
+
+
 def test_every_page_at_1440x900(streamlit_server, browser, sample_logs):
     url = streamlit_server(MONITORING_LOGS=sample_logs)
     page = browser.new_page(viewport=VIEWPORT)
@@ -57,13 +65,18 @@ def test_every_page_at_1440x900(streamlit_server, browser, sample_logs):
     page.get_by_role("heading", name="Overview").wait_for(timeout=90_000)
     settle(page)
     nav = page.get_by_test_id("stSidebarNav")
+    expand_navigation(nav)
     # A link's text is its icon's name, then its title.
     titles = [t.strip().splitlines()[-1].strip() for t in nav.get_by_role("link").all_inner_texts() if t.strip()]
-    assert len(titles) >= 9, titles
+    pages = len(list((ROOT / "pages").glob("*.py")))
+    assert len(titles) == pages, titles                     # every page, none hidden behind "View more"
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: dict[str, list[str]] = {}
     for title in titles:
-        nav.get_by_role("link", name=re.compile(re.escape(title) + "$")).click()
+        link = nav.get_by_role("link", name=re.compile(re.escape(title) + "$"))
+        if not link.is_visible():
+            expand_navigation(nav)
+        link.click()
         page.get_by_role("heading", name=re.compile(re.escape(title.split(" ")[0]), re.I)).first.wait_for(timeout=90_000)
         settle(page)
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
@@ -73,6 +86,7 @@ def test_every_page_at_1440x900(streamlit_server, browser, sample_logs):
         if found:
             problems[title] = found
     page.close()
+    assert len(list(SHOTS.glob("*.png"))) >= pages
     assert not problems, problems
 
 

@@ -26,8 +26,10 @@ from . import auth
 from .data import TTL
 from .sidebar import View
 
-STATUS_ICON = {"drift": "🔴 drift", "warn": "🟠 watch", "ok": "🟢 ok", "no data": "⚪ no data",
-               "skipped": "⚪ skipped"}
+# Status in words (emoji render as boxes where no emoji font is installed); colour where the
+# element has one: the headline metrics' deltas and the page's status metric.
+STATUS_TEXT = {"drift": "drift", "warn": "watch", "ok": "ok", "no data": "no data", "skipped": "skipped"}
+STATUS_COLOUR = {"drift": "red", "warn": "orange", "ok": "green", "no data": "gray", "skipped": "gray"}
 
 
 def settings() -> DriftSettings:
@@ -167,13 +169,22 @@ def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
     want = kept("column")
     default = next((c for c in choices if c[0] == want), choices[0])
     picked = st.selectbox(label, choices, index=choices.index(default), key="drift_feature",
-                          format_func=lambda c: c[0] if c[1] == "feature" else
-                          _ROLE_TEXT.get(c[1], f"{c[0]} (model output)"))
+                          format_func=lambda c: role_text(*c))
     keep(column=picked[0])
     return result.multivariate if picked[1] == "multivariate" else result.get(*picked)
 
 
-_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)"}
+_ROLE_TEXT = {"label": "label (ground truth)", "multivariate": "all numeric inputs together (multivariate)",
+              "max_probability": "max probability (the model's confidence)"}
+
+
+def role_text(name: str, role: str) -> str:
+    """How a column is named on the page: features by name, outputs by what they are."""
+    if role == "feature":
+        return name
+    if role == "class_score":
+        return f"{name} (class probability)"
+    return _ROLE_TEXT.get(role, f"{name} (model output)")
 
 
 def _ratio(f: FeatureDrift) -> float:
@@ -279,9 +290,9 @@ def table(result: DriftResult, ot: OverTime | None = None) -> pl.DataFrame:
             worst[(r["name"], r["role"])] = chunk_label(ot, r["k"]) + f" ({r['score']:.3g})"
         counts = ot.scores.group_by("name", "role").agg(pl.col("drifted").fill_null(False).sum().alias("d"), pl.len())
         drifted = {(r["name"], r["role"]): f"{r['d']} of {r['len']}" for r in counts.iter_rows(named=True)}
-    outputs = [f for f in (result.prediction, result.label, result.score) if f is not None]
-    rows = [{"feature": f.name if f.role == "feature" else _ROLE_TEXT.get(f.role, f"{f.name} (model output)"),
-             "status": STATUS_ICON[f.status], "method": f.method, "score": f.score,
+    outputs = list(result.outputs)
+    rows = [{"feature": role_text(f.name, f.role),
+             "status": STATUS_TEXT[f.status], "method": f.method, "score": f.score,
              "error": f.error, "threshold": f.threshold, "band": f.band,
              "worst chunk": worst.get((f.name, f.role), ""), "chunks drifted": drifted.get((f.name, f.role), ""),
              "n_reference": f.n_reference, "n_current": f.n_current,
@@ -315,7 +326,8 @@ def headline(col, f: FeatureDrift | None, label: str) -> None:
         col.metric(label, "not in logs")
         return
     value = "–" if f.score is None else f"{f.score:.3f}"
-    col.metric(f"{label} drift ({f.method})", value, delta=STATUS_ICON[f.status], delta_color="off",
+    col.metric(f"{label} drift ({f.method})", value, delta=STATUS_TEXT[f.status],
+               delta_color=STATUS_COLOUR[f.status], delta_arrow="off",
                help=f"threshold {f.threshold:g}; {f.accuracy}; n = {f.n_reference:,} reference, "
                     f"{f.n_current:,} current")
 

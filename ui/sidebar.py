@@ -56,6 +56,8 @@ def render() -> View | None:
     sb.caption(f"Read at {data.read_at():%H:%M:%S} UTC · new, changed or removed files are picked up "
                f"within {ws.config.refresh_seconds} s")
     _bad_files_notice(ws)
+    from .rollup import sidebar_status
+    sidebar_status(ws)              # the background rollup build's progress, when [rollups] asks
     if ext.rows == 0:
         st.warning("The logs hold no valid rows. The data-health panel says why.")
         return View(ws, ext, Filters(), "hour")

@@ -102,19 +102,16 @@ class Context:
         m = np.arange(len(counts))
         last = np.maximum.accumulate(np.where(counts > 0, m, -1))
         exp_cs = np.concatenate([[0.0], np.cumsum(self.minute_expected)])
-        out_min = np.zeros(len(self.times))
-        out_exp = np.zeros(len(self.times))
-        for i, t in enumerate(self.times):
-            end_m = int(t.timestamp() // 60) - self.minute0        # minutes [0, end_m) have happened
-            if end_m <= 0 or not self.within_data[i]:
-                continue
-            end_m = min(end_m, len(counts))
-            seen = last[end_m - 1]
-            if seen < 0:
-                continue
-            silent = end_m - 1 - seen
-            out_min[i] = silent
-            out_exp[i] = exp_cs[end_m] - exp_cs[seen + 1]
+        # every grid point at once (a 4-year history has 400k of them): its time is its
+        # bucket's end, (b0 + i + 1) * step_s seconds since the epoch
+        t_s = (self.b0 + np.arange(len(self.times), dtype=np.int64) + 1) * self.step_s
+        end_m = t_s // 60 - self.minute0                    # minutes [0, end_m) have happened
+        ok = (end_m > 0) & np.asarray(self.within_data, dtype=bool)
+        end_m = np.clip(end_m, 1, len(counts))
+        seen = last[end_m - 1]
+        ok &= seen >= 0
+        out_min = np.where(ok, end_m - 1 - seen, 0).astype(np.float64)
+        out_exp = np.where(ok, exp_cs[end_m] - exp_cs[np.maximum(seen, -1) + 1], 0.0)
         return out_min, out_exp
 
 
@@ -192,8 +189,8 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
 
     times = [_EPOCH + timedelta(seconds=(b0 + i + 1) * step_s) for i in range(n_b)]
     last_seen = ext.last if at is None else min(ext.last, at)
-    within = np.array([first <= t - timedelta(seconds=step_s) and t <= last_seen + timedelta(seconds=step_s)
-                       for t in times])
+    t_s = (b0 + np.arange(n_b, dtype=np.int64) + 1) * step_s   # each time, as epoch seconds
+    within = (first.timestamp() <= t_s - step_s) & (t_s <= last_seen.timestamp() + step_s)
     return Context(step_s=step_s, b0=b0, times=times,
                    series={"requests": requests, "errors": errors, "expected": expected[:n_b]},
                    hist=hist, bins=bins, minute0=minute0, minute_counts=mc, minute_expected=m_exp,
@@ -320,4 +317,66 @@ def _add_drift(ws: Workspace, ctx: Context, at: datetime | None, chunk: str) -> 
         parse_chunk(chunk)
     except ValueError as exc:
         raise ConfigError(f"[alerts.rules.drift] {exc}") from None
-    ctx.extra["drift"] = analyze_over_time(ws, ref, cur, result, settings, chunk=chunk)
+    ot = analyze_over_time(ws, ref, cur, result, settings, chunk=chunk)
+    ctx.extra["drift"] = ot
+    ctx.extra["drift_onsets"] = _drift_onsets(ws, ref, cur, result, settings, ot)
+
+
+def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dict[tuple[str, int], datetime]:
+    """When each drift began, to the hour: (column, first chunk of a drifted run) -> onset.
+
+    A chunk that drifted as a whole says only that the drift began by its end; stamping the
+    alert at the chunk's start put it up to a chunk (half a day for a noon onset in day
+    chunks) before the drift. Each run's first chunk is scored again hour by hour, for its
+    drifted columns only, with the same one judgement, and each hour read as drifted (`drifted`: above the
+    threshold and the chance band of its size), clean (not drifted, at or under the
+    threshold, or by its p-value) or inconclusive (above the threshold but inside its band:
+    too few rows that hour to tell). The onset is the drifted hour where a step from clean to
+    drifted fits best (fewest drifted hours before it plus clean hours from it; the earliest
+    on a tie; inconclusive hours count for neither), else the chunk's start."""
+    from dataclasses import replace
+
+    from ..drift import analyze_over_time
+
+    scores = ot.scores.filter(pl.col("score").is_not_null())
+    chunks = {int(r["k"]): (r["start"], r["end"]) for r in ot.chunks.iter_rows(named=True)
+              if r["start"] is not None}
+    firsts: dict[int, list[str]] = {}
+    for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
+        ks = sorted(int(k) for k in scores.filter((pl.col("name") == name) & pl.col("drifted"))["k"].to_list())
+        for i, k in enumerate(ks):
+            if k in chunks and (i == 0 or ks[i - 1] != k - 1):
+                firsts.setdefault(k, []).append(name)
+    out = {(name, k): chunks[k][0] for k, names in firsts.items() for name in names}
+    for k, names in firsts.items():
+        start, end = chunks[k]
+        if end - start <= timedelta(hours=1):
+            continue
+        # Only this chunk's hours and only its drifted columns: the chance bands (simulated
+        # per column and size) are most of the cost.
+        def keep(f, names=names):
+            return f if f is not None and f.name in names else None
+        only = replace(result, features=tuple(f for f in result.features if f.name in names),
+                       prediction=keep(result.prediction), score=keep(result.score),
+                       label=keep(result.label), multivariate=keep(result.multivariate))
+        hours = analyze_over_time(ws, ref, replace(cur, start=max(start, cur.start or start),
+                                                   end=min(end, cur.end or end)), only, settings, chunk="hour")
+        h = (hours.scores.filter(pl.col("score").is_not_null())
+             .join(hours.chunks.select("k", pl.col("start").alias("hour")), on="k")
+             .with_columns(pl.when(pl.col("drifted")).then(1)
+                           .when(pl.col("p_value").is_null() & pl.col("band").is_not_null()
+                                 & (pl.col("score") > pl.col("threshold"))).then(0)
+                           .otherwise(-1).alias("state")))   # 1 drifted, 0 inconclusive, -1 clean
+        for name in names:
+            hs = h.filter((pl.col("name") == name) & (pl.col("hour") >= start) & (pl.col("hour") < end)).sort("hour")
+            hour, state = hs["hour"].to_list(), hs["state"].to_list()
+            best = None
+            for i, st in enumerate(state):
+                if st != 1:
+                    continue
+                misfit = state[:i].count(1) + state[i:].count(-1)
+                if best is None or misfit < best[0]:
+                    best = (misfit, hour[i])
+            if best is not None:
+                out[(name, k)] = max(best[1], start)
+    return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -242,26 +242,49 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
         # The last chunk's state holds to the end of the history (its evidence is the latest).
         last = max(chunks)
         chunks[last] = (chunks[last][0], float("inf"))
-    t = np.array([x.timestamp() for x in ctx.times])
+    # the grid's times (each bucket's end), as epoch seconds: ctx.times without a datetime each
+    t = ((ctx.b0 + np.arange(len(ctx.times)) + 1) * ctx.step_s).astype(np.float64)
     out = []
     scores = ot.scores.filter(pl.col("score").is_not_null() & pl.col("k").is_in(list(chunks)))
+    # Each grid time's chunk (start, end], found once for every column: chunks do not overlap.
+    ks = sorted(chunks, key=lambda k: chunks[k][0])
+    starts = np.array([chunks[k][0] for k in ks])
+    ends = np.array([chunks[k][1] for k in ks])
+    at = np.searchsorted(starts, t, side="left") - 1
+    inside = (at >= 0) & (t <= ends[np.clip(at, 0, None)]) if len(ks) else np.zeros(len(t), dtype=bool)
+    position = {k: i for i, k in enumerate(ks)}
+    onsets = ctx.extra.get("drift_onsets", {})
     for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
         rows = scores.filter(pl.col("name") == name)
-        firing = np.zeros(len(t), dtype=bool)
-        value = np.full(len(t), np.nan)
-        for r in rows.sort("k").iter_rows(named=True):
-            start, end = chunks[int(r["k"])]
-            inside = (t > start) & (t <= end)
-            value[inside] = r["score"]
-            if r["drifted"]:
-                firing |= inside
+        per_chunk = np.full(len(ks) + 1, np.nan)  # the last slot: outside every chunk
+        drifted_chunk = np.zeros(len(ks) + 1, dtype=bool)
+        pos = np.array([position[int(k)] for k in rows["k"].to_list()], dtype=np.int64)
+        per_chunk[pos] = rows["score"].to_numpy()
+        drifted_chunk[pos] = rows["drifted"].fill_null(False).to_numpy()
+        slot = np.where(inside, at, len(ks))
+        value, firing = per_chunk[slot], drifted_chunk[slot]
+        spans: list[list[Any]] = []     # runs of drifted chunks: [onset, end, peak, last k]
+        for r in rows.filter(pl.col("drifted").fill_null(False)).sort("k").iter_rows(named=True):
+            k = int(r["k"])
+            start, end = chunks[k]
+            if spans and spans[-1][3] == k - 1:
+                spans[-1][1:] = [end, max(spans[-1][2], r["score"]), k]
+            else:
+                # The episode starts when the drift began (its onset within the chunk,
+                # engine._drift_onsets), not at the chunk's start or a grid point after it.
+                onset = onsets.get((name, k))
+                onset = max(start, onset.timestamp()) if onset is not None else start
+                spans.append([onset, end, r["score"], k])
+                firing &= ~((t > start) & (t <= onset))
         method, threshold = rows["method"][0], float(rows["threshold"][0])
         role = rows["role"][0]
-        what = (f"the model's {name}" if role in ("prediction", "score") else
+        what = (f"the model's {name}" if role in ("prediction", "score", "class_score", "max_probability") else
                 "the labels (ground truth)" if role == "label" else
                 "the joint distribution of the numeric inputs" if role == "multivariate" else f"input {name}")
+        utc = lambda x: None if x == float("inf") else datetime.fromtimestamp(x, UTC)  # noqa: E731
         out.append(Signal(name, firing, value, f"{what} drifted from the reference: {method} "
-                          + "{value:.3f} above {threshold:g} and its chance band", threshold, ""))
+                          + "{value:.3f} above {threshold:g} and its chance band", threshold, "",
+                          spans=[(utc(a), utc(b), float(v)) for a, b, v, _ in spans]))
     return out
 
 

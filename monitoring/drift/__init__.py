@@ -8,8 +8,10 @@
 
 Tests live in `stattests` (one registered function each), chance bands in `bands`, the
 DuckDB work in `engine` (with `sql`, `merges`, `fine` and `counts`), chunks in `chunks`
-and drift over time in `overtime`, data-quality figures in `quality`, the reference and current windows in `windows`, the
-[drift] settings in `settings`, figures in `charts` and the CLI report in `report`.
+and drift over time in `overtime`, data-quality figures in `quality`, the reference and
+current windows in `windows` (per-class probabilities from `classes`, late labels joined
+from the labels file by `labels`), the [drift] settings in `settings`, figures in
+`charts` and the CLI report in `report`.
 See docs/drift.md for the methods and thresholds.
 """
 

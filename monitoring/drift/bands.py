@@ -29,6 +29,7 @@ Tests decided by a p-value (chi-square) already account for the sample size: no 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from collections.abc import Callable
@@ -147,6 +148,8 @@ class Bands:
     # than over independent draws (rows that come in clusters: households, sessions); >= 1
     inflation: dict[tuple[str, str], float] = field(default_factory=dict)
     _cache: dict[tuple[tuple[str, str], int], tuple[float, float]] = field(default_factory=dict, repr=False)
+    _bands: dict[tuple[tuple[str, str], int], float] = field(default_factory=dict, repr=False)
+    calibrated: bool = False  # `overtime.calibrate` has set `inflation` from the reference's chunks
 
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)
@@ -157,9 +160,11 @@ class Bands:
         needs none (p-value tests) or the reference has no values."""
         if not self.applies(key) or n <= 0:
             return None
-        model = self.models[key]
-        n_eff = max(effective_size(n, model.m), 1.0)
-        return self._scaled(key, n_eff, 0) * self.inflation.get(key, 1.0)
+        hit = self._bands.get((key, n))
+        if hit is None:  # a thousand daily chunks have a few dozen distinct sizes
+            model = self.models[key]
+            hit = self._bands[(key, n)] = self._scaled(key, max(effective_size(n, model.m), 1.0), 0)
+        return hit * self.inflation.get(key, 1.0)
 
     def _scaled(self, key: tuple[str, str], n_eff: float, which: int) -> float:
         """The simulated quantile (which=0) or mean (1) at `n_eff`: interpolated in
@@ -245,6 +250,31 @@ class Bands:
             return None
         n = math.ceil(n_eff * model.m / (model.m - n_eff))
         return n if n <= limit else None
+
+
+# The bands of the references seen in this process, by what they are drawn from: the page,
+# the summary and the alert rules compare windows with one reference again and again, and
+# its simulations and clustering factors do not depend on the window.
+_SHARED: dict[str, Bands] = {}
+_SHARED_MAX = 8
+
+
+def shared(models: dict[tuple[str, str], NullModel]) -> Bands:
+    """The `Bands` of these reference models: the one already built in this process for
+    the same models (same columns, tests and reference distributions), else a new one."""
+    h = hashlib.blake2b(digest_size=16)
+    for key in sorted(models):
+        m = models[key]
+        h.update(repr((key, m.kind, m.method, m.m, m.std)).encode())
+        for a in (m.probs, m.values, m.bins, m.bin_probs):
+            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+    fp = h.hexdigest()
+    hit = _SHARED.get(fp)
+    if hit is None:
+        while len(_SHARED) >= _SHARED_MAX:
+            _SHARED.pop(next(iter(_SHARED)))
+        hit = _SHARED[fp] = Bands(models)
+    return hit
 
 
 def _size(step: int) -> int:

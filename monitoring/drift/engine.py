@@ -34,7 +34,7 @@ import duckdb
 import polars as pl
 
 from . import stattests
-from .bands import Bands, NullModel, atom_probs, categorical_model, numeric_model
+from .bands import Bands, NullModel, atom_probs, categorical_model, numeric_model, shared
 from .counts import _categories, _counts, _histogram, _scores, _summary
 from .fine import _fine_sql, _from_fine
 from .merges import _edges, _merge_params, _merge_sql
@@ -75,6 +75,7 @@ class FeatureDrift:
     problem: str | None = None
     error: float | None = None  # bound on |score - exact score| when approximate, else None
     band: float | None = None  # chance band at n_current (None: the test needs none)
+    cls: str | None = None  # role class_score: the class whose probability this is
 
     @property
     def accuracy(self) -> str:
@@ -111,7 +112,9 @@ class DriftResult:
     features: tuple[FeatureDrift, ...]
     prediction: FeatureDrift | None = None
     score: FeatureDrift | None = None
-    label: FeatureDrift | None = None  # ground truth in the logs: label drift, beside prediction drift
+    label: FeatureDrift | None = None  # ground truth (logs or labels file): label drift, beside prediction drift
+    classes: tuple[FeatureDrift, ...] = ()  # per-class probabilities (`classes`), in class order
+    confidence: FeatureDrift | None = None  # their row-wise maximum: the predicted class's probability
     multivariate: FeatureDrift | None = None  # the numeric features' joint distribution (`multivariate`)
     message: str | None = None  # why nothing was compared (an empty side), else None
     warnings: tuple[str, ...] = ()
@@ -120,9 +123,16 @@ class DriftResult:
 
     @property
     def all(self) -> tuple[FeatureDrift, ...]:
-        """Prediction, label and score first, then the features (the joint distribution,
-        `multivariate`, is apart: it is no column)."""
-        return tuple(f for f in (self.prediction, self.label, self.score) if f is not None) + self.features
+        """The model outputs first (prediction, label, score, confidence, per-class
+        probabilities), then the features (the joint distribution, `multivariate`, is
+        apart: it is no column)."""
+        return self.outputs + self.features
+
+    @property
+    def outputs(self) -> tuple[FeatureDrift, ...]:
+        """Prediction, label, score, confidence (max probability) and per-class probabilities."""
+        return tuple(f for f in (self.prediction, self.label, self.score, self.confidence)
+                     if f is not None) + self.classes
 
     def get(self, name: str, role: str | None = None) -> FeatureDrift:
         for f in self.all:
@@ -211,7 +221,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             cur_row |= cur_more[i]
     results = [_feature(p, i, ref_row, cur_row, edges, merges, file_types or {})
                for i, p in enumerate(planned)]
-    bands = Bands(_models(results, atoms))
+    bands = shared(_models(results, atoms))  # one per reference in the process
     results = [_decide(f, bands) for f in results]
     from . import multivariate
 
@@ -224,6 +234,8 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                        prediction=next((r for r in results if r.role == "prediction"), None),
                        score=next((r for r in results if r.role == "score"), None),
                        label=next((r for r in results if r.role == "label"), None),
+                       classes=tuple(r for r in results if r.role == "class_score"),
+                       confidence=next((r for r in results if r.role == "max_probability"), None),
                        multivariate=mv, mv_model=mv_model, warnings=tuple(warnings), bands=bands)
 
 
@@ -274,7 +286,7 @@ def _feature(p: _Plan, i: int, ref_row: dict, cur_row: dict, edges: dict, merges
              file_types: dict[str, tuple[str, ...]]) -> FeatureDrift:
     name = p.column.name
     common = dict(name=name, role=p.column.role, kind=p.kind, method=p.method, threshold=p.threshold,
-                  rows_reference=p.rows[0], rows_current=p.rows[1])
+                  rows_reference=p.rows[0], rows_current=p.rows[1], cls=p.column.cls)
     types = file_types.get(name, ())
     if p.skip:
         q = assess(p.kind, None, None, p.rows, p.n, types=types)

@@ -231,6 +231,21 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     n0 = max(100, min(1000, m // CALIBRATION_CHUNKS))
     if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
         return result
+    if not bands.calibrated:  # once per reference (`bands.shared`)
+        _inflate(con, reference, columns, result, bands, n0, exact_max_rows)
+    from .engine import _decide
+
+    redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
+    return replace(result, features=redo(result.features),
+                   prediction=redo((result.prediction,))[0] if result.prediction else None,
+                   score=redo((result.score,))[0] if result.score else None,
+                   label=redo((result.label,))[0] if result.label else None,
+                   classes=redo(result.classes),
+                   confidence=redo((result.confidence,))[0] if result.confidence else None)
+
+
+def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResult, bands: Bands,
+             n0: int, exact_max_rows: int) -> None:
     own = replace(reference, name="calibration")
     ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0), exact_max_rows=exact_max_rows,
                    judge=False)
@@ -245,13 +260,7 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
         expected = bands.mean(key, n * m_k / (m_k - n))
         if expected and expected > 0:
             bands.inflation[key] = max(1.0, float(g["score"].mean()) / expected)
-    from .engine import _decide
-
-    redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
-    return replace(result, features=redo(result.features),
-                   prediction=redo((result.prediction,))[0] if result.prediction else None,
-                   score=redo((result.score,))[0] if result.score else None,
-                   label=redo((result.label,))[0] if result.label else None)
+    bands.calibrated = True
 
 
 def _current_values(con, current: Side, key: str, plans: Sequence[_Plan], extra: dict) -> pl.DataFrame:

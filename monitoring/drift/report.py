@@ -6,7 +6,9 @@
 JSON: `features` is a list of {name, kind, method, score, threshold, drifted, n_reference,
 n_current, p_value (methods with one), status, approximate (and error_bound when true: the
 score is within that of the exact one), null shares, secondary test, quality};
-`prediction` and `score` have the same shape (omitted when the logs lack the column);
+`prediction`, `score` and `label` (from the logs or the labels file) have the same shape
+(omitted when the logs lack the column); a multiclass model's `max_probability` (its
+confidence) too, and `classes` lists each class's probability with its `class`;
 `reference` and `current` say what was compared, with row counts; `over_time` (with
 --chunk) lists the chunks where each column drifted.
 """
@@ -97,8 +99,11 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
         out["prediction"] = feature_json(result.prediction)
     if result.score is not None:
         out["score"] = feature_json(result.score)
-    if result.label is not None:  # label drift, when the logs carry ground truth
+    if result.label is not None:  # label drift: ground truth from the logs or the labels file
         out["label"] = feature_json(result.label)
+    if result.confidence is not None:  # a multiclass model: its confidence and each class
+        out["max_probability"] = feature_json(result.confidence)
+        out["classes"] = [{"class": f.cls} | feature_json(f) for f in result.classes]
     mv = result.multivariate
     if mv is not None:  # the numeric features' joint distribution
         out["multivariate"] = {"method": mv.method, "score": mv.score, "threshold": mv.threshold,
@@ -208,7 +213,9 @@ def drift_table(r: dict[str, Any]) -> str:
         return "\n".join(lines + ["", r["message"]])
     header = ("column", "kind", "method", "score", "threshold", "status", "n_ref", "n_cur", "nulls")
     rows = []
-    for entry in [r.get("prediction"), r.get("label"), r.get("score"), *r["features"]]:
+    outputs = [r.get("prediction"), r.get("label"), r.get("score"), r.get("max_probability"),
+               *r.get("classes", ())]
+    for entry in [*outputs, *r["features"]]:
         if entry is None:
             continue
         score = _num(entry["score"]) + (f" ±{entry['error_bound']:.2g}" if entry.get("error_bound") is not None else "")
@@ -220,10 +227,10 @@ def drift_table(r: dict[str, Any]) -> str:
     lines += ["", fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*row) for row in rows]
     lines += ["", f"drifted: {', '.join(r['drifted']) if r['drifted'] else 'none'}"]
-    if any(e and e.get("error_bound") is not None for e in [r.get("prediction"), r.get("score"), *r["features"]]):
+    if any(e and e.get("error_bound") is not None for e in [*outputs, *r["features"]]):
         lines.append("±: approximate score (fine bins, above drift.exact_max_rows values per side), "
                      "within that of the exact one")
-    problems = [(e["name"], p) for e in [r.get("prediction"), r.get("score"), *r["features"]]
+    problems = [(e["name"], p) for e in [*outputs, *r["features"]]
                 if e and e.get("quality") for p in e["quality"]["problems"]]
     if problems:
         lines += ["", "data quality:"] + [f"  {n}: {p}" for n, p in problems]

@@ -46,12 +46,14 @@ class Side:
 
 @dataclass(frozen=True)
 class Column:
-    """A column to test: a feature, the prediction or the score."""
+    """A column to test: a feature, the prediction, the score, the label, a class's
+    probability or the largest of them (`classes`)."""
 
     name: str
-    role: str  # "feature" | "prediction" | "score"
+    role: str  # "feature" | "prediction" | "score" | "label" | "class_score" | "max_probability"
     kind: str  # kind found in the logs: "numeric" | "categorical"
     integer: bool = False  # integer type: categorical when it has few distinct values
+    cls: str | None = None  # role class_score: the class whose probability it is
 
 
 

@@ -17,10 +17,13 @@ from datetime import datetime, timedelta
 import duckdb
 
 from ..config import Config
+from ..ground_truth import LabelsError
 from ..queries import Extent, Filters, whole_range
 from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
 from ..workspace import Workspace
+from . import classes
 from .engine import Column, DriftResult, Side, compare
+from .labels import LateLabels, late_labels
 from .overtime import OverTime, calibrate, over_time
 from .quality import type_changes
 from .settings import DriftSettings
@@ -99,25 +102,36 @@ def default_current(ref: Reference, ext: Extent) -> Filters:
 
 # -- sides and columns ---------------------------------------------------------------------------
 
-def columns(source: LogSource) -> list[Column]:
-    """Prediction, score and label (when present), then every feature the logs have."""
+def columns(source: LogSource, cfg: Config | None = None, *, late: LateLabels | None = None) -> list[Column]:
+    """Prediction, score and label (when present, or from a labels file: `late`),
+    the per-class probabilities `[columns] class_scores` declares and their maximum (the
+    model's confidence), then every other feature the logs have."""
     out = []
     for name in ("prediction", "label"):
-        if source.has(name):
+        if source.has(name) or (name == "label" and late is not None):
             typ = source.types.get(name, "")
             numeric = typ in NUMERIC_TYPES or typ.startswith("DECIMAL")
+            if name == "label" and late is not None:  # compared by value, as the quality pages do
+                numeric, typ = late.kind == "numeric", ""
             out.append(Column(name, name, "numeric" if numeric else "categorical",
                               integer=typ in INTEGER_TYPES))
     if source.has("score"):
         out.append(Column("score", "score", "numeric"))
+    per_class = classes.of(source, cfg) if cfg is not None else []
+    out += [Column(c.column, classes.ROLE, "numeric", cls=c.cls) for c in per_class]
+    if per_class:
+        out.append(Column(classes.max_name(source), classes.MAX_ROLE, "numeric"))
+    taken = {c.column for c in per_class}
     for f in source.features:
-        out.append(Column(f.name, "feature", f.kind, integer=f.dtype in INTEGER_TYPES))
+        if f.name not in taken:
+            out.append(Column(f.name, "feature", f.kind, integer=f.dtype in INTEGER_TYPES))
     return out
 
 
 def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "",
-              description: str = "") -> Side:
-    """Rows of the logs in `filters`; params are prefixed so two windows can share a query."""
+              description: str = "", late: LateLabels | None = None) -> Side:
+    """Rows of the logs in `filters`; params are prefixed so two windows can share a query.
+    `late`: the labels file, joined by request id (its label wins over the logs' own)."""
     cond, params = filters.where()
     if prefix:
         for key in sorted(params, key=len, reverse=True):
@@ -125,8 +139,14 @@ def logs_side(source: LogSource, filters: Filters, name: str, *, prefix: str = "
         params = {prefix + k: v for k, v in params.items()}
     exprs = {"prediction": "prediction", "score": "score", "label": "label"}
     exprs |= {f.name: f.col for f in source.features}
-    return Side(name=name, ctes=(("logs", source.base_sql()),), rows_sql=f"logs WHERE {cond}",
-                params={"files": source.files, **params}, exprs=exprs,
+    ctes, rows_sql, more = (("logs", source.base_sql()),), f"logs WHERE {cond}", {}
+    if late is not None:
+        ctes += ((late.cte, late.sql),)
+        rows_sql = f"logs LEFT JOIN {late.cte} ON {late.cte}.{late.id_col} = logs.request_id WHERE {cond}"
+        exprs["label"] = late.label_expr
+        more = late.params
+    return Side(name=name, ctes=ctes, rows_sql=rows_sql,
+                params={"files": source.files, **params, **more}, exprs=exprs,
                 ts_us="ts_us" if source.has_time else None,
                 order_sql="row_seq" if not source.has_time else "ts_us, row_seq",
                 description=description)
@@ -181,17 +201,26 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
     """Sides and columns; `rows` (first, last) keeps only those positions of the window
     (in its order: time, or file order for logs without time), e.g. one chunk."""
     source = ws.source
-    cols = columns(source)
     warnings: list[str] = []
-    current = logs_side(source, filters, "current", description=_window_text(filters))
+    try:
+        late = late_labels(ws)
+    except LabelsError as exc:  # the rest of drift does not need the labels: say why, go on
+        late = None
+        warnings.append(f"{exc}: label drift uses the logs' own labels only")
+    cols = columns(source, ws.config, late=late)
+    current = logs_side(source, filters, "current", description=_window_text(filters), late=late)
     if rows is not None:
         current = only_rows(current, *rows)
     all_files = dict(source.file_types)
     if ref.kind == "file":
         ref_source = ref_source or open_reference(ref.path, ws.config, ws.con)
         reference = file_side(ref_source, [c.name for c in cols], description=ref.describe())
+        if late is not None and ref_source.has("label"):
+            reference = replace(reference, exprs=reference.exprs | {
+                "label": late.compared(ref_source.expr("label"), ref_source.types.get("label", ""))})
         present = {f.name for f in ref_source.features} | {c for c in ("prediction", "score", "label")
                                                             if ref_source.has(c)}
+        present |= {c.name for c in cols if c.role == classes.MAX_ROLE}
         missing = [c.name for c in cols if c.name not in present]
         if missing:
             warnings.append(f"the reference file lacks {len(missing)} column(s) of the logs "
@@ -199,7 +228,14 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
         all_files |= {f"reference:{k}": v for k, v in ref_source.file_types.items()}
     else:
         ref_filters = Filters(start=ref.start, end=ref.end, model_name=filters.model_name)
-        reference = logs_side(source, ref_filters, "reference", prefix="ref_", description=ref.describe())
+        reference = logs_side(source, ref_filters, "reference", prefix="ref_", description=ref.describe(),
+                              late=late)
+    confidence = [c for c in cols if c.role == classes.MAX_ROLE]
+    if confidence:  # the row-wise maximum of the class probabilities, on both sides
+        per_class = [c.name for c in cols if c.role == classes.ROLE]
+        reference, current = (replace(side, exprs=side.exprs | {
+            confidence[0].name: classes.max_sql([side.exprs[n] for n in per_class])})
+            for side in (reference, current))
     types = {}
     for c in cols:
         raw = source.columns.get(c.name) if c.role != "feature" else c.name

@@ -3,7 +3,8 @@
     from monitoring.labelling import open_db, create_queue, claim_next, answer, queue_report
 
 Modules: `db` (engine, tables, schema version, migrations), `sampling` (the sample, in
-DuckDB), `queues` (create, claim, answer, skip, undo, progress), `results` (resolved labels,
+DuckDB), `queues` (create, list, close, progress), `claims` (claim, answer, skip, undo,
+release), `records` (Item, Progress, errors), `results` (resolved labels,
 accuracy, agreement, ground truth), `stats` (pure statistics), `export`, `cli`.
 Names are loaded on first use, so the main CLI does not pay for SQLAlchemy until a queue
 command runs.
@@ -19,11 +20,12 @@ _EXPORTS = {
     "schema_version": "db", "upgrade": "db", "writing": "db",
     "QueueSpec": "sampling", "Sample": "sampling", "SamplingError": "sampling", "Segment": "sampling",
     "allocate": "sampling", "draw": "sampling",
-    "FLAG_REASONS": "queues", "Item": "queues", "LabellingError": "queues", "LeaseLost": "queues",
-    "Progress": "queues", "VERDICTS": "queues", "answer": "queues", "claim_next": "queues",
-    "create_queue": "queues", "get_queue": "queues", "list_queues": "queues",
-    "normalize_reviewer": "queues", "progress": "queues", "release": "queues",
-    "set_status": "queues", "skip": "queues", "store_sample": "queues", "undo_last": "queues",
+    "FLAG_REASONS": "records", "Item": "records", "LabellingError": "records", "LeaseLost": "records",
+    "Progress": "records", "VERDICTS": "records", "normalize_reviewer": "records",
+    "answer": "claims", "answer_and_next": "claims", "claim_next": "claims", "release": "claims",
+    "skip": "claims", "skip_and_next": "claims", "undo_last": "claims",
+    "create_queue": "queues", "get_queue": "queues", "list_queues": "queues", "progress": "queues",
+    "last_change": "queues", "set_status": "queues", "store_sample": "queues",
     "accuracy": "results", "agreement": "results", "events_frame": "results",
     "ground_truth": "results", "queue_report": "results", "register_ground_truth": "results",
     "resolved_frame": "results", "reviewer_stats": "results", "trend": "results", "window_accuracy": "results",

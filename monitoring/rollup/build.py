@@ -21,6 +21,7 @@ import duckdb
 
 from ..config import Config
 from ..source import LogSource, connect, open_source
+from . import compact
 from . import store as st
 
 ENGINES = ("duckdb", "spark")
@@ -41,8 +42,11 @@ class BuildResult:
 
 def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", full: bool = False,
            con: duckdb.DuckDBPyConnection | None = None, source: LogSource | None = None,
-           spark=None, progress: Callable[[int, int], None] | None = None) -> BuildResult:
-    """Bring the store of `logs` (default config.logs) up to date with the files as they are."""
+           spark=None, progress: Callable[..., None] | None = None,
+           batch_rows: int | None = None) -> BuildResult:
+    """Bring the store of `logs` (default config.logs) up to date with the files as they are.
+    progress(done_rows, total_rows, done_files, total_files) after each pass (DuckDB);
+    batch_rows: rows per pass (default duck.BATCH_ROWS)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (choose {', '.join(ENGINES)})")
     t0 = time.perf_counter()
@@ -67,7 +71,7 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
             spark_engine.roll(source, list(p.roll), staging, spark=spark)
         else:
             from . import duck
-            duck.roll(source, con, list(p.roll), staging, progress=progress)
+            duck.roll(source, con, list(p.roll), staging, progress=progress, batch_rows=batch_rows)
     st.install_staged(root, staging)
     # Parts of changed files: the new part has another id, the old one goes.
     st.remove_parts(root, p.drop)
@@ -79,9 +83,18 @@ def update(config: Config, logs: str | None = None, *, engine: str = "duckdb", f
         dups = duck.dedupe(source, con, root, live, fresh)
     else:
         dups = old.duplicates
+    # The segments readers read: the files just rolled become one more (compact.py).
+    old_segs = [g for g in (old.segments if old is not None else []) if (root / g.name).is_dir()]
+    if old is not None and not p.changed and len(old_segs) == len(old.segments):
+        segments = old_segs
+    else:
+        segments = compact.update_segments(con, root, old_segs if old is not None and not p.rebuild else [],
+                                           set(live), dups_changed=True)
     manifest = st.Manifest(logs=logs, schema=st.schema_hash(source), engine=engine, files=entries,
-                           duplicates=dups, features=[(f.name, f.kind) for f in source.features])
+                           duplicates=dups, features=[(f.name, f.kind) for f in source.features],
+                           segments=segments)
     st.write_manifest(root, manifest)
+    compact.remove_stale(root, {g.name for g in segments})
     return BuildResult(root=root, engine=engine, rolled=len(p.roll), removed=len(p.drop),
                        kept=len(p.keep), rows=sum(e.rows for e in p.roll), duplicates=dups,
                        seconds=time.perf_counter() - t0, rebuilt=p.rebuild)

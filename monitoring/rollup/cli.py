@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         from . import spark as spark_engine
         spark = spark_engine.session(args.spark_master)
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, *_files: int) -> None:
         if sys.stderr.isatty():
             print(f"\rrolling: {done:,}/{total:,} rows", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)

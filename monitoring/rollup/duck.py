@@ -18,7 +18,7 @@ from ..source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
 from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 
-BATCH_ROWS = 20_000_000
+BATCH_ROWS = 4_000_000    # rows per pass: bounds the memory of the accumulators (ids are one row a request)
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
@@ -76,10 +76,11 @@ def _finite(expr: str) -> str:
     return f"CASE WHEN isfinite({v}) THEN {v} END"
 
 
-def _batches(entries: list[st.FileEntry]) -> list[list[st.FileEntry]]:
+def _batches(entries: list[st.FileEntry], limit: int | None = None) -> list[list[st.FileEntry]]:
+    limit = limit or BATCH_ROWS
     out, cur, n = [], [], 0
     for e in entries:
-        if cur and n + e.rows > BATCH_ROWS:
+        if cur and n + e.rows > limit:
             out.append(cur)
             cur, n = [], 0
         cur.append(e)
@@ -96,8 +97,9 @@ def _exec(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) 
 
 
 def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.FileEntry],
-         staging: Path, progress=None) -> None:
-    """Roll `entries` into `staging/<table>/part=<id>/`; progress(done_rows, total_rows)."""
+         staging: Path, progress=None, batch_rows: int | None = None) -> None:
+    """Roll `entries` into `staging/<table>/part=<id>/`;
+    progress(done_rows, total_rows, done_files, total_files) after each batch."""
     lay = source_layout(source)
     statements = lay.statements()
     cur = cursor(con)
@@ -111,7 +113,8 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
         total, done = sum(e.rows for e in entries), 0
         created: set[str] = set()
         offset = 0
-        for batch in _batches(entries):
+        files_done = 0
+        for batch in _batches(entries, batch_rows):
             params = {"files": source.files, "subset": [e.path for e in batch], "offset": offset}
             offset += len(batch)
             # A CTE per statement, not a materialised table: each statement reads only the
@@ -125,8 +128,9 @@ def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.Fil
                     _exec(cur, f"CREATE OR REPLACE TEMP TABLE {acc} AS {rows}{sql}", params)
                     created.add(acc)
             done += sum(e.rows for e in batch)
+            files_done += len(batch)
             if progress:
-                progress(done, total)
+                progress(done, total, files_done, len(entries))
         for name, (finer, _) in DERIVED.items():
             if _acc(finer) in created:
                 cur.execute(f"CREATE OR REPLACE TEMP TABLE {_acc(name)} AS {coarser_sql(name, _acc(finer))}")
@@ -158,14 +162,16 @@ def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts
             cols.append(f"CAST(NULL AS DOUBLE) AS {quote_ident(c)}")
         else:
             cols.append(f"a.{quote_ident(c)}")
-    keys = ", ".join(quote_ident(k) for k in table.keys)
+    # ids are one row per request: sorting them was a third of a build; the duplicate check
+    # hashes them anyway, so they are written in scan order.
+    order = "" if table.name == "ids" else " ORDER BY p.part, " + ", ".join(quote_ident(k) for k in table.keys)
     out = staging / table.name
     out.mkdir(parents=True, exist_ok=True)
     # The path is ours (data_dir + a fixed layout); COPY takes no bound parameter for it.
     target = str(out).replace("'", "''")
     cur.execute(
-        f"COPY (SELECT p.part, {', '.join(cols)} FROM {acc} a JOIN {parts} p USING (file) "
-        f"ORDER BY p.part, {keys}) TO '{target}' "
+        f"COPY (SELECT p.part, {', '.join(cols)} FROM {acc} a JOIN {parts} p USING (file){order}) "
+        f"TO '{target}' "
         "(FORMAT parquet, PARTITION_BY (part), COMPRESSION zstd, OVERWRITE_OR_IGNORE)")
 
 

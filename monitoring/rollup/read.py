@@ -57,9 +57,28 @@ class Store:
             n = len(set(now.items()) ^ set(old.items()))
             raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
 
-    def relation(self, table: str) -> tuple[str, dict[str, Any]]:
-        """FROM clause of a table over the live parts, and its parameters."""
+    def relation(self, table: str, *, dimfree: bool = False) -> tuple[str, dict[str, Any]]:
+        """FROM clause of a table and its parameters: the segments' files (compact.py) when
+        the store has them, else the live parts. Rows are not unique per key: callers sum. `dimfree` (latency tables): the table with
+        model, version and endpoint summed out, for views that filter on none of them
+        (traffic tables keep error_type)."""
         key = "g_" + table.replace("/", "_")
+        segs = self.manifest.segments
+        if segs:
+            family, _, grain = table.partition("/")
+            names = [table]
+            if dimfree and family in ("latency", "traffic"):
+                names.insert(0, f"all/{grain}" if family == "latency" else f"all/traffic-{grain}")
+            for name in names:
+                paths = [self.root / g.name / f"{name}.parquet" for g in segs]
+                full = [self.root / g.name / f"{table}.parquet" for g in segs]
+                if name != table and any(a.is_file() != b.is_file() for a, b in zip(paths, full, strict=True)):
+                    continue      # a segment without the dimension-free file: read the full table
+                found = [str(p) for p in paths if p.is_file()]
+                if found:
+                    # segments overlap in keys (a day in two files, the correction): callers sum
+                    return f"(SELECT * FROM read_parquet(${key}))", {key: found}
+            return "", {}
         if not st.has_table(self.root, table):
             return "", {}
         return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
@@ -135,26 +154,31 @@ def _bounds(store: Store, con) -> tuple[int, int]:
 
 def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, where: str,
                  group: str, periods: list[tuple[int, int, int]], family: str = "traffic",
-                 rest: list[tuple[int, int, int]] | None = None) -> tuple[str, dict[str, Any]]:
+                 rest: list[tuple[int, int, int]] | None = None,
+                 whole: set[int] = frozenset()) -> tuple[str, dict[str, Any]]:
     """UNION ALL of every (period, piece) query over the `family` tables; `select` may use
     {bucket}. Ranges no stored grain covers are appended to `rest` as (period, lo, hi) (or
-    raise NotCovered when `rest` is None)."""
+    raise NotCovered when `rest` is None). Periods in `whole` are read at the coarsest
+    grains that tile them (their rows are summed over the period by the caller)."""
     grains = [GRAINS[g] for g in (TRAFFIC_GRAINS if family == "traffic" else LATENCY_GRAINS)]
     cond, params = f.where(time=False)
+    kept = ("model_name", "model_version", "endpoint") + (("error_type",) if family == "latency" else ())
+    dimfree = not (f.model_name or f.model_versions or f.endpoints) and not any(d in select for d in kept)
     parts = []
     for period, lo, hi in periods:
-        pieces, left = _pieces(lo, hi, bucket_s, grains)
+        pieces, left = _pieces(lo, hi, GRAINS["day"] if period in whole else bucket_s, grains)
         if left and rest is None:
             raise NotCovered("this bucket or window edge is finer than the stored grains")
         if rest is not None:
             rest += [(period, a, b) for a, b in left]
         for g, a, b in pieces:
-            rel, p = store.relation(f"{family}/{_grain_name(g)}")
+            rel, p = store.relation(f"{family}/{_grain_name(g)}", dimfree=dimfree)
             if not rel:
                 continue
             params |= p
             k = bucket_s // g
-            bucket = f"CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT)"
+            bucket = ("CAST(NULL AS BIGINT)" if period in whole
+                      else "t" if k == 1 else f"CAST(floor(t / CAST({k} AS DOUBLE)) AS BIGINT)")
             parts.append(f"SELECT CAST({period} AS INTEGER) AS period, {select.format(bucket=bucket)} "
                          f"FROM {rel} WHERE t >= {a} AND t < {b} AND {cond} AND {where} {group}")
     return " UNION ALL ".join(parts), params
@@ -179,9 +203,11 @@ def _periods(store: Store, con, f: Filters, with_previous: bool) -> list[tuple[i
 
 
 def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-                 with_previous: bool = False, source: LogSource | None = None) -> pl.DataFrame:
+                 with_previous: bool = False, source: LogSource | None = None,
+                 previous_total: bool = False) -> pl.DataFrame:
     """Requests per (period, bucket, failed, latency bin): the frame of `metrics.rollup`
-    (columns period, bucket, is_error, bin, n).
+    (columns period, bucket, is_error, bin, n). With `previous_total` the previous window
+    (period 0) comes as one histogram, bucket NULL: what its KPIs need, at half the rows.
 
     Latency bins are stored by 15 minutes, hour and day: the parts of the window those do
     not cover (minute buckets, the minutes at unaligned window edges) are read from the raw
@@ -190,22 +216,28 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     if bucket_s % 60:
         raise NotCovered("buckets finer than a minute need the raw logs")
     periods = _periods(store, con, f, with_previous)
+    whole = {0} if with_previous and previous_total else set()
     rest: list[tuple[int, int, int]] = []
     sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, is_error, bin, n", "TRUE", "",
-                               periods, family="latency", rest=rest if source is not None else None)
+                               periods, family="latency", rest=rest if source is not None else None,
+                               whole=whole)
+    empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
+                                 "bin": pl.Int32, "n": pl.Int64})
     frames = []
     if sql:
         frames.append(run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                               "GROUP BY ALL", params))
+                               "GROUP BY ALL HAVING sum(n) <> 0", params))
     for period, lo, hi in rest:
         g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
                     endpoints=f.endpoints)
-        raw = metrics.scan_rollup(source, con, g, bucket_s)
-        frames.append(raw.with_columns(pl.lit(period, dtype=pl.Int32).alias("period")))
-    empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
-                                 "bin": pl.Int32, "n": pl.Int64})
+        raw = metrics.scan_rollup(source, con, g, bucket_s).with_columns(pl.lit(period, dtype=pl.Int32).alias("period"))
+        if period in whole:
+            raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias("bucket"))
+        frames.append(raw)
     if not frames:
         return empty
+    if len(frames) == 1:
+        return frames[0].select(empty.columns).cast(empty.schema)   # grouped by the query already
     df = pl.concat([fr.select(empty.columns).cast(empty.schema) for fr in frames])
     return (df.group_by("period", "bucket", "is_error", "bin").agg(pl.col("n").sum())
             .filter(pl.col("n") != 0))

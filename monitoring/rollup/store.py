@@ -7,6 +7,9 @@
                                       copies of duplicated request ids (across all files)
         dups/members.parquet          every copy of every duplicated id (to redo the
                                       correction without rescanning unchanged files)
+        compact-<id>/<table>.parquet  segments: every table but ids, some parts (or the
+                                      correction) summed, sorted by time: what readers
+                                      read (compact.py)
 
 `key` hashes the resolved logs path and the column mapping, so a store follows its logs
 through updates. A part id hashes (path, size, mtime): a changed file gets a new part and
@@ -29,7 +32,7 @@ from ..config import Config
 from ..source import LogSource
 from .tables import TABLES
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 3   # 3: the segments readers read (compact.py)
 DUPS_PART = "_dups"
 
 
@@ -70,6 +73,13 @@ class FileEntry:
         return FileEntry(path, st.st_size, st.st_mtime_ns, part_id(path, st.st_size, st.st_mtime_ns), rows)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A compact-<id>/ folder (compact.py) and the parts it sums (("_dups",): the correction)."""
+    name: str
+    parts: tuple[str, ...]
+
+
 @dataclass
 class Manifest:
     logs: str
@@ -79,12 +89,13 @@ class Manifest:
     built_at: str = ""
     duplicates: int = 0    # extra copies dropped by the correction
     features: list[tuple[str, str]] = field(default_factory=list)   # (name, kind)
+    segments: list[Segment] = field(default_factory=list)   # what readers read (compact.py)
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "logs": self.logs, "schema": self.schema,
                 "engine": self.engine, "built_at": self.built_at, "duplicates": self.duplicates,
-                "features": [list(f) for f in self.features],
+                "features": [list(f) for f in self.features], "segments": [{"name": g.name, "parts": list(g.parts)} for g in self.segments],
                 "files": [vars(e) for e in sorted(self.files.values(), key=lambda e: e.path)]}
 
     @staticmethod
@@ -92,7 +103,8 @@ class Manifest:
         files = {e["path"]: FileEntry(**e) for e in d["files"]}
         return Manifest(logs=d["logs"], schema=d["schema"], engine=d["engine"], files=files,
                         built_at=d.get("built_at", ""), duplicates=int(d.get("duplicates", 0)),
-                        features=[tuple(f) for f in d.get("features", [])], version=d["version"])
+                        features=[tuple(f) for f in d.get("features", [])], segments=[Segment(g["name"], tuple(g["parts"])) for g in d.get("segments", [])],
+                        version=d["version"])
 
 
 def read_manifest(root: Path) -> Manifest | None:

@@ -1,0 +1,157 @@
+"""Building the rollup store in a background thread, with progress a UI can read.
+
+    job = background.start(config)          # one builder per store; returns at once
+    p = job.progress()                      # Progress(state, files_done, files_total, ...)
+    p.fraction, p.text                      # for a progress bar
+    job.wait(timeout)                       # tests and scripts
+
+No page waits for it: until the store covers every file as it is, `workspace` attaches no
+store and every figure comes from the raw logs (complete, only slower). When the job is
+done the caller attaches the store (`covering_store`). This module never imports a UI
+library: the progress is a plain, immutable object read under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..config import Config
+from ..source import LogSource, LogSourceError, connect, open_source
+from . import build
+from . import store as st
+from .settings import load as load_settings
+
+IDLE, RUNNING, DONE, FAILED = "idle", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str = IDLE
+    files_done: int = 0
+    files_total: int = 0
+    rows_done: int = 0
+    rows_total: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    message: str = ""            # one sentence when it failed, or what it is doing
+    fingerprint: str = ""        # the files (LogSource.fingerprint) this build was started for
+
+    @property
+    def fraction(self) -> float:
+        if self.state == DONE:
+            return 1.0
+        if self.rows_total:
+            return min(1.0, self.rows_done / self.rows_total)
+        return self.files_done / self.files_total if self.files_total else 0.0
+
+    @property
+    def text(self) -> str:
+        if self.state == RUNNING:
+            return (f"Building rollups: {self.files_done:,} of {self.files_total:,} files "
+                    f"({self.rows_done:,} of {self.rows_total:,} rows); figures come from the raw logs meanwhile")
+        if self.state == DONE:
+            return f"Rollups up to date ({self.files_total:,} files, {self.finished - self.started:.1f} s)"
+        if self.state == FAILED:
+            return f"Rollups could not be built: {self.message}"
+        return "Rollups not built"
+
+
+class Job:
+    """One background build of one store; `start` reuses a running job of the same store."""
+
+    def __init__(self, config: Config, logs: str, batch_rows: int):
+        self.config, self.logs, self.batch_rows = config, logs, batch_rows
+        self._lock = threading.Lock()
+        self._progress = Progress()
+        self._thread: threading.Thread | None = None
+
+    def progress(self) -> Progress:
+        with self._lock:
+            return self._progress
+
+    def _set(self, **kw) -> None:
+        with self._lock:
+            self._progress = replace(self._progress, **kw)
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, fingerprint: str = "") -> Job:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self
+            self._progress = Progress(state=RUNNING, started=time.time(), message="looking at the files",
+                                      fingerprint=fingerprint)
+            self._thread = threading.Thread(target=self._run, name="modelwatch-rollups", daemon=True)
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> Progress:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+        return self.progress()
+
+    def _run(self) -> None:
+        try:
+            con = connect(self.config)          # its own connection: never the UI's
+            source = open_source(self.logs, self.config, con)
+            todo = st.plan(source, st.read_manifest(st.store_root(self.config, self.logs)))
+            self._set(files_total=len(source.files), files_done=len(todo.keep),
+                      rows_total=sum(e.rows for e in (*todo.keep, *todo.roll)),
+                      rows_done=sum(e.rows for e in todo.keep), message="rolling")
+            kept_rows = sum(e.rows for e in todo.keep)
+            kept_files = len(todo.keep)
+
+            def step(done_rows: int, total_rows: int, done_files: int = 0, total_files: int = 0) -> None:
+                self._set(rows_done=kept_rows + done_rows, files_done=kept_files + done_files)
+
+            r = build.update(self.config, self.logs, source=source, con=con, progress=step,
+                             batch_rows=self.batch_rows)
+            self._set(state=DONE, files_done=r.kept + r.rolled, files_total=r.kept + r.rolled,
+                      rows_done=self._progress.rows_total, finished=time.time(), message="")
+        except (LogSourceError, OSError, ValueError) as exc:
+            self._set(state=FAILED, finished=time.time(), message=str(exc).splitlines()[0][:300])
+        except Exception as exc:
+            self._set(state=FAILED, finished=time.time(),
+                      message=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+
+
+_JOBS: dict[Path, Job] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def job_for(config: Config, logs: str | None = None) -> Job:
+    logs = logs or config.logs
+    root = st.store_root(config, logs)
+    with _JOBS_LOCK:
+        job = _JOBS.get(root)
+        if job is None:
+            job = _JOBS[root] = Job(config, logs, load_settings(config).batch_rows)
+        return job
+
+
+def start(config: Config, logs: str | None = None, fingerprint: str = "") -> Job:
+    """Start (or find running) the background update of the store of `logs`."""
+    return job_for(config, logs).start(fingerprint)
+
+
+def wanted(config: Config, rows: int) -> bool:
+    """Whether the [rollups] settings ask for a background build of logs of `rows` rows."""
+    return load_settings(config).wanted(rows)
+
+
+def covering_store(config: Config, source: LogSource, logs: str | None = None):
+    """The store when it covers every file of `source` as it is now, else None."""
+    from .read import NotCovered, open_store
+
+    try:
+        store = open_store(config, logs or config.logs)
+        if store is not None:
+            store.check(source)
+        return store
+    except (NotCovered, OSError, ValueError):
+        return None
