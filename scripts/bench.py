@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -22,6 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
 SIZES = {"10M": 333_334, "100M": 3_333_334}   # rows per day over 30 days
 CACHE = Path(os.environ.get("MODELWATCH_BENCH_DIR", Path.home() / ".cache" / "modelwatch" / "bench"))
 
@@ -39,10 +40,6 @@ def ensure_logs(size: str) -> Path:
 
 # -- scenarios (each runs in its own process) ---------------------------------------------------
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def scenario(name: str, logs: str) -> dict:
     sys.path.insert(0, str(ROOT))
     os.environ["MONITORING_LOGS"] = logs
@@ -57,7 +54,7 @@ def scenario(name: str, logs: str) -> dict:
 
         os.environ["MONITORING_DATA_DIR"] = tempfile.mkdtemp(prefix="modelwatch-bench-")
     cfg = load_config()
-    base_mb = _peak_mb()
+    base_mb = benchlib.peak_mb()
     out: dict = {}
     t0 = time.perf_counter()
     if name == "scan":
@@ -128,14 +125,14 @@ def scenario(name: str, logs: str) -> dict:
         r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         out["p95"] = json.loads(r.stdout)["latency_ms"]["p95"]
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        children = benchlib.peak_mb(children=True)
         out["seconds"] = round(time.perf_counter() - t0, 3)
         out["peak_mb"] = round(children, 0)
         return out
     else:
         raise SystemExit(f"unknown scenario {name}")
     out["seconds"] = round(time.perf_counter() - t0, 3)
-    out["peak_mb"] = round(_peak_mb(), 0)
+    out["peak_mb"] = round(benchlib.peak_mb(), 0)
     out["baseline_mb"] = round(base_mb, 0)
     return out
 
@@ -162,23 +159,8 @@ SCENARIOS = [
 ]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import duckdb
-    import polars
-    import streamlit
-
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, Polars {polars.__version__}, "
-            f"Streamlit {streamlit.__version__}")
+def machine() -> str:   # also used by bench_rollup.py
+    return benchlib.machine("duckdb", "polars", "streamlit")
 
 
 def main() -> None:
@@ -263,11 +245,7 @@ def write_report(results: dict, out: Path, drift: list[tuple[str, str]] | None =
                   "peak RSS per side in its own process.", ""]
         for label, text in drift:
             lines += [f"**{label}**", "", "```", text, "```", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    existing = out.read_text() if out.exists() else ""
-    marker = "<!-- measured results above; notes below are kept by bench.py -->"
-    notes = existing.split(marker, 1)[1] if marker in existing else "\n"
-    out.write_text("\n".join(lines) + "\n" + marker + notes)
+    benchlib.replace_head(out, "\n".join(lines), "<!-- measured results above; notes below are kept by bench.py -->")
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring import sample_data
+from monitoring.sample import writing as sample_writing
 from monitoring.sample_data import DEFAULT_START, SCHEMA, Incident, generate, incidents
 
 DAYS = 30
@@ -198,7 +199,7 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
 
 def test_chunking_does_not_change_the_data(tmp_path, monkeypatch):
     whole = generate(tmp_path / "whole", days=2, rows_per_day=4000, seed=3)
-    monkeypatch.setattr(sample_data, "ROW_GROUP_ROWS", 300)
+    monkeypatch.setattr(sample_writing, "ROW_GROUP_ROWS", 300)
     chunked = generate(tmp_path / "chunked", days=2, rows_per_day=4000, seed=3)
     for w, c in zip(whole.files, chunked.files, strict=True):
         meta = pq.ParquetFile(c).metadata

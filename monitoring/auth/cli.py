@@ -23,6 +23,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ..cli_common import Column, print_rows
 from .roles import Actor, PermissionDenied
 from .settings import ROLES, AuthSettings, configured, secret
 
@@ -151,20 +152,17 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _list(args, rows) -> int:
-    from ..cli import dump_json
+def _state(r: dict) -> str:
+    locked = r["locked_until"] is not None and r["locked_until"] > datetime.now(UTC)
+    return "disabled" if r["disabled"] else "locked" if locked else "active"
 
+
+_COLUMNS = (Column("name", 24), Column("role", 10), Column("state", 10, value=_state),
+            Column("email", value=lambda r: r["email"] or ""))
+
+
+def _list(args, rows) -> int:
     keys = ("name", "role", "email", "disabled", "has_password", "locked_until", "created_at")
-    rows = [{k: r[k] for k in keys} for r in rows]
-    if args.format == "json":
-        print(dump_json(rows))
-        return 0
-    if not rows:
-        print("no users yet: add the first admin with `python -m monitoring users add NAME --role admin`")
-        return 0
-    print(f"{'name':<24}{'role':<10}{'state':<10}email")
-    for r in rows:
-        locked = r["locked_until"] is not None and r["locked_until"] > datetime.now(UTC)
-        state = "disabled" if r["disabled"] else "locked" if locked else "active"
-        print(f"{r['name']:<24}{r['role']:<10}{state:<10}{r['email'] or ''}")
+    print_rows([{k: r[k] for k in keys} for r in rows], args.format, _COLUMNS,
+               empty="no users yet: add the first admin with `python -m monitoring users add NAME --role admin`")
     return 0

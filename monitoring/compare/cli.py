@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_common import db_arg, format_arg, source_args, time_window, window_args
 from ..config import load_config
-from ..queries import parse_time
 
 
 def compare_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--logs", help="Parquet file, directory or glob (default MONITORING_LOGS or sample_logs/)")
-    p.add_argument("--config", help="path of monitoring.toml (default MONITORING_CONFIG)")
+    source_args(p)
     p.add_argument("--baseline", help="baseline version (default: the version with most traffic)")
     p.add_argument("--candidate", help="candidate version (default: the newest version)")
-    p.add_argument("--start", help="window start, ISO 8601 (default: when both versions served)")
-    p.add_argument("--end", help="window end, ISO 8601, exclusive")
-    p.add_argument("--db", help="database URL for reviewers' labels (default MONITORING_DB_URL)")
-    p.add_argument("--format", choices=["json", "table"], default="table")
+    window_args(p, start_help="window start, ISO 8601 (default: when both versions served)",
+                end_help="window end, ISO 8601, exclusive")
+    db_arg(p, "reviewers' labels")
+    format_arg(p)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -28,14 +27,11 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..workspace import open_workspace
     from .report import CompareError, compare, table
 
-    start = parse_time(args.start) if args.start else None
-    end = parse_time(args.end) if args.end else None
-    if start and end and end <= start:
-        raise UsageError("--end must be after --start")
+    window = time_window(args)
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     ws = open_workspace(cfg)
     try:
-        result = compare(ws, args.baseline, args.candidate, start, end)
+        result = compare(ws, args.baseline, args.candidate, window["start"], window["end"])
     except CompareError as exc:
         raise UsageError(str(exc)) from exc
     print(dump_json(result.as_json()) if args.format == "json" else table(result))
@@ -49,10 +45,9 @@ def models_arguments(p: argparse.ArgumentParser) -> None:
         s = sub.add_parser(name, help=help_, description=help_)
         if name == "show":
             s.add_argument("version")
-        s.add_argument("--logs", help="Parquet file, directory or glob (default MONITORING_LOGS)")
-        s.add_argument("--config", help="path of monitoring.toml")
+        source_args(s)
         s.add_argument("--registry", help="path of models.toml (default [compare] registry, else ./models.toml)")
-        s.add_argument("--format", choices=["json", "table"], default="table")
+        format_arg(s)
 
 
 def run_models(args: argparse.Namespace) -> int:

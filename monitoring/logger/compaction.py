@@ -42,7 +42,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .writer import fsync_dir
+from .files import fsync_dir
 
 COMPACTED_PREFIX = "compacted-"
 SUPERSEDES = b"modelwatch.supersedes"

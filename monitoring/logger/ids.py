@@ -21,45 +21,58 @@ import threading
 
 _SEQ_BITS = 26
 _SEQ_MAX = (1 << _SEQ_BITS) - 1
-_VERSION = 7 << 76
-_VARIANT = 0b10 << 62
+_SEQ_TABLE = 1024
+_SEQ_HEX = [f"000-{0x8000 | seq:04x}" for seq in range(_SEQ_TABLE)]   # seq < 2**14: high bits 0
 
 _lock = threading.Lock()
 _last_ms = -1
 _seq = 0
-_node = int.from_bytes(os.urandom(6), "big")
+_prefix = ""      # the hex of _last_ms and the version nibble: "01932c6e-1a2b-7"
+_tail = ""        # "-" and the hex of the node: "-5b1e9c2d4a7f"
+
+
+def _new_node() -> None:
+    global _tail
+    _tail = f"-{int.from_bytes(os.urandom(6), 'big'):012x}"
+
+
+def _ms_prefix(ms: int) -> str:
+    return f"{ms >> 16 & 0xFFFFFFFF:08x}-{ms & 0xFFFF:04x}-7"
 
 
 def _reseed_after_fork() -> None:
     # A forked child shares its parent's node and sequence: draw a new node so the two
     # processes can never make the same id.
-    global _lock, _node, _last_ms, _seq
+    global _lock, _last_ms, _seq, _prefix
     _lock = threading.Lock()
-    _node = int.from_bytes(os.urandom(6), "big")
-    _last_ms, _seq = -1, 0
+    _new_node()
+    _last_ms, _seq, _prefix = -1, 0, ""
 
 
+_new_node()
 if hasattr(os, "register_at_fork"):   # POSIX
     os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def new_id(ts_us: int) -> str:
     """A new id for a request that arrived at `ts_us` (microseconds since the epoch, UTC)."""
-    global _last_ms, _seq
+    global _last_ms, _seq, _prefix
     ms = ts_us // 1000
     with _lock:
         if ms > _last_ms:
-            _last_ms, _seq = ms, 0
+            _last_ms, _seq, _prefix = ms, 0, _ms_prefix(ms)
         elif _seq < _SEQ_MAX:
-            ms, _seq = _last_ms, _seq + 1
-        else:
+            _seq += 1
+        else:   # 2**26 ids in one millisecond: run the millisecond field ahead of the clock
             _last_ms, _seq = _last_ms + 1, 0
-            ms = _last_ms
-        seq = _seq
-    value = ((ms & 0xFFFFFFFFFFFF) << 80 | _VERSION | (seq >> 14) << 64 | _VARIANT
-             | (seq & 0x3FFF) << 48 | _node)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            _prefix = _ms_prefix(_last_ms)
+        seq, prefix = _seq, _prefix
+    # The hex string is made of parts: the millisecond's, formatted once per millisecond; the
+    # node's, once per process; the sequence's (split around the variant bits) from a table
+    # for the first ids of a millisecond, formatted beyond.
+    if seq < _SEQ_TABLE:
+        return prefix + _SEQ_HEX[seq] + _tail
+    return f"{prefix}{seq >> 14:03x}-{0x8000 | seq & 0x3FFF:04x}{_tail}"
 
 
 def id_millis(request_id: str) -> int:

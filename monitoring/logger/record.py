@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from .ids import new_id
 
+_time_ns = time.time_ns
+_perf_counter_ns = time.perf_counter_ns
+
 if TYPE_CHECKING:
     from .writer import PredictionLogger
 
@@ -68,27 +71,24 @@ class RequestRecord:
 
     def __init__(self, logger: PredictionLogger, endpoint: str | None,
                  features: dict[str, Any] | None):
+        # The request path: every line here runs once per request in the serving thread.
         self._logger = logger
         self.endpoint = endpoint
         # A copy: the caller may reuse or mutate its dict once the call returns.
-        self.features = as_features(features)
-        self.prediction: Any = None
-        self.score: Any = None
-        self.label: Any = None
+        self.features = features.copy() if type(features) is dict else as_features(features)
+        self.prediction = self.score = self.label = self.error_type = self._token = None
         self.status = "ok"
-        self.error_type: str | None = None
-        self.ts_us = time.time_ns() // 1000
-        self.request_id = new_id(self.ts_us)
+        self.ts_us = ts = _time_ns() // 1000
+        self.request_id = new_id(ts)
         self._t0 = 0
-        self._token = None
 
     def __enter__(self) -> RequestRecord:
         self._token = _current.set(self)
-        self._t0 = time.perf_counter_ns()
+        self._t0 = _perf_counter_ns()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        latency_ms = (time.perf_counter_ns() - self._t0) / 1e6
+        latency_ms = (_perf_counter_ns() - self._t0) / 1e6
         if self._token is not None:
             _current.reset(self._token)
             self._token = None

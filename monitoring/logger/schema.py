@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import operator
 from collections import Counter
 from typing import Any
 
@@ -141,22 +142,19 @@ class TableBuilder:
             log.warning("prediction logger: %s", message)
 
     # -- columns -----------------------------------------------------------------------------
-    def _column(self, name: str, values: list[Any] | None, report: Counter,
-                arr: pa.Array | None = None) -> pa.Array | None:
-        """The column `name` in its kind, from Python `values` or an Arrow `arr` inferred
-        from them (then `values` are only made when a value needs coercing)."""
+    def _column(self, name: str, values: list[Any], report: Counter) -> pa.Array | None:
+        """The column `name` in its kind, from Python `values` (converted by Arrow when their
+        kind is the column's, else value by value)."""
         kind = self.kinds.get(name)
-        if arr is None:
-            try:
-                arr = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                arr = None
+        try:
+            arr = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            arr = None
         got = _kind_of_type(arr.type) if arr is not None else None
         if arr is not None and pa.types.is_null(arr.type):
             return pa.nulls(len(arr), KINDS[kind]) if kind else None
         if kind is None:
             if got is None:
-                values = arr.to_pylist() if values is None else values
                 kind = _kind_of_value(next(v for v in values if v is not None))
                 if arr is not None:
                     self._warn(name, "text", f"column {name!r} holds {arr.type} values: written as text")
@@ -167,8 +165,6 @@ class TableBuilder:
             return arr.cast(KINDS[kind]) if arr.type != KINDS[kind] else arr
         if arr is not None and got == "int64" and kind == "float64":
             return arr.cast(pa.float64())
-        if values is None:   # only now: a value needs coercing
-            values = arr.to_pylist()
         if kind == "int64" and (got == "float64" or any(isinstance(v, float) and not v.is_integer()
                                                         for v in values if v is not None)):
             self.kinds[name] = kind = "float64"
@@ -196,18 +192,42 @@ class TableBuilder:
             out.append(c)
         return pa.array(out, pa.float64())
 
-    def build(self, rows: list[tuple]) -> tuple[pa.Table, Counter]:
+    def _feature_columns(self, features: list[dict | None]):
+        """(feature, values) for every feature known so far or present in `features`."""
+        n = len(features)
+        seen: dict[str, Any] = dict.fromkeys(self.features)
+        first = features[0] if n else None
+        if first and all(features) and sum(map(len, features)) == len(first) * n:
+            # Likely every row has the keys of the first (one code path logs them all): one
+            # C-level pass per feature. Same sizes and every key found means the same keys.
+            try:
+                columns = {key: list(map(operator.itemgetter(key), features)) for key in first}
+            except KeyError:
+                columns = None
+            if columns is not None:
+                seen.update(dict.fromkeys(first))
+                for key in seen:
+                    yield key, columns.get(key) or [None] * n
+                return
+        for f in features:
+            if f:
+                seen.update(f)   # C-level; only the keys, in order of first appearance, count
+        for key in seen:
+            yield key, [f.get(key) if f else None for f in features]
+
+    def build(self, rows: list[tuple], presorted: bool = False) -> tuple[pa.Table, Counter]:
         """rows: (request_id, ts_us, endpoint, latency_ms, status, error_type, prediction,
-        score, label, features) tuples -> (table sorted by time, coercion counts)."""
+        score, label, features) tuples -> (table sorted by time, coercion counts).
+        presorted: the rows come in time order already (the writer sorts them)."""
         report: Counter = Counter()
         n = len(rows)
         (rid, ts, endpoint, latency, status, error_type, prediction, score, label,
-         features) = (list(c) for c in zip(*rows, strict=True))
+         features) = (list(map(operator.itemgetter(i), rows)) for i in range(10))
         # r.features may have been set to something other than a dict by the serving code.
         features = [f if f is None or type(f) is dict else as_features(f) for f in features]
         cols: dict[str, pa.Array] = {"request_id": None, "timestamp": pa.array(ts, TIMESTAMP),
-                                     "model_name": pa.array([self.model_name] * n, pa.string()),
-                                     "model_version": pa.array([self.model_version] * n, pa.string())}
+                                     "model_name": pa.repeat(pa.scalar(self.model_name, pa.string()), n),
+                                     "model_version": pa.repeat(pa.scalar(self.model_version, pa.string()), n)}
         for name, values in (("request_id", rid), ("endpoint", endpoint), ("status", status),
                              ("error_type", error_type)):
             try:
@@ -226,38 +246,16 @@ class TableBuilder:
         if "score" not in cols:
             cols["score"] = pa.nulls(n, pa.float64())
         # Features: every name seen so far, in order of first appearance, so files share a
-        # layout. Fast path: Arrow converts the dicts in one pass (a struct array), when their
-        # values agree on a type; else each feature is converted (and coerced) on its own.
-        children: dict[str, pa.Array] = {}
-        try:
-            st = pa.array(features)
-            if pa.types.is_struct(st.type):
-                children = dict(zip([st.type.field(i).name for i in range(st.type.num_fields)],
-                                    st.flatten(), strict=True))
-                struct_ok = True
-            else:
-                struct_ok = pa.types.is_null(st.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            struct_ok = False
-        seen: dict[str, None] = dict.fromkeys(self.features)
-        if struct_ok:
-            seen.update(dict.fromkeys(children))
-        else:
-            for f in features:
-                if f:
-                    for k in f:
-                        if k not in seen:
-                            seen[k] = None
-        for key in seen:
+        # layout. One Python list per feature, converted by Arrow (and coerced when its values
+        # disagree): cheaper than converting the dicts as one struct array.
+        for key, values in self._feature_columns(features):
             name = self.column_name(key)
-            if struct_ok:
-                arr = self._column(name, None, report,
-                                   arr=children.get(key, pa.nulls(n)))
-            else:
-                arr = self._column(name, [f.get(key) if f else None for f in features], report)
+            arr = self._column(name, values, report)
             if key not in self.features and name in self.kinds:
                 self.features.append(key)
             if arr is not None:
                 cols[name] = arr
         table = pa.table(cols)
-        return table.sort_by([("timestamp", "ascending")]), report
+        if not presorted:
+            table = table.sort_by([("timestamp", "ascending")])
+        return table, report

@@ -23,6 +23,7 @@ import inspect
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import secrets
@@ -36,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import lifecycle
+from .files import dictionary_columns, write_atomically
 from .ids import new_id
 from .record import RequestRecord, _current, as_features
 from .schema import TableBuilder
@@ -48,6 +49,7 @@ log = logging.getLogger("monitoring.logger")
 _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOST = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
+_by_time = operator.itemgetter(1)   # rows are (request_id, ts_us, ...)
 _file_counter = itertools.count()   # per process; next() is atomic under the GIL
 LOGGER_VERSION = "1"
 
@@ -97,6 +99,7 @@ class PredictionLogger:
         self._dropped_reported = 0              # written by the writer only
         self._dropped_warned = 0
         self._written_rows = 0
+        self._write_cpu_s = 0.0                 # CPU seconds spent writing (thread time)
         self._failed_rows = 0
         self._files: list[str] = []
         self._coerced: Counter = Counter()
@@ -184,11 +187,11 @@ class PredictionLogger:
         return decorate
 
     def _put(self, row: tuple) -> None:
-        if self._closed or len(self._queue) >= self.max_queue_rows:
-            with self._lock_drops:
-                self._dropped += 1
+        if len(self._queue) < self.max_queue_rows and not self._closed:
+            self._queue.append(row)
             return
-        self._queue.append(row)
+        with self._lock_drops:
+            self._dropped += 1
 
     # -- control ----------------------------------------------------------------------------
     def flush(self, timeout: float | None = 30.0) -> bool:
@@ -249,9 +252,12 @@ class PredictionLogger:
 
     def stats(self) -> dict[str, Any]:
         """Counts so far: rows written and files, rows queued, dropped (queue full or closed)
-        and failed (could not be converted: a bug, reported in the log), coerced values."""
+        and failed (could not be converted: a bug, reported in the log), coerced values, and
+        the CPU seconds the writing took (converting, encoding, fsync: the thread's own time,
+        whatever else the machine runs)."""
         return {"written": self._written_rows, "files": len(self._files), "queued": len(self._queue),
-                "dropped": self._dropped, "failed": self._failed_rows, "coerced": dict(self._coerced)}
+                "dropped": self._dropped, "failed": self._failed_rows, "coerced": dict(self._coerced),
+                "write_cpu_seconds": self._write_cpu_s}
 
     @property
     def files(self) -> list[str]:
@@ -280,12 +286,16 @@ class PredictionLogger:
         """Write the rows queued now (after a failed write's rows), one file a day per batch.
         Rows arriving meanwhile wait for the next flush: a steady trickle must not turn
         into a stream of tiny files."""
-        left = len(self._queue) - self._write_batch()
-        while left > 0:   # rows left behind while a failed write's rows took the room
-            took = self._write_batch()
-            if not took:
-                break
-            left -= took
+        t0 = time.thread_time()
+        try:
+            left = len(self._queue) - self._write_batch()
+            while left > 0:   # rows left behind while a failed write's rows took the room
+                took = self._write_batch()
+                if not took:
+                    break
+                left -= took
+        finally:   # CPU of the thread that wrote (the writer's, or close()'s caller's)
+            self._write_cpu_s += time.thread_time() - t0
 
     def _write_batch(self) -> int:
         """Write one batch; returns how many rows it took from the queue."""
@@ -294,8 +304,7 @@ class PredictionLogger:
         # While a failed write is retried, its rows count against the bound: the queue then
         # stays full and callers drop (and count) instead of memory growing without end.
         took = max(0, min(len(q), self.max_queue_rows - len(rows)))
-        for _ in range(took):
-            rows.append(q.popleft())
+        rows.extend(itertools.starmap(q.popleft, itertools.repeat((), took)))   # no Python loop
         dropped = self._dropped - self._dropped_reported
         if self._dropped > self._dropped_warned:
             log.warning("prediction logger: %d row(s) dropped: the queue was full "
@@ -304,9 +313,11 @@ class PredictionLogger:
             self._dropped_warned = self._dropped
         if not rows:
             return 0
-        rows.sort(key=lambda r: r[1])
-        days = itertools.groupby(rows, key=lambda r: r[1] // _DAY_US)
-        groups = [list(g) for _, g in days]
+        rows.sort(key=_by_time)
+        if rows[0][1] // _DAY_US == rows[-1][1] // _DAY_US:   # one day: the common case
+            groups = [rows]
+        else:
+            groups = [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1] // _DAY_US)]
         for i, group in enumerate(groups):
             try:
                 self._write_file(group, dropped if i == 0 else 0)
@@ -337,7 +348,7 @@ class PredictionLogger:
             return False
 
     def _write_file(self, rows: list[tuple], dropped: int) -> None:
-        table, coerced = self._builder.build(rows)
+        table, coerced = self._builder.build(rows, presorted=True)   # _write_batch sorted them
         self._coerced.update(coerced)
         first = datetime.fromtimestamp(rows[0][1] / 1e6, UTC)
         meta = {
@@ -352,35 +363,9 @@ class PredictionLogger:
         name = (f"part-{first:%Y%m%dT%H%M%S%f}-{_HOST}-{os.getpid()}-{next(_file_counter):06d}-"
                 f"{secrets.token_hex(4)}.parquet")
         final = day_dir / name
-        write_atomically(table, final, compression=self.compression)
+        write_atomically(table, final, compression=self.compression,
+                         use_dictionary=dictionary_columns(table.schema))
         self._files.append(str(final))
-
-
-def write_atomically(table: pa.Table, final: Path, **options: Any) -> None:
-    """Write `table` to a hidden temporary name next to `final`, fsync, rename, fsync the folder."""
-    tmp = final.with_name(f".{final.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, row_group_size=options.pop("row_group_size", max(1, table.num_rows)),
-                           **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(final.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["PredictionLogger", "_current", "write_atomically"]

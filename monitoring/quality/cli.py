@@ -9,37 +9,33 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..cli_common import db_arg, format_arg, source_args, time_window, window_args
 from ..fmt import MISSING
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--logs", help="Parquet file, directory or glob (default MONITORING_LOGS or sample_logs/)")
-    p.add_argument("--config", help="path of monitoring.toml (default MONITORING_CONFIG)")
+    source_args(p)
     p.add_argument("--labels", help="late labels file (Parquet or CSV; columns named in [labels])")
     p.add_argument("--reference", help="labelled reference file to calibrate the estimate (default: the drift reference)")
-    p.add_argument("--start", help="window start, ISO 8601 (inclusive)")
-    p.add_argument("--end", help="window end, ISO 8601 (exclusive)")
+    window_args(p)
     p.add_argument("--as-of", dest="as_of", help="only labels that had arrived by this time (labeled_at)")
     p.add_argument("--chunk", help="auto, day, week, month or rows:N (default [quality] chunk)")
     p.add_argument("--by", help="segment column (default model_version)")
     p.add_argument("--sensitive", help="sensitive column for fairness")
-    p.add_argument("--db", help="database URL for reviewers' verdicts (default MONITORING_DB_URL)")
-    p.add_argument("--format", choices=["json", "table"], default="table")
+    db_arg(p, "reviewers' verdicts")
+    format_arg(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import ground_truth as gt
     from ..cli import dump_json
     from ..config import load_config
-    from ..queries import parse_time
     from ..workspace import open_workspace
     from .report import quality_report
 
     cfg = load_config(args.config, {"logs": args.logs, "labels": args.labels, "db_url": args.db})
     ws = open_workspace(cfg)
-    times = {k: parse_time(getattr(args, k)) if getattr(args, k) else None for k in ("start", "end", "as_of")}
-    if times["start"] and times["end"] and times["end"] <= times["start"]:
-        raise ValueError("--end must be after --start")
+    times = time_window(args, "start", "end", "as_of")
     reviewed = gt.reviewed_labels(cfg.database_url)   # as the page and the weekly summary do
     r = quality_report(ws, start=times["start"], end=times["end"], chunk=args.chunk, by=args.by,
                        sensitive=args.sensitive, reference=args.reference, as_of=times["as_of"], reviewed=reviewed)
