@@ -13,8 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from . import sketch
 from .fmt import label, labels
+from .metrics import sketch
 
 OK_COLOR = "#2e7d32"
 WARN_COLOR = "#ef6c00"

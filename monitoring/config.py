@@ -187,7 +187,7 @@ SECTION_OWNERS: dict[str, str] = {
     "alerts": "monitoring.alerts.settings",
     "auth": "monitoring.auth.settings",
     "compare": "monitoring.compare.settings",
-    "labels": "monitoring.ground_truth",
+    "labels": "monitoring.quality.ground_truth",
     "quality": "monitoring.quality.settings",
     "rollups": "monitoring.rollup.settings",
 }
@@ -269,7 +269,7 @@ register_section("columns", tuple(Setting(c, None, f"Your column holding {c}.") 
     Setting("features", [], "Explicit list of feature columns (default: every other column)."),
     Setting("timestamp_unit", None, 'Unit of a numeric timestamp column: "s", "ms", "us" or "ns".',
             check=one_of("s", "ms", "us", "ns")),
-    # Per-class probabilities of a multiclass model (monitoring/columns.py resolves them).
+    # Per-class probabilities of a multiclass model (monitoring/logs/columns.py resolves them).
     Setting("class_scores", None, 'Per-class probabilities: a pattern with one * standing for the class '
             '("score_*"), or a struct column (classes: its fields) or list column (classes: `classes`).',
             check=lambda v: None if v.strip() and v.count("*") <= 1 else "must name a column or hold one *"),

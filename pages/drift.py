@@ -4,7 +4,7 @@ import streamlit as st
 
 from monitoring.config import ConfigError
 from monitoring.drift import charts
-from monitoring.source import LogSourceError
+from monitoring.logs.source import LogSourceError
 from ui import drift as ud
 from ui import sidebar
 

@@ -4,8 +4,8 @@ import polars as pl
 import streamlit as st
 
 from monitoring import charts
-from monitoring.queries import BUCKETS
-from monitoring.status import error_breaches
+from monitoring.metrics.status import error_breaches
+from monitoring.query.filters import BUCKETS
 from ui import data, panels, sidebar
 
 st.title("Errors")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from monitoring.status import kpi_status
+from monitoring.metrics.status import kpi_status
 from ui import data, panels, sidebar
 
 st.title("Overview")

@@ -5,8 +5,8 @@ import streamlit as st
 
 from monitoring.config import ConfigError
 from monitoring.fmt import md
-from monitoring.ground_truth import LabelsError
 from monitoring.quality import charts, load
+from monitoring.quality.ground_truth import LabelsError
 from ui import quality as uq
 from ui import sidebar
 

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from monitoring.cli import dump_json
+from monitoring.cli.main import dump_json
 from monitoring.fmt import md
-from monitoring.summary import default_week, weeks_with_data
-from monitoring.summary_export import AREA_TITLES, charts, events, figures, to_html, to_markdown
+from monitoring.reports.export import AREA_TITLES, charts, events, figures, to_html, to_markdown
+from monitoring.reports.summary import default_week, weeks_with_data
 from ui import data, sidebar
 
 st.title("Weekly health")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from monitoring import charts
-from monitoring.queries import BUCKETS
+from monitoring.query.filters import BUCKETS
 from ui import data, panels, sidebar
 
 st.title("Throughput")

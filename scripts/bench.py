@@ -44,10 +44,12 @@ def scenario(name: str, logs: str) -> dict:
     sys.path.insert(0, str(ROOT))
     os.environ["MONITORING_LOGS"] = logs
     os.environ["MONITORING_DATA_DIR"] = str(CACHE / "data")
-    from monitoring import anomalies, metrics, queries
     from monitoring.config import load_config
-    from monitoring.health import check_health
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.health import check_health
+    from monitoring.logs.workspace import open_workspace
+    from monitoring.metrics import anomalies
+    from monitoring.metrics import service as metrics
+    from monitoring.query import filters as queries
 
     if name == "open_uncached":
         import tempfile
@@ -60,7 +62,7 @@ def scenario(name: str, logs: str) -> dict:
     if name == "scan":
         import duckdb
 
-        from monitoring.source import connect, resolve_paths
+        from monitoring.logs.source import connect, resolve_paths
 
         con = connect(cfg)
         con.execute("SELECT sum(latency_ms), max(epoch_us(timestamp)) FROM read_parquet($f)",

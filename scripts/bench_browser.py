@@ -164,7 +164,7 @@ def make_queue(logs: str, db_url: str, size: int) -> int:
     from monitoring.config import load_config
     from monitoring.labelling import db, queues
     from monitoring.labelling.sampling import QueueSpec
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.workspace import open_workspace
 
     ws = open_workspace(load_config(overrides={"logs": logs}))
     engine = db.open_db(db_url)

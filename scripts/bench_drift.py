@@ -107,8 +107,8 @@ def run_ours(ref: Path, cur: Path, threads: int, memory: str, exact_max_rows: in
         t0 = time.perf_counter()
         from monitoring import drift
         from monitoring.config import load_config
-        from monitoring.queries import Filters
-        from monitoring.workspace import open_workspace
+        from monitoring.query.filters import Filters
+        from monitoring.logs.workspace import open_workspace
         cfg = load_config(overrides={{"logs": {str(cur)!r}, "duckdb_threads": {threads},
                                       "duckdb_memory_limit": {memory!r}}})
         ws = open_workspace(cfg)

@@ -55,7 +55,7 @@ def _warm_up(con) -> None:
     and Polars' thread pools, Arrow conversion): paid here, on no data, before timing."""
     import polars as pl
 
-    from monitoring.source import run
+    from monitoring.logs.source import run
     run(con, "SELECT range AS x FROM range(1000)").group_by("x").agg(pl.len()).sort("x")
 
 
@@ -67,9 +67,11 @@ def _cfg(logs: Path, data: Path):
 
 
 def scenario(name: str, logs: Path) -> dict:
-    from monitoring import anomalies, metrics, queries
+    from monitoring.logs.source import connect, open_source, resolve_paths
+    from monitoring.metrics import anomalies
+    from monitoring.metrics import service as metrics
+    from monitoring.query import filters as queries
     from monitoring.rollup import build, read
-    from monitoring.source import connect, open_source, resolve_paths
 
     work = Path(tempfile.mkdtemp(prefix="modelwatch-bench-rollup-"))
     out: dict = {}
@@ -86,7 +88,7 @@ def scenario(name: str, logs: Path) -> dict:
             t0 = time.perf_counter()
             con.execute(q, {"f": files}).fetchall()
         elif name == "first_open":
-            from monitoring.workspace import open_workspace
+            from monitoring.logs.workspace import open_workspace
             t0 = time.perf_counter()
             ws = open_workspace(_cfg(logs, work / "data"))
             out["rows"] = ws.extent.rows
@@ -189,13 +191,13 @@ def year_store(work: Path, data: Path, logs: Path, con) -> dict:
     10M logs) with the time x model x version x endpoint x bin rows such a year would have at
     the real logs' volume per bucket (a busier year fills a few more latency bins per hour;
     the bins are bounded, ~1% wide)."""
-    from monitoring import anomalies, sketch
-    from monitoring.queries import Filters
+    from monitoring.logs.source import run
+    from monitoring.metrics import anomalies, sketch
+    from monitoring.query.filters import Filters
     from monitoring.rollup import compact as cp
     from monitoring.rollup import features, read
     from monitoring.rollup import store as st
     from monitoring.rollup.tables import GRAINS, TABLES
-    from monitoring.source import run
 
     cfg = _cfg(logs, data)
     src = read.open_store(cfg)
@@ -298,7 +300,7 @@ def year_store(work: Path, data: Path, logs: Path, con) -> dict:
         features.numeric_quantiles(features.numeric_bins(store, con, f))
         features.outcomes(store, con, f)
 
-    from monitoring.queries import BUCKETS
+    from monitoring.query.filters import BUCKETS
     cases = {
         "overview_7d_hour": lambda: overview(7, "hour"),
         "overview_30d_hour": lambda: overview(30, "hour"),

@@ -6,7 +6,7 @@ The rollup command with the Spark engine, in the session spark-submit configured
 
 import sys
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["rollup", *sys.argv[1:], "--engine", "spark"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.config import load_config
-from monitoring.source import connect
+from monitoring.logs.source import connect
 
 pytest_plugins = ["tests.postgres"]   # postgres_server / postgres_url: a real PostgreSQL
 
@@ -27,10 +27,10 @@ os.environ["MONITORING_DATA_DIR"] = tempfile.mkdtemp(prefix="modelwatch-test-dat
 @pytest.fixture(scope="session")
 def generated_logs(tmp_path_factory) -> Path:
     """30 days x 1,500 rows/day with every documented incident (default start and seed)."""
-    from monitoring import sample_data
+    from monitoring import sample
 
     out = tmp_path_factory.mktemp("generated") / "logs"
-    sample_data.generate(out, days=30, rows_per_day=1500, seed=11)
+    sample.generate(out, days=30, rows_per_day=1500, seed=11)
     return out
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from monitoring.config import load_config
 from monitoring.logger.compaction import drop_superseded
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 
 def visible_files(directory) -> list[str]:

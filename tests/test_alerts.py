@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitoring import sample_data
+from monitoring import sample
 from monitoring.alerts import RULES, evaluate
 from monitoring.alerts.engine import Context, episodes_of, rule_params
 from monitoring.alerts.store import acknowledge, history, open_alerts_db, sync
 from monitoring.alerts.webhook import post
 from monitoring.config import SLO, ConfigError, load_config
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def episodes(generated_logs):
 
 
 def test_every_rule_fires_on_its_incident_at_its_time(episodes):
-    incidents = {i.kind: i for i in sample_data.incidents()}
+    incidents = {i.kind: i for i in sample.incidents()}
     fired = {e.rule for e in episodes}
     assert fired == set(EXPECTED) | {"drift", "rollback"}
     for e in episodes:
@@ -64,7 +64,7 @@ def test_every_rule_fires_on_its_incident_at_its_time(episodes):
 
 
 def test_drift_fires_per_column_on_the_days_it_drifted(episodes):
-    by_name = {i.name: i for i in sample_data.incidents()}
+    by_name = {i.name: i for i in sample.incidents()}
     drift = {e.subject: e for e in episodes if e.rule == "drift"}
     assert set(drift) == set(DRIFT)
     for subject, e in drift.items():
@@ -124,7 +124,7 @@ def test_burn_rate_arithmetic_by_hand():
 
 def test_rolling_sums_and_quantiles_match_numpy():
     rng = np.random.default_rng(1)
-    from monitoring import sketch
+    from monitoring.metrics import sketch
 
     values = [rng.lognormal(5, 0.6, rng.integers(5, 40)) for _ in range(30)]
     all_bins = np.unique(np.concatenate([sketch.bin_of(v) for v in values]))

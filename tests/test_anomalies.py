@@ -8,10 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from monitoring import anomalies, sample_data
+from monitoring import sample
 from monitoring.config import SLO
-from monitoring.queries import Filters, extent, whole_range
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.metrics import anomalies
+from monitoring.query.filters import Filters, extent, whole_range
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def found(generated_logs):
 
 
 def _incident(kind):
-    return next(i for i in sample_data.incidents() if i.kind == kind)
+    return next(i for i in sample.incidents() if i.kind == kind)
 
 
 def test_the_downtime_gap_and_nothing_else(found):
@@ -84,7 +85,7 @@ def test_a_spike_is_found_with_the_window_set_to_its_day_alone(sample_logs):
     from datetime import UTC, datetime
 
     from monitoring.config import load_config
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.workspace import open_workspace
 
     ws = open_workspace(load_config(), logs=str(sample_logs))
     f = Filters(start=datetime(2026, 11, 8, tzinfo=UTC), end=datetime(2026, 11, 9, tzinfo=UTC))
@@ -103,7 +104,7 @@ def test_alerts_and_throughput_report_the_same_gap(sample_logs):
 
     from monitoring.alerts import evaluate
     from monitoring.config import load_config
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.workspace import open_workspace
 
     ws = open_workspace(load_config(), logs=str(sample_logs))
     f = Filters(start=datetime(2026, 11, 13, tzinfo=UTC), end=datetime(2026, 11, 14, tzinfo=UTC))

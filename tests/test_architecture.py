@@ -44,3 +44,65 @@ def test_no_html_from_logs():
 def test_pages_are_thin():
     for path in (ROOT / "pages").glob("*.py"):
         assert len(path.read_text().splitlines()) <= 150, f"{path} has grown past a page of code"
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """monitoring module -> the monitoring modules it imports, at any depth of its code
+    (lazy imports inside functions count: they only hide a cycle) but not under TYPE_CHECKING."""
+    mods: dict[str, Path] = {}
+    for path in (ROOT / "monitoring").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        tree = ast.parse(path.read_text(), filename=str(path))
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        deps: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    deps.add(full if full in mods else target)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[mod] = {d for d in deps if d in mods and d != mod}
+    return graph
+
+
+def test_no_import_cycles():
+    """No module imports, even lazily, a module that imports it back (STYLE.md: a newcomer
+    can read the package bottom-up)."""
+    graph = _module_imports()
+    cycles = []
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        path.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                cycles.append(path[path.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        path.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_over_400_lines():
+    for path in [*(ROOT / "monitoring").rglob("*.py"), *(ROOT / "ui").glob("*.py")]:
+        assert len(path.read_text().splitlines()) <= 400, f"{path.relative_to(ROOT)}: split it by what it holds"

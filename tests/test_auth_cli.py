@@ -14,7 +14,7 @@ import pytest
 
 from monitoring.auth import audit
 from monitoring.auth.store import open_auth_db
-from monitoring.cli import main
+from monitoring.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PW = "a long enough password"

@@ -50,7 +50,7 @@ def test_open_switch_pages_and_change_the_range(streamlit_server, browser, sampl
 
 
 def test_weekly_html_export_renders_offline(browser, generated_logs, tmp_path):
-    from monitoring.cli import main
+    from monitoring.cli.main import main
 
     out = tmp_path / "week.html"
     assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W47", "--format", "html",

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

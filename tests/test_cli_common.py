@@ -1,4 +1,4 @@
-"""monitoring.cli_common: the options every command shares, parsed the same way, and the
+"""monitoring.cli.options: the options every command shares, parsed the same way, and the
 fixed-width tables of the listing commands, checked against hand-written lines."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitoring.cli_common import (
+from monitoring.cli.options import (
     Column,
     db_arg,
     format_arg,

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from monitoring import sample_data
-from monitoring.cli import main
+from monitoring import sample
+from monitoring.cli.main import main
 from monitoring.compare import compare, load_compare_settings
 from monitoring.compare.queries import window_stats
 from monitoring.config import ConfigError, load_config
-from monitoring.queries import Filters
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.query.filters import Filters
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def episodes(generated_logs):
 
 
 def test_rollback_rule_fires_on_the_regression_and_keeps_firing(episodes):
-    inc = next(i for i in sample_data.incidents() if i.kind == "latency")
+    inc = next(i for i in sample.incidents() if i.kind == "latency")
     rb = [e for e in episodes if e.rule == "rollback"]
     assert [e.subject for e in rb] == ["v3 vs v2"]
     e = rb[0]
@@ -202,7 +202,7 @@ def test_rollback_reaches_the_webhook(tmp_path, generated_logs):
 
 def test_weekly_summary_carries_the_rollback(ws):
     from monitoring.compare.report import rollback_in_week
-    from monitoring.summary import Providers, weekly_summary
+    from monitoring.reports.summary import Providers, weekly_summary
 
     p = Providers(rollback=rollback_in_week)
     w47, w44, w45 = (weekly_summary(ws, w, p) for w in ("2026-W47", "2026-W44", "2026-W45"))

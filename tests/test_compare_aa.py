@@ -19,7 +19,7 @@ from scipy.stats import norm
 from monitoring.compare import evidence, verdict
 from monitoring.compare.settings import CompareSettings, parse_tolerance
 from monitoring.config import load_config
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 pytestmark = pytest.mark.slow
 SPLITS = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.config import (
     SECTION_OWNERS,
     SECTIONS,

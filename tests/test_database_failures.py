@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from monitoring.alerts.store import open_alerts_db
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.config import load_config
 from monitoring.database import DatabaseError
 from monitoring.labelling.db import open_db
-from monitoring.summary import standard_providers, weekly_summary
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.reports.summary import standard_providers, weekly_summary
 
 CASES = ["down", "corrupt", "read_only_empty", "emptied", "zero_bytes"]
 # What each case's sentence says (lower case), whoever shows it.
@@ -123,10 +123,10 @@ def unlabelled_logs(tmp_path_factory):
     """The sample week without any label column: accuracy can only come from reviewers."""
     import pyarrow.parquet as pq
 
-    from monitoring import sample_data
+    from monitoring import sample
 
     out = tmp_path_factory.mktemp("unlabelled") / "logs"
-    sample_data.generate(out, days=10, rows_per_day=400, seed=3)
+    sample.generate(out, days=10, rows_per_day=400, seed=3)
     for f in out.rglob("*.parquet"):
         t = pq.read_table(f)
         if "label" in t.column_names:
@@ -138,14 +138,14 @@ def unlabelled_logs(tmp_path_factory):
 def test_summary_of_a_log_without_labels_reports_unavailable(unlabelled_logs, tmp_path, kind):
     from dataclasses import replace
 
-    from monitoring.summary import default_week
+    from monitoring.reports.summary import default_week
 
     ws = open_workspace(load_config(overrides={"logs": str(unlabelled_logs), "data_dir": str(tmp_path / "d")}))
     providers = replace(standard_providers(broken_db(kind, tmp_path)), drift=None, alerts=None)
     acc = weekly_summary(ws, default_week(ws), providers)["areas"]["accuracy"]
     assert acc["available"] is False and acc["labelled"] is None
     assert acc["reason"].startswith("Labelled accuracy unavailable") and SAYS[kind] in acc["reason"].lower()
-    from monitoring.summary_export import figures
+    from monitoring.reports.export import figures
 
     s = weekly_summary(ws, default_week(ws), providers)
     assert ("accuracy", "Predictions labelled", "unavailable") in figures(s)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring import sample_data
+from monitoring import sample
 from monitoring.alerts.engine import evaluate
 from monitoring.config import load_config
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 # incident -> the drift alert's subject
 SUBJECTS = {"income_drift": "income", "device_drift": "device", "prediction_shift": "prediction"}
@@ -18,10 +18,10 @@ SUBJECTS = {"income_drift": "income", "device_drift": "device", "prediction_shif
 @pytest.fixture(scope="module", params=[11, 23])
 def drift_episodes(request, tmp_path_factory):
     logs = tmp_path_factory.mktemp(f"onset{request.param}") / "logs"
-    sample_data.generate(logs, days=30, rows_per_day=1500, seed=request.param)
+    sample.generate(logs, days=30, rows_per_day=1500, seed=request.param)
     ws = open_workspace(load_config(overrides={"logs": str(logs)}))
     episodes = [e for e in evaluate(ws) if e.rule == "drift"]
-    return {inc.name: inc for inc in sample_data.incidents(days=30)}, episodes
+    return {inc.name: inc for inc in sample.incidents(days=30)}, episodes
 
 
 @pytest.mark.slow

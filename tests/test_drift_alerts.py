@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from tests.test_drift_thirdparty import SHIFTED, census
 
 

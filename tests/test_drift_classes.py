@@ -18,7 +18,7 @@ from scipy.stats import wasserstein_distance
 
 from monitoring.config import ConfigError, load_config
 from monitoring.drift.report import drift_report
-from monitoring.source import connect, open_source
+from monitoring.logs.source import connect, open_source
 
 CLASSES = ("cat", "dog", "owl")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = {"name", "kind", "method", "score", "threshold", "drifted", "n_reference", "n_current"}

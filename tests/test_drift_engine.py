@@ -17,8 +17,8 @@ from monitoring.config import ConfigError, load_config
 from monitoring.drift import Reference
 from monitoring.drift.settings import load as load_settings
 from monitoring.drift.settings import save_reference_window
-from monitoring.queries import Filters
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.query.filters import Filters
 
 DAY = timedelta(days=1)
 
@@ -79,7 +79,7 @@ def test_drift_over_time_flags_each_incident_on_its_days(gen_ws):
     assert flagged["prediction"] == [day(11, 19), day(11, 20)]
     assert set(flagged) == {"income", "device", "prediction"}
     assert ot.scores.filter(pl.col("score").is_null() & (pl.col("role") != "label")).height == 0
-    # labels arrive two days late (sample_data.LABEL_DELAY): the last two days have none
+    # labels arrive two days late (monitoring.sample.profile.LABEL_DELAY): the last two days have none
     assert ot.scores.filter(pl.col("score").is_null()).height == 2
 
 

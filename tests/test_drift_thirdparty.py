@@ -24,7 +24,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.config import load_config
 from monitoring.drift.report import drift_report
 from tests.thirdparty import nannyml_table

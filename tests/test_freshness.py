@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring.freshness import Watcher, snapshot
+from monitoring.logs.freshness import Watcher, snapshot
 
 
 def write_log(path, n: int, start: datetime, prefix: str) -> None:

@@ -15,7 +15,7 @@ CASES = {
                  "The product's database cannot be used: the database is gone"),
     "config": ("from monitoring.config import ConfigError; raise ConfigError('[slo] error_rate must be between 0 and 1')",
                "The configuration is invalid"),
-    "logs": ("from monitoring.source import LogSourceError; raise LogSourceError('no Parquet files under x')",
+    "logs": ("from monitoring.logs.source import LogSourceError; raise LogSourceError('no Parquet files under x')",
              "The logs cannot be opened"),
 }
 

@@ -15,7 +15,7 @@ import pytest
 from monitoring.config import load_config
 from monitoring.labelling import db, queues, results
 from monitoring.labelling.sampling import QueueSpec
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 ROOT = Path(__file__).resolve().parent.parent

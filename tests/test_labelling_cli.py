@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.labelling import db, queues
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 from monitoring.config import load_config
 from monitoring.labelling import db, queues
 from monitoring.labelling.sampling import QueueSpec
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 
 def make_queue(logs, url: str, **spec) -> int:

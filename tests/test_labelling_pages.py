@@ -12,7 +12,7 @@ import pytest
 from monitoring.config import load_config
 from monitoring.labelling import db, queues, results
 from monitoring.labelling.sampling import QueueSpec
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 HOSTILE = {
     "note": "<script>window.__pwned = 1</script>",

@@ -12,8 +12,8 @@ import pytest
 from monitoring.config import load_config
 from monitoring.labelling import db, queues
 from monitoring.labelling.sampling import QueueSpec, SamplingError, Segment, allocate, draw
-from monitoring.queries import Filters
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.query.filters import Filters
 
 START, END = datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from monitoring.config import CANONICAL_COLUMNS, load_config
 from monitoring.logger import PredictionLogger, current_request
 from monitoring.logger.ids import id_millis, new_id
 from monitoring.logger.schema import RESERVED
-from monitoring.report import stats_report
+from monitoring.reports.stats import stats_report
 from tests.logger_helpers import health_of, read_rows, visible_files
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring.source import resolve_paths
+from monitoring.logs.source import resolve_paths
 from tests.logger_helpers import health_of, read_rows, visible_files
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring import metrics, sketch
-from monitoring.queries import Filters, auto_bucket
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.metrics import service as metrics
+from monitoring.metrics import sketch
+from monitoring.query.filters import Filters, auto_bucket
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 N = 6000

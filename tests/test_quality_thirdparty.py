@@ -17,8 +17,8 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from monitoring.config import load_config
+from monitoring.logs.workspace import open_workspace
 from monitoring.quality import quality_report
-from monitoring.workspace import open_workspace
 from tests.thirdparty import nannyml_table
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.labelling.sampling import MAX_SEED, QueueSpec, SamplingError
-from monitoring.queries import Filters
+from monitoring.query.filters import Filters
 
 SEEDS = [
     (0, None),

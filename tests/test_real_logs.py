@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring import metrics
 from monitoring.config import load_config
-from monitoring.health import check_health
-from monitoring.queries import Filters, extent
-from monitoring.source import LogSourceError
-from monitoring.workspace import open_workspace
+from monitoring.logs.health import check_health
+from monitoring.logs.source import LogSourceError
+from monitoring.logs.workspace import open_workspace
+from monitoring.metrics import service as metrics
+from monitoring.query.filters import Filters, extent
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 1, 12, 0)
@@ -79,8 +79,8 @@ def test_naive_and_aware_files_agree_with_numpy_under_any_zone(tmp_path):
         "import json, sys\n"
         "from datetime import datetime, UTC\n"
         "from monitoring.config import load_config\n"
-        "from monitoring.workspace import open_workspace\n"
-        "from monitoring.queries import Filters\n"
+        "from monitoring.logs.workspace import open_workspace\n"
+        "from monitoring.query.filters import Filters\n"
         "from monitoring import metrics\n"
         "ws = open_workspace(load_config(overrides={'data_dir': sys.argv[2]}), logs=sys.argv[1])\n"
         "f = Filters(start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 11, 2, tzinfo=UTC))\n"

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
+from monitoring.compare.registry import RegistryError, get_entry, load_registry
 from monitoring.compare.versions import fleet
 from monitoring.config import load_config
-from monitoring.registry import RegistryError, get_entry, load_registry
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 GOOD = """[versions.v1]
 trained = 2026-10-01

@@ -11,7 +11,7 @@ from monitoring.config import load_config
 from monitoring.fmt import value
 from monitoring.labelling import db, queues, results
 from monitoring.labelling.sampling import QueueSpec
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 
 
 def make_queue(logs, url: str, size: int = 12) -> int:

@@ -19,17 +19,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring import anomalies, metrics, sample_data, sketch
+from monitoring import sample
 from monitoring.config import load_config
-from monitoring.queries import BUCKETS, Filters
+from monitoring.logs.workspace import open_workspace
+from monitoring.metrics import anomalies, sketch
+from monitoring.metrics import service as metrics
+from monitoring.query.filters import BUCKETS, Filters
 from monitoring.rollup import build, features, read
 from monitoring.rollup import store as st
 from monitoring.rollup.tables import TABLES
-from monitoring.workspace import open_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-START = sample_data.DEFAULT_START
-INC = {i.name: i for i in sample_data.incidents(START, 30)}
+START = sample.DEFAULT_START
+INC = {i.name: i for i in sample.incidents(START, 30)}
 
 
 def add_duplicates(logs: Path) -> None:
@@ -341,7 +343,7 @@ def test_update_after_adding_changing_and_removing_files_equals_a_full_build(gen
     assert build.update(cfg).rolled == 0  # nothing changed: nothing read
 
     # add a day, and a file of copies of an unchanged file's rows; change one day; remove one
-    sample_data.generate(logs, days=1, rows_per_day=1500, seed=11, start=START + timedelta(days=30))
+    sample.generate(logs, days=1, rows_per_day=1500, seed=11, start=START + timedelta(days=30))
     add_duplicates(logs)
     day10 = next((logs / "date=2026-11-03").glob("*.parquet"))
     t = pq.read_table(day10)
@@ -439,7 +441,7 @@ def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, 
 def test_pages_read_the_store_and_get_the_raw_figures(env, start, end, bucket):
     """The readers every page calls (summarize, by_dimension, error_types, minute_counts)
     serve from the store once it covers the logs, with the raw scan's figures."""
-    from monitoring import anomalies
+    from monitoring.metrics import anomalies
 
     cfg, raw_ws, _ = env
     served = open_workspace(cfg)

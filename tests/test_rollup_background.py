@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring.config import ConfigError, load_config
+from monitoring.logs.workspace import open_workspace
 from monitoring.rollup import background, build, read
 from monitoring.rollup.settings import RollupSettings
 from monitoring.rollup.settings import load as load_settings
-from monitoring.workspace import open_workspace
 from tests.test_rollup import assert_same_tables, compact_tables, tables_of
 
 

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring import sample_data
+from monitoring import sample
+from monitoring.sample import DEFAULT_START, SCHEMA, Incident, generate, incidents
 from monitoring.sample import writing as sample_writing
-from monitoring.sample_data import DEFAULT_START, SCHEMA, Incident, generate, incidents
 
 DAYS = 30
 ROWS_PER_DAY = 1500
@@ -288,14 +288,14 @@ def test_error_burst(rows):
     burst_day = us(utc("2026-11-05")) // (24 * HOUR_US)
     daily = {d: (~rows["ok"][day == d]).mean() for d in np.unique(day) if d != burst_day}
     assert max(daily.values()) < 0.01
-    assert (~rows["ok"][~window]).mean() == pytest.approx(sample_data.ERROR_RATE, abs=0.001)
+    assert (~rows["ok"][~window]).mean() == pytest.approx(sample.profile.ERROR_RATE, abs=0.001)
 
 
 def test_error_rows(rows):
     failed = ~rows["ok"]
     assert set(rows["status"]) == {"ok", "error"}
     assert all(e is None for e in rows["error_type"][rows["ok"]])
-    assert set(rows["error_type"][failed]) == set(sample_data.ERROR_TYPES)
+    assert set(rows["error_type"][failed]) == set(sample.profile.ERROR_TYPES)
     assert all(p is None for p in rows["prediction"][failed])
     assert np.isnan(rows["score"][failed].astype(float)).all()
     timeouts = rows["latency_ms"][rows["error_type"] == "timeout"]

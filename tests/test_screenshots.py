@@ -91,7 +91,7 @@ def test_every_page_at_1440x900(streamlit_server, browser, sample_logs):
 
 
 def test_weekly_html_export_has_room_for_its_labels(browser, generated_logs, tmp_path):
-    from monitoring.cli import main
+    from monitoring.cli.main import main
 
     out = tmp_path / "week.html"
     assert main(["summary", "--logs", str(generated_logs), "--week", "2026-W47", "--format", "html",

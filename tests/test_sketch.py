@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from monitoring import sketch
+from monitoring.metrics import sketch
 
 
 def _hist(values: np.ndarray, groups: np.ndarray | None = None) -> pl.DataFrame:

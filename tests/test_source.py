@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring.config import load_config
-from monitoring.health import INVALID_REASONS, check_health
-from monitoring.queries import extent
-from monitoring.source import LogSourceError, open_source, resolve_paths
-from monitoring.workspace import open_workspace
+from monitoring.logs.health import INVALID_REASONS, check_health
+from monitoring.logs.source import LogSourceError, open_source, resolve_paths
+from monitoring.logs.workspace import open_workspace
+from monitoring.query.filters import extent
 
 T0 = datetime(2026, 11, 1, 12, 0)
 
@@ -175,8 +175,8 @@ def test_hostile_strings_are_data(tmp_path):
     ws = ws_for(tmp_path)
     ext = extent(ws.source, ws.con)
     assert set(ext.model_versions) == set(hostile)
-    from monitoring import metrics
-    from monitoring.queries import Filters
+    from monitoring.metrics import service as metrics
+    from monitoring.query.filters import Filters
 
     f = Filters(start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 11, 2, tzinfo=UTC),
                 model_versions=("'; DROP TABLE logs; --",))

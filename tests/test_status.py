@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import binom
 
 from monitoring.config import SLO
-from monitoring.metrics import WindowStats
-from monitoring.status import ERROR_BREACH_P, error_breaches, kpi_status
+from monitoring.metrics.service import WindowStats
+from monitoring.metrics.status import ERROR_BREACH_P, error_breaches, kpi_status
 
 T = datetime(2026, 11, 17, tzinfo=UTC)
 

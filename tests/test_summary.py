@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.cli import main
+from monitoring.cli.main import main
 from monitoring.config import load_config
 from monitoring.fmt import md as escape
 from monitoring.fmt import ms
-from monitoring.summary import default_week, standard_providers, week_bounds, weekly_summary
-from monitoring.summary_export import figures, to_html, to_markdown
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
+from monitoring.reports.export import figures, to_html, to_markdown
+from monitoring.reports.summary import default_week, standard_providers, week_bounds, weekly_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_statuses_follow_the_incidents(weeks):
 
 
 def test_accuracy_from_late_labels(weeks, ws):
-    from monitoring import ground_truth
+    from monitoring.quality import ground_truth
 
     w44, w47 = weeks["2026-W44"]["areas"]["accuracy"], weeks["2026-W47"]["areas"]["accuracy"]
     assert w44["status"] == "green" and w44["source"] == "late labels"
@@ -163,8 +163,8 @@ def test_reviewed_accuracy_equals_queue_status(ws, tmp_path):
     from monitoring.labelling import db, queues
     from monitoring.labelling.results import queue_report
     from monitoring.labelling.sampling import QueueSpec
-    from monitoring.queries import Filters
-    from monitoring.summary import accuracy_in_week
+    from monitoring.query.filters import Filters
+    from monitoring.reports.summary import accuracy_in_week
 
     url = f"sqlite:///{tmp_path / 'q.sqlite'}"
     engine = db.open_db(url)
@@ -209,7 +209,7 @@ def test_drift_equals_the_drift_command(weeks, generated_logs, capsys):
 def test_reviewer_verdicts_join_the_late_labels_on_request_id(ws):
     import polars as pl
 
-    from monitoring import ground_truth
+    from monitoring.quality import ground_truth
 
     start, end = week_bounds("2026-W45")
     base = ground_truth.window_accuracy(ws, start, end)

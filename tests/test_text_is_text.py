@@ -178,8 +178,8 @@ def test_labelling_trend_groups():
 @pytest.fixture(scope="module")
 def hostile_week_summary(sample_logs):
     from monitoring.config import load_config
-    from monitoring.summary import weekly_summary
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.workspace import open_workspace
+    from monitoring.reports.summary import weekly_summary
 
     s = weekly_summary(open_workspace(load_config(overrides={"logs": str(sample_logs)})), "2026-W47")
     s["versions"] = {"deployed": [{"version": v, "first_seen": datetime(2026, 11, 17, tzinfo=UTC)} for v in HOSTILE],
@@ -192,7 +192,7 @@ def hostile_week_summary(sample_logs):
 
 
 def test_markdown_export_keeps_log_text_inert(hostile_week_summary):
-    from monitoring.summary_export import to_markdown
+    from monitoring.reports.export import to_markdown
 
     text = to_markdown(hostile_week_summary)
     for marker in RAW_MARKERS:
@@ -202,7 +202,7 @@ def test_markdown_export_keeps_log_text_inert(hostile_week_summary):
 
 
 def test_html_export_escapes_log_text(hostile_week_summary):
-    from monitoring.summary_export import to_html
+    from monitoring.reports.export import to_html
 
     page = to_html(hostile_week_summary)
     body = page[page.index("<body>"):]
@@ -218,8 +218,8 @@ def test_labelling_csv_export_neutralises_formula_cells(tmp_path, hostile_logs_f
     from monitoring.labelling.db import open_db
     from monitoring.labelling.queues import create_queue
     from monitoring.labelling.sampling import QueueSpec
-    from monitoring.queries import Filters
-    from monitoring.workspace import open_workspace
+    from monitoring.logs.workspace import open_workspace
+    from monitoring.query.filters import Filters
 
     ws = open_workspace(load_config(overrides={"logs": str(hostile_logs_file), "data_dir": str(tmp_path)}))
     engine = open_db(f"sqlite:///{tmp_path / 'q.sqlite'}")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring.config import load_config
-from monitoring.workspace import open_workspace
+from monitoring.logs.workspace import open_workspace
 from tests.thirdparty import nannyml_table
 
 # name -> (analysis file, monitoring.toml [columns] body, has time)

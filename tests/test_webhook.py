@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from monitoring.alerts.webhook import deliver, post
-from monitoring.cli import main
+from monitoring.cli.main import main
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):

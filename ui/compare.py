@@ -14,8 +14,8 @@ from monitoring.compare.verdict import MetricResult
 from monitoring.compare.versions import Fleet, fleet
 from monitoring.compare.wording import interval_text, signed, value_text
 from monitoring.fmt import md
-from monitoring.queries import Filters
-from monitoring.workspace import Workspace
+from monitoring.logs.workspace import Workspace
+from monitoring.query.filters import Filters
 
 from .data import TTL
 

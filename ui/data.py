@@ -2,7 +2,7 @@
 
 Cache keys are the source fingerprint (files, sizes, mtimes, column mapping) plus the
 filters, so reloading changed logs never serves stale numbers. The files are looked at again
-at most every `refresh_seconds` (monitoring.freshness): new, changed or removed files open a
+at most every `refresh_seconds` (monitoring.logs.freshness): new, changed or removed files open a
 new workspace on the next run of any page, with no button to press.
 """
 
@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 import polars as pl
 import streamlit as st
 
-from monitoring import anomalies, metrics, queries
 from monitoring.config import Config, load_config
-from monitoring.freshness import Watcher
-from monitoring.workspace import Workspace, open_workspace
+from monitoring.logs.freshness import Watcher
+from monitoring.logs.workspace import Workspace, open_workspace
+from monitoring.metrics import anomalies
+from monitoring.metrics import service as metrics
+from monitoring.query import filters as queries
 
 TTL = 600
 _EVALUATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelwatch-alerts")
@@ -176,7 +178,7 @@ def alert_history(ws: Workspace, fingerprint: str) -> tuple[pl.DataFrame, str | 
 def weekly(_ws: Workspace, fingerprint: str, week: str) -> dict:
     from dataclasses import replace
 
-    from monitoring.summary import alerts_in_week, standard_providers, weekly_summary
+    from monitoring.reports.summary import alerts_in_week, standard_providers, weekly_summary
 
     # The alert history is the Alerts page's cached evaluation: computed once for both pages.
     providers = replace(standard_providers(_ws.config.database_url),

@@ -18,9 +18,9 @@ from monitoring import drift
 from monitoring.config import load_config
 from monitoring.drift import DriftResult, DriftSettings, FeatureDrift, OverTime, Reference
 from monitoring.fmt import md, pct  # md: the one Markdown escape (also ud.md on the page)
-from monitoring.queries import Filters
-from monitoring.source import LogSource
-from monitoring.workspace import Workspace
+from monitoring.logs.source import LogSource
+from monitoring.logs.workspace import Workspace
+from monitoring.query.filters import Filters
 
 from . import auth
 from .data import TTL

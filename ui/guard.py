@@ -17,7 +17,7 @@ import streamlit as st
 from monitoring.config import ConfigError
 from monitoring.database import FAILURES, describe, first_line
 from monitoring.fmt import md
-from monitoring.source import LogSourceError
+from monitoring.logs.source import LogSourceError
 
 _RETRIED = "_guard_reread_logs"
 

@@ -7,7 +7,7 @@ import streamlit as st
 from monitoring.fmt import md
 from monitoring.fmt import ms as fmt_ms  # noqa: F401 (pages use panels.fmt_*)
 from monitoring.fmt import pct as fmt_pct  # noqa: F401
-from monitoring.health import REASON_TEXT
+from monitoring.logs.health import REASON_TEXT
 
 from . import data
 from .sidebar import View
@@ -42,7 +42,7 @@ def incident_list(view: View, s, gaps, spikes) -> None:
     """Every detector's incidents in the window; drift (the alert rule's episodes, shared
     with the Alerts page's cached evaluation) comes last, in a fragment, so the rest shows first."""
     from monitoring.fmt import md
-    from monitoring.incidents import incidents
+    from monitoring.metrics.incidents import incidents
 
     slo = view.ws.config.slo
     found = incidents(s, gaps, spikes, slo)

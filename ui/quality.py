@@ -11,12 +11,12 @@ import os
 import polars as pl
 import streamlit as st
 
-from monitoring import ground_truth as gt
 from monitoring.fmt import md, safe_frame
+from monitoring.logs.workspace import Workspace
+from monitoring.quality import ground_truth as gt
 from monitoring.quality import quality_report
 from monitoring.quality.data import segment_columns
-from monitoring.queries import Filters
-from monitoring.workspace import Workspace
+from monitoring.query.filters import Filters
 
 from .data import TTL
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import streamlit as st
 
 from monitoring.fmt import md
+from monitoring.logs.workspace import Workspace
 from monitoring.rollup import background
-from monitoring.workspace import Workspace
 
 REFRESH_S = 2.0
 

@@ -13,9 +13,16 @@ import streamlit as st
 
 from monitoring.config import ConfigError
 from monitoring.fmt import md
-from monitoring.queries import BUCKET_LABELS, BUCKETS, Extent, Filters, auto_bucket, whole_range
-from monitoring.source import LogSourceError
-from monitoring.workspace import Workspace
+from monitoring.logs.source import LogSourceError
+from monitoring.logs.workspace import Workspace
+from monitoring.query.filters import (
+    BUCKET_LABELS,
+    BUCKETS,
+    Extent,
+    Filters,
+    auto_bucket,
+    whole_range,
+)
 
 from . import data, timerange
 

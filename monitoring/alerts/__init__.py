@@ -1,6 +1,8 @@
 """Alert rules evaluated over the log history, their stored episodes, and webhooks."""
 
-from . import rollback  # noqa: F401  (registers the rollback rule)
+# Rules beyond rules.py register themselves when imported: the rollback signal and the
+# quality rules (retrain triggers). The package imports them, so RULES is always complete.
+from . import quality_rules, rollback  # noqa: F401
 from .engine import Episode, build_context, evaluate, rule_params
 from .rules import RULES, Rule, Signal, rule
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
+from ..cli.options import dump_json
 from ..config import load_config
-from ..queries import parse_time
-from ..workspace import open_workspace
+from ..logs.workspace import open_workspace
+from ..query.filters import parse_time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import dump_json
     from .engine import evaluate
     from .webhook import deliver
 

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import anomalies, metrics, sketch
 from ..config import ConfigError, check_keys, coerce
-from ..queries import Filters
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..metrics import anomalies, sketch
+from ..metrics import service as metrics
+from ..query.filters import Filters
 from .rules import RULES, Rule, Signal
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -271,7 +272,7 @@ def evaluate(ws: Workspace, at: datetime | None = None,
 
 def _add_labels(ws: Workspace, ctx: Context, at: datetime | None) -> None:
     """Late labels per grid step (labelled, correct), for the accuracy rule."""
-    from .. import ground_truth
+    from ..quality import ground_truth
 
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)
     if not ground_truth.available(ws, reviewed):

@@ -81,8 +81,8 @@ def estimated_quality_floor(ctx, p: dict, slo) -> list[Signal]:
 
 def add_quality(ws, ctx, at: datetime | None, params: dict) -> None:
     """The quality report over the history (labels known by `at`), for the rules above."""
-    from .. import ground_truth as gt
     from ..config import ConfigError
+    from ..quality import ground_truth as gt
     from ..quality import load, quality_report
 
     chunk = params.get("quality_floor", {}).get("chunk") or params.get("estimated_quality_floor", {}).get("chunk")

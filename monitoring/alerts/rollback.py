@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import ground_truth, sketch
 from ..compare.evidence import Moments, VersionStats, quantiles_from_histogram
 from ..compare.settings import load_compare_settings
 from ..compare.verdict import judge
-from ..queries import Filters
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..metrics import sketch
+from ..quality import ground_truth
+from ..query.filters import Filters
 from .engine import PROVIDERS, Context
 from .rules import Signal, hold, rule
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import anomalies
+from ..metrics import anomalies
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,3 @@ def drift(ctx, p: dict, slo) -> list[Signal]:
                           + "{value:.3f} above {threshold:g} and its chance band", threshold, "",
                           spans=[(utc(a), utc(b), float(v)) for a, b, v, _ in spans]))
     return out
-
-
-# Quality rules (retrain triggers) live in their own module; importing it registers them.
-from . import quality_rules  # noqa: E402,F401

@@ -23,7 +23,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..cli_common import Column, print_rows
+from ..cli.options import Column, print_rows
 from .roles import Actor, PermissionDenied
 from .settings import ROLES, AuthSettings, configured, secret
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def add_as_argument(parser: argparse.ArgumentParser) -> None:
-    """The global --as option (monitoring/cli.py adds it to the top-level parser)."""
+    """The global --as option (monitoring/cli/main.py adds it to the top-level parser)."""
     parser.add_argument("--as", dest="as_user", metavar="USER", default=os.environ.get("MODELWATCH_USER"),
                         help="act as this user for writes (checked when [auth] mode is on; "
                              "default MODELWATCH_USER)")

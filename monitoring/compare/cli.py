@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_common import db_arg, format_arg, source_args, time_window, window_args
+from ..cli.options import (
+    UsageError,
+    db_arg,
+    dump_json,
+    format_arg,
+    source_args,
+    time_window,
+    window_args,
+)
 from ..config import load_config
 
 
@@ -23,8 +31,7 @@ def compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from ..cli import UsageError, dump_json
-    from ..workspace import open_workspace
+    from ..logs.workspace import open_workspace
     from .report import CompareError, compare, table
 
     window = time_window(args)
@@ -53,9 +60,8 @@ def models_arguments(p: argparse.ArgumentParser) -> None:
 def run_models(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..cli import UsageError, dump_json
-    from ..registry import RegistryError, get_entry, load_registry
-    from ..workspace import open_workspace
+    from ..logs.workspace import open_workspace
+    from .registry import RegistryError, get_entry, load_registry
     from .settings import load_compare_settings
     from .versions import fleet
 

@@ -6,7 +6,7 @@ Three small queries over the `logs` view, whatever the log's size:
 2. exact order statistics: `quantile_cont` at probability (r - 1)/(n - 1), which is the r-th
    smallest successful latency, for every rank r an interval at any grid z can ask for (a few
    hundred values per version, one sort each);
-3. labelled accuracy per version from `monitoring.ground_truth` (late labels, labels file,
+3. labelled accuracy per version from `monitoring.quality.ground_truth` (late labels, labels file,
    reviewers' verdicts).
 """
 
@@ -19,10 +19,10 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from .. import ground_truth
-from ..queries import Filters
-from ..source import INTEGER_TYPES, NUMERIC_TYPES
-from ..workspace import Workspace
+from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES
+from ..logs.workspace import Workspace
+from ..quality import ground_truth
+from ..query.filters import Filters
 from . import stats
 from .evidence import QS, Moments, Quantiles, VersionStats, empty_quantiles
 
@@ -186,7 +186,7 @@ def overlap(traffic: pl.DataFrame, a: str, b: str) -> tuple[datetime, datetime] 
 def distributions(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[str, pl.DataFrame]:
     """Small frames for the charts: successful latency by log-bin and score by 0.05-wide bin,
     per version (columns v, x, n)."""
-    from .. import sketch
+    from ..metrics import sketch
 
     cond, params = replace(f, model_versions=tuple(versions)).where()
     lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import ground_truth
-from ..queries import Filters
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..quality import ground_truth
+from ..query.filters import Filters
 from .evidence import VersionStats
 from .queries import default_pair, overlap, version_traffic, window_stats
 from .settings import CompareSettings, load_compare_settings

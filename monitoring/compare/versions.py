@@ -18,12 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from .. import ground_truth
-from ..queries import Filters
-from ..registry import ModelEntry, RegistryError, load_registry
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..quality import ground_truth
+from ..query.filters import Filters
 from . import stats
 from .queries import version_traffic
+from .registry import ModelEntry, RegistryError, load_registry
 from .settings import load_compare_settings
 
 ACTIVE_HOURS = 24

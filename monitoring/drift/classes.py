@@ -1,6 +1,6 @@
 """Per-class probabilities of a multiclass model, tested beside the prediction.
 
-`[columns] class_scores` declares them (`monitoring.columns.class_scores` resolves the
+`[columns] class_scores` declares them (`monitoring.logs.columns.class_scores` resolves the
 declaration against the logs' features: `score_*` columns, the fields of a struct, or the
 positions of a list column named by `classes`). Each class's probability is a model output
 of role `ROLE`, tested like a numeric column; their row-wise maximum, the probability of
@@ -12,9 +12,9 @@ the predicted class (the model's confidence), is one more output of role `MAX_RO
 
 from __future__ import annotations
 
-from ..columns import ClassScore, class_scores
 from ..config import Config
-from ..source import LogSource
+from ..logs.columns import ClassScore, class_scores
+from ..logs.source import LogSource
 
 ROLE = "class_score"
 MAX_ROLE = "max_probability"

@@ -1,7 +1,7 @@
 """Label drift from the late labels file: the true values, joined to the logs by request id.
 
 When the labels come in a file of their own (`labels` / `MONITORING_LABELS`, columns named
-in `[labels]`, `monitoring.ground_truth`), the `label` compared with the reference is the
+in `[labels]`, `monitoring.quality.ground_truth`), the `label` compared with the reference is the
 file's label of each request (the file wins over a `label` column in the logs, as on the
 quality pages), compared by value: classification labels as their canonical text (1, 1.0
 and "1" are one class), a regression's as numbers. Requests without a label are nulls: late
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..ground_truth import as_number, canon, file_labels_sql, open_labels, task_of
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..quality.ground_truth import as_number, canon, file_labels_sql, open_labels, task_of
 
 CTE = "late_labels"
 ID_COL = "__mw_late_id"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from .results import FeatureDrift
 from .sql import Side, _params, _q, _value, _with
 from .stattests import Score, Summary, stattest
 
@@ -114,8 +115,6 @@ def band(ref_mean: float, ref_sd: float, m: int, n: int) -> float | None:
 def assess(con, reference: Side, current: Side, features: Sequence, decide) -> tuple[Model | None, object]:
     """(model, FeatureDrift of the joint distribution or None) for the whole window;
     `decide(method, score, threshold, band) -> (drifted, status)`."""
-    from .engine import FeatureDrift
-
     model = fit(con, reference, features)
     if model is None:
         return None, None

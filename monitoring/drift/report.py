@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..cli.options import UsageError, dump_json
 from ..config import Config, load_config
 from ..fmt import pct
-from ..queries import Filters, parse_time
-from ..workspace import open_workspace
+from ..logs.workspace import open_workspace
+from ..query.filters import Filters, parse_time
 from . import stattests
 from .chunks import parse as parse_chunk
 from .engine import DriftResult, FeatureDrift
@@ -50,8 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UsageError, dump_json
-
     if args.reference and (args.reference_start or args.reference_end):
         raise UsageError("give either --reference or --reference-start/--reference-end, not both")
     if bool(args.reference_start) != bool(args.reference_end):

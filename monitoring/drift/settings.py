@@ -91,7 +91,7 @@ class DriftSettings:
 
 def load(section: dict[str, Any]) -> DriftSettings:
     """Validate the [drift] table of monitoring.toml; raises ConfigError naming the key."""
-    from ..queries import parse_time
+    from ..query.filters import parse_time
 
     data = dict(section or {})
     features_raw = data.pop("features", {}) or {}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from ..source import run
+from ..logs.source import run
 
 if TYPE_CHECKING:
     from .settings import DriftSettings

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 import duckdb
 
 from ..config import Config
-from ..ground_truth import LabelsError
-from ..queries import Extent, Filters, whole_range
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
-from ..workspace import Workspace
+from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
+from ..logs.workspace import Workspace
+from ..quality.ground_truth import LabelsError
+from ..query.filters import Extent, Filters, whole_range
 from . import classes
 from .engine import Column, DriftResult, Side, compare
 from .labels import LateLabels, late_labels

@@ -7,7 +7,7 @@
 
 Writes (create, close, export) act as the user named by the global --as (checked against
 their role when [auth] is on; see monitoring.auth.cli). Every subcommand takes --db URL (default MONITORING_DB_URL, else the SQLite file in the data
-folder). Registered in monitoring/cli.py COMMANDS as "queue"; errors surface as ValueError
+folder). Registered in monitoring/cli/main.py COMMANDS as "queue"; errors surface as ValueError
 subclasses, which the main CLI prints as one line with exit code 2.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..cli.options import dump_json
 from .sampling import STRATIFY_COLUMNS as STRATIFY
 
 
@@ -98,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _create(args, engine, cfg) -> int:
-    from ..queries import Filters, parse_time
-    from ..workspace import open_workspace
+    from ..logs.workspace import open_workspace
+    from ..query.filters import Filters, parse_time
     from .queues import create_queue
     from .sampling import QueueSpec, Segment
 
@@ -122,7 +123,6 @@ def _create(args, engine, cfg) -> int:
 
 
 def _list(args, engine, cfg) -> int:
-    from ..cli import dump_json
     from .queues import list_queues
 
     qs = list_queues(engine)
@@ -143,7 +143,6 @@ def _list(args, engine, cfg) -> int:
 
 
 def _status(args, engine, cfg) -> int:
-    from ..cli import dump_json
     from .results import queue_report
 
     report = queue_report(engine, args.id)

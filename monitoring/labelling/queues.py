@@ -31,7 +31,7 @@ from ..auth import audit as _audit
 from ..auth.guard import authorize
 from ..auth.roles import Actor
 from ..auth.store import ensure as _ensure_audit
-from ..source import LogSource
+from ..logs.source import LogSource
 
 # Reviewing lives in `claims` and the shared records in `records`; both are re-exported here
 # so `queues.claim_next(...)` and `from .queues import Item` keep working.

@@ -27,8 +27,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from ..queries import Filters
-from ..source import LogSource, quote_ident
+from ..logs.source import LogSource, quote_ident
+from ..query.filters import Filters
 
 STRATIFY_COLUMNS = ("model_version", "endpoint", "prediction", "model_name")
 ALLOCATIONS = ("equal", "proportional")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ..config import ConfigError
-from ..queries import bucket_sql
+from ..query.filters import bucket_sql
 
 KINDS = ("auto", "day", "week", "month", "rows")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..cli_common import db_arg, format_arg, source_args, time_window, window_args
+from ..cli.options import db_arg, dump_json, format_arg, source_args, time_window, window_args
 from ..fmt import MISSING
 
 
@@ -27,10 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import ground_truth as gt
-    from ..cli import dump_json
     from ..config import load_config
-    from ..workspace import open_workspace
+    from ..logs.workspace import open_workspace
+    from . import ground_truth as gt
     from .report import quality_report
 
     cfg = load_config(args.config, {"logs": args.logs, "labels": args.labels, "db_url": args.db})

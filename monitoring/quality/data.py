@@ -23,11 +23,11 @@ from typing import Any
 
 import polars as pl
 
-from .. import ground_truth as gt
-from ..queries import Filters
-from ..source import quote_ident
-from ..workspace import Workspace
+from ..logs.source import quote_ident
+from ..logs.workspace import Workspace
+from ..query.filters import Filters
 from . import chunks as ch
+from . import ground_truth as gt
 from .settings import QualitySettings
 
 EXACT_AUC_ROWS = 250_000

@@ -28,10 +28,10 @@ import numpy as np
 import polars as pl
 from scipy.optimize import isotonic_regression
 
-from .. import ground_truth as gt
-from ..queries import Filters
-from ..source import LogSource, quote_ident, run
-from ..workspace import Workspace
+from ..logs.source import LogSource, quote_ident, run
+from ..logs.workspace import Workspace
+from ..query.filters import Filters
+from . import ground_truth as gt
 from .data import EST_BINS, Spec, _lit, feature_col, fine_bin_sql
 from .metrics import auc
 

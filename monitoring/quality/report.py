@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import ground_truth as gt
-from ..queries import Filters
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
+from ..query.filters import Filters
 from . import chunks as ch
 from . import data, estimate, fairness, metrics
+from . import ground_truth as gt
 from .settings import QualitySettings, load
 
 CLASSIFICATION = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "ece")

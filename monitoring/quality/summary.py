@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..fmt import MISSING
-from ..workspace import Workspace
+from ..logs.workspace import Workspace
 
 SHOWN = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "f1_macro": "F1 (macro)", "ece": "Calibration error (ECE)",
          "mae": "MAE", "rmse": "RMSE", "mape": "MAPE", "bias": "Bias (mean error)", "r2": "R²"}
@@ -21,7 +21,7 @@ SHOWN = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "f1_macro": "F1 (macro)",
 
 def quality_in_week(database_url: str | None) -> Callable[[Workspace, datetime, datetime], dict | None]:
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
-        from .. import ground_truth as gt
+        from . import ground_truth as gt
         from .report import quality_report
 
         reviewed = gt.reviewed_labels(database_url)

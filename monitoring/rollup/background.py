@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import Config
-from ..source import LogSource, LogSourceError, connect, open_source
+from ..logs.source import LogSource, LogSourceError, connect, open_source
 from . import build
 from . import store as st
 from .settings import load as load_settings

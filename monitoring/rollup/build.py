@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from ..config import Config
-from ..source import LogSource, connect, open_source
+from ..logs.source import LogSource, connect, open_source
 from . import compact
 from . import store as st
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..source import cursor, quote_ident
+from ..logs.source import cursor, quote_ident
 from . import store as st
 from .tables import LATENCY_GRAINS, TABLES, TRAFFIC_GRAINS, Table
 

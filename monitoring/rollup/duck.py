@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
+from ..logs.source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
 from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .. import sketch
-from ..queries import Filters
-from ..source import run
+from ..logs.source import run
+from ..metrics import sketch
+from ..query.filters import Filters
 from .read import NotCovered, Store, _window, minutes
 from .tables import DAY_US, SCORE_BINS
 

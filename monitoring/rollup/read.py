@@ -24,10 +24,11 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .. import metrics, sketch
 from ..config import Config
-from ..queries import BUCKETS, Filters, bucket_times
-from ..source import LogSource, run
+from ..logs.source import LogSource, run
+from ..metrics import sketch
+from ..metrics.scans import scan_rollup
+from ..query.filters import BUCKETS, Filters, bucket_times
 from . import store as st
 from .tables import DAY_US, GRAINS, LATENCY_GRAINS, MINUTE_US, TRAFFIC_GRAINS
 
@@ -230,7 +231,7 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     for period, lo, hi in rest:
         g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
                     endpoints=f.endpoints)
-        raw = metrics.scan_rollup(source, con, g, bucket_s).with_columns(pl.lit(period, dtype=pl.Int32).alias("period"))
+        raw = scan_rollup(source, con, g, bucket_s).with_columns(pl.lit(period, dtype=pl.Int32).alias("period"))
         if period in whole:
             raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias("bucket"))
         frames.append(raw)

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..source import INTEGER_TYPES, NUMERIC_TYPES, LogSource
+from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource
 from . import store as st
 from .tables import DERIVED, TABLES, coarser_sql
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..source import LogSource
+from ..logs.source import LogSource
 from .tables import TABLES
 
 MANIFEST_VERSION = 3   # 3: the segments readers read (compact.py)

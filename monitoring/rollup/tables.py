@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import sketch
+from ..metrics import sketch
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000

@@ -23,7 +23,7 @@ chunks (each at most `ROW_GROUP_ROWS` rows), whatever the size of the output.
 
 Parts: profile.py (the calm behaviour and the schema), incidents.py (what departs from it),
 traffic.py (how many requests arrive when), columns.py (one hour's requests), writing.py
-(the day files and `generate()`). `monitoring.sample_data` is the same API under its old name.
+(the day files and `generate()`). `monitoring.sample` is the same API under its old name.
 """
 
 from .incidents import Incident, incidents

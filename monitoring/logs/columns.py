@@ -20,9 +20,25 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from ..config import CANONICAL_COLUMNS, Config, did_you_mean
 from . import discover
-from .config import CANONICAL_COLUMNS, Config, did_you_mean
 from .discover import LogSourceError
+from .sql import cursor, quote_ident, sql_str
+
+FEATURE_PREFIX = "f:"   # the namespace of feature columns in `logs`: no internal column starts so
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str          # the feature's name as users see and configure it (dotted for nested)
+    kind: str          # "numeric" | "categorical"
+    dtype: str         # DuckDB type
+    expr: str          # SQL expression over the raw scan (quoted identifiers only)
+
+    @property
+    def col(self) -> str:
+        """The feature's column in `logs`, quoted: `"f:<name>"`."""
+        return quote_ident(FEATURE_PREFIX + self.name)
 
 # Canonical columns a Hive directory may supply when no file holds them (all strings).
 HIVE_SUPPLIED = ("model_name", "model_version", "endpoint", "status", "error_type")
@@ -42,8 +58,6 @@ class Resolved:
 
 def resolve_columns(config: Config, schemas: dict[str, pa.Schema], rows: dict[str, int],
                     con: duckdb.DuckDBPyConnection, *, path: str, reference: bool) -> Resolved:
-    from .source import Feature, cursor, quote_ident, sql_str
-
     mapping = {c: config.columns.get(c, c) for c in CANONICAL_COLUMNS}
     out = Resolved(columns={}, types={}, features=[])
     good = list(schemas)
@@ -326,8 +340,6 @@ def _list_class_scores(config: Config, good, schemas, used, out: Resolved, quote
     if not (pa.types.is_integer(fld.type.value_type) or pa.types.is_floating(fld.type.value_type)):
         out.ignored.append((spec, f"type {fld.type} holds no numbers: not class probabilities"))
         return
-    from .source import Feature
-
     taken = {f.name for f in out.features}
     for i, c in enumerate(classes, start=1):
         name = f"{spec}.{c}"

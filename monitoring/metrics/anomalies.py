@@ -28,9 +28,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from .config import SLO
-from .queries import BUCKETS, Filters, bucket_sql
-from .source import LogSource
+from ..config import SLO
+from ..logs.source import LogSource
+from ..query.filters import BUCKETS, Filters, bucket_sql
 
 BASELINE_DAYS = 7
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,7 +58,7 @@ def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
     from the rollup store when one covers the logs."""
     store = getattr(source, "rollups", None)
     if store is not None:
-        from .rollup import read
+        from ..rollup import read
 
         try:
             return read.minute_counts(store, con, f, baseline_days)

@@ -1,5 +1,6 @@
-"""Argument setup and output shared by the commands' own CLI modules (compare, quality, users,
-...), so every command names and explains the same options the same way.
+"""Argument setup and output shared by every command's CLI module (stats, summary, compare,
+quality, users, ...), so every command names and explains the same options the same way, and
+prints JSON the same way.
 
     def add_arguments(p):
         source_args(p)                 # --logs, --config
@@ -16,13 +17,21 @@ Bad input raises ValueError with one sentence, which `python -m monitoring` prin
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+
+class UsageError(Exception):
+    """Bad input from the command line; the message is printed as is."""
+
+
 LOGS_HELP = "Parquet file, directory or glob (default MONITORING_LOGS or sample_logs/)"
 CONFIG_HELP = "path of monitoring.toml (default MONITORING_CONFIG)"
+START_HELP = "window start, ISO 8601, UTC unless an offset is given (inclusive)"
 
 
 def source_args(p: argparse.ArgumentParser, logs_help: str = LOGS_HELP,
@@ -39,6 +48,13 @@ def window_args(p: argparse.ArgumentParser, start_help: str = "window start, ISO
     p.add_argument("--end", help=end_help)
 
 
+def filter_args(p: argparse.ArgumentParser) -> None:
+    """--model, --model-version and --endpoint: which traffic a figure covers."""
+    p.add_argument("--model", dest="model_name", help="only this model_name")
+    p.add_argument("--model-version", action="append", default=[], help="only this version (repeatable)")
+    p.add_argument("--endpoint", action="append", default=[], help="only this endpoint (repeatable)")
+
+
 def format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("json", "table"),
                default: str = "table") -> None:
     p.add_argument("--format", choices=list(choices), default=default)
@@ -52,7 +68,7 @@ def db_arg(p: argparse.ArgumentParser, what: str) -> None:
 def time_window(args: argparse.Namespace, *names: str) -> dict[str, datetime | None]:
     """The times given for `names` (default start and end; `as_of` for --as-of) parsed, None
     when not given; ValueError when --end is not after --start."""
-    from .queries import parse_time
+    from ..query.filters import parse_time
 
     times = {n: parse_time(getattr(args, n)) if getattr(args, n, None) else None
              for n in (names or ("start", "end"))}
@@ -87,7 +103,6 @@ def table_lines(rows: Sequence[dict], columns: Sequence[Column], sep: str = "") 
 def print_rows(rows: Sequence[dict], fmt: str, columns: Sequence[Column], *, empty: str,
                sep: str = "") -> None:
     """`rows` as JSON (every key), or as a table of `columns`, or the sentence `empty`."""
-    from .cli import dump_json
 
     if fmt == "json":
         print(dump_json(list(rows)))
@@ -95,3 +110,24 @@ def print_rows(rows: Sequence[dict], fmt: str, columns: Sequence[Column], *, emp
         print(empty)
     else:
         print("\n".join(table_lines(rows, columns, sep)))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def clean(value: Any) -> Any:
+    """NaN and infinities become null so the JSON is valid for every reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(clean(obj), default=_json_default, indent=2, ensure_ascii=False)

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from ..config import SLO
+from ..fmt import ms
+from ..query.filters import BUCKETS
 from .anomalies import Gap, Spike
-from .config import SLO
-from .fmt import ms
-from .metrics import Summary
-from .queries import BUCKETS
+from .service import Summary
 from .status import error_breaches, latency_breaches
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .source import LogSource
+from ..logs.source import LogSource
 
 BUCKETS: dict[str, int] = {   # name -> seconds
     "minute": 60,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from .config import Config
+from ..config import Config
+from ..query.filters import Extent, extent
 from .health import Health, check_health, find_duplicates
-from .queries import Extent, extent
 from .source import LogSource, connect, cursor, open_source, run
 
 # 3: extents computed on UTC-pinned cursors (earlier caches may hold a zone-shifted extent)
@@ -59,7 +59,7 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
 def _covering_store(config: Config, source: LogSource, logs: str | None):
     """The rollup store (`python -m monitoring rollup build`) when it covers every file as
     it is now; otherwise None, and every figure comes from the raw logs (never a stale one)."""
-    from .rollup import read
+    from ..rollup import read
 
     try:
         store = read.open_store(config, logs or config.logs)

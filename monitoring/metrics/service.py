@@ -18,9 +18,11 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from ..logs.source import LogSource
+from ..query.filters import BUCKETS, Filters, bucket_sql, bucket_times
+from ..rollup import read
 from . import sketch
-from .queries import BUCKETS, Filters, bucket_sql, bucket_times
-from .source import LogSource
+from .scans import scan_rollup, scan_sql
 
 QS = (0.5, 0.95, 0.99)
 DIMENSIONS = ("model_name", "model_version", "endpoint", "error_type")
@@ -57,15 +59,6 @@ class Summary:
     hist: pl.DataFrame      # bin, n: successful latencies of the window (for distributions)
 
 
-def _scan_sql(f: Filters, bucket_s: int, with_previous: bool) -> tuple[str, dict, str]:
-    """Condition, parameters and the `period` expression (1: the window, 0: the one before)."""
-    start = f.previous().start if with_previous else f.start
-    cond, params = Filters(start=start, end=f.end, model_name=f.model_name,
-                           model_versions=f.model_versions, endpoints=f.endpoints).where()
-    params |= {"bucket_us": bucket_s * 1_000_000, "cur_start": f.start}
-    return cond, params, ("CAST(ts >= $cur_start AS INTEGER)" if with_previous else "1")
-
-
 def _store(source: LogSource):
     """The rollup store covering these logs as they are now, or None (see workspace)."""
     return getattr(source, "rollups", None)
@@ -84,30 +77,12 @@ def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     minutes), else from one scan of the raw logs: the same frame either way."""
     store = _store(source)
     if store is not None:
-        from .rollup import read  # imported here: the store's readers use this module's scans
-
         try:
             return read.latency_hist(store, con, f, bucket_s, with_previous, source=source,
                                      previous_total=previous_total)
         except read.NotCovered:
             pass
     return scan_rollup(source, con, f, bucket_s, with_previous, previous_total)
-
-
-def scan_rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-                with_previous: bool = False, previous_total: bool = False) -> pl.DataFrame:
-    """`rollup` from one scan of the raw logs."""
-    cond, params, period = _scan_sql(f, bucket_s, with_previous)
-    bucket = bucket_sql('ts_us', '$bucket_us')
-    if with_previous and previous_total:
-        bucket = f"CASE WHEN ts >= $cur_start THEN {bucket} END"
-    return source.query(
-        con,
-        f"SELECT {period} AS period, {bucket} AS bucket, is_error, "
-        f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-        f"FROM logs WHERE {cond} GROUP BY ALL",
-        params,
-    )
 
 
 def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
@@ -121,7 +96,7 @@ def _exact(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     # per-bucket figures of the window only (the previous window's KPIs are totals)
     tb = sketch.rank_targets(hist.filter(pl.col("period") == 1), kb, QS)
     tt = sketch.rank_targets(hist, kt, QS)
-    cond, params, period = _scan_sql(f, bucket_s, with_previous)
+    cond, params, period = scan_sql(f, bucket_s, with_previous)
     values = source.query(
         con,
         "SELECT period, is_error, bucket, bin, latency_ms AS value FROM ("
@@ -228,8 +203,6 @@ def _bucket_series(cur: pl.DataFrame, exact: pl.DataFrame | None, bucket_s: int,
 def _dimension_hist(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
     store = _store(source)
     if store is not None:
-        from .rollup import read
-
         try:
             return read.dimension_hist(store, con, f, dim, source=source).with_columns(
                 pl.col("key").fill_null("(none)"))
@@ -285,8 +258,6 @@ def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
     """Failed requests per bucket and error type: time, error_type, errors."""
     store = _store(source)
     if store is not None:
-        from .rollup import read
-
         try:
             return read.error_types(store, con, f, bucket)
         except read.NotCovered:

@@ -7,7 +7,7 @@ canonical column types and the input features. Queries run as
     source.query(con, "SELECT count(*) AS n FROM logs WHERE ts >= $start", {"start": dt})
 
 where `logs` is a CTE over the readable files with the canonical columns of the log
-contract (README), valid rows only (invalid ones are counted by `monitoring.health`). Every
+contract (README), valid rows only (invalid ones are counted by `monitoring.logs.health`). Every
 user value is a bound parameter; identifiers come only from the files' own schemas.
 
 Columns of `logs`:
@@ -26,18 +26,18 @@ time) are first-class. `source.missing(...)` says in one sentence what a page la
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
+from ..config import CANONICAL_COLUMNS, Config
 from . import discover
-from .config import CANONICAL_COLUMNS, Config
+from .columns import Feature, resolve_columns
 from .discover import LogSourceError, resolve_paths
+from .sql import connect, cursor, quote_ident, run, sql_str
 
 __all__ = ["INTEGER_TYPES", "NUMERIC_TYPES", "BadFile", "Feature", "LogSource", "LogSourceError",
            "connect", "cursor", "open_source", "quote_ident", "resolve_paths", "run"]
@@ -46,11 +46,9 @@ NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYIN
                  "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL")
 INTEGER_TYPES = NUMERIC_TYPES[:9]
 TIMESTAMP_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
-FEATURE_PREFIX = "f:"
 CANONICAL_VIEW_COLUMNS = ("request_id", "ts", "ts_us", "row_seq", "model_name", "model_version",
                           "endpoint", "latency_ms", "is_error", "status", "error_type",
                           "prediction", "score", "label")
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # What each serving column turns on, for "what is missing" sentences.
 NEEDED_FOR = {
     "latency_ms": "latency percentiles cannot be computed",
@@ -63,19 +61,6 @@ NEEDED_FOR = {
 class BadFile:
     path: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str          # the feature's name as users see and configure it (dotted for nested)
-    kind: str          # "numeric" | "categorical"
-    dtype: str         # DuckDB type
-    expr: str          # SQL expression over the raw scan (quoted identifiers only)
-
-    @property
-    def col(self) -> str:
-        """The feature's column in `logs`, quoted: `"f:<name>"`."""
-        return quote_ident(FEATURE_PREFIX + self.name)
 
 
 @dataclass
@@ -282,70 +267,6 @@ def _timestamp_expr(q: str, typ: str, unit: str | None) -> str:
     return f"TRY_CAST({q} AS TIMESTAMPTZ)"
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
-        *, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
-    """Execute on a cursor of its own (connections are not safe to share across threads)."""
-    params = params or {}
-    used = set(_PARAM.findall(sql))
-    bound = {k: _bindable(v) for k, v in params.items() if k in used}
-    missing = used - bound.keys()
-    if missing:
-        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
-    cur = cursor(con)
-    try:
-        for name, frame in (tables or {}).items():
-            cur.register(name, frame.to_arrow())
-        table = cur.sql(sql, params=bound).to_arrow_table()
-    finally:
-        cur.close()
-    return pl.from_arrow(table) if table.num_columns else pl.DataFrame()
-
-
-def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A cursor pinned to UTC. A DuckDB cursor does not inherit the parent's session
-    `TimeZone` (it starts in the machine's zone), which would shift naive timestamps."""
-    cur = con.cursor()
-    cur.execute("SET TimeZone = 'UTC'")
-    return cur
-
-
-def _bindable(value: Any) -> Any:
-    # Timestamps are bound as naive UTC: binding tz-aware values needs pytz in DuckDB.
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_str(s: str) -> str:
-    """A SQL string literal for a name taken from a file's own schema (never a widget)."""
-    return "'" + s.replace("'", "''") + "'"
-
-
-def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per process: UTC, no progress bar, bounded memory (spills)."""
-    con = duckdb.connect()
-    con.execute("SET GLOBAL TimeZone = 'UTC'")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    limit = (config.duckdb_memory_limit if config else "1GB") or "1GB"
-    # SET takes no bound parameters; the value is checked against a strict pattern first.
-    con.execute(f"SET memory_limit = '{_safe_setting(limit)}'")
-    threads = config.duckdb_threads if config else 0
-    if threads and int(threads) > 0:
-        con.execute(f"SET threads = {int(threads)}")
-    return con
-
-
-def _safe_setting(value: str) -> str:
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.IGNORECASE):
-        raise LogSourceError(f"duckdb_memory_limit must look like '1GB', got {value!r}")
-    return value.strip()
-
-
 def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
                 reference: bool = False) -> LogSource:
     """Find and check the logs at `path`; raises LogSourceError when none can be used.
@@ -353,8 +274,6 @@ def open_source(path: str, config: Config, con: duckdb.DuckDBPyConnection, *,
     With reference=True (a drift reference such as a training sample) only the features and
     the model outputs are meant to be queried.
     """
-    from .columns import resolve_columns
-
     candidates = resolve_paths(path)
     good: list[str] = []
     bad: list[BadFile] = []

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .config import Config
-from .health import check_health
-from .metrics import summarize
-from .queries import Filters, auto_bucket, parse_time, whole_range
-from .workspace import open_workspace
+from ..config import Config
+from ..logs.health import check_health
+from ..logs.workspace import open_workspace
+from ..metrics.service import summarize
+from ..query.filters import Filters, auto_bucket, parse_time, whole_range
 
 
 def stats_report(cfg: Config, *, start: str | None = None, end: str | None = None,

@@ -30,10 +30,17 @@ from typing import Any
 
 import polars as pl
 
-from .config import Config, ConfigError, Setting, did_you_mean, register_section
-from .queries import Filters, bucket_sql
-from .source import INTEGER_TYPES, NUMERIC_TYPES, LogSourceError, quote_ident, resolve_paths, run
-from .workspace import Workspace
+from ..config import Config, ConfigError, Setting, did_you_mean, register_section
+from ..logs.source import (
+    INTEGER_TYPES,
+    NUMERIC_TYPES,
+    LogSourceError,
+    quote_ident,
+    resolve_paths,
+    run,
+)
+from ..logs.workspace import Workspace
+from ..query.filters import Filters, bucket_sql
 
 LABEL_KEYS = {"path": None, "id": "request_id", "label": "label", "labeled_at": "labeled_at"}
 LABEL_HELP = {"path": "the labels file (when the top-level `labels` setting is not used)",
@@ -173,7 +180,7 @@ def reviewed_labels(database_url: str | None) -> pl.DataFrame | None:
     product's database, or None when there is no database or no answer yet."""
     if not database_url:
         return None
-    from .labelling.db import DatabaseError, open_db
+    from ..labelling.db import DatabaseError, open_db
 
     try:
         engine = open_db(database_url)
@@ -189,7 +196,7 @@ def reviewed_labels(database_url: str | None) -> pl.DataFrame | None:
 
 def reviewed_from(engine) -> pl.DataFrame | None:
     """The same from an open labelling database engine."""
-    from .labelling.results import ground_truth
+    from ..labelling.results import ground_truth
 
     gt = ground_truth(engine)
     return gt.select("request_id", "correct", "label", "labeled_at") if gt.height else None
@@ -358,7 +365,7 @@ def window_accuracy(ws: Workspace, start: datetime, end: datetime,
     None when there are no labels or the model is a regressor."""
     if not available(ws, reviewed):
         return None
-    from .labelling.stats import wilson_interval
+    from ..labelling.stats import wilson_interval
 
     df = accuracy_by_bucket(ws, 86400, Filters(start=start, end=end), reviewed)
     n, k = int(df["labelled"].sum() or 0), int(df["correct"].sum() or 0)

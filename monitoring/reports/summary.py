@@ -21,11 +21,12 @@ from typing import Any
 
 import polars as pl
 
-from . import anomalies, metrics
-from .fmt import ms as _ms
-from .queries import Filters
-from .status import MIN_BUCKET_REQUESTS, error_breaches, kpi_status
-from .workspace import Workspace
+from ..fmt import ms as _ms
+from ..logs.workspace import Workspace
+from ..metrics import anomalies
+from ..metrics import service as metrics
+from ..metrics.status import MIN_BUCKET_REQUESTS, error_breaches, kpi_status
+from ..query.filters import Filters
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 LEVELS = {"green": 0, "grey": 0, "amber": 1, "red": 2}
@@ -289,13 +290,13 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     """Provider: reviewed accuracy of the queues answered during the week (Wilson 95%), and
     the accuracy from late labels of the requests served that week."""
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
-        from . import ground_truth
+        from ..quality import ground_truth
 
         reviewed = verdicts = unavailable = None
         if database_url:
-            from .database import FAILURES, describe
-            from .labelling.db import open_db
-            from .labelling.results import window_accuracy
+            from ..database import FAILURES, describe
+            from ..labelling.db import open_db
+            from ..labelling.results import window_accuracy
 
             try:
                 engine = open_db(database_url)
@@ -337,7 +338,7 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
 def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
     """Provider: which inputs and outputs drifted this week against the configured reference
     (the same `analyze` as the Drift page and `python -m monitoring drift`)."""
-    from .drift import analyze, analyze_over_time, load_settings, resolve_reference
+    from ..drift import analyze, analyze_over_time, load_settings, resolve_reference
 
     settings = load_settings(ws.config.section("drift"))
     try:
@@ -388,9 +389,9 @@ def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
 
 def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
-    from .alerts import evaluate
-    from .compare.report import rollback_in_week
-    from .quality.summary import quality_in_week
+    from ..alerts import evaluate
+    from ..compare.report import rollback_in_week
+    from ..quality.summary import quality_in_week
 
     return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
                      drift=drift_in_week, rollback=rollback_in_week, quality=quality_in_week(database_url))

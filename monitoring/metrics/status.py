@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .config import SLO
-from .fmt import ms as _ms
-from .metrics import WindowStats
+from ..config import SLO
+from ..fmt import ms as _ms
+from .service import WindowStats
 
 # A bucket with fewer requests than this is too small to call a latency breach on its own.
 MIN_BUCKET_REQUESTS = 20

@@ -51,7 +51,7 @@ def resolve_paths(path: str) -> list[str]:
             seen.add(real)
             out.append(f)
     # A compacted day file replaces the small files its footer names: never both, never neither.
-    from .logger.compaction import drop_superseded
+    from ..logger.compaction import drop_superseded
 
     return drop_superseded(out)
 

@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from .fmt import html, md
-from .fmt import ms as _ms
-from .fmt import pct as _pct
+from ..fmt import html, md
+from ..fmt import ms as _ms
+from ..fmt import pct as _pct
 
 STATUS_ICON = {"green": "🟢", "amber": "🟠", "red": "🔴", "grey": "⚪"}
 STATUS_COLOR = {"green": "#2e7d32", "amber": "#ef6c00", "red": "#c62828", "grey": "#757575"}
@@ -68,7 +68,7 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
                  "unavailable" if acc.get("available") is False and acc.get("labelled") is None
                  else str(acc.get("labelled") or 0)))
     if s.get("quality"):
-        from .quality.summary import figure_rows
+        from ..quality.summary import figure_rows
 
         rows += figure_rows(s["quality"])
     return rows

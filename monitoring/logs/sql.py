@@ -1,0 +1,83 @@
+"""DuckDB sessions and SQL text for every query over the logs: one connection per process
+pinned to UTC, a cursor of its own per query (pinned again: a cursor does not inherit the
+session's zone), values always bound as parameters, names quoted from schemas only."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from .discover import LogSourceError
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
+        *, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """Execute on a cursor of its own (connections are not safe to share across threads)."""
+    params = params or {}
+    used = set(_PARAM.findall(sql))
+    bound = {k: _bindable(v) for k, v in params.items() if k in used}
+    missing = used - bound.keys()
+    if missing:
+        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    cur = cursor(con)
+    try:
+        for name, frame in (tables or {}).items():
+            cur.register(name, frame.to_arrow())
+        table = cur.sql(sql, params=bound).to_arrow_table()
+    finally:
+        cur.close()
+    return pl.from_arrow(table) if table.num_columns else pl.DataFrame()
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor pinned to UTC. A DuckDB cursor does not inherit the parent's session
+    `TimeZone` (it starts in the machine's zone), which would shift naive timestamps."""
+    cur = con.cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    return cur
+
+
+def _bindable(value: Any) -> Any:
+    # Timestamps are bound as naive UTC: binding tz-aware values needs pytz in DuckDB.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(s: str) -> str:
+    """A SQL string literal for a name taken from a file's own schema (never a widget)."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process: UTC, no progress bar, bounded memory (spills)."""
+    con = duckdb.connect()
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    limit = (config.duckdb_memory_limit if config else "1GB") or "1GB"
+    # SET takes no bound parameters; the value is checked against a strict pattern first.
+    con.execute(f"SET memory_limit = '{_safe_setting(limit)}'")
+    threads = config.duckdb_threads if config else 0
+    if threads and int(threads) > 0:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def _safe_setting(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.IGNORECASE):
+        raise LogSourceError(f"duckdb_memory_limit must look like '1GB', got {value!r}")
+    return value.strip()

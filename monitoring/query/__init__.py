@@ -1,0 +1,1 @@
+"""Filters, time windows and buckets shared by every query over the logs."""
