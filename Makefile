@@ -58,7 +58,7 @@ bench: $(STAMP) $(THIRDPARTY)
 	$(PY) scripts/bench_logger.py
 	$(PY) scripts/bench_rollup.py
 	$(PY) scripts/bench_drift_sets.py
-	$(PY) scripts/bench_browser.py --scenario review
+	$(PY) scripts/bench_browser.py
 
 sample: $(STAMP)
 	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7

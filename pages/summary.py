@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from monitoring.cli.main import dump_json
+from monitoring.cli.options import dump_json
 from monitoring.fmt import md
 from monitoring.reports.export import AREA_TITLES, charts, events, figures, to_html, to_markdown
 from monitoring.reports.summary import default_week, weeks_with_data

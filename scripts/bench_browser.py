@@ -8,7 +8,7 @@ the app in Debian's Chromium (Playwright, no browser download), and clicks throu
 page in the navigation twice: the first round is each page's first visit (its queries run),
 the second a page switch (cached). A visit ends when the page's heading shows and the
 script run is over (the app root's `data-test-script-state`).
-Prints a Markdown table (seconds, median of the rounds where several) for docs/benchmarks.md.
+Writes its section of docs/benchmarks.md (machine, date, load average) and prints it.
 
 The review scenario labels 20 items of a fresh queue by key presses only (Y, a label value's
 number, the predicted value's number, U, in turn) and times, in the page itself, each key
@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchlib, beside this script
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -217,18 +218,39 @@ def table(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+SECTION = "## In a real browser (scripts/bench_browser.py)"
+
+
 def main() -> None:
+    from benchlib import load_average, machine, replace_section
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", default=str(ROOT / "sample_logs"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenario", choices=("pages", "review", "all"), default="all")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit("Chromium missing: make test (scripts/system-deps.sh) installs it")
+    load_before = load_average()
+    parts = []
     if args.scenario in ("pages", "all"):
-        print(table(run(args.logs, args.rounds)))
+        parts.append(f"Every page of the navigation, {args.rounds} rounds on `{Path(args.logs).name}` with a "
+                     "fresh data folder: the first round is each page's first visit (cold caches, its "
+                     "queries run), the median of the others a page switch. A visit ends when the page's "
+                     "heading shows and Streamlit's script run is over.\n\n" + table(run(args.logs, args.rounds)))
     if args.scenario in ("review", "all"):
-        print(review_table({n: run_review(args.logs, queues=n) for n in (1, 30)}))
+        parts.append("A reviewer labels 20 items of a fresh queue by key presses only; each figure is the "
+                     "time from the keydown to the next item's card in the document, measured in the page "
+                     "(`performance.now()`), with 1 and with 30 open queues. tests/test_review_browser.py "
+                     "drives the same session and checks every label stored, in order.\n\n"
+                     + review_table({n: run_review(args.logs, queues=n) for n in (1, 30)}))
+    text = (f"{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: "
+            f"{machine('streamlit', 'duckdb', 'polars')}; Chromium {CHROMIUM}; load average "
+            f"{load_before} before, {load_average()} after.\n\n" + "\n\n".join(parts) + "\n")
+    print(text)
+    if args.scenario == "all":
+        replace_section(Path(args.out), text, SECTION)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_naive_and_aware_files_agree_with_numpy_under_any_zone(tmp_path):
         "from monitoring.config import load_config\n"
         "from monitoring.logs.workspace import open_workspace\n"
         "from monitoring.query.filters import Filters\n"
-        "from monitoring import metrics\n"
+        "from monitoring.metrics import service as metrics\n"
         "ws = open_workspace(load_config(overrides={'data_dir': sys.argv[2]}), logs=sys.argv[1])\n"
         "f = Filters(start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 11, 2, tzinfo=UTC))\n"
         "s = metrics.summarize(ws.source, ws.con, f, 'hour')\n"
