@@ -323,6 +323,10 @@ def _add_drift(ws: Workspace, ctx: Context, at: datetime | None, chunk: str) -> 
     ctx.extra["drift_onsets"] = _drift_onsets(ws, ref, cur, result, settings, ot)
 
 
+# Below this many rows an hour on average, a drifted chunk is not re-read hour by hour.
+ONSET_MIN_ROWS_PER_HOUR = 30
+
+
 def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dict[tuple[str, int], datetime]:
     """When each drift began, to the hour: (column, first chunk of a drifted run) -> onset.
 
@@ -334,7 +338,10 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
     threshold, or by its p-value) or inconclusive (above the threshold but inside its band:
     too few rows that hour to tell). The onset is the drifted hour where a step from clean to
     drifted fits best (fewest drifted hours before it plus clean hours from it; the earliest
-    on a tie; inconclusive hours count for neither), else the chunk's start."""
+    on a tie; inconclusive hours count for neither), else the chunk's start. A chunk with
+    fewer than `ONSET_MIN_ROWS_PER_HOUR` rows an hour on average keeps its start: hours that
+    small are all inside their chance bands, so re-reading them costs time and says nothing
+    (a sparse multi-year history has hundreds of single-chunk runs)."""
     from dataclasses import replace
 
     from ..drift import analyze_over_time
@@ -342,6 +349,7 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
     scores = ot.scores.filter(pl.col("score").is_not_null())
     chunks = {int(r["k"]): (r["start"], r["end"]) for r in ot.chunks.iter_rows(named=True)
               if r["start"] is not None}
+    rows = {int(r["k"]): int(r["rows"] or 0) for r in ot.chunks.iter_rows(named=True)}
     firsts: dict[int, list[str]] = {}
     for name in scores.filter(pl.col("drifted"))["name"].unique(maintain_order=True).to_list():
         ks = sorted(int(k) for k in scores.filter((pl.col("name") == name) & pl.col("drifted"))["k"].to_list())
@@ -351,7 +359,8 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
     out = {(name, k): chunks[k][0] for k, names in firsts.items() for name in names}
     for k, names in firsts.items():
         start, end = chunks[k]
-        if end - start <= timedelta(hours=1):
+        hours_in = (end - start) / timedelta(hours=1)
+        if hours_in <= 1 or rows.get(k, 0) < ONSET_MIN_ROWS_PER_HOUR * hours_in:
             continue
         # Only this chunk's hours and only its drifted columns: the chance bands (simulated
         # per column and size) are most of the cost.
