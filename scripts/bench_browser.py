@@ -94,6 +94,10 @@ def run(logs: str, rounds: int) -> dict[str, list[float]]:
                 page.wait_for_function(SETTLED, timeout=180_000, polling=50)
                 times: dict[str, list[float]] = {"(app open, Overview)": [time.perf_counter() - t0]}
                 nav = page.get_by_test_id("stSidebarNav")
+                more = nav.get_by_role("button", name=re.compile(r"^View \d+ more$"))
+                if more.count():   # the navigation shows the first pages and "View N more"
+                    more.first.click()
+                    nav.get_by_role("button", name=re.compile(r"^View less$")).wait_for(timeout=30_000)
                 titles = [t.strip().splitlines()[-1].strip() for t in nav.get_by_role("link").all_inner_texts()
                           if t.strip()]
                 for _ in range(rounds):
