@@ -11,26 +11,8 @@ from collections import Counter
 
 import pytest
 
-from monitoring.config import load_config
 from monitoring.labelling import db, queues
-from monitoring.labelling.sampling import QueueSpec
-from monitoring.logs.workspace import open_workspace
-
-
-def make_queue(logs, url: str, **spec) -> int:
-    ws = open_workspace(load_config(overrides={"logs": str(logs)}))
-    engine = db.open_db(url)
-    q = queues.create_queue(engine, ws.source, ws.con, QueueSpec(**{"size": 12, "seed": 5, **spec}))
-    engine.dispose()
-    return q
-
-
-def open_queues(at):
-    at.run()
-    at.switch_page("pages/queues.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+from tests.page_helpers import make_queue, open_page
 
 
 def metric(at, label: str) -> str:
@@ -66,8 +48,8 @@ def expected(answers: dict[int, dict[str, str]], needed: dict[int, int]) -> tupl
 
 def test_progress_accuracy_and_agreement_refresh_together(app_env, generated_logs, tmp_path):
     url = f"sqlite:///{tmp_path / 'live.sqlite'}"
-    q = make_queue(generated_logs, url, calibration_share=0.5)
-    at = open_queues(app_env(generated_logs, db_url=url))
+    q = make_queue(generated_logs, url, size=12, calibration_share=0.5)
+    at = open_page(app_env(generated_logs, db_url=url), "pages/queues.py")
     at.toggle(key="live_progress").set_value(True)
     at.run()
     assert metric(at, "Done") == "0 / 12"
@@ -112,7 +94,7 @@ def top_messages(at) -> list[str]:
 
 def test_create_close_and_export_confirm_at_the_top(app_env, generated_logs, tmp_path):
     url = f"sqlite:///{tmp_path / 'confirm.sqlite'}"
-    at = open_queues(app_env(generated_logs, db_url=url))
+    at = open_page(app_env(generated_logs, db_url=url), "pages/queues.py")
     at.number_input(key="q_size").set_value(10)
     at.button(key="q_create").click()
     at.run()
@@ -137,7 +119,7 @@ def test_create_close_and_export_confirm_at_the_top(app_env, generated_logs, tmp
 
 def test_a_failed_create_says_why_at_the_top(app_env, generated_logs, tmp_path):
     url = f"sqlite:///{tmp_path / 'fail.sqlite'}"
-    at = open_queues(app_env(generated_logs, db_url=url))
+    at = open_page(app_env(generated_logs, db_url=url), "pages/queues.py")
     at.number_input(key="q_low").set_value(9)                   # more than half of 10 is targeted
     at.number_input(key="q_size").set_value(10)
     at.button(key="q_create").click()

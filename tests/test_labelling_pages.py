@@ -9,39 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitoring.config import load_config
 from monitoring.labelling import db, queues, results
-from monitoring.labelling.sampling import QueueSpec
-from monitoring.logs.workspace import open_workspace
+from tests.page_helpers import make_queue, open_review, shown_request
 
 HOSTILE = {
     "note": "<script>window.__pwned = 1</script>",
     "customer": "'; DROP TABLE labelling_events; --",
     "bio": "**bold** [click](javascript:alert(1)) <img src=x onerror=alert(1)> :red[x] $x$",
 }
-
-
-def make_queue(logs, url: str, **spec) -> int:
-    ws = open_workspace(load_config(overrides={"logs": str(logs)}))
-    engine = db.open_db(url)
-    q = queues.create_queue(engine, ws.source, ws.con, QueueSpec(**{"size": 20, "seed": 5, **spec}))
-    engine.dispose()
-    return q
-
-
-def open_review(at, name: str | None = "ana"):
-    at.run()
-    at.switch_page("pages/review.py")
-    at.run()
-    if name:
-        at.text_input(key="reviewer_input").set_value(name)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def shown_request(at) -> str:
-    return at.caption[0].value.split("request ")[1].split(" ·")[0]
 
 
 def test_a_reviewer_labels_five_items_and_the_lead_sees_the_accuracy(app_env, generated_logs, tmp_path):

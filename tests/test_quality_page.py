@@ -7,21 +7,15 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.page_helpers import open_page
+
 
 def _frame(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
-def _open(at):
-    at.run()
-    at.switch_page("pages/quality.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_quality_page_shows_the_accuracy_drop_segments_and_fairness(app_env, sample_logs):
-    at = _open(app_env(sample_logs))            # default window: the last 7 days (the prediction shift)
+    at = open_page(app_env(sample_logs), "pages/quality.py")   # default window: the last 7 days (the prediction shift)
     assert at.title[0].value == "Quality"
     labels = {m.label for m in at.metric}
     assert {"Labelled", "Accuracy", "F1 (macro)", "Positive-rate difference", "TPR gap"} <= labels
@@ -39,7 +33,7 @@ def test_quality_page_shows_the_accuracy_drop_segments_and_fairness(app_env, sam
 
 
 def test_quality_page_segment_and_sensitive_choices(app_env, sample_logs):
-    at = _open(app_env(sample_logs))
+    at = open_page(app_env(sample_logs), "pages/quality.py")
     at.selectbox(key="quality_by").set_value("region")
     at.selectbox(key="quality_sensitive").set_value("(none)")
     at.run()
@@ -55,7 +49,7 @@ def test_quality_page_without_labels_explains_itself(app_env, tmp_path):
         "request_id": [f"r{i}" for i in range(n)],
         "timestamp": pa.array([datetime(2026, 11, 1, 10) + timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
         "prediction": ["a", "b"] * (n // 2)}), tmp_path / "a.parquet")
-    at = _open(app_env(tmp_path))
+    at = open_page(app_env(tmp_path), "pages/quality.py")
     assert any("No labels to score yet" in i.value for i in at.info)
     assert any("no labels" in w.value for w in at.warning)
 
@@ -64,7 +58,7 @@ def test_quality_page_with_a_broken_labels_mapping_says_so(app_env, sample_logs,
     pq.write_table(pa.table({"id": ["x"], "truth": ["low"]}), tmp_path / "labels.parquet")
     cfg = tmp_path / "monitoring.toml"
     cfg.write_text(f'[labels]\npath = "{tmp_path / "labels.parquet"}"\nid = "id"\nlabel = "truht"\n')
-    at = _open(app_env(sample_logs, MONITORING_CONFIG=cfg))
+    at = open_page(app_env(sample_logs, MONITORING_CONFIG=cfg), "pages/quality.py")
     assert any("no column" in e.value and "truht" in e.value for e in at.error)
 
 
@@ -84,7 +78,7 @@ def _batch(tmp_path, analysis: str, target: str, columns: str, label: str):
 def test_quality_page_on_batch_sets_with_late_labels(app_env, tmp_path):
     logs, cfg = _batch(tmp_path, "synthetic_car_loan_analysis.csv", "synthetic_car_loan_analysis_target.csv",
                        'request_id = "id"\nprediction = "y_pred"\nscore = "y_pred_proba"', "repaid")
-    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    at = open_page(app_env(logs, MONITORING_CONFIG=cfg), "pages/quality.py")
     at.sidebar.selectbox(key="range_preset").set_value("All data")
     at.run()
     assert not at.exception
@@ -95,7 +89,7 @@ def test_quality_page_on_batch_sets_with_late_labels(app_env, tmp_path):
 def test_quality_page_on_logs_without_time(app_env, tmp_path):
     logs, cfg = _batch(tmp_path, "employment_MA_analysis.pq", "employment_MA_analysis_target.pq",
                        'request_id = "id"\nscore = "predicted_probability"', "employed")
-    at = _open(app_env(logs, MONITORING_CONFIG=cfg))
+    at = open_page(app_env(logs, MONITORING_CONFIG=cfg), "pages/quality.py")
     assert any("no timestamp" in w.value for w in at.warning)
     assert {"Accuracy", "ROC AUC"} <= {m.label for m in at.metric}
 
@@ -109,7 +103,7 @@ def test_text_from_the_logs_stays_text_on_the_quality_page(app_env, tmp_path):
         "prediction": [classes[i % 2] for i in range(n)],
         "label": [classes[(i // 3) % 2] for i in range(n)],
         "region": ["[x](http://evil.example)", "<script>alert(1)</script>"] * (n // 2)}), tmp_path / "a.parquet")
-    at = _open(app_env(tmp_path))
+    at = open_page(app_env(tmp_path), "pages/quality.py")
     at.selectbox(key="quality_by").set_value("region")
     at.run()
     assert not at.exception
@@ -134,7 +128,7 @@ def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
                              "labeled_at": pa.array([served[i] + timedelta(days=i % 6) for i in range(k)],
                                                     pa.timestamp("us"))}), labels / "l.parquet")
     at = app_env(tmp_path / "a.parquet", MONITORING_LABELS=labels / "l.parquet")
-    at = _open(at)
+    at = open_page(at, "pages/quality.py")
     cov = next(m for m in at.metric if m.label == "Labelled")
     assert cov.value == "60" and cov.delta.startswith("66.7% of 90")
     assert next(m for m in at.metric if m.label == "Median delay").value == "2.5 days"

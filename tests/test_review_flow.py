@@ -7,34 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from monitoring.config import load_config
 from monitoring.fmt import value
 from monitoring.labelling import db, queues, results
-from monitoring.labelling.sampling import QueueSpec
-from monitoring.logs.workspace import open_workspace
-
-
-def make_queue(logs, url: str, size: int = 12) -> int:
-    ws = open_workspace(load_config(overrides={"logs": str(logs)}))
-    engine = db.open_db(url)
-    q = queues.create_queue(engine, ws.source, ws.con, QueueSpec(size=size, seed=5))
-    engine.dispose()
-    return q
-
-
-def open_review(at, name="ana"):
-    at.run()
-    at.switch_page("pages/review.py")
-    at.run()
-    if name:
-        at.text_input(key="reviewer_input").set_value(name)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def shown_request(at) -> str:
-    return next(c.value for c in at.caption if c.value.startswith("Item ")).split("request ")[1].split(" ·")[0]
+from tests.page_helpers import make_queue, open_review, shown_request
 
 
 def label_buttons(at) -> dict[str, tuple[str, str]]:
@@ -67,7 +42,7 @@ def test_a_numeric_prediction_stored_as_text_reads_as_a_number(text, expected):
 
 def test_each_label_value_keeps_its_key_and_the_prediction_is_highlighted(app_env, generated_logs, tmp_path):
     url = f"sqlite:///{tmp_path / 'keys.sqlite'}"
-    q = make_queue(generated_logs, url)
+    q = make_queue(generated_logs, url, size=12)
     engine = db.open_db(url)
     classes = queues.get_queue(engine, q)["classes"]
     engine.dispose()
@@ -89,7 +64,7 @@ def test_each_label_value_keeps_its_key_and_the_prediction_is_highlighted(app_en
 def test_the_predicted_values_key_means_correct_and_another_means_wrong_with_it(app_env, generated_logs,
                                                                                 tmp_path):
     url = f"sqlite:///{tmp_path / 'k.sqlite'}"
-    q = make_queue(generated_logs, url)
+    q = make_queue(generated_logs, url, size=12)
     at = open_review(app_env(generated_logs, db_url=url))
     expected = []
     for i in range(4):
