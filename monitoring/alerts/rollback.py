@@ -29,7 +29,7 @@ from ..compare.verdict import judge
 from ..logs.workspace import Workspace
 from ..metrics import sketch
 from ..quality import ground_truth
-from ..query.filters import Filters
+from ..query.filters import Filters, bucket_sql
 from .engine import PROVIDERS, Context
 from .rules import Signal, hold, rule
 
@@ -62,7 +62,7 @@ def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool):
     cond, params = Filters(end=end).where()
     cond += " AND ts_us IS NOT NULL"
     params["step_us"] = step_s * 1_000_000
-    b = "CAST(floor(ts_us / $step_us) AS BIGINT)"
+    b = bucket_sql("ts_us", "$step_us")
     hist = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, "
                                    f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL "
                                    "GROUP BY ALL", params)

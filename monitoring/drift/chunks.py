@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..query.filters import bucket_sql
 from .sql import Side, _params, _q, _with
 
 UNITS = ("hour", "day", "week", "month")
@@ -62,11 +63,6 @@ def parse(text: Any, default_rows: int = 10_000) -> ChunkSpec:
                      f"a positive integer), got {text!r}")
 
 
-def _floor_div(expr: str, n: int) -> str:
-    # DuckDB's // truncates toward zero: floor() keeps times before 1970 in their bucket
-    return f"CAST(floor(({expr}) / {n}) AS BIGINT)"
-
-
 def key_sql(side: Side, spec: ChunkSpec) -> str:
     """The SQL of a row's chunk number k (in time order; row order for `rows`)."""
     if spec.unit == "rows":
@@ -78,11 +74,11 @@ def key_sql(side: Side, spec: ChunkSpec) -> str:
         raise ValueError(f"{spec.unit} chunks need timestamps; these logs have none: use rows:N")
     ts = side.ts_us
     if spec.unit == "hour":
-        return _floor_div(ts, HOUR_US)
+        return bucket_sql(ts, str(HOUR_US))
     if spec.unit == "day":
-        return _floor_div(ts, DAY_US)
+        return bucket_sql(ts, str(DAY_US))
     if spec.unit == "week":
-        return _floor_div(f"({ts}) - {WEEK_OFFSET_US}", 7 * DAY_US)
+        return bucket_sql(f"({ts}) - {WEEK_OFFSET_US}", str(7 * DAY_US))
     if spec.unit == "month":
         t = f"make_timestamp(CAST({ts} AS BIGINT))"
         return f"((year({t}) - 1970) * 12 + month({t}) - 1)"
@@ -110,7 +106,7 @@ def bounds(unit: str, k: np.ndarray) -> tuple[list[datetime], list[datetime]]:
 
 def hourly_counts(con, side: Side) -> np.ndarray:
     """(hour number, rows) pairs of the side, one scan of its time column."""
-    sql = (_with([side]) + f"SELECT {_floor_div(side.ts_us, HOUR_US)} AS h, count(*) AS n "
+    sql = (_with([side]) + f"SELECT {bucket_sql(side.ts_us, str(HOUR_US))} AS h, count(*) AS n "
            f"FROM {side.rows_sql} GROUP BY h ORDER BY h")
     df = _q(con, sql, _params(side))
     return np.column_stack([df["h"].to_numpy(), df["n"].to_numpy()]) if df.height else np.zeros((0, 2))
