@@ -2,6 +2,7 @@
 timed in headless Chromium.
 
     python scripts/bench_browser.py [--logs sample_logs] [--rounds 2] [--scenario pages|review|all]
+    python scripts/bench_browser.py --scenario pages --logs LOGS --data-dir DIR   # big logs, built rollups
 
 Starts `streamlit run app.py` on 127.0.0.1 with a fresh data folder (cold caches), opens
 the app in Debian's Chromium (Playwright, no browser download), and clicks through every
@@ -9,6 +10,14 @@ page in the navigation twice: the first round is each page's first visit (its qu
 the second a page switch (cached). A visit ends when the page's heading shows and the
 script run is over (the app root's `data-test-script-state`).
 Writes its section of docs/benchmarks.md (machine, date, load average) and prints it.
+
+With `--data-dir DIR` (pages only) the server reads DIR's rollup store and workspace facts
+cache, built beforehand (`MONITORING_DATA_DIR=DIR python -m monitoring rollup build --logs
+LOGS`): the pages' first visits are timed on logs too big to scan on every visit, with the
+server's caches, the database and anything else of the data folder cold. The store must
+cover every file as it is now (else the script says so and stops); a missing facts cache is
+written first, untimed, as the app's first open would. DIR is linked, never changed, except
+for that facts cache. Its own section of docs/benchmarks.md.
 
 The review scenario labels 20 items of a fresh queue by key presses only (Y, a label value's
 number, the predicted value's number, U, in turn) and times, in the page itself, each key
@@ -79,10 +88,48 @@ def visit(page, nav, title: str) -> float:
     return time.perf_counter() - t0
 
 
-def run(logs: str, rounds: int) -> dict[str, list[float]]:
+def prepare(logs: str, built: str) -> str:
+    """Check that `built` holds a rollup store covering `logs` as they are, write the workspace
+    facts cache there when missing; returns a sentence on what was found."""
+    from monitoring.config import load_config
+    from monitoring.logs.workspace import open_workspace
+    from monitoring.rollup.build import status
+
+    cfg = load_config(overrides={"logs": logs, "data_dir": built})
+    s = status(cfg)
+    if not s.up_to_date:
+        what = "no rollup store" if not s.exists else (
+            f"a store out of date ({len(s.stale)} stale, {len(s.new)} new, {len(s.removed)} removed file(s)"
+            f"{', columns changed' if s.schema_changed else ''})")
+        raise SystemExit(f"{built} holds {what} for {logs}: run `MONITORING_DATA_DIR={built} python -m "
+                         f"monitoring rollup build --logs {logs}` first.")
+    t0 = time.perf_counter()
+    had_cache = (Path(built) / "cache").is_dir() and any((Path(built) / "cache").iterdir())
+    ws = open_workspace(cfg)      # reads the facts cache, or scans once and writes it
+    seconds = time.perf_counter() - t0
+    rows = ws.extent.rows
+    ws.con.close()
+    cache = ("its workspace facts cache" if had_cache else
+             f"a workspace facts cache written first ({seconds:.0f} s, not timed)")
+    return (f"the rollup store of `{built}` ({len(s.covered)} files, {s.rows:,} rows, built {s.built_at} "
+            f"with {s.engine}) and {cache}; {rows:,} valid rows")
+
+
+def _data_folder(tmp: str, built: str | None) -> str:
+    """A fresh data folder; with `built`, its store and facts cache linked in (nothing else)."""
+    if built:
+        for name in ("rollups", "cache"):
+            target = Path(built).resolve() / name
+            target.mkdir(exist_ok=True)
+            os.symlink(target, Path(tmp) / name, target_is_directory=True)
+    return tmp
+
+
+def run(logs: str, rounds: int, built: str | None = None) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory(prefix="bench-browser-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
+        data_dir = _data_folder(tmp, built)
         proc, url = serve(logs, data_dir)
         try:
             with sync_playwright() as p:
@@ -223,6 +270,7 @@ def table(times: dict[str, list[float]]) -> str:
 
 
 SECTION = "## In a real browser (scripts/bench_browser.py)"
+BUILT_SECTION = "## In a real browser, big logs with rollups (scripts/bench_browser.py --data-dir)"
 
 
 def main() -> None:
@@ -232,10 +280,30 @@ def main() -> None:
     ap.add_argument("--logs", default=str(ROOT / "sample_logs"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenario", choices=("pages", "review", "all"), default="all")
+    ap.add_argument("--data-dir", help="a data folder whose rollup store for --logs is built (pages only)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit("Chromium missing: make test (scripts/system-deps.sh) installs it")
+    if args.data_dir:
+        if args.scenario != "pages":
+            raise SystemExit("--data-dir times the pages only: add --scenario pages")
+        if not os.path.isdir(args.data_dir):
+            raise SystemExit(f"--data-dir {args.data_dir} is not a folder")
+        found = prepare(args.logs, args.data_dir)
+        load_before = load_average()
+        text = (f"{BUILT_SECTION}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: "
+                f"{machine('streamlit', 'duckdb', 'polars')}; Chromium {CHROMIUM}; load average "
+                f"{load_before} before, ")
+        times = run(args.logs, args.rounds, built=args.data_dir)
+        text += (f"{load_average()} after.\n\nEvery page of the navigation, {args.rounds} rounds on "
+                 f"`{Path(args.logs).name}` with {found}. The server's caches, the database and the rest of "
+                 "the data folder are cold: the first round is each page's first visit, the median of the "
+                 "others a page switch. A visit ends when the page's heading shows and Streamlit's script "
+                 "run is over.\n\n" + table(times) + "\n")
+        print(text)
+        replace_section(Path(args.out), text, BUILT_SECTION)
+        return
     load_before = load_average()
     parts = []
     if args.scenario in ("pages", "all"):

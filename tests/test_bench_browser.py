@@ -1,0 +1,77 @@
+"""scripts/bench_browser.py --data-dir: the given data folder's rollup store is checked (one
+sentence when it cannot be used), its facts cache written once, and the server's data folder
+links only the store and that cache. The browser timings themselves are `make bench`'s."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from monitoring.config import load_config
+from monitoring.rollup.build import build
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("bench_browser", ROOT / "scripts" / "bench_browser.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@pytest.fixture(scope="module")
+def logs_copy(generated_logs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench-logs") / "logs"
+    shutil.copytree(generated_logs, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(logs_copy, tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("bench-data")
+    build(load_config(overrides={"logs": str(logs_copy), "data_dir": str(data)}))
+    return data
+
+
+def _rows(logs: Path) -> int:
+    return duckdb.sql(f"select count(*) from read_parquet('{logs}/**/*.parquet')").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("case, says", [
+    ("empty folder", "holds no rollup store for"),
+    ("a file added since the build", "holds a store out of date (0 stale, 1 new, 0 removed file(s)"),
+])
+def test_an_unusable_store_is_one_sentence(case, says, logs_copy, built, tmp_path):
+    logs, data = logs_copy, tmp_path / "data"
+    if case == "empty folder":
+        data.mkdir()
+    else:
+        logs = tmp_path / "logs"
+        shutil.copytree(logs_copy, logs)
+        build(load_config(overrides={"logs": str(logs), "data_dir": str(data)}))
+        day = sorted(p for p in logs.iterdir() if p.is_dir())[-1]
+        shutil.copytree(day, logs / "date=2099-01-01")
+    with pytest.raises(SystemExit) as exc:
+        bench.prepare(str(logs), str(data))
+    text = str(exc.value)
+    assert says in text and "python -m monitoring rollup build --logs" in text and "\n" not in text
+
+
+def test_a_built_store_is_described_and_its_facts_cache_written_once(logs_copy, built):
+    files = len(list(logs_copy.rglob("*.parquet")))
+    rows = _rows(logs_copy)
+    first = bench.prepare(str(logs_copy), str(built))
+    assert f"({files} files, {rows:,} rows, built " in first
+    assert "a workspace facts cache written first" in first
+    assert any((built / "cache").iterdir())
+    again = bench.prepare(str(logs_copy), str(built))
+    assert "and its workspace facts cache;" in again
+
+
+@pytest.mark.parametrize("with_built, links", [(False, set()), (True, {"rollups", "cache"})])
+def test_the_server_folder_links_only_the_store_and_the_facts_cache(with_built, links, built, tmp_path):
+    folder = Path(bench._data_folder(str(tmp_path), str(built) if with_built else None))
+    assert {p.name for p in folder.iterdir()} == links
+    for name in links:
+        assert (folder / name).is_symlink() and (folder / name).resolve() == (built / name).resolve()
