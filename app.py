@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import guard
+from ui import guard, warm
 from ui.auth import gate
 
 # A local file: a material or emoji icon makes the browser fetch the favicon from a CDN.
@@ -35,5 +35,9 @@ pages = {
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-with guard.page():
-    st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open
+warm.ready()   # a run after the first waits for the one-off warm-up: imports, then gc.freeze
+try:
+    with guard.page():
+        st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open
+finally:
+    warm.start()   # once per process, after the first page is drawn (ui/warm.py)

@@ -7,14 +7,15 @@ from monitoring.fmt import md
 from monitoring.reports.export import AREA_TITLES, charts, events, figures, to_html, to_markdown
 from monitoring.reports.summary import default_week, weeks_with_data
 from ui import data, sidebar
+from ui.prefetch import shown_week
 
 st.title("Weekly health")
 view = sidebar.require("timestamp")
 
 weeks = weeks_with_data(view.ws)
-default = default_week(view.ws)
-week = st.selectbox("ISO week (Monday to Sunday, UTC)", list(reversed(weeks)), key="summary_week",
-                    index=list(reversed(weeks)).index(default) if default in weeks else 0)
+newest_first = list(reversed(weeks))
+week = st.selectbox("ISO week (Monday to Sunday, UTC)", newest_first, key="summary_week",
+                    index=newest_first.index(shown_week(weeks, default_week(view.ws))) if weeks else 0)
 s = data.weekly(view.ws, view.fingerprint, week)
 st.caption(f"{s['start']:%a %d %b %Y} → {s['end']:%a %d %b %Y} UTC · the sidebar's time range does not apply here")
 

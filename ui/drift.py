@@ -95,6 +95,12 @@ def keep(**values: str | None) -> None:
 CHUNKS = ["auto", "hour", "day", "week", "month", "rows"]
 
 
+def default_chunk(s: DriftSettings) -> str:
+    """The chunk `pick_chunk` returns untouched: [drift] chunk, rows with their count."""
+    spec = drift.parse_chunk(s.chunk, s.chunk_rows)
+    return f"rows:{int(spec.rows or s.chunk_rows)}" if spec.unit == "rows" else spec.unit
+
+
 def pick_chunk(s: DriftSettings) -> str:
     """The chunk control: auto, a calendar unit, or rows with its count."""
     default = s.chunk
@@ -245,21 +251,16 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
                 "reference file (MONITORING_REFERENCE, or `reference = \"...\"` in monitoring.toml), "
                 "e.g. a sample of the training data.")
         return None
-    saved = (s.reference_start, s.reference_end) if s.reference_start else None
-    default = saved or drift.default_window(view.extent, s.default_reference_days)
     first, last = view.extent.first.date(), view.extent.last.date()
-    picked = st.date_input("Reference window (UTC, inclusive days)",
-                           value=(_clamp(default[0].date(), first, last),
-                                  _clamp(_last_day(default[1]), first, last)),
+    picked = st.date_input("Reference window (UTC, inclusive days)", value=_default_days(view, s),
                            min_value=first, max_value=last, key="drift_ref_window",
                            help="Default: the first days of the logs, or the window saved in monitoring.toml.")
     if not isinstance(picked, tuple | list) or len(picked) != 2:
         st.info("Pick the last day of the reference window.")
         return None
-    start = datetime.combine(picked[0], time(), UTC)
-    end = datetime.combine(picked[1], time(), UTC) + timedelta(days=1)
-    origin = "config" if saved and (start, end) == saved else "page"
-    if origin != "config" and auth.can("drift.reference") and st.button(
+    ref = _window(picked, s)
+    start, end = ref.start, ref.end
+    if ref.origin != "config" and auth.can("drift.reference") and st.button(
             "Remember this window in monitoring.toml", key="drift_save"):
         path = cfg.source_path or "monitoring.toml"
         try:
@@ -267,7 +268,34 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
             st.toast(f"Saved the reference window in {md(path)}")
         except (ValueError, OSError) as exc:   # ConfigError, PermissionDenied, a read-only file
             st.error(f"Could not save the reference window: {md(exc)}")
-    return Reference("window", start=start, end=end, origin=origin)
+    return ref
+
+
+def default_reference(view: View, s: DriftSettings) -> Reference | None:
+    """The reference `pick_reference` returns with its widgets untouched (for the background
+    prefetch of the page's first visit); None when the logs have no timestamp and no file."""
+    cfg = load_config()
+    if cfg.reference:
+        return Reference("file", path=cfg.reference, origin="config")
+    if view.extent.first is None:
+        return None
+    return _window(_default_days(view, s), s)
+
+
+def _default_days(view: View, s: DriftSettings) -> tuple[date, date]:
+    """The reference window's first and last day as the picker shows them untouched: the
+    window saved in monitoring.toml, else the first days of the logs; within the logs."""
+    saved = (s.reference_start, s.reference_end) if s.reference_start else None
+    default = saved or drift.default_window(view.extent, s.default_reference_days)
+    first, last = view.extent.first.date(), view.extent.last.date()
+    return _clamp(default[0].date(), first, last), _clamp(_last_day(default[1]), first, last)
+
+
+def _window(days, s: DriftSettings) -> Reference:
+    start = datetime.combine(days[0], time(), UTC)
+    end = datetime.combine(days[1], time(), UTC) + timedelta(days=1)
+    saved = (s.reference_start, s.reference_end) if s.reference_start else None
+    return Reference("window", start=start, end=end, origin="config" if saved and (start, end) == saved else "page")
 
 
 def _last_day(end: datetime) -> date:

@@ -147,7 +147,9 @@ def current() -> View | None:
             st.session_state[key] = st.session_state[key]
     view = render()
     if view is not None and view.extent.rows:
+        from . import prefetch
         from .panels import health_panel
 
         health_panel(view)
+        prefetch.start(view)   # the Drift and Weekly health first visits, in the background
     return view
