@@ -53,9 +53,7 @@ class Store:
     stamp: int = 0                          # the manifest's mtime_ns when it was read
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def complete(self) -> bool:
-        return self.only is None
+    complete = property(lambda self: self.only is None, doc="True: it answers for every file")
 
     @property
     def parts(self) -> list[str]:
@@ -79,10 +77,9 @@ class Store:
         model, version and endpoint summed out, for views that filter on none of them
         (traffic tables keep error_type).
 
-        A partial store (`only`) raises NotCovered unless `partial`: its tables hold the
-        covered files only, without the duplicate correction, and the caller adds the rest
-        (`partial.Mix.answer`). It reads the segments made of covered parts only, and the
-        part directories of the other covered parts."""
+        A partial store (`only`) raises NotCovered unless `partial`: it reads the covered
+        files only (segments of covered parts, else their part directories), without the
+        duplicate correction; the caller adds the rest (`partial.Mix.answer`)."""
         if self.only is not None:
             if not partial:
                 raise NotCovered(f"the rollups cover {len(self.covered_files)} of "
@@ -297,7 +294,10 @@ def _dt(us: int) -> datetime:
 
 
 def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
-    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute)."""
+    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute).
+    A whole store only: no caller adds the rest of a partial one (rollup.partial)."""
+    if not store.complete:
+        raise NotCovered("the rollups do not cover every log file as it is now")
     bucket_s = BUCKETS[bucket]
     periods = _periods(store, con, f, False)
     sql, params = _traffic_sql(store, con, f, bucket_s,
