@@ -338,3 +338,22 @@ def test_under_new_york_time(generated_logs, tmp_path):
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("same"), r.stderr[-3000:]
 
+
+
+def test_the_workspace_attaches_a_partial_store(generated_logs, tmp_path, monkeypatch):
+    """The path every page, `stats`, `summary` and `alerts` take: open_workspace covers the
+    store (here with the row threshold lowered to these small logs)."""
+    monkeypatch.setattr(partial, "MIN_COVERED_ROWS", 0)
+    logs = tmp_path / "logs"
+    shutil.copytree(generated_logs, logs)
+    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
+    build.build(cfg)
+    add_duplicates(logs)
+    ws = open_workspace(cfg)
+    store = ws.source.rollups
+    assert store is not None and not store.complete
+    assert store.rest_files == (str(logs / COPIES),)
+    f = _window(ws, *WINDOWS[4][1:3], {})
+    raw = replace(ws.source, rollups=None)
+    got, want = figures(ws.source, ws.con, f, "hour"), figures(raw, ws.con, f, "hour")
+    assert all(_same(got[k], want[k]) for k in want)
