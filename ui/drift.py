@@ -272,8 +272,7 @@ def pick_reference(view: View, s: DriftSettings) -> Reference | None:
 
 
 def default_reference(view: View, s: DriftSettings) -> Reference | None:
-    """The reference `pick_reference` returns with its widgets untouched (for the background
-    prefetch of the page's first visit); None when the logs have no timestamp and no file."""
+    """What `pick_reference` returns untouched (ui.prefetch); None: no timestamp and no file."""
     cfg = load_config()
     if cfg.reference:
         return Reference("file", path=cfg.reference, origin="config")
@@ -283,8 +282,7 @@ def default_reference(view: View, s: DriftSettings) -> Reference | None:
 
 
 def _default_days(view: View, s: DriftSettings) -> tuple[date, date]:
-    """The reference window's first and last day as the picker shows them untouched: the
-    window saved in monitoring.toml, else the first days of the logs; within the logs."""
+    """The picker's untouched days: the window saved in monitoring.toml, else the logs' first days."""
     saved = (s.reference_start, s.reference_end) if s.reference_start else None
     default = saved or drift.default_window(view.extent, s.default_reference_days)
     first, last = view.extent.first.date(), view.extent.last.date()
