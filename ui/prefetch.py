@@ -56,7 +56,9 @@ def start(view) -> None:
         _prefetched(view.ws, view.fingerprint, view)
 
 
-@st.cache_resource(show_spinner=False, ttl=data.TTL, max_entries=4)
+# Once per set of logs, no TTL: on big logs a recompute every ten minutes for pages nobody
+# opens would cost more than it saves; after the results' own TTL a page computes as before.
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _prefetched(_ws: Workspace, fingerprint: str, _view) -> Future:
     data.alert_episodes_ready(_ws, fingerprint)     # starts the evaluation if no page has yet
     _latest[0] += 1
