@@ -1,0 +1,184 @@
+"""The facts about the whole log, found in two passes over the files instead of three.
+
+    grouped = file_facts(source, con, files)         # per file x reason x model x version x endpoint
+    cands = candidate_hashes(source, con)             # 64-bit hashes of request ids seen twice
+    n = confirm_duplicates(source, con, cands)        # the exact copies, as `source.dedupe_table`
+    ext, health = summarise(source, con, grouped, n)  # what `extent` and `check_health` answer
+
+`file_facts` counts every row by the first contract rule it breaks, per file and per
+model, version and endpoint (as the `logs` view names them), with the first and last
+timestamp: the health check's counts and the extent's groups in one grouped scan, and kept
+per file so an added file only scans that file. The duplicate correction is applied after:
+the dedupe table names each dropped copy's file and group, so its rows are subtracted from
+their groups; a group whose first or last time may have been a dropped copy is counted again,
+exactly, for the files concerned only.
+
+The exact duplicate check is the one pass that cannot be answered per file: a request id in a
+new file may repeat one in any old file. `candidate_hashes(..., new=..., known=...)` finds
+them without a hash table of every id: the old candidates, the new files' own repeats, and
+the old files' ids that are among the new files' hashes (a probe of the old files' ids).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from ..query.filters import Extent, _from_us
+from .health import INVALID_REASONS, Health
+from .source import LogSource, cursor, quote_ident, run
+
+GROUP = ("model_name", "model_version", "endpoint")
+FACT_SCHEMA = {"file": pl.String, "reason": pl.String, "model_name": pl.String, "model_version": pl.String,
+               "endpoint": pl.String, "n": pl.Int64, "lo": pl.Int64, "hi": pl.Int64}
+
+
+def _dims(source: LogSource) -> dict[str, str]:
+    """The `logs` view's model, version and endpoint over the raw scan (source.base_sql)."""
+    return {
+        "model_name": f"coalesce({source.expr('model_name')}, 'default')",
+        "model_version": source.expr("model_version") if source.has("model_version") else "'default'",
+        "endpoint": (f"coalesce({source.expr('endpoint')}, '(none)')" if source.has("endpoint")
+                     else "CAST(NULL AS VARCHAR)"),
+    }
+
+
+def _ts_us(source: LogSource) -> str:
+    return f"epoch_us({source.expr('timestamp')})" if source.has_time else "CAST(NULL AS BIGINT)"
+
+
+def _scan(source: LogSource, param: str) -> str:
+    return source.scan_sql.replace("$files", f"${param}")
+
+
+def file_facts(source: LogSource, con: duckdb.DuckDBPyConnection, files: list[str]) -> pl.DataFrame:
+    """One grouped scan of `files`: rows per file x reason x model x version x endpoint, with
+    the first and last timestamp (epoch µs) of each group."""
+    if not files:
+        return pl.DataFrame(schema=FACT_SCHEMA)
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
+    sql = (f"SELECT {quote_ident(source.file_col)} AS file, {source.reason_case()} AS reason, {dims}, "
+           f"count(*) AS n, min({_ts_us(source)}) AS lo, max({_ts_us(source)}) AS hi "
+           f"FROM {_scan(source, 'subset')} AS r GROUP BY ALL")
+    df = run(con, sql, {"subset": files})
+    return df.cast(FACT_SCHEMA) if df.height else pl.DataFrame(schema=FACT_SCHEMA)
+
+
+def candidate_hashes(source: LogSource, con: duckdb.DuckDBPyConnection, *, new: list[str] | None = None,
+                     known: list[int] | None = None) -> list[int]:
+    """Hashes of request ids that occur more than once (a superset of the duplicated ids: the
+    confirmation reads the ids). With `new` (files added since `known` was found over the
+    others) only the new files are grouped and the old ones probed."""
+    if not source.has("request_id"):
+        return []
+    h = f"hash({source.expr('request_id')})"
+    if new is None:
+        df = run(con, f"SELECT {h} AS h FROM {_scan(source, 'files')} AS r GROUP BY 1 HAVING count(*) > 1",
+                 {"files": source.files})
+        return df["h"].to_list() if df.height else []
+    old = [f for f in source.files if f not in set(new)]
+    if not new:
+        return list(known or [])
+    parts = ["SELECT h FROM n WHERE c > 1", "SELECT h FROM known"]
+    if old:
+        parts.append(f"SELECT DISTINCT {h} AS h FROM {_scan(source, 'old')} AS r WHERE {h} IN (SELECT h FROM n)")
+    sql = (f"WITH n AS (SELECT {h} AS h, count(*) AS c FROM {_scan(source, 'new')} AS r GROUP BY 1) "
+           + " UNION ".join(parts))
+    df = run(con, sql, {"new": new, "old": old},
+             tables={"known": pl.DataFrame({"h": list(known or [])}, schema={"h": pl.UInt64})})
+    return df["h"].to_list() if df.height else []
+
+
+def confirm_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection, hashes: list[int]) -> int:
+    """Register the extra copies among the candidates' rows (valid rows only; the first copy by
+    time, file and row stays) as `source.dedupe_table`; returns how many rows are dropped.
+    The table carries each copy's file, row, time and group, for the extent's correction."""
+    if not hashes or not source.has("request_id"):
+        source.dedupe_table = None
+        return 0
+    name = f"mw_dups_{source.fingerprint}"
+    rid = source.expr("request_id")
+    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
+    sql = (
+        f"CREATE OR REPLACE TABLE {name} AS "
+        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {quote_ident(source.file_col)} AS mw_file, "
+        f"  file_row_number, {dims} FROM {source.scan_sql} AS r "
+        f"  WHERE hash({rid}) IN (SELECT h FROM mw_cands) AND {source.valid_predicate()}), "
+        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
+        f"SELECT mw_file AS file, file_row_number AS row_number, ts, epoch_us(ts) AS ts_us, "
+        f"{', '.join(GROUP)} FROM ranked WHERE k > 1"
+    )
+    cur = cursor(con)
+    try:
+        cur.register("mw_cands", pl.DataFrame({"h": hashes}, schema={"h": pl.UInt64}).to_arrow())
+        cur.execute(sql, {"files": source.files})
+        n = cur.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    finally:
+        cur.close()
+    source.dedupe_table = name if n else None
+    return int(n)
+
+
+def _dropped(source: LogSource, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    if not source.dedupe_table:
+        return pl.DataFrame(schema={"file": pl.String, **{k: pl.String for k in GROUP},
+                                    "d": pl.Int64, "dlo": pl.Int64, "dhi": pl.Int64})
+    return run(con, f"SELECT file, {', '.join(GROUP)}, count(*) AS d, min(ts_us) AS dlo, max(ts_us) AS dhi "
+                    f"FROM {source.dedupe_table} GROUP BY ALL")
+
+
+def kept_groups(source: LogSource, con: duckdb.DuckDBPyConnection, facts: pl.DataFrame) -> pl.DataFrame:
+    """Valid rows per file and group after the duplicate correction, with their first and last
+    time: subtracted from the grouped counts, and counted again (those files only) where a
+    dropped copy held a group's first or last time."""
+    valid = facts.filter(pl.col("reason") == "valid").drop("reason")
+    keys = ["file", *GROUP]
+    dropped = _dropped(source, con)
+    if dropped.height == 0:
+        return valid
+    j = valid.join(dropped.cast({"d": pl.Int64, "dlo": pl.Int64, "dhi": pl.Int64}), on=keys, how="left",
+                   nulls_equal=True)
+    # Without timestamps there is no first or last time: the subtraction is the whole story.
+    at_edge = ((pl.col("d") > 0) & ((pl.col("dlo") == pl.col("lo")) | (pl.col("dhi") == pl.col("hi")))).fill_null(False)
+    dirty = sorted(set(j.filter(at_edge)["file"].to_list()))
+    clean = (j.filter(~pl.col("file").is_in(dirty))
+             .with_columns(n=pl.col("n") - pl.col("d").fill_null(0)).filter(pl.col("n") > 0)
+             .select(valid.columns))
+    if not dirty:
+        return clean
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
+    fc = quote_ident(source.file_col)
+    again = run(con, f"SELECT {fc} AS file, {dims}, count(*) AS n, min({_ts_us(source)}) AS lo, "
+                     f"max({_ts_us(source)}) AS hi FROM {_scan(source, 'subset')} AS r "
+                     f"ANTI JOIN {source.dedupe_table} AS d ON r.{fc} = d.file AND r.file_row_number = d.row_number "
+                     f"WHERE {source.valid_predicate()} GROUP BY ALL", {"subset": dirty})
+    return pl.concat([clean, again.cast({k: v for k, v in FACT_SCHEMA.items() if k in again.columns})],
+                     how="diagonal_relaxed").select(valid.columns)
+
+
+def summarise(source: LogSource, con: duckdb.DuckDBPyConnection, facts: pl.DataFrame,
+              duplicates: int) -> tuple[Extent, Health]:
+    """The extent (`query.filters.extent`) and whole-log health (`health.check_health`) from the
+    grouped facts and the dedupe table, without another scan unless a correction needs one."""
+    by_reason = facts.group_by("reason").agg(pl.col("n").sum())
+    counts = dict(zip(by_reason["reason"].to_list(), by_reason["n"].to_list(), strict=True))
+    health = Health(total_rows=int(sum(counts.values())), valid_rows=int(counts.get("valid", 0)) - duplicates,
+                    invalid={r: int(counts[r]) for r, _ in INVALID_REASONS if counts.get(r)},
+                    duplicates=duplicates, bad_files=[(b.path, b.reason) for b in source.bad_files],
+                    warnings=list(source.warnings))
+    dims = kept_groups(source, con, facts)
+    lo, hi = dims["lo"].min(), dims["hi"].max()
+
+    def distinct(col: str) -> tuple[str, ...]:
+        return tuple(sorted(v for v in dims[col].unique().to_list() if v is not None))
+
+    spans = (dims.group_by("model_version").agg(pl.col("lo").min(), pl.col("hi").max())
+             .sort("model_version").iter_rows(named=True))
+    ext = Extent(rows=int(dims["n"].sum() or 0),
+                 first=_from_us(lo) if lo is not None else None, last=_from_us(hi) if hi is not None else None,
+                 model_names=distinct("model_name"), model_versions=distinct("model_version"),
+                 endpoints=distinct("endpoint"),
+                 version_spans=tuple((r["model_version"], _from_us(r["lo"]), _from_us(r["hi"]))
+                                     for r in spans if r["lo"] is not None))
+    return ext, health
