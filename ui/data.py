@@ -38,7 +38,8 @@ def _watcher() -> Watcher:
 def _workspace(logs: str, config_path: str | None, env_key: str, files: str) -> tuple[Workspace, datetime]:
     # env_key and files only key the cache: the environment the config reads, and the
     # fingerprint of the files now (a change opens a new workspace).
-    return open_workspace(load_config(config_path, {"logs": logs})), datetime.now(UTC)
+    # background: new logs of many rows open at once, the duplicate check finishes in a thread.
+    return open_workspace(load_config(config_path, {"logs": logs}), background=True), datetime.now(UTC)
 
 
 def config() -> Config:
