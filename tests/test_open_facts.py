@@ -227,3 +227,36 @@ def test_background_check_failure_is_one_sentence_and_figures_stay_marked(tmp_pa
     assert ws.fingerprint.endswith("~unchecked")
     assert ws.checking.text.startswith("The duplicate check failed (disk gone)")
     assert "\n" not in ws.checking.text
+
+
+@pytest.mark.parametrize("name", ["dups within one file", "dups across files", "every invalid reason",
+                                  "copy is the last of its version", "same time copies: file then row decide",
+                                  "no duplicates at all"])
+def test_covering_rollup_store_gives_the_duplicates_without_reading_ids(tmp_path, name, monkeypatch):
+    import shutil
+
+    from monitoring.logs import facts
+    from monitoring.rollup import build
+
+    files = CASES[name][0]
+    logs = tmp_path / "logs"
+    write(logs, files)
+    cfg = replace(config(tmp_path), logs=str(logs))
+    build.build(cfg)
+    shutil.rmtree(tmp_path / "data" / "cache", ignore_errors=True)
+
+    def no_scan(*a, **k):
+        raise AssertionError("the ids were read although the store covers the files")
+
+    monkeypatch.setattr(facts, "candidate_hashes", no_scan)
+    monkeypatch.setattr(facts, "confirm_duplicates", no_scan)
+    ws = open_workspace(cfg, logs=str(logs), background=True)
+    assert ws.source.rollups is not None and ws.exact
+    assert_same(ws, three_passes(logs, cfg))
+    assert ws.duplicates == CASES[name][1]
+    assert int(ws.source.query(ws.con, "SELECT count(*) AS n FROM logs")["n"][0]) == CASES[name][3]
+    # A file added later: the store no longer covers the logs; the per-file facts and the
+    # hashes the store named keep the check incremental and exact.
+    monkeypatch.undo()
+    write(logs, {"z": [ok("r1", 50), ok("zz", 51)]})
+    assert_same(open_workspace(cfg, logs=str(logs)), three_passes(logs, cfg))

@@ -13,6 +13,9 @@ the dedupe table names each dropped copy's file and group, so its rows are subtr
 their groups; a group whose first or last time may have been a dropped copy is counted again,
 exactly, for the files concerned only.
 
+When a rollup store covers every file, its members table (every copy of every duplicated
+id) gives the dedupe table without reading the logs (`duplicates_from_store`).
+
 The exact duplicate check is the one pass that cannot be answered per file: a request id in a
 new file may repeat one in any old file. `candidate_hashes(..., new=..., known=...)` finds
 them without a hash table of every id: the old candidates, the new files' own repeats, and
@@ -118,6 +121,40 @@ def confirm_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection, hashes
         cur.close()
     source.dedupe_table = name if n else None
     return int(n)
+
+
+def duplicates_from_store(source: LogSource, con: duckdb.DuckDBPyConnection,
+                          store) -> tuple[int, list[int]] | None:
+    """The dedupe table from a rollup store that covers every file as it is now: its
+    `dups/members.parquet` holds every valid copy of every duplicated id (rollup.duck.dedupe),
+    so the copies are ranked there, without reading the logs. Returns the copies and the
+    hashes of the duplicated ids (the candidates a later open with added files starts from),
+    or None when the store cannot say (no members file while it counts copies, or a count
+    that disagrees with its manifest)."""
+    want = int(store.manifest.duplicates)
+    members = store.root / "dups" / "members.parquet"
+    if want == 0 or not source.has("request_id"):
+        source.dedupe_table = None
+        return (0, []) if want == 0 else None
+    if not members.is_file():
+        return None
+    name = f"mw_dups_{source.fingerprint}"
+    sql = (f"CREATE OR REPLACE TABLE {name} AS WITH ranked AS (SELECT *, row_number() OVER "
+           "(PARTITION BY rid ORDER BY ts_us, file, row) AS k FROM read_parquet($members)) "
+           "SELECT file, row AS row_number, make_timestamp(ts_us) AS ts, ts_us, "
+           f"{', '.join(GROUP)} FROM ranked WHERE k > 1")
+    cur = cursor(con)
+    try:
+        cur.execute(sql, {"members": str(members)})
+        n = int(cur.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+        hashes = [h for (h,) in cur.execute("SELECT DISTINCT hash(rid) FROM read_parquet($members)",
+                                            {"members": str(members)}).fetchall()]
+    finally:
+        cur.close()
+    if n != want:
+        return None
+    source.dedupe_table = name
+    return n, hashes
 
 
 def _dropped(source: LogSource, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -90,7 +90,8 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
         n, ext, health = facts
         return Workspace(config=config, con=con, source=source, duplicates=n, extent=ext, health=health)
     stats, grouped, old = _grouped(source, con, cache_dir)
-    if background and sum(source.file_rows.values()) >= BACKGROUND_ROWS and source.has("request_id"):
+    if (background and sum(source.file_rows.values()) >= BACKGROUND_ROWS and source.has("request_id")
+            and source.rollups is None):
         ext, health = ff.summarise(source, con, grouped, 0)
         ws = Workspace(config=config, con=con, source=source, duplicates=0, extent=ext, health=health)
         ws.checking = DuplicateCheck(ws, lambda: _finish(source, con, cache_dir, stats, grouped, old))
@@ -128,12 +129,16 @@ def _grouped(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path)
 
 def _finish(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path, stats, grouped, old):
     """The exact duplicate check, then the corrected extent and health; saved in the caches."""
-    if old is not None:
+    found = ff.duplicates_from_store(source, con, source.rollups) if source.rollups is not None else None
+    if found is not None:       # a covering rollup store already ranked the copies
+        n, cands = found
+    elif old is not None:
         new = [f for f in source.files if old[0].get(f) != stats[f]]
         cands = ff.candidate_hashes(source, con, new=new, known=old[2])
     else:
         cands = ff.candidate_hashes(source, con)
-    n = ff.confirm_duplicates(source, con, cands)
+    if found is None:
+        n = ff.confirm_duplicates(source, con, cands)
     ext, health = ff.summarise(source, con, grouped, n)
     _save_per_file(source, cache_dir, stats, grouped, cands)
     _save(source, con, cache_dir, (n, ext, health))
