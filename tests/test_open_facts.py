@@ -1,7 +1,9 @@
 """The open's facts (duplicates, extent, health) from one grouped scan and the duplicate check,
-against the old three passes (find_duplicates, extent, check_health) and a hand count, on logs
-with duplicates within and across files, invalid rows of every reason, empty files, a copy at
-a group's edge, and files added, changed or removed between opens."""
+against the old three passes (find_duplicates, then extent over the `logs` view and
+check_health over the raw rows, each its own SQL) and a hand count (the duplicates, invalid
+rows by reason, valid rows, first and last time, versions), on logs with duplicates within
+and across files, invalid rows of every reason, empty files, a copy at a group's edge, and
+files added, changed or removed between opens."""
 
 from __future__ import annotations
 

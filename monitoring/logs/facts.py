@@ -28,30 +28,20 @@ import duckdb
 import polars as pl
 
 from ..query.filters import Extent, _from_us
-from .health import INVALID_REASONS, Health
+from .health import (  # noqa: F401 (the open's steps, in one namespace for the workspace)
+    GROUP,
+    INVALID_REASONS,
+    Health,
+    candidate_hashes,
+    confirm_duplicates,
+    scan_of,
+    ts_us,
+    view_dims,
+)
 from .source import LogSource, cursor, quote_ident, run
 
-GROUP = ("model_name", "model_version", "endpoint")
 FACT_SCHEMA = {"file": pl.String, "reason": pl.String, "model_name": pl.String, "model_version": pl.String,
                "endpoint": pl.String, "n": pl.Int64, "lo": pl.Int64, "hi": pl.Int64}
-
-
-def _dims(source: LogSource) -> dict[str, str]:
-    """The `logs` view's model, version and endpoint over the raw scan (source.base_sql)."""
-    return {
-        "model_name": f"coalesce({source.expr('model_name')}, 'default')",
-        "model_version": source.expr("model_version") if source.has("model_version") else "'default'",
-        "endpoint": (f"coalesce({source.expr('endpoint')}, '(none)')" if source.has("endpoint")
-                     else "CAST(NULL AS VARCHAR)"),
-    }
-
-
-def _ts_us(source: LogSource) -> str:
-    return f"epoch_us({source.expr('timestamp')})" if source.has_time else "CAST(NULL AS BIGINT)"
-
-
-def _scan(source: LogSource, param: str) -> str:
-    return source.scan_sql.replace("$files", f"${param}")
 
 
 def file_facts(source: LogSource, con: duckdb.DuckDBPyConnection, files: list[str]) -> pl.DataFrame:
@@ -59,68 +49,12 @@ def file_facts(source: LogSource, con: duckdb.DuckDBPyConnection, files: list[st
     the first and last timestamp (epoch µs) of each group."""
     if not files:
         return pl.DataFrame(schema=FACT_SCHEMA)
-    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in view_dims(source).items())
     sql = (f"SELECT {quote_ident(source.file_col)} AS file, {source.reason_case()} AS reason, {dims}, "
-           f"count(*) AS n, min({_ts_us(source)}) AS lo, max({_ts_us(source)}) AS hi "
-           f"FROM {_scan(source, 'subset')} AS r GROUP BY ALL")
+           f"count(*) AS n, min({ts_us(source)}) AS lo, max({ts_us(source)}) AS hi "
+           f"FROM {scan_of(source, 'subset')} AS r GROUP BY ALL")
     df = run(con, sql, {"subset": files})
     return df.cast(FACT_SCHEMA) if df.height else pl.DataFrame(schema=FACT_SCHEMA)
-
-
-def candidate_hashes(source: LogSource, con: duckdb.DuckDBPyConnection, *, new: list[str] | None = None,
-                     known: list[int] | None = None) -> list[int]:
-    """Hashes of request ids that occur more than once (a superset of the duplicated ids: the
-    confirmation reads the ids). With `new` (files added since `known` was found over the
-    others) only the new files are grouped and the old ones probed."""
-    if not source.has("request_id"):
-        return []
-    h = f"hash({source.expr('request_id')})"
-    if new is None:
-        df = run(con, f"SELECT {h} AS h FROM {_scan(source, 'files')} AS r GROUP BY 1 HAVING count(*) > 1",
-                 {"files": source.files})
-        return df["h"].to_list() if df.height else []
-    old = [f for f in source.files if f not in set(new)]
-    if not new:
-        return list(known or [])
-    parts = ["SELECT h FROM n WHERE c > 1", "SELECT h FROM known"]
-    if old:
-        parts.append(f"SELECT DISTINCT {h} AS h FROM {_scan(source, 'old')} AS r WHERE {h} IN (SELECT h FROM n)")
-    sql = (f"WITH n AS (SELECT {h} AS h, count(*) AS c FROM {_scan(source, 'new')} AS r GROUP BY 1) "
-           + " UNION ".join(parts))
-    df = run(con, sql, {"new": new, "old": old},
-             tables={"known": pl.DataFrame({"h": list(known or [])}, schema={"h": pl.UInt64})})
-    return df["h"].to_list() if df.height else []
-
-
-def confirm_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection, hashes: list[int]) -> int:
-    """Register the extra copies among the candidates' rows (valid rows only; the first copy by
-    time, file and row stays) as `source.dedupe_table`; returns how many rows are dropped.
-    The table carries each copy's file, row, time and group, for the extent's correction."""
-    if not hashes or not source.has("request_id"):
-        source.dedupe_table = None
-        return 0
-    name = f"mw_dups_{source.fingerprint}"
-    rid = source.expr("request_id")
-    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
-    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
-    sql = (
-        f"CREATE OR REPLACE TABLE {name} AS "
-        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {quote_ident(source.file_col)} AS mw_file, "
-        f"  file_row_number, {dims} FROM {source.scan_sql} AS r "
-        f"  WHERE hash({rid}) IN (SELECT h FROM mw_cands) AND {source.valid_predicate()}), "
-        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
-        f"SELECT mw_file AS file, file_row_number AS row_number, ts, epoch_us(ts) AS ts_us, "
-        f"{', '.join(GROUP)} FROM ranked WHERE k > 1"
-    )
-    cur = cursor(con)
-    try:
-        cur.register("mw_cands", pl.DataFrame({"h": hashes}, schema={"h": pl.UInt64}).to_arrow())
-        cur.execute(sql, {"files": source.files})
-        n = cur.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-    finally:
-        cur.close()
-    source.dedupe_table = name if n else None
-    return int(n)
 
 
 def duplicates_from_store(source: LogSource, con: duckdb.DuckDBPyConnection,
@@ -184,10 +118,10 @@ def kept_groups(source: LogSource, con: duckdb.DuckDBPyConnection, facts: pl.Dat
              .select(valid.columns))
     if not dirty:
         return clean
-    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in _dims(source).items())
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in view_dims(source).items())
     fc = quote_ident(source.file_col)
-    again = run(con, f"SELECT {fc} AS file, {dims}, count(*) AS n, min({_ts_us(source)}) AS lo, "
-                     f"max({_ts_us(source)}) AS hi FROM {_scan(source, 'subset')} AS r "
+    again = run(con, f"SELECT {fc} AS file, {dims}, count(*) AS n, min({ts_us(source)}) AS lo, "
+                     f"max({ts_us(source)}) AS hi FROM {scan_of(source, 'subset')} AS r "
                      f"ANTI JOIN {source.dedupe_table} AS d ON r.{fc} = d.file AND r.file_row_number = d.row_number "
                      f"WHERE {source.valid_predicate()} GROUP BY ALL", {"subset": dirty})
     return pl.concat([clean, again.cast({k: v for k, v in FACT_SCHEMA.items() if k in again.columns})],
