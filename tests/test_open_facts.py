@@ -214,20 +214,22 @@ def test_background_check_marks_figures_until_exact(tmp_path, monkeypatch):
     assert cli.checking is None and cli.exact and cli.duplicates == 1
 
 
-def test_background_check_failure_is_one_sentence_and_figures_stay_marked(tmp_path, monkeypatch):
+@pytest.mark.parametrize("exc, says", [(OSError("disk gone"), "The duplicate check failed (disk gone)"),
+                                       (KeyError("x"), "The duplicate check stopped unexpectedly")])
+def test_background_check_failure_is_one_sentence_and_figures_stay_marked(tmp_path, monkeypatch, exc, says):
     from monitoring.logs import facts, workspace
 
     monkeypatch.setattr(workspace, "BACKGROUND_ROWS", 1)
 
     def broken(*a, **k):
-        raise OSError("disk gone")
+        raise exc
 
     monkeypatch.setattr(facts, "candidate_hashes", broken)
     write(tmp_path / "logs", {"a": [ok("r1", 0), ok("r1", 1)]})
     ws = open_workspace(config(tmp_path), logs=str(tmp_path / "logs"), background=True)
     assert not ws.wait(60)
     assert ws.fingerprint.endswith("~unchecked")
-    assert ws.checking.text.startswith("The duplicate check failed (disk gone)")
+    assert ws.checking.text.startswith(says)
     assert "\n" not in ws.checking.text
 
 

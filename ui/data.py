@@ -118,7 +118,8 @@ def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
     # a page that only shows episodes when ready (Overview) never waits for it.
     from monitoring.alerts import evaluate
 
-    return _EVALUATOR.submit(evaluate, _ws)
+    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
+    return _EVALUATOR.submit(lambda: (_ws.wait(), evaluate(_ws))[1])
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

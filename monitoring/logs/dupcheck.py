@@ -28,6 +28,7 @@ class DuplicateCheck:
     def __init__(self, ws: Workspace, work: Callable[[], tuple]):
         self.rows = ws.health.total_rows
         self.error: str | None = None
+        self._ok = False                    # set only once the exact figures are in place
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ws, work), daemon=True,
                                         name="modelwatch-duplicates")
@@ -37,9 +38,13 @@ class DuplicateCheck:
         try:
             n, ext, health = work()
             ws.duplicates, ws.extent, ws.health = n, ext, health
+            self._ok = True
         except (duckdb.Error, OSError, ValueError) as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
             self.error = f"The duplicate check failed ({first}); reload the logs to try again."
+        except Exception as exc:   # a thread's end: anything else is said, not lost
+            self.error = (f"The duplicate check stopped unexpectedly ({type(exc).__name__}); "
+                          "reload the logs to try again.")
         finally:
             self._done.set()
 
@@ -48,7 +53,7 @@ class DuplicateCheck:
 
     @property
     def exact(self) -> bool:
-        return self._done.is_set() and self.error is None
+        return self._done.is_set() and self._ok
 
     def join(self, timeout: float | None = None) -> None:
         self._done.wait(timeout)
