@@ -264,3 +264,26 @@ def test_covering_rollup_store_gives_the_duplicates_without_reading_ids(tmp_path
     monkeypatch.undo()
     write(logs, {"z": [ok("r1", 50), ok("zz", 51)]})
     assert_same(open_workspace(cfg, logs=str(logs)), three_passes(logs, cfg))
+
+
+@pytest.mark.parametrize("added, dups", [
+    ({"z": [ok("r1", 50), ok("zz", 51)]}, 2),             # a copy of a covered id in the new file
+    ({"z": [ok("q", 50), ok("q", 51)]}, 2),               # copies within the new file only
+    ({"z": [ok("fresh", 50)]}, 1),                        # no copy (r2 twice in the covered files)
+])
+def test_partial_rollup_store_never_gives_the_duplicates(tmp_path, monkeypatch, added, dups):
+    """A store that covers only some files cannot rank copies (an uncovered file may repeat a
+    covered id): the open reads the ids, and the count stays exact."""
+    from monitoring.rollup import build, partial
+
+    monkeypatch.setattr(partial, "MIN_COVERED_ROWS", 0)
+    logs = tmp_path / "logs"
+    write(logs, {"a": [ok("r1", 0), ok("r2", 1)], "b": [ok("r2", 5), ok("r3", 6)]})
+    cfg = replace(config(tmp_path), logs=str(logs))
+    build.build(cfg)
+    write(logs, added)
+    ws = open_workspace(cfg, logs=str(logs))
+    assert ws.source.rollups is not None and not ws.source.rollups.complete
+    assert_same(ws, three_passes(logs, cfg))
+    assert ws.duplicates == dups
+    assert ws.extent.rows == 4 + len(added["z"]) - dups

@@ -90,8 +90,9 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
         n, ext, health = facts
         return Workspace(config=config, con=con, source=source, duplicates=n, extent=ext, health=health)
     stats, grouped, old = _grouped(source, con, cache_dir)
+    whole = source.rollups if source.rollups is not None and source.rollups.complete else None
     if (background and sum(source.file_rows.values()) >= BACKGROUND_ROWS and source.has("request_id")
-            and source.rollups is None):
+            and whole is None):
         ext, health = ff.summarise(source, con, grouped, 0)
         ws = Workspace(config=config, con=con, source=source, duplicates=0, extent=ext, health=health)
         ws.checking = DuplicateCheck(ws, lambda: _finish(source, con, cache_dir, stats, grouped, old))
@@ -129,7 +130,10 @@ def _grouped(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path)
 
 def _finish(source: LogSource, con: duckdb.DuckDBPyConnection, cache_dir: Path, stats, grouped, old):
     """The exact duplicate check, then the corrected extent and health; saved in the caches."""
-    found = ff.duplicates_from_store(source, con, source.rollups) if source.rollups is not None else None
+    # A store that covers every file as it is ranks the copies itself; a partial one cannot
+    # (an uncovered file may repeat a covered id), and the check reads the ids.
+    store = source.rollups
+    found = ff.duplicates_from_store(source, con, store) if store is not None and store.complete else None
     if found is not None:       # a covering rollup store already ranked the copies
         n, cands = found
     elif old is not None:
