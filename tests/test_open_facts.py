@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -132,6 +133,12 @@ def test_open_equals_three_passes_and_hand_count(tmp_path, name):
     assert ws.extent.model_versions == versions
     # The logs view agrees with the extent: the copies are dropped.
     assert int(ws.source.query(ws.con, "SELECT count(*) AS n FROM logs")["n"][0]) == valid
+    # Per file, the grouped rows add up to the row count in each file's Parquet footer.
+    from monitoring.logs import facts
+
+    g = facts.file_facts(ws.source, ws.con, ws.source.files[::-1])
+    assert dict(g.group_by("file").agg(n=pl.col("n").sum()).iter_rows()) == {
+        f: n for f, n in ws.source.file_rows.items() if n}
     # A second open reads the cache: the same facts, no scan needed.
     again = open_workspace(cfg, logs=str(tmp_path / "logs"))
     assert_same(again, three_passes(tmp_path / "logs", cfg))

@@ -50,11 +50,16 @@ def file_facts(source: LogSource, con: duckdb.DuckDBPyConnection, files: list[st
     if not files:
         return pl.DataFrame(schema=FACT_SCHEMA)
     dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in view_dims(source).items())
-    sql = (f"SELECT {quote_ident(source.file_col)} AS file, {source.reason_case()} AS reason, {dims}, "
+    # Grouped by the file's position in $subset (an integer key is cheaper than the path on
+    # every row; nothing filters the files, so DuckDB numbers them all in list order).
+    sql = (f"SELECT CAST(file_index AS BIGINT) AS fi, {source.reason_case()} AS reason, {dims}, "
            f"count(*) AS n, min({ts_us(source)}) AS lo, max({ts_us(source)}) AS hi "
            f"FROM {scan_of(source, 'subset')} AS r GROUP BY ALL")
     df = run(con, sql, {"subset": files})
-    return df.cast(FACT_SCHEMA) if df.height else pl.DataFrame(schema=FACT_SCHEMA)
+    if df.height == 0:
+        return pl.DataFrame(schema=FACT_SCHEMA)
+    names = pl.DataFrame({"fi": list(range(len(files))), "file": files}, schema={"fi": pl.Int64, "file": pl.String})
+    return df.join(names, on="fi", how="left").select(list(FACT_SCHEMA)).cast(FACT_SCHEMA)
 
 
 def duplicates_from_store(source: LogSource, con: duckdb.DuckDBPyConnection,
