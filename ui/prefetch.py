@@ -68,6 +68,8 @@ def _prefetched(_ws: Workspace, fingerprint: str, _view) -> Future:
 def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
     if job != _latest[0]:
         return
+    if not ws.wait() or ws.fingerprint != fingerprint:
+        return   # figures not exact yet: the page run after the duplicate check queues a new job
     try:
         data.alert_episodes(ws, fingerprint)   # after the evaluation: not three heavy jobs at once
     except Exception:   # pages that show alerts say why; the drift below does not need them
