@@ -504,3 +504,18 @@ def test_updates_add_segments_then_merge_them(generated_logs, tmp_path, monkeypa
     x = metrics.summarize(a.source, a.con, f, "hour", with_previous=True, exact_max_rows=0)
     y = metrics.summarize(b.source, b.con, f, "hour", with_previous=True, exact_max_rows=0)
     assert x.window == y.window and x.previous == y.previous and x.buckets.equals(y.buckets)
+
+
+@pytest.mark.parametrize("rid", ["req-000001", "", "é✓ unicode", "a'quote", "x" * 300,
+                                 "6f1c2a4e-0d3b-4c8e-9a57-2b1e0c3d4f5a"])
+def test_request_id_hash_is_the_first_15_hex_digits_of_md5(rid):
+    """The DuckDB engine's id hash (from md5_number, byte-swapped) is the number the Spark
+    engine computes from the hex digest: checked against Python's hashlib."""
+    import hashlib
+
+    import duckdb
+
+    from monitoring.rollup.duck import rid_hash
+    want = int(hashlib.md5(rid.encode()).hexdigest()[:15], 16)
+    got = duckdb.execute(f"SELECT {rid_hash('x')} FROM (SELECT $r AS x)", {"r": rid}).fetchall()[0][0]
+    assert got == want
