@@ -4,7 +4,7 @@ Every command prints one line to stderr and exits non-zero on bad input, never a
 traceback: 2 for bad arguments, paths or logs. Each command lives in a module of its own with
 `add_arguments(parser)` and `run(args) -> exit code` (shared options: `cli/options.py`), and
 is registered in COMMANDS by name. Only the module of the command being run is imported, so a
-command does not pay for the imports of all the others (`--help` imports them all).
+command does not pay for the imports of all the others; the top-level `--help` imports none.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def _chosen(argv: list[str]) -> str | None:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; with `argv`, only the named command's module is imported (all without one)."""
+    """The parser; with `argv`, only the named command's module is imported (none when `argv`
+    names no command: the top-level help lists COMMANDS' help lines); without, all of them."""
     parser = argparse.ArgumentParser(prog="python -m monitoring",
                                      description="Monitoring for models in production.")
     add_as_argument(parser)   # --as USER: the acting user of every write
@@ -70,7 +71,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = _chosen(argv) if argv is not None else None
     for name, (help_, module, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        if chosen is None or name == chosen:
+        if (argv is None and chosen is None) or name == chosen:
             mod = importlib.import_module(module)
             getattr(mod, add)(p)
             p.set_defaults(run=getattr(mod, run))
