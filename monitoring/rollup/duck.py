@@ -1,9 +1,9 @@
 """The DuckDB engine: rolls log files into parts of the store, and the duplicate correction.
 
-Files are read in batches of about `BATCH_ROWS` rows (bounding the memory of the id
-hashes); each table's SQL runs over the `rows` projection of the batch, reading only the
-columns it needs. Results accumulate per file and are written as one Hive directory per
-(table, part).
+Files are read in batches of about `BATCH_ROWS` rows, whole files each; a batch is three
+passes over the `rows` projection of its files (every count table from one GROUPING SETS
+query, the numeric bins, the id hashes), and its tables are written at once as one Hive
+directory per (table, part): nothing is held from one batch to the next.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The Apache Spark engine: the same rollup parts as the DuckDB engine, from PySpark 4.
 
 Only the `rows` projection is Spark's own dialect (casts, validity, the request-id hash);
-every table is the SQL text of `tables`, run by `spark.sql` over that projection, and each
+every table is the SQL text of `tables`, run by `spark.sql` over that projection (the same
+three passes as DuckDB: `Layout.passes`), and each
 (table, part) is written as the same Hive directory the DuckDB engine writes. The schema,
 feature list and column mapping come from the `LogSource` (one place decides them), and the
 duplicate correction, which reads only the rows of duplicated ids, runs in DuckDB over the
