@@ -8,7 +8,6 @@ directory per (table, part): nothing is held from one batch to the next.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 
@@ -212,27 +211,6 @@ def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts
 
 # -- duplicates --------------------------------------------------------------------------------
 
-def _candidates(con: duckdb.DuckDBPyConnection, root: Path, ids: str, params: dict, k: int) -> pl.DataFrame:
-    """(h, part) of every hash seen more than once in `ids`, grouping k slices (h mod k) apart."""
-    query = ("WITH s AS {src}, c AS (SELECT h FROM s GROUP BY h HAVING sum(n) > 1) "
-             "SELECT DISTINCT h, part FROM s WHERE h IN (SELECT h FROM c)")
-    if k == 1:
-        return run(con, query.format(src=ids), params)
-    tmp = root / f".slices-{uuid.uuid4().hex[:8]}"
-    cur = cursor(con)
-    try:
-        _exec(cur, f"COPY (SELECT h, part, n, h % {int(k)} AS slice FROM {ids}) TO {_literal(tmp)} "
-                   "(FORMAT parquet, PARTITION_BY (slice), COMPRESSION uncompressed)", params)
-        frames = []
-        for d in sorted(tmp.glob("slice=*")):
-            src = f"(SELECT h, part, n FROM read_parquet({_literal(d / '*.parquet')}))"
-            frames.append(run(con, query.format(src=src)))
-        return pl.concat(frames) if frames else pl.DataFrame(schema={"h": pl.Int64, "part": pl.String})
-    finally:
-        cur.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
            live: dict[str, st.FileEntry], fresh: set[str] | None = None) -> int:
     """Recompute the duplicate correction over the parts in `live` (part id -> entry).
@@ -260,9 +238,12 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
         # Every hash against every other: one hash table of all ids was the build's memory
         # peak (1.03 GB of RSS at 10M rows). Hashes fall into disjoint slices by h mod k, so
         # k passes, each grouping one slice, find the same candidates with a table 1/k the size.
-        # The slices are written apart once (one read of the ids, not one per slice).
         k = max(1, -(-sum(e.rows for e in live.values()) // DEDUPE_ROWS))
-        pairs = _candidates(con, root, ids, params, k)
+        frames = [run(con, f"WITH i AS {ids}, s AS (SELECT h, part, n FROM i WHERE h % $k = $slice), "
+                           "c AS (SELECT h FROM s GROUP BY h HAVING sum(n) > 1) "
+                           "SELECT DISTINCT h, part FROM s WHERE h IN (SELECT h FROM c)",
+                      params | {"k": k, "slice": j}) for j in range(k)]
+        pairs = pl.concat(frames)
     else:
         known = (f"UNION SELECT DISTINCT h FROM read_parquet({_literal(members_path)})"
                  if members_path.exists() else "")
