@@ -424,12 +424,22 @@ def test_cli_build_under_new_york_time_equals_the_in_process_build(env, tmp_path
     assert_same_tables(tables_of(ny_root), tables_of(store.root))
 
 
-def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path):
+@pytest.mark.parametrize(("batch_rows", "dedupe_rows"), [
+    (4000, None),          # about three day files a batch, each written when it is done
+    (1, None),             # one file a batch
+    (None, 5000),          # the duplicate check in ~9 slices of the id hashes
+    (4000, 2000),          # both: ~20 slices
+])
+def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path, batch_rows, dedupe_rows):
     cfg, ws, store = env
     from monitoring.rollup import duck
 
-    monkeypatch.setattr(duck, "BATCH_ROWS", 4000)   # about three day files a batch
+    if batch_rows:
+        monkeypatch.setattr(duck, "BATCH_ROWS", batch_rows)
+    if dedupe_rows:
+        monkeypatch.setattr(duck, "DEDUPE_ROWS", dedupe_rows)
     r = build.build(replace(cfg, data_dir=str(tmp_path / "batched")))
+    assert r.duplicates == read.duplicates(store) == ws.duplicates > 0
     assert_same_tables(tables_of(r.root), tables_of(store.root))
 
 
@@ -504,3 +514,18 @@ def test_updates_add_segments_then_merge_them(generated_logs, tmp_path, monkeypa
     x = metrics.summarize(a.source, a.con, f, "hour", with_previous=True, exact_max_rows=0)
     y = metrics.summarize(b.source, b.con, f, "hour", with_previous=True, exact_max_rows=0)
     assert x.window == y.window and x.previous == y.previous and x.buckets.equals(y.buckets)
+
+
+@pytest.mark.parametrize("rid", ["req-000001", "", "é✓ unicode", "a'quote", "x" * 300,
+                                 "6f1c2a4e-0d3b-4c8e-9a57-2b1e0c3d4f5a"])
+def test_request_id_hash_is_the_first_15_hex_digits_of_md5(rid):
+    """The DuckDB engine's id hash (from md5_number, byte-swapped) is the number the Spark
+    engine computes from the hex digest: checked against Python's hashlib."""
+    import hashlib
+
+    import duckdb
+
+    from monitoring.rollup.duck import rid_hash
+    want = int(hashlib.md5(rid.encode()).hexdigest()[:15], 16)
+    got = duckdb.execute(f"SELECT {rid_hash('x')} FROM (SELECT $r AS x)", {"r": rid}).fetchall()[0][0]
+    assert got == want

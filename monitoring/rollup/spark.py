@@ -1,7 +1,8 @@
 """The Apache Spark engine: the same rollup parts as the DuckDB engine, from PySpark 4.
 
 Only the `rows` projection is Spark's own dialect (casts, validity, the request-id hash);
-every table is the SQL text of `tables`, run by `spark.sql` over that projection, and each
+every table is the SQL text of `tables`, run by `spark.sql` over that projection (the same
+three passes as DuckDB: `Layout.passes`), and each
 (table, part) is written as the same Hive directory the DuckDB engine writes. The schema,
 feature list and column mapping come from the `LogSource` (one place decides them), and the
 duplicate correction, which reads only the rows of duplicated ids, runs in DuckDB over the
@@ -184,23 +185,31 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
     raw.createOrReplaceTempView("raw")
     spark.sql(rows_sql(source, "fp" in lay.numeric)).createOrReplaceTempView("rows")
     spark.createDataFrame(list(lay.feats), "fi STRING, role STRING, feature STRING").createOrReplaceTempView("feats")
-    statements = lay.statements()
-    minute = spark.sql(statements.pop("traffic/minute")).cache()
-    minute.createOrReplaceTempView("acc_traffic_minute")
-    latency = spark.sql(statements.pop("latency/15min")).cache()
-    latency.createOrReplaceTempView("acc_latency_15min")
-    # Spark names files by URI: map each one the minute table saw back to its manifest path.
+    # The DuckDB engine's passes, in Spark: every count table from the one GROUPING SETS
+    # query of `tables.counts_sql` (one scan of the logs instead of five), then numeric
+    # bins and id hashes (a scan each); the tables are taken out of the cached counts.
+    counts_sql, taken, rest = lay.passes()
+    counts = spark.sql(counts_sql).cache()
+    counts.createOrReplaceTempView("counts")
+    # Spark names files by URI: map each one the counts saw back to its manifest path.
     by_path = {os.path.abspath(e.path): e.part for e in entries} | {e.path: e.part for e in entries}
-    seen = [r[0] for r in minute.select("file").distinct().collect()]
+    seen = [r[0] for r in counts.select("file").distinct().collect()]
     mapping = [(u, by_path[p]) for u in seen if (p := _uri_to_path(u, {k: k for k in by_path})) is not None]
     if len(mapping) != len(seen):
         raise ValueError("spark reported files the manifest does not list: "
                          + ", ".join(u for u in seen if _uri_to_path(u, {k: k for k in by_path}) is None)[:300])
     spark.createDataFrame(mapping or [("", "")], "file STRING, part STRING").createOrReplaceTempView("parts")
-    frames = {"traffic/minute": minute, "latency/15min": latency}
+    frames, cached = {}, []
+    for name, sql in taken.items():
+        df = spark.sql(sql)
+        if any(finer == name for finer, _ in DERIVED.values()):
+            df = df.cache()
+            cached.append(df)
+            df.createOrReplaceTempView("acc_" + name.replace("/", "_"))
+        frames[name] = df
     for name, (finer, _) in DERIVED.items():
         frames[name] = spark.sql(coarser_sql(name, "acc_" + finer.replace("/", "_")))
-    for name, sql in statements.items():
+    for name, sql in rest.items():
         frames[name] = spark.sql(sql)
     for name, df in frames.items():
         table = TABLES[name]
@@ -208,5 +217,6 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         cols = ", ".join(f"a.{_q(c)}" for c in table.columns)
         out = spark.sql(f"SELECT p.part, {cols} FROM acc a JOIN parts p ON a.file = p.file")
         out.write.mode("overwrite").partitionBy("part").parquet(str(staging / table.name))
-    minute.unpersist()
-    latency.unpersist()
+    for df in cached:
+        df.unpersist()
+    counts.unpersist()

@@ -157,10 +157,67 @@ def outcomes_sql() -> str:
             "count(*) AS n FROM rows GROUP BY 1, 2, 3, 4, 5, 6")
 
 
+def score_bin(col: str = "fs") -> str:
+    return f"CAST(least(greatest(floor({col} * {SCORE_BINS}), -1), {SCORE_BINS}) AS INTEGER)"
+
+
 def scores_sql() -> str:
-    b = f"CAST(least(greatest(floor(fs * {SCORE_BINS}), -1), {SCORE_BINS}) AS INTEGER)"
-    return (f"SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, label, {b} AS bin, "
+    return (f"SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, label, {score_bin()} AS bin, "
             "count(*) AS n FROM rows WHERE fs IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6")
+
+
+def counts_sql(cat: list[str], class_prediction: bool) -> tuple[str, dict[str, str]]:
+    """Every count-only table (traffic by minute, latency by 15 minutes, categorical,
+    outcomes, scores) from ONE pass over `rows`: a GROUPING SETS query, one set per table
+    (one per categorical column), its result named `counts`. Returns (that query, table name
+    -> the SQL that takes the table out of `counts`). Each set's rows are exactly the rows
+    of the table's own statement above (`traffic_minute_sql`, `latency_sql`, ...; the Spark
+    engine runs those): NULL categorical values are left out as UNPIVOT leaves them out, and
+    a NULL score bin is a row without a score (`greatest` skips NULLs, so the bin of a NULL
+    score is NULL by an explicit CASE). One pass reads and filters the batch's
+    columns once instead of once per table (measured: 1.15 s of CPU against 1.75 s for the
+    five statements, 4M rows)."""
+    lbin, day = latency_bin(), _div("ts_us", DAY_US)
+    inner = (f"SELECT file, model_name, model_version, {_div('ts_us', MINUTE_US)} AS t_minute, "
+             f"{_div('ts_us', GRAINS['15min'] * 1_000_000)} AS t_15min, {day} AS day, endpoint, is_error, "
+             f"error_type, {lbin} AS lbin, CASE WHEN fs IS NOT NULL THEN {score_bin()} END AS sbin, label, prediction"
+             + "".join(f", {c}" for c in cat if c != "prediction") + " FROM rows")
+    sets = {"traffic/minute": ("t_minute", "endpoint", "is_error", "error_type"),
+            "latency/15min": ("t_15min", "endpoint", "is_error", "error_type", "lbin"),
+            "scores": ("day", "label", "sbin")}
+    if class_prediction:
+        sets["outcomes"] = ("day", "prediction", "label")
+    for c in cat:
+        sets[f"categorical:{c}"] = ("day", c)
+
+    dims = ("file", "model_name", "model_version")
+    # GROUPING_ID over every grouping column in order of first appearance (Spark requires
+    # exactly that list); one bit per column, the first the most significant, 1 = not grouped.
+    flags = list(dict.fromkeys([*dims, *(k for keys in sets.values() for k in keys)]))
+
+    def gid(keys: tuple[str, ...]) -> int:
+        return sum(1 << (len(flags) - 1 - i) for i, f in enumerate(flags) if f not in (*dims, *keys))
+
+    grouping = ", ".join(f"({', '.join((*dims, *k))})" for k in sets.values())
+    query = (f"SELECT {', '.join(flags)}, count(*) AS n, "
+             f"GROUPING_ID({', '.join(flags)}) AS gid FROM ({inner}) GROUP BY GROUPING SETS ({grouping})")
+    out = {
+        "traffic/minute": f"SELECT file, t_minute AS t, model_name, model_version, endpoint, is_error, error_type, n "
+                          f"FROM counts WHERE gid = {gid(sets['traffic/minute'])}",
+        "latency/15min": f"SELECT file, t_15min AS t, model_name, model_version, endpoint, is_error, error_type, "
+                         f"lbin AS bin, n FROM counts WHERE gid = {gid(sets['latency/15min'])}",
+        "scores": f"SELECT file, day, model_name, model_version, label, sbin AS bin, n FROM counts "
+                  f"WHERE gid = {gid(sets['scores'])} AND sbin IS NOT NULL",
+    }
+    if class_prediction:
+        out["outcomes"] = (f"SELECT file, day, model_name, model_version, prediction, label, n FROM counts "
+                           f"WHERE gid = {gid(sets['outcomes'])}")
+    if cat:
+        out["categorical"] = " UNION ALL ".join(
+            f"SELECT c.file, c.day, c.model_name, c.model_version, m.role, m.feature, c.{col} AS value, c.n "
+            f"FROM counts c JOIN feats m ON m.fi = '{col}' WHERE c.gid = {gid(sets[f'categorical:{col}'])} "
+            f"AND c.{col} IS NOT NULL" for col in cat)
+    return query, out
 
 
 def ids_sql() -> str:
@@ -186,6 +243,13 @@ class Layout:
     feats: tuple[tuple[str, str, str], ...]
     class_prediction: bool
     ids: bool = True          # logs without request ids have no duplicates to check
+
+    def passes(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """The DuckDB engine's plan of one batch: (the counts query, the count tables taken
+        out of `counts`, the other statements over `rows`: numeric and ids)."""
+        counts, taken = counts_sql(list(self.categorical), self.class_prediction)
+        rest = {k: v for k, v in self.statements().items() if k in ("numeric", "ids")}
+        return counts, taken, rest
 
     def statements(self) -> dict[str, str]:
         """Table name -> SQL over `rows` (and `feats`); the DERIVED tables come from
