@@ -165,6 +165,26 @@ def test_windows_off_a_day_come_from_the_raw_logs(generated, what, shift):
     assert res.origin == "raw", what
 
 
+def test_one_version_from_the_store_matches_raw(generated):
+    ws, store, settings, ref, cur = generated
+    version = ws.extent.model_versions[-1]
+    one = replace(cur, model_versions=(version,))
+    (a, ota), (b, otb) = _both(ws, store, ref, one, settings, "day")
+    _check_window(ws, Filters(start=ref.start, end=ref.end), one, a, b)
+    _check_chunks(ws, ota, otb, {k: replace(f, model_versions=(version,)) for k, f in _day_chunks(ota).items()},
+                  Filters(start=ref.start, end=ref.end), a)
+
+
+def test_a_reference_file_comes_from_the_raw_logs(generated, tmp_path):
+    ws, store, settings, ref, cur = generated
+    day = sorted(p for p in Path(ws.config.logs).iterdir() if p.is_dir())[0]
+    f = tmp_path / "reference.parquet"
+    f.write_bytes(next(day.glob("*.parquet")).read_bytes())
+    ws.source.rollups = store
+    res = drift.analyze(ws, drift.resolve_reference(ws.config, settings, ws.extent, file=str(f)), cur, settings)
+    assert res.origin == "raw" and res.features
+
+
 def test_no_store_means_raw(generated):
     ws, store, settings, ref, cur = generated
     ws.source.rollups = None
