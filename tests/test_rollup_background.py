@@ -129,3 +129,59 @@ def test_sidebar_shows_the_progress_then_pages_read_the_store(app_env, generated
     assert any("Rollups up to date" in c.value for c in at.caption)
     from ui import data
     assert data.workspace().source.rollups is not None       # pages now read the store
+
+
+@pytest.mark.parametrize(("rows", "batch", "groups"), [
+    ([10] * 30, 1000, [30]),                      # one pass's worth: one step
+    ([10] * 30, 1, [8, 8, 8, 6]),                 # many small files: at most MAX_STEPS steps
+    ([100, 1, 1, 100, 1, 1, 100], 50, [1, 3, 3]),  # files are never split
+    ([5] * 8, 20, [4, 4]),                        # steps of at least batch_rows
+    ([], 10, []),
+])
+def test_a_build_lands_in_steps(rows, batch, groups):
+    from monitoring.rollup import store as st
+    entries = [st.FileEntry(f"f{i}", 1, 1, f"p{i}", n) for i, n in enumerate(rows)]
+    got = background.steps(entries, batch)
+    assert [len(g) for g in got] == groups
+    assert [e for g in got for e in g] == entries           # every file once, in order
+    assert len(got) <= background.MAX_STEPS
+
+
+def test_pages_read_each_step_as_it_lands(generated_logs, tmp_path, monkeypatch):
+    """After every step of a background build the manifest covers the files rolled so far;
+    `refresh` then gives a store (partial until the last step) whose figures equal the raw
+    logs', and an unchanged manifest gives back the same store (no re-read)."""
+    from datetime import timedelta
+
+    from monitoring.metrics import anomalies
+    from monitoring.metrics import service as metrics
+    from monitoring.query.filters import Filters
+    from monitoring.rollup import partial
+
+    cfg = _cfg(generated_logs, tmp_path / "data")
+    ws = open_workspace(cfg)
+    raw = replace(ws.source, rollups=None)
+    f = Filters(start=ws.extent.first.replace(hour=0, minute=0, second=0, microsecond=0),
+                end=ws.extent.last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    monkeypatch.setattr(partial, "MIN_COVERED_ROWS", 0)
+    seen, real = [], build.update
+
+    def update_and_look(*args, **kw):
+        r = real(*args, **kw)
+        store = background.refresh(cfg, ws.source, None)
+        assert background.refresh(cfg, ws.source, store) is store
+        src = replace(ws.source, rollups=store)
+        same = (metrics.rollup(src, ws.con, f, 3600).sort("bucket", "is_error", "bin")
+                .equals(metrics.rollup(raw, ws.con, f, 3600).sort("bucket", "is_error", "bin"))
+                and anomalies.minute_counts(src, ws.con, f).equals(anomalies.minute_counts(raw, ws.con, f)))
+        seen.append((len(store.manifest.files), store.complete, same))
+        return r
+
+    monkeypatch.setattr(build, "update", update_and_look)
+    p = background.Job(cfg, cfg.logs, batch_rows=1000).start().wait(300)
+    assert p.state == background.DONE, p.message
+    n = len(ws.source.files)
+    assert len(seen) == background.MAX_STEPS
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen) and seen[-1][0] == n
+    assert [s[1] for s in seen] == [False] * (len(seen) - 1) + [True]
+    assert all(s[2] for s in seen), seen

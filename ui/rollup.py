@@ -4,9 +4,11 @@
 
 When the [rollups] settings ask for a store (monitoring.rollup.settings) and none covers the
 logs as they are, a background thread builds or updates it (monitoring.rollup.background);
-no page waits: figures come from the raw logs, complete, until it is done. The sidebar shows
-a progress bar (files and rows done of total) that refreshes itself every two seconds; when
-the build is done the store is attached to the open workspace and every page reads it.
+no page waits. Every run re-attaches the store when its manifest changed (one stat when it
+did not): as the build lands its steps, pages read the files rolled so far from the store
+and the rest from the raw logs (monitoring.rollup.partial), complete all along. The sidebar
+shows a progress bar (files and rows done of total) that refreshes itself every two
+seconds; when the build is done the whole store answers.
 """
 
 from __future__ import annotations
@@ -21,22 +23,24 @@ REFRESH_S = 2.0
 
 
 def _attach(ws: Workspace) -> bool:
-    """Attach the store when it covers the files as they are now; True when attached."""
-    if ws.source.rollups is None:
-        ws.source.rollups = background.covering_store(ws.config, ws.source)
-    return ws.source.rollups is not None
+    """Attach the store as it answers for the files now (re-read only when its manifest
+    changed); True when it covers every file."""
+    current = ws.source.rollups
+    fresh = background.refresh(ws.config, ws.source, current)
+    if fresh is not current:
+        ws.source.rollups = fresh
+    return fresh is not None and fresh.complete
 
 
 def ensure(ws: Workspace) -> background.Progress | None:
     """Start the build when wanted and needed; the job's progress, or None when not wanted."""
+    complete = _attach(ws)
     if not background.wanted(ws.config, ws.extent.rows):
         return None
     job = background.job_for(ws.config)
     p = job.progress()
-    if ws.source.rollups is not None or job.running():
+    if complete or job.running():
         return p
-    if _attach(ws):
-        return job.progress()
     if p.state == background.FAILED and p.fingerprint == ws.source.fingerprint:
         return p            # failed on these very files: say so, do not retry every run
     return job.start(ws.source.fingerprint).progress()
@@ -48,6 +52,7 @@ def _bar(ws: Workspace) -> None:
     if p.state == background.DONE and _attach(ws):
         st.caption(md(p.text))
     elif p.state == background.RUNNING:
+        _attach(ws)          # a step landed: the next page run reads it
         st.progress(p.fraction, text=md(p.text))
     elif p.state == background.FAILED:
         st.caption(f"{md(p.text)} Figures come from the raw logs.")
@@ -55,7 +60,8 @@ def _bar(ws: Workspace) -> None:
 
 def sidebar_status(ws: Workspace) -> None:
     p = ensure(ws)
-    if p is None or (p.state == background.DONE and ws.source.rollups is not None and not _just_done(p)):
+    done = ws.source.rollups is not None and ws.source.rollups.complete
+    if p is None or (p.state == background.DONE and done and not _just_done(p)):
         return
     with st.sidebar:
         _bar(ws)

@@ -253,6 +253,8 @@ def store_windows(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
     store = getattr(ws.source, "rollups", None)
     if store is None:
         raise NotCovered("no rollup store covers these logs")
+    if not getattr(store, "complete", True):
+        raise NotCovered("the rollups do not cover every log file as it is now")
     if ref.kind != "window":
         raise NotCovered("a reference file is not in the rollups")
     if p.current.exprs.get("label") != "label":

@@ -57,15 +57,15 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
 
 
 def _covering_store(config: Config, source: LogSource, logs: str | None):
-    """The rollup store (`python -m monitoring rollup build`) when it covers every file as
-    it is now; otherwise None, and every figure comes from the raw logs (never a stale one)."""
-    from ..rollup import read
+    """The rollup store (`python -m monitoring rollup build`) as it can answer for the files
+    as they are now: whole when it covers every file, else its covered files' parts, the
+    rest read raw (rollup.partial); None when it cannot help, and every figure comes from
+    the raw logs (never a stale one)."""
+    from ..rollup import partial, read
 
     try:
         store = read.open_store(config, logs or config.logs)
-        if store is not None:
-            store.check(source)
-        return store
+        return partial.cover(store, source) if store is not None else None
     except (read.NotCovered, OSError, ValueError):
         return None
 

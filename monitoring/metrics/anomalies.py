@@ -55,15 +55,22 @@ class Spike:
 def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                   baseline_days: int = BASELINE_DAYS) -> pl.DataFrame:
     """Requests per minute (minute index since the epoch) over the window and its baseline;
-    from the rollup store when one covers the logs."""
-    store = getattr(source, "rollups", None)
-    if store is not None:
-        from ..rollup import read
+    from the rollup store for the files it covers, raw logs for the rest (rollup.partial)."""
+    from ..rollup import partial, read
 
-        try:
-            return read.minute_counts(store, con, f, baseline_days)
-        except read.NotCovered:
-            pass
+    try:
+        mix = partial.mix_of(source, con)
+        if mix is not None:
+            return mix.answer(lambda store, _: read.minute_counts(store, con, f, baseline_days),
+                              lambda src: _raw_minute_counts(src, con, f, baseline_days),
+                              keys=("minute",)).sort("minute")
+    except partial.FALLBACK:
+        pass
+    return _raw_minute_counts(source, con, f, baseline_days)
+
+
+def _raw_minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
+                       baseline_days: int) -> pl.DataFrame:
     wide = Filters(start=f.start - timedelta(days=baseline_days), end=f.end, model_name=f.model_name,
                    model_versions=f.model_versions, endpoints=f.endpoints)
     cond, params = wide.where()

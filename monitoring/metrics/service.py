@@ -20,7 +20,7 @@ import polars as pl
 
 from ..logs.source import LogSource
 from ..query.filters import BUCKETS, Filters, bucket_sql, bucket_times
-from ..rollup import read
+from ..rollup import partial, read
 from . import sketch
 from .scans import scan_rollup, scan_sql
 
@@ -59,9 +59,13 @@ class Summary:
     hist: pl.DataFrame      # bin, n: successful latencies of the window (for distributions)
 
 
-def _store(source: LogSource):
-    """The rollup store covering these logs as they are now, or None (see workspace)."""
-    return getattr(source, "rollups", None)
+def _mix(source: LogSource, con: duckdb.DuckDBPyConnection):
+    """How the rollup store attached to these logs answers (rollup.partial.Mix: the store
+    for the files it covers, raw logs for the rest), or None (see workspace)."""
+    try:
+        return partial.mix_of(source, con)
+    except partial.FALLBACK:
+        return None
 
 
 def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
@@ -72,15 +76,18 @@ def rollup(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     before, with_previous). Rollups add up across buckets, files and machines. With
     `previous_total` the previous window comes as one histogram (bucket NULL).
 
-    Served from the rollup store when one covers the logs (`python -m monitoring rollup
-    build`; the parts of the window it cannot answer come from the raw logs of those
-    minutes), else from one scan of the raw logs: the same frame either way."""
-    store = _store(source)
-    if store is not None:
+    Served from the rollup store for the files it covers (`python -m monitoring rollup
+    build`; the minutes it does not hold, and the files rolled since, come from the raw
+    logs: rollup.partial), else from one scan of the raw logs: the same frame either way."""
+    mix = _mix(source, con)
+    if mix is not None:
         try:
-            return read.latency_hist(store, con, f, bucket_s, with_previous, source=source,
-                                     previous_total=previous_total)
-        except read.NotCovered:
+            return mix.answer(
+                lambda store, covered: read.latency_hist(store, con, f, bucket_s, with_previous, source=covered,
+                                                         previous_total=previous_total),
+                lambda src: scan_rollup(src, con, f, bucket_s, with_previous, previous_total),
+                keys=("period", "bucket", "is_error", "bin"))
+        except partial.FALLBACK:
             pass
     return scan_rollup(source, con, f, bucket_s, with_previous, previous_total)
 
@@ -201,13 +208,19 @@ def _bucket_series(cur: pl.DataFrame, exact: pl.DataFrame | None, bucket_s: int,
 
 
 def _dimension_hist(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
-    store = _store(source)
-    if store is not None:
+    mix = _mix(source, con)
+    if mix is not None:
         try:
-            return read.dimension_hist(store, con, f, dim, source=source).with_columns(
-                pl.col("key").fill_null("(none)"))
-        except read.NotCovered:
+            return mix.answer(
+                lambda store, covered: read.dimension_hist(store, con, f, dim, source=covered).with_columns(
+                    pl.col("key").fill_null("(none)")),
+                lambda src: _raw_dimension_hist(src, con, f, dim), keys=("key", "is_error", "bin"))
+        except partial.FALLBACK:
             pass
+    return _raw_dimension_hist(source, con, f, dim)
+
+
+def _raw_dimension_hist(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, dim: str) -> pl.DataFrame:
     cond, params = f.where()
     return source.query(
         con,
@@ -249,19 +262,27 @@ def by_dimension(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, 
         q = sketch.quantiles(hist.filter(~pl.col("is_error")).select("key", "bin", "n"), QS, by="key").drop("n")
     out = counts.join(q, on="key", how="left").with_columns(
         (pl.col("errors") / pl.col("requests")).alias("error_rate"))
-    return out.sort("requests", descending=True).select(
+    # ties in a stable order (the key), whichever path answered
+    return out.sort(["requests", "key"], descending=[True, False], nulls_last=True).select(
         "key", "requests", "errors", "error_rate", "p50", "p95", "p99")
 
 
 def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
                 bucket: str) -> pl.DataFrame:
     """Failed requests per bucket and error type: time, error_type, errors."""
-    store = _store(source)
-    if store is not None:
+    mix = _mix(source, con)
+    if mix is not None:
         try:
-            return read.error_types(store, con, f, bucket)
-        except read.NotCovered:
+            return mix.answer(lambda store, _: read.error_types(store, con, f, bucket),
+                              lambda src: _raw_error_types(src, con, f, bucket),
+                              keys=("time", "error_type"), counts=("errors",)).sort("time", "error_type")
+        except partial.FALLBACK:
             pass
+    return _raw_error_types(source, con, f, bucket)
+
+
+def _raw_error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
+                     bucket: str) -> pl.DataFrame:
     cond, params = f.where()
     bucket_s = BUCKETS[bucket]
     params["bucket_us"] = bucket_s * 1_000_000

@@ -5,10 +5,12 @@
     p.fraction, p.text                      # for a progress bar
     job.wait(timeout)                       # tests and scripts
 
-No page waits for it: until the store covers every file as it is, `workspace` attaches no
-store and every figure comes from the raw logs (complete, only slower). When the job is
-done the caller attaches the store (`covering_store`). This module never imports a UI
-library: the progress is a plain, immutable object read under a lock.
+No page waits for it. A long build lands in up to MAX_STEPS steps, each an update of the
+files rolled so far that writes the manifest: the caller re-reads the store when the
+manifest changes (`refresh`, one stat while it does not) and pages read the rolled files
+from it and the rest from the raw logs (rollup.partial), complete at every step. This
+module never imports a UI library: the progress is a plain, immutable object read under a
+lock.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from . import store as st
 from .settings import load as load_settings
 
 IDLE, RUNNING, DONE, FAILED = "idle", "running", "done", "failed"
+# A build of many files lands in at most this many steps (each at least batch_rows rows):
+# each step re-checks duplicates over the parts so far and writes a segment, so more steps
+# cost more (about (steps + 1) / 2 duplicate checks of the whole store) and pay off sooner.
+MAX_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Progress:
     def text(self) -> str:
         if self.state == RUNNING:
             return (f"Building rollups: {self.files_done:,} of {self.files_total:,} files "
-                    f"({self.rows_done:,} of {self.rows_total:,} rows); figures come from the raw logs meanwhile")
+                    f"({self.rows_done:,} of {self.rows_total:,} rows); files not rolled yet are read raw meanwhile")
         if self.state == DONE:
             return f"Rollups up to date ({self.files_total:,} files, {self.finished - self.started:.1f} s)"
         if self.state == FAILED:
@@ -103,21 +109,48 @@ class Job:
             self._set(files_total=len(source.files), files_done=len(todo.keep),
                       rows_total=sum(e.rows for e in (*todo.keep, *todo.roll)),
                       rows_done=sum(e.rows for e in todo.keep), message="rolling")
-            kept_rows = sum(e.rows for e in todo.keep)
-            kept_files = len(todo.keep)
+            done_rows, done_files = sum(e.rows for e in todo.keep), len(todo.keep)
+            landed = {e.path for e in todo.keep}
+            r = None
+            for group in steps(list(todo.roll), self.batch_rows):
+                landed |= {e.path for e in group}
+                # the files rolled so far (and those kept): the step's update drops no part of
+                # a file still to come, and writes a manifest pages can read
+                sub = replace(source, files=[f for f in source.files if f in landed])
 
-            def step(done_rows: int, total_rows: int, done_files: int = 0, total_files: int = 0) -> None:
-                self._set(rows_done=kept_rows + done_rows, files_done=kept_files + done_files)
+                def step(rows: int, total: int, files: int = 0, total_files: int = 0,
+                         base: tuple[int, int] = (done_rows, done_files)) -> None:
+                    self._set(rows_done=base[0] + rows, files_done=base[1] + files)
 
-            r = build.update(self.config, self.logs, source=source, con=con, progress=step,
-                             batch_rows=self.batch_rows)
-            self._set(state=DONE, files_done=r.kept + r.rolled, files_total=r.kept + r.rolled,
+                r = build.update(self.config, self.logs, source=sub, con=con, progress=step,
+                                 batch_rows=self.batch_rows)
+                done_rows += sum(e.rows for e in group)
+                done_files += len(group)
+                self._set(rows_done=done_rows, files_done=done_files)
+            if r is None:      # nothing to roll (removed files only, or none): one update
+                r = build.update(self.config, self.logs, source=source, con=con, batch_rows=self.batch_rows)
+            self._set(state=DONE, files_done=len(source.files), files_total=len(source.files),
                       rows_done=self._progress.rows_total, finished=time.time(), message="")
         except (LogSourceError, OSError, ValueError) as exc:
             self._set(state=FAILED, finished=time.time(), message=str(exc).splitlines()[0][:300])
         except Exception as exc:
             self._set(state=FAILED, finished=time.time(),
                       message=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+
+
+def steps(roll: list[st.FileEntry], batch_rows: int) -> list[list[st.FileEntry]]:
+    """The files to roll in groups of at least batch_rows rows and at most MAX_STEPS groups,
+    in their order (files are never split)."""
+    size = max(batch_rows, -(-sum(e.rows for e in roll) // MAX_STEPS))
+    out: list[list[st.FileEntry]] = []
+    n = 0
+    for e in roll:
+        if not out or n >= size:
+            out.append([])
+            n = 0
+        out[-1].append(e)
+        n += e.rows
+    return out
 
 
 _JOBS: dict[Path, Job] = {}
@@ -142,6 +175,33 @@ def start(config: Config, logs: str | None = None, fingerprint: str = "") -> Job
 def wanted(config: Config, rows: int) -> bool:
     """Whether the [rollups] settings ask for a background build of logs of `rows` rows."""
     return load_settings(config).wanted(rows)
+
+
+_REFUSED: dict[tuple[Path, str], int] = {}      # (store, fingerprint) -> manifest stamp refused
+
+
+def refresh(config: Config, source: LogSource, current=None, logs: str | None = None):
+    """The store to attach to `source`: `current` while the manifest has not changed (one
+    stat), else the store re-read as it answers for these files (`partial.cover`: whole,
+    its covered files, or None when it cannot help)."""
+    from .partial import cover
+    from .read import NotCovered, open_store
+
+    root = st.store_root(config, logs or config.logs)
+    try:
+        stamp = (root / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        return None
+    if current is not None and current.stamp == stamp and current.root == root:
+        return current
+    if _REFUSED.get((root, source.fingerprint)) == stamp:
+        return None
+    try:
+        store = open_store(config, logs or config.logs)
+        return cover(store, source) if store is not None else None
+    except (NotCovered, OSError, ValueError):
+        _REFUSED[(root, source.fingerprint)] = stamp
+        return None
 
 
 def covering_store(config: Config, source: LogSource, logs: str | None = None):

@@ -16,7 +16,7 @@ logs. Each bucket is served by the coarsest stored grain that divides it (day, h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,24 @@ class NotCovered(Exception):
 
 @dataclass(frozen=True)
 class Store:
+    """A store and the parts it answers for. `only` None: every file of the logs as they
+    are (the duplicate correction included); else the covered parts only, without the
+    correction (`partial.cover`: the rest comes from the raw logs)."""
+
     root: Path
     manifest: st.Manifest
+    only: tuple[str, ...] | None = None
+    covered_files: tuple[str, ...] = ()     # with `only`: the files whose parts are read
+    rest_files: tuple[str, ...] = ()        # with `only`: the files read raw
+    stamp: int = 0                          # the manifest's mtime_ns when it was read
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    complete = property(lambda self: self.only is None, doc="True: it answers for every file")
 
     @property
     def parts(self) -> list[str]:
+        if self.only is not None:
+            return list(self.only)
         return sorted({e.part for e in self.manifest.files.values()} | {st.DUPS_PART})
 
     def check(self, source: LogSource) -> None:
@@ -58,11 +71,20 @@ class Store:
             n = len(set(now.items()) ^ set(old.items()))
             raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
 
-    def relation(self, table: str, *, dimfree: bool = False) -> tuple[str, dict[str, Any]]:
+    def relation(self, table: str, *, dimfree: bool = False, partial: bool = False) -> tuple[str, dict[str, Any]]:
         """FROM clause of a table and its parameters: the segments' files (compact.py) when
         the store has them, else the live parts. Rows are not unique per key: callers sum. `dimfree` (latency tables): the table with
         model, version and endpoint summed out, for views that filter on none of them
-        (traffic tables keep error_type)."""
+        (traffic tables keep error_type).
+
+        A partial store (`only`) raises NotCovered unless `partial`: it reads the covered
+        files only (segments of covered parts, else their part directories), without the
+        duplicate correction; the caller adds the rest (`partial.Mix.answer`)."""
+        if self.only is not None:
+            if not partial:
+                raise NotCovered(f"the rollups cover {len(self.covered_files)} of "
+                                 f"{len(self.covered_files) + len(self.rest_files)} log files as they are now")
+            return self._covered_relation(table, dimfree)
         key = "g_" + table.replace("/", "_")
         segs = self.manifest.segments
         if segs:
@@ -85,11 +107,34 @@ class Store:
         return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
                 f"WHERE list_contains($parts, part))", {key: st.glob_of(self.root, table), "parts": self.parts})
 
+    def _covered_relation(self, table: str, dimfree: bool) -> tuple[str, dict[str, Any]]:
+        only = set(self.only or ())
+        segs = [g for g in self.manifest.segments if g.parts != (st.DUPS_PART,) and set(g.parts) <= only]
+        loose = sorted(only - {p for g in segs for p in g.parts})
+        key = "g_" + table.replace("/", "_")
+        pieces, params = [], {}
+        if segs:
+            whole = replace(self, only=None, manifest=replace(self.manifest, segments=segs))
+            rel, params = whole.relation(table, dimfree=dimfree and not loose)
+            if rel:
+                pieces.append(f"SELECT * FROM {rel}")
+        if loose and st.has_table(self.root, table):
+            pieces.append(f"SELECT * EXCLUDE (part) FROM read_parquet(${key}_p, hive_partitioning=true, "
+                          f"union_by_name=true) WHERE list_contains(${key}_parts, part)")
+            params |= {f"{key}_p": st.glob_of(self.root, table), f"{key}_parts": loose}
+        if not pieces:
+            return "", {}
+        return "(" + " UNION ALL BY NAME ".join(pieces) + ")", params
+
 
 def open_store(config: Config, logs: str | None = None) -> Store | None:
     root = st.store_root(config, logs or config.logs)
+    try:
+        stamp = (root / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        return None
     m = st.read_manifest(root)
-    return Store(root, m) if m is not None else None
+    return Store(root, m, stamp=stamp) if m is not None else None
 
 
 def duplicates(store: Store) -> int:
@@ -142,7 +187,7 @@ def _window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | Non
 
 
 def _bounds(store: Store, con) -> tuple[int, int]:
-    rel, params = store.relation("traffic/day")
+    rel, params = store.relation("traffic/day", partial=True)
     if not rel:
         return 0, 0
     df = run(con, f"SELECT min(t) AS a, max(t) AS b FROM {rel}", params)
@@ -173,7 +218,7 @@ def _traffic_sql(store: Store, con, f: Filters, bucket_s: int, select: str, wher
         if rest is not None:
             rest += [(period, a, b) for a, b in left]
         for g, a, b in pieces:
-            rel, p = store.relation(f"{family}/{_grain_name(g)}", dimfree=dimfree)
+            rel, p = store.relation(f"{family}/{_grain_name(g)}", dimfree=dimfree, partial=True)
             if not rel:
                 continue
             params |= p
@@ -249,7 +294,10 @@ def _dt(us: int) -> datetime:
 
 
 def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
-    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute)."""
+    """time, model_name, model_version, endpoint, requests, errors per bucket (default minute).
+    A whole store only: no caller adds the rest of a partial one (rollup.partial)."""
+    if not store.complete:
+        raise NotCovered("the rollups do not cover every log file as it is now")
     bucket_s = BUCKETS[bucket]
     periods = _periods(store, con, f, False)
     sql, params = _traffic_sql(store, con, f, bucket_s,
