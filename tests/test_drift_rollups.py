@@ -257,3 +257,22 @@ def test_bound_derivation_holds_on_random_bins():
     lo, hi = sketch.GAMMA ** (b - 1.0), sketch.GAMMA ** b.astype(float)
     assert ((lo < x * (1 + 1e-12)) & (x <= hi * (1 + 1e-12))).all()
     assert ((hi - lo) <= WIDTH * x * (1 + 1e-9)).all()
+
+
+def test_drift_page_says_it_read_the_rollups(app_env, generated_logs, tmp_path):
+    """With a store built for the page's logs and a window on whole days (All data), the
+    Drift page renders from it and says so; the default "Last 7 days" ends at the last
+    request, mid-day, so the raw logs answer it (no such line)."""
+    cfg = replace(load_config(overrides={"logs": str(generated_logs)}), data_dir=str(tmp_path / "data"))
+    build.build(cfg)
+    at = app_env(generated_logs)
+    at.run()
+    at.switch_page("pages/drift.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("rollup store" in w.value for w in at.warning)
+    at.sidebar.selectbox(key="range_preset").set_value("All data")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("rollup store" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any(d.value.shape[0] > 0 for d in at.dataframe)
