@@ -38,7 +38,8 @@ def _watcher() -> Watcher:
 def _workspace(logs: str, config_path: str | None, env_key: str, files: str) -> tuple[Workspace, datetime]:
     # env_key and files only key the cache: the environment the config reads, and the
     # fingerprint of the files now (a change opens a new workspace).
-    return open_workspace(load_config(config_path, {"logs": logs})), datetime.now(UTC)
+    # background: new logs of many rows open at once, the duplicate check finishes in a thread.
+    return open_workspace(load_config(config_path, {"logs": logs}), background=True), datetime.now(UTC)
 
 
 def config() -> Config:
@@ -117,7 +118,8 @@ def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
     # a page that only shows episodes when ready (Overview) never waits for it.
     from monitoring.alerts import evaluate
 
-    return _EVALUATOR.submit(evaluate, _ws)
+    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
+    return _EVALUATOR.submit(lambda: (_ws.wait(), evaluate(_ws))[1])
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

@@ -64,7 +64,7 @@ def _compare(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: 
 
 
 def compare(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings) -> DriftResult:
-    return _compare(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s)
+    return _compare(ws, ws.fingerprint, _ref_key(ref), ref, f, s)
 
 
 # -- choices kept in the URL (st.query_params) and across page switches (session state) ----------
@@ -157,7 +157,7 @@ def _compare_chunk(_ws: Workspace, fingerprint: str, ref_key: str, ref: Referenc
 
 
 def compare_chunk(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk: str, k: int) -> DriftResult:
-    return _compare_chunk(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, chunk, k)
+    return _compare_chunk(ws, ws.fingerprint, _ref_key(ref), ref, f, s, chunk, k)
 
 
 def pick_column(result: DriftResult, label: str = "Column") -> FeatureDrift:
@@ -204,7 +204,7 @@ def _over_time(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f
 
 
 def over_time(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk: str) -> OverTime:
-    return _over_time(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, chunk)
+    return _over_time(ws, ws.fingerprint, _ref_key(ref), ref, f, s, chunk)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -228,7 +228,7 @@ def _distribution(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference
 def distribution(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, feature: FeatureDrift,
                  chunk: str | None = None, k: int | None = None) -> pl.DataFrame:
     """Reference and current shares per bin, of the window or of chunk k."""
-    return _distribution(ws, ws.source.fingerprint, _ref_key(ref), ref, f, s, feature.name, feature.role,
+    return _distribution(ws, ws.fingerprint, _ref_key(ref), ref, f, s, feature.name, feature.role,
                          chunk, k)
 
 

@@ -41,7 +41,7 @@ def _report(_ws: Workspace, fingerprint: str, labels_key: str, db_url: str, f: F
 
 
 def report(ws: Workspace, f: Filters, chunk: str, by: str | None, sensitive: str | None) -> dict:
-    return _report(ws, ws.source.fingerprint, _labels_key(ws), ws.config.database_url, f, chunk, by, sensitive)
+    return _report(ws, ws.fingerprint, _labels_key(ws), ws.config.database_url, f, chunk, by, sensitive)
 
 
 def columns(ws: Workspace) -> list[str]:

@@ -95,6 +95,7 @@ def _create_queue(eng: Engine, view: View) -> None:
                      calibration_share=cal / 100,
                      calibration_reviewers=int(s.get("q_cal_reviewers", 2)) if cal else 2,
                      lease_seconds=float(s.get("q_lease", 10)) * 60, name=s.get("q_name") or None)
+    view.ws.wait()      # a stored queue is drawn from exact logs (monitoring.logs.dupcheck)
     try:
         qid = queues.create_queue(eng, view.ws.source, view.ws.con, spec,
                                   created_by=s.get("reviewer") or "", actor=auth.acting())

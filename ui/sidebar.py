@@ -39,7 +39,7 @@ class View:
 
     @property
     def fingerprint(self) -> str:
-        return self.ws.source.fingerprint
+        return self.ws.fingerprint      # marked while the duplicate check runs (logs.dupcheck)
 
 
 def render() -> View | None:
@@ -65,6 +65,8 @@ def render() -> View | None:
     _bad_files_notice(ws)
     from .rollup import sidebar_status
     sidebar_status(ws)              # the background rollup build's progress, when [rollups] asks
+    from .dupcheck import notice
+    notice(ws)                      # the background duplicate check, while it runs
     if ext.rows == 0:
         st.warning("The logs hold no valid rows. The data-health panel says why.")
         return View(ws, ext, Filters(), "hour")

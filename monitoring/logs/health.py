@@ -2,7 +2,10 @@
 
 Nothing is dropped silently: `check_health` returns the count of every invalid row by the
 first rule it breaks, and `find_duplicates` registers the extra copies of a request so the
-`logs` view counts each request once (the first valid copy, by time, file and row).
+`logs` view counts each request once (the first valid copy, by time, file and row): the
+hashes seen twice (`candidate_hashes`, also incrementally for added files), then the copies
+confirmed on the ids (`confirm_duplicates`). The workspace's open (monitoring.logs.facts)
+uses the same two steps beside its grouped scan.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
+import polars as pl
 
 from .source import LogSource, cursor, quote_ident, run
 
@@ -78,44 +82,90 @@ def check_health(source: LogSource, con: duckdb.DuckDBPyConnection,
                   warnings=list(source.warnings))
 
 
+GROUP = ("model_name", "model_version", "endpoint")
+
+
+def view_dims(source: LogSource) -> dict[str, str]:
+    """The `logs` view's model, version and endpoint over the raw scan (source.base_sql)."""
+    return {
+        "model_name": f"coalesce({source.expr('model_name')}, 'default')",
+        "model_version": source.expr("model_version") if source.has("model_version") else "'default'",
+        "endpoint": (f"coalesce({source.expr('endpoint')}, '(none)')" if source.has("endpoint")
+                     else "CAST(NULL AS VARCHAR)"),
+    }
+
+
+def ts_us(source: LogSource) -> str:
+    return f"epoch_us({source.expr('timestamp')})" if source.has_time else "CAST(NULL AS BIGINT)"
+
+
+def scan_of(source: LogSource, param: str) -> str:
+    return source.scan_sql.replace("$files", f"${param}")
+
+
+def candidate_hashes(source: LogSource, con: duckdb.DuckDBPyConnection, *, new: list[str] | None = None,
+                     known: list[int] | None = None) -> list[int]:
+    """Hashes of request ids that occur more than once (a superset of the duplicated ids: the
+    confirmation reads the ids). With `new` (files added since `known` was found over the
+    others) only the new files are grouped and the old ones probed."""
+    if not source.has("request_id"):
+        return []
+    h = f"hash({source.expr('request_id')})"
+    if new is None:
+        df = run(con, f"SELECT {h} AS h FROM {scan_of(source, 'files')} AS r GROUP BY 1 HAVING count(*) > 1",
+                 {"files": source.files})
+        return df["h"].to_list() if df.height else []
+    old = [f for f in source.files if f not in set(new)]
+    if not new:
+        return list(known or [])
+    parts = ["SELECT h FROM n WHERE c > 1", "SELECT h FROM known"]
+    if old:
+        parts.append(f"SELECT DISTINCT {h} AS h FROM {scan_of(source, 'old')} AS r WHERE {h} IN (SELECT h FROM n)")
+    sql = (f"WITH n AS (SELECT {h} AS h, count(*) AS c FROM {scan_of(source, 'new')} AS r GROUP BY 1) "
+           + " UNION ".join(parts))
+    df = run(con, sql, {"new": new, "old": old},
+             tables={"known": pl.DataFrame({"h": list(known or [])}, schema={"h": pl.UInt64})})
+    return df["h"].to_list() if df.height else []
+
+
+def confirm_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection, hashes: list[int]) -> int:
+    """Register the extra copies among the candidates' rows (valid rows only; the first copy by
+    time, file and row stays) as `source.dedupe_table`; returns how many rows are dropped.
+    The table carries each copy's file, row, time and group, for the extent's correction."""
+    if not hashes or not source.has("request_id"):
+        source.dedupe_table = None
+        return 0
+    name = f"mw_dups_{source.fingerprint}"
+    rid = source.expr("request_id")
+    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
+    dims = ", ".join(f"CAST({sql} AS VARCHAR) AS {k}" for k, sql in view_dims(source).items())
+    sql = (
+        f"CREATE OR REPLACE TABLE {name} AS "
+        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {quote_ident(source.file_col)} AS mw_file, "
+        f"  file_row_number, {dims} FROM {source.scan_sql} AS r "
+        f"  WHERE hash({rid}) IN (SELECT h FROM mw_cands) AND {source.valid_predicate()}), "
+        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
+        f"SELECT mw_file AS file, file_row_number AS row_number, ts, epoch_us(ts) AS ts_us, "
+        f"{', '.join(GROUP)} FROM ranked WHERE k > 1"
+    )
+    cur = cursor(con)
+    try:
+        cur.register("mw_cands", pl.DataFrame({"h": hashes}, schema={"h": pl.UInt64}).to_arrow())
+        cur.execute(sql, {"files": source.files})
+        n = cur.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    finally:
+        cur.close()
+    source.dedupe_table = name if n else None
+    return int(n)
+
+
 def find_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection) -> int:
     """Register extra copies of duplicated request ids; returns how many rows are dropped.
 
     Candidates are found by a 64-bit hash (cheap to group), then confirmed on the ids
     themselves, so the count is exact. The first valid copy by (timestamp, file, row) stays.
     """
-    if not source.has("request_id"):
-        source.dedupe_table = None   # ids derived from file and row are unique
-        return 0
-    rid = source.expr("request_id")
-    cand = source.query(
-        con,
-        f"SELECT hash({rid}) AS h FROM raw_logs AS r WHERE {rid} IS NOT NULL "
-        "GROUP BY 1 HAVING count(*) > 1",
-        raw=True,
-    )
-    if cand.height == 0:
-        source.dedupe_table = None
-        return 0
-    name = f"mw_dups_{source.fingerprint}"
-    scan = source.scan_sql
-    fc = quote_ident(source.file_col)
-    ts = source.expr("timestamp") if source.has_time else "CAST(NULL AS TIMESTAMPTZ)"
-    sql = (
-        f"CREATE OR REPLACE TABLE {name} AS "
-        f"WITH c AS (SELECT {rid} AS rid, {ts} AS ts, {fc} AS mw_file, file_row_number "
-        f"  FROM {scan} AS r WHERE hash({rid}) IN (SELECT unnest($hashes)) AND {source.valid_predicate()}), "
-        "ranked AS (SELECT *, row_number() OVER (PARTITION BY rid ORDER BY ts, mw_file, file_row_number) AS k FROM c) "
-        "SELECT mw_file AS file, file_row_number AS row_number, ts FROM ranked WHERE k > 1"
-    )
-    cur = cursor(con)
-    try:
-        cur.execute(sql, {"files": source.files, "hashes": cand["h"].to_list()})
-        n = cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-    finally:
-        cur.close()
-    source.dedupe_table = name if n else None
-    return int(n)
+    return confirm_duplicates(source, con, candidate_hashes(source, con))
 
 
 def count_duplicates(source: LogSource, con: duckdb.DuckDBPyConnection,
