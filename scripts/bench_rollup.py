@@ -205,6 +205,8 @@ def scenario(name: str, logs: Path) -> dict:
             out["seconds"] = round(figures(), 3)           # the first call in the process
             out["repeat_s"] = round(min(figures() for _ in range(3)), 3)   # the same again
             out["window"] = "15 days, hourly, previous window"
+        elif name in ("drift_rollup", "drift_raw"):
+            out |= _drift_page(cfg, name.endswith("rollup"))
         else:
             raise SystemExit(f"unknown scenario {name}")
         out.setdefault("seconds", round(time.perf_counter() - t0, 3))
@@ -212,6 +214,34 @@ def scenario(name: str, logs: Path) -> dict:
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _drift_page(cfg, from_store: bool) -> dict:
+    """The Drift page's calls (default reference and window, daily chunks) with the
+    workspace's store attached or not; the first call and the best of two repeats."""
+    from monitoring import drift
+    from monitoring.logs.workspace import open_workspace
+    from monitoring.rollup import read
+
+    ws = open_workspace(cfg)                    # facts cached in the data folder: not timed
+    ws.source.rollups = None
+    if from_store:
+        store = read.open_store(cfg)
+        store.check(ws.source)
+        ws.source.rollups = store
+    s = drift.load_settings(cfg.section("drift"))
+    ref = drift.resolve_reference(cfg, s, ws.extent)
+    cur = drift.default_current(ref, ws.extent)
+
+    def page() -> tuple[float, str]:
+        t1 = time.perf_counter()
+        r = drift.analyze(ws, ref, cur, s)
+        ot = drift.analyze_over_time(ws, ref, cur, r, s, "day")
+        return time.perf_counter() - t1, f"{r.origin}/{ot.origin}"
+
+    first, origin = page()
+    return {"seconds": round(first, 3), "repeat_s": round(min(page()[0] for _ in range(2)), 3),
+            "origin": origin, "window": "default reference (7 days) vs the rest, daily chunks"}
 
 
 def _one_day_unrolled(logs: Path, work: Path):
@@ -394,6 +424,8 @@ SCENARIOS = [
     ("overview_partial", "Overview figures with one new day not yet rolled: the store for 29 days, the raw logs for the new one"),
     ("latency_rollup", "Latency figures from rollups: hourly P50/P95/P99 + version and endpoint breakdowns"),
     ("latency_raw", "Same Latency figures from the raw logs (histogram percentiles)"),
+    ("drift_rollup", "Drift page from rollups: comparison + daily chunks (default windows)"),
+    ("drift_raw", "Same Drift page from the raw logs"),
     ("year", "A year of traffic (synthesised store, see below): every page's queries and a whole-year summary"),
     ("build_duckdb_days", f"Full build, DuckDB, the first {SPARK_DAYS} day file(s) (for Spark beside it)"),
     ("build_spark_days", f"Full build, Spark local[2], the same {SPARK_DAYS} day file(s)"),

@@ -9,7 +9,7 @@ chance band at its own size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -42,6 +42,7 @@ class OverTime:
     requested: str = ""  # what was asked for ("auto" when chosen automatically)
     reason: str = ""  # why these chunks (auto), for the screen
     needed: int | None = None  # rows a chunk needs for a stable decision
+    origin: str = "raw"  # "rollups" when counted from the rollup store's days (`fromstore`)
 
     def worst(self) -> pl.DataFrame:
         """Per column its most drifted chunk: name, role, k, start, score, ratio (score over
@@ -114,17 +115,7 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
     if spec.calendar and current.ts_us is None:
         raise ValueError(f"{spec.unit} chunks need timestamps; these logs have none: use rows:N or auto")
     by_name = {(f.name, f.role): f for f in result.all}
-    plans: list[_Plan] = []
-    for col in columns:
-        f = by_name.get((col.name, col.role))
-        if f is None:
-            continue
-        numeric = f.reference is not None and f.kind == "numeric"
-        plans.append(_Plan(col, f.kind, f.method, f.threshold, None, (f.rows_reference, f.rows_current),
-                           (f.n_reference, f.n_current),
-                           lo=f.reference.min if numeric else None, hi=f.reference.max if numeric else None,
-                           shift=f.reference.mean if numeric else None,
-                           skip=None if f.reference is not None and f.n_reference and f.n_current else "no data"))
+    plans = _chunk_plans(columns, by_name)
     extra = key_params(spec)
     key = key_sql(current, spec)
     edges = {f.name: f.edges for f in result.all}
@@ -173,9 +164,46 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             for r in df.iter_rows(named=True):
                 merges[(p.column.name, int(r["k"]))] = Merge(float(r["wd"] or 0.0), float(r["ksd"] or 0.0))
     chunks = _chunk_frame(counted, spec)
-    records = []
     bands = result.bands if judge else None  # judge=False: scores only (calibration)
-    for row in counted.iter_rows(named=True):
+    records = _records(counted.iter_rows(named=True), plans, by_name, merges, bands).to_dicts()
+    mv = result.multivariate
+    if joint and judge and mv is not None and result.mv_model is not None:  # the joint distribution per chunk
+        from . import multivariate
+
+        per = multivariate.errors(con, result.mv_model, current, key, extra)
+        test = stattests.REGISTRY[mv.method]
+        for r in per.iter_rows(named=True):
+            cur = replace(mv.current, n=int(r["n"]), mean=r["mean"], std=r["sd"])
+            score = test(mv.reference, cur)
+            band = multivariate.band(mv.reference.mean or 0.0, mv.reference.std or 0.0, mv.reference.n, cur.n)
+            records.append({"name": mv.name, "role": mv.role, "k": int(r["k"]), "method": mv.method,
+                            "score": score.value, "p_value": None, "threshold": mv.threshold, "band": band,
+                            "drifted": test.drifted(score, mv.threshold, band), "n": cur.n, "null_share": None})
+    return OverTime(chunk=str(spec), chunks=chunks, scores=pl.DataFrame(records, schema=SCHEMA),
+                    requested=requested, reason=reason, needed=needed)
+
+
+def _chunk_plans(columns: Sequence[Column], by_name: dict) -> list[_Plan]:
+    """The plans of the chunks: the whole window's kind, test, threshold and reference range."""
+    plans: list[_Plan] = []
+    for col in columns:
+        f = by_name.get((col.name, col.role))
+        if f is None:
+            continue
+        numeric = f.reference is not None and f.kind == "numeric"
+        plans.append(_Plan(col, f.kind, f.method, f.threshold, None, (f.rows_reference, f.rows_current),
+                           (f.n_reference, f.n_current),
+                           lo=f.reference.min if numeric else None, hi=f.reference.max if numeric else None,
+                           shift=f.reference.mean if numeric else None,
+                           skip=None if f.reference is not None and f.n_reference and f.n_current else "no data"))
+    return plans
+
+
+def _records(counted: Iterable[dict], plans: Sequence[_Plan], by_name: dict, merges: dict,
+             bands: Bands | None) -> pl.DataFrame:
+    """One SCHEMA row per (column, chunk) from the per-chunk counts (rows as dicts) and distances."""
+    records = []
+    for row in counted:
         k = int(row["k"])
         rows = int(row["rows"])
         for i, p in enumerate(plans):
@@ -195,21 +223,7 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                             "threshold": p.threshold, "band": band,
                             "drifted": test.drifted(score, p.threshold, band) if score else None,
                             "n": cur.n, "null_share": 1 - cur.n / rows if rows else None})
-    mv = result.multivariate
-    if joint and judge and mv is not None and result.mv_model is not None:  # the joint distribution per chunk
-        from . import multivariate
-
-        per = multivariate.errors(con, result.mv_model, current, key, extra)
-        test = stattests.REGISTRY[mv.method]
-        for r in per.iter_rows(named=True):
-            cur = replace(mv.current, n=int(r["n"]), mean=r["mean"], std=r["sd"])
-            score = test(mv.reference, cur)
-            band = multivariate.band(mv.reference.mean or 0.0, mv.reference.std or 0.0, mv.reference.n, cur.n)
-            records.append({"name": mv.name, "role": mv.role, "k": int(r["k"]), "method": mv.method,
-                            "score": score.value, "p_value": None, "threshold": mv.threshold, "band": band,
-                            "drifted": test.drifted(score, mv.threshold, band), "n": cur.n, "null_share": None})
-    return OverTime(chunk=str(spec), chunks=chunks, scores=pl.DataFrame(records, schema=SCHEMA),
-                    requested=requested, reason=reason, needed=needed)
+    return pl.DataFrame(records, schema=SCHEMA)
 
 
 # The reference is cut into this many consecutive chunks (of 100 to 1,000 rows) to see how

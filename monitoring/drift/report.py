@@ -93,6 +93,7 @@ def drift_report(cfg: Config, *, reference: str | None = None, reference_start: 
                     "model_name": model_name},
         "message": result.message,
         "warnings": list(result.warnings),
+        "origin": result.origin,   # "rollups": counted from the rollup store, else "raw"
     }
     if result.prediction is not None:
         out["prediction"] = feature_json(result.prediction)
@@ -184,7 +185,7 @@ def over_time_json(ot: OverTime) -> dict[str, Any]:
     for r in ot.scores.filter(ot.scores["drifted"].fill_null(False)).sort("k").iter_rows(named=True):
         drifted.setdefault(r["name"], []).append(starts[r["k"]])
     return {"chunk": ot.chunk, "requested": ot.requested, "reason": ot.reason, "rows_needed": ot.needed,
-            "chunks": chunks, "drifted_chunks": drifted}
+            "chunks": chunks, "drifted_chunks": drifted, "origin": ot.origin}
 
 
 # -- table -------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class DriftResult:
     warnings: tuple[str, ...] = ()
     bands: Bands | None = field(default=None, compare=False, repr=False)
     mv_model: Any = field(default=None, compare=False, repr=False)  # multivariate.Model, for the chunks
+    origin: str = "raw"  # "rollups" when counted from the rollup store's bins (`fromstore`)
 
     @property
     def all(self) -> tuple[FeatureDrift, ...]:

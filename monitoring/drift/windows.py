@@ -21,7 +21,9 @@ from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, 
 from ..logs.workspace import Workspace
 from ..quality.ground_truth import LabelsError
 from ..query.filters import Extent, Filters, whole_range
-from . import classes
+from ..rollup.read import NotCovered
+from . import classes, fromstore
+from .chunks import parse
 from .engine import Column, DriftResult, Side, compare
 from .labels import LateLabels, late_labels
 from .overtime import OverTime, calibrate, over_time
@@ -245,6 +247,24 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
     return Plan(reference, current, cols, types, tuple(warnings))
 
 
+def store_windows(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
+    """(store, reference filters, current filters) on whole UTC days when the workspace's
+    rollup store can answer this comparison; else NotCovered, with the reason."""
+    store = getattr(ws.source, "rollups", None)
+    if store is None:
+        raise NotCovered("no rollup store covers these logs")
+    if not getattr(store, "complete", True):
+        raise NotCovered("the rollups do not cover every log file as it is now")
+    if ref.kind != "window":
+        raise NotCovered("a reference file is not in the rollups")
+    if p.current.exprs.get("label") != "label":
+        raise NotCovered("labels from a labels file are not in the rollups")
+    store.check(ws.source)
+    first, last = ws.extent.first, ws.extent.last
+    ref_f = Filters(start=ref.start, end=ref.end, model_name=filters.model_name)
+    return (store, fromstore.day_window(ref_f, first, last), fromstore.day_window(filters, first, last))
+
+
 def _window_text(f: Filters) -> str:
     if f.start is None or f.end is None:
         return "all logs"
@@ -256,7 +276,16 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
     """Drift of every column of the logs in `filters` (positions `rows` of it, when
     given: one chunk) against `ref`."""
     p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
-    result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
+    result = None
+    if rows is None:
+        try:
+            store, ref_f, cur_f = store_windows(ws, ref, filters, p)
+            result, _ = fromstore.compare_store(ws.con, store, ref_f, cur_f, p.columns, settings,
+                                                (p.reference.description, p.current.description))
+        except NotCovered:
+            result = None  # the raw engine answers, unchanged
+    if result is None:
+        result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
     result = calibrate(ws.con, p.reference, p.columns, result, exact_max_rows=settings.exact_max_rows)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
@@ -270,6 +299,13 @@ def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: D
     """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
     rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
+    if result.origin == fromstore.ORIGIN:
+        try:
+            store, ref_f, cur_f = store_windows(ws, ref, filters, p)
+            return fromstore.over_time_store(ws.con, store, ref_f, cur_f, p.columns, result,
+                                             parse(chunk or settings.chunk, chunk_rows or settings.chunk_rows))
+        except NotCovered:
+            pass  # hour or row chunks: the raw logs, counted against the same edges
     return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
                      chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
                      joint=joint)
