@@ -58,8 +58,11 @@ def _merge_sql(ref: Side, cur: Side, column: Column, *, grouped: bool, key: str 
     ctes = [f"rv AS (SELECT {rv} AS x FROM {ref.rows_sql})",
             f"cv AS (SELECT {key} AS k, {cv} AS x FROM {cur.rows_sql})"]
     if compress:
-        ctes.append("rd AS (SELECT unnest(quantile_disc(x, $probs)) AS x, 1 AS wr "
-                    "FROM rv WHERE x IS NOT NULL)")
+        # The order statistics at (j + 0.5) / P, j < P, as (value, how many j pick it): row r
+        # of n is picked by ceil((r + 1) P / n - 0.5) - ceil(r P / n - 0.5) of them (j with
+        # floor((j + 0.5) n / P) = r). One sort; quantile_disc with 20,000 fractions took 31 s
+        # on 2.4M values where the sort takes 0.4 s.
+        ctes.append(f"rd AS ({reference_points_sql('rv')})")
     else:
         ctes.append("rd AS (SELECT x, count(*) AS wr FROM rv WHERE x IS NOT NULL GROUP BY x)")
     ctes += [
@@ -75,6 +78,15 @@ def _merge_sql(ref: Side, cur: Side, column: Column, *, grouped: bool, key: str 
             f"SELECT w.k, sum({d} * (nx - x)) AS wd, "
             f"max(CASE WHEN nx IS NULL OR nx > x THEN {d} END) AS ksd "
             "FROM w JOIN n ON w.k = n.k GROUP BY w.k ORDER BY w.k")
+
+
+def reference_points_sql(table: str) -> str:
+    """(x, wr): the order statistics of `table`.x at (j + 0.5) / $ref_points, j < $ref_points,
+    each value with how many j pick it (nulls skipped)."""
+    return ("SELECT x, wr FROM (SELECT x, CAST(ceil((r + 1) * $ref_points / n - 0.5) "
+            "- ceil(r * $ref_points / n - 0.5) AS BIGINT) AS wr FROM (SELECT x, "
+            f"row_number() OVER (ORDER BY x) - 1 AS r, count(*) OVER () AS n FROM {table} "
+            "WHERE x IS NOT NULL)) WHERE wr > 0")
 
 
 def _merge_params(nr: int, nc: int) -> dict[str, Any]:

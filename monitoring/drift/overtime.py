@@ -9,6 +9,8 @@ chance band at its own size.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -16,6 +18,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ..logs.sql import cursor
 from . import stattests
 from .bands import Bands
 from .cdf import chunk_distances, reference_cdf
@@ -131,7 +134,7 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
         compress = f.reference.n * n_chunks > MAX_MERGE_ROWS
         params = _params(reference, current, **extra)
         if compress:
-            params["probs"] = [(j + 0.5) / CHUNK_REFERENCE_POINTS for j in range(CHUNK_REFERENCE_POINTS)]
+            params["ref_points"] = CHUNK_REFERENCE_POINTS
         return _q(con, _merge_sql(reference, current, p.column, grouped=True, key=key,
                                   compress=compress), params)
 
@@ -227,8 +230,11 @@ def _records(counted: Iterable[dict], plans: Sequence[_Plan], by_name: dict, mer
 
 
 # The reference is cut into this many consecutive chunks (of 100 to 1,000 rows) to see how
-# much more they vary than independent draws.
+# much more they vary than independent draws; of a large reference, at most
+# CALIBRATION_MAX_CHUNKS of its chunks are scored, spread evenly over it (every stride-th:
+# scoring all 2,400 chunks of a 2.4M-row reference was most of a first Drift page at 10M rows).
 CALIBRATION_CHUNKS = 50
+CALIBRATION_MAX_CHUNKS = 200
 
 
 def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence[Column],
@@ -261,8 +267,16 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
 def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResult, bands: Bands,
              n0: int, exact_max_rows: int) -> None:
     own = replace(reference, name="calibration")
-    ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0), exact_max_rows=exact_max_rows,
-                   judge=False)
+    stride = -(-(result.rows_reference // n0) // CALIBRATION_MAX_CHUNKS)   # ceil: at most that many
+    table = None
+    if stride > 1:
+        own, table = _materialised(con, every_nth_chunk(own, n0, stride))
+    try:
+        ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0),
+                       exact_max_rows=exact_max_rows, judge=False)
+    finally:
+        if table is not None:
+            cursor(con).execute(f"DROP TABLE IF EXISTS {table}")
     full = ot.chunks.filter(pl.col("rows") == n0)["k"]
     scores = ot.scores.filter(pl.col("k").is_in(full.implode()) & pl.col("score").is_not_null())
     for (name, role), g in scores.group_by("name", "role"):
@@ -275,6 +289,39 @@ def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResul
         if expected and expected > 0:
             bands.inflation[key] = max(1.0, float(g["score"].mean()) / expected)
     bands.calibrated = True
+
+
+def every_nth_chunk(side: Side, n0: int, stride: int) -> Side:
+    """The rows of `side` in its consecutive chunks of n0 rows numbered 0, stride, 2 stride, ...
+    (whole chunks, in order: chunks of n0 rows of the result are those chunks)."""
+    order = side.order_sql or side.ts_us
+    body = (f"(SELECT * FROM {side.rows_sql} QUALIFY ((row_number() OVER (ORDER BY {order}) - 1) "
+            f"// $cal_rows) % $cal_stride = 0) AS {side.name}_rows")
+    return replace(side, rows_sql=body, params=side.params | {"cal_rows": int(n0), "cal_stride": int(stride)})
+
+
+def _materialised(con, side: Side) -> tuple[Side, str | None]:
+    """`side`'s rows kept once in a table of their own, in order (`mw_pos`): the calibration
+    scores every column against them, and each of those queries would otherwise read the
+    whole log again to find a few thousand rows (12 columns at 10M rows: 216 s). Falls back
+    to `side` itself when its columns do not survive a `SELECT *` (a join's clashing names)."""
+    order = side.order_sql or side.ts_us
+    name = f"mw_cal_{uuid.uuid4().hex[:12]}"
+    sql = (f"CREATE TABLE {name} AS {_with([side])}SELECT *, row_number() OVER (ORDER BY {order}) AS mw_pos "
+           f"FROM {side.rows_sql}")
+    cur = cursor(con)
+    try:
+        used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+        cur.execute(sql, {k: v for k, v in side.params.items() if k in used})
+        kept = Side(name=side.name, ctes=(), rows_sql=name, params={}, exprs=side.exprs,
+                    ts_us=side.ts_us, order_sql="mw_pos", description=side.description)
+        cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")
+        return kept, name
+    except duckdb.Error:
+        cur.execute(f"DROP TABLE IF EXISTS {name}")
+        return side, None
+    finally:
+        cur.close()
 
 
 def _current_values(con, current: Side, key: str, plans: Sequence[_Plan], extra: dict) -> pl.DataFrame:
