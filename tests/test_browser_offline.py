@@ -53,7 +53,9 @@ def test_every_page_requests_only_the_app_itself(streamlit_server, browser, beac
             page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
             page.wait_for_load_state("networkidle", timeout=60_000)
             page.wait_for_timeout(500)     # favicons and fonts are fetched after the first paint
-            assert page.get_by_test_id("stException").count() == 0, title
+            errors = page.get_by_test_id("stException")
+            # the exception's own text in the failure, so a rare one can be read from CI's log
+            assert errors.count() == 0, f"{title}: {errors.first.inner_text()[:2000]}"
         icons = page.evaluate("[...document.querySelectorAll('link[rel~=icon]')].map(l => l.href)")
     finally:
         context.close()
