@@ -109,6 +109,15 @@ WINDOWS = [
 FILTERS = [{}, {"model_versions": ("v3",)}, {"endpoints": ("/v2/predict",)}]
 
 
+def _built_copy(generated_logs: Path, tmp_path: Path):
+    """A copy of the generated logs with its store built: (logs folder, config)."""
+    logs = tmp_path / "logs"
+    shutil.copytree(generated_logs, logs)
+    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
+    build.build(cfg)
+    return logs, cfg
+
+
 def _window(ws, start, end, extra) -> Filters:
     if start is None:
         start = ws.extent.first.replace(second=0, microsecond=0)
@@ -259,10 +268,7 @@ def test_percentiles_within_the_sketch_bound(scenario):
 
 
 def test_a_schema_change_reads_the_raw_logs(generated_logs, tmp_path):
-    logs = tmp_path / "logs"
-    shutil.copytree(generated_logs, logs)
-    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
-    build.build(cfg)
+    logs, cfg = _built_copy(generated_logs, tmp_path)
     _extra_column(logs)
     ws = open_workspace(cfg)
     with pytest.raises(read.NotCovered, match="columns changed"):
@@ -276,10 +282,7 @@ def test_a_schema_change_reads_the_raw_logs(generated_logs, tmp_path):
 
 @pytest.mark.parametrize(("min_rows", "attached"), [(0, "partial"), (10**9, None)])
 def test_few_covered_rows_read_the_raw_logs(generated_logs, tmp_path, min_rows, attached):
-    logs = tmp_path / "logs"
-    shutil.copytree(generated_logs, logs)
-    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
-    build.build(cfg)
+    logs, cfg = _built_copy(generated_logs, tmp_path)
     _rewrite(logs / FIRSTS, slice(5, None))
     ws = open_workspace(cfg)
     store = read.open_store(cfg)
@@ -344,10 +347,7 @@ def test_the_workspace_attaches_a_partial_store(generated_logs, tmp_path, monkey
     """The path every page, `stats`, `summary` and `alerts` take: open_workspace covers the
     store (here with the row threshold lowered to these small logs)."""
     monkeypatch.setattr(partial, "MIN_COVERED_ROWS", 0)
-    logs = tmp_path / "logs"
-    shutil.copytree(generated_logs, logs)
-    cfg = replace(load_config(overrides={"logs": str(logs)}), data_dir=str(tmp_path / "data"))
-    build.build(cfg)
+    logs, cfg = _built_copy(generated_logs, tmp_path)
     add_duplicates(logs)
     ws = open_workspace(cfg)
     store = ws.source.rollups
