@@ -303,7 +303,7 @@ def every_nth_chunk(side: Side, n0: int, stride: int) -> Side:
 def _materialised(con, side: Side) -> tuple[Side, str | None]:
     """`side`'s rows kept once in a table of their own, in order (`mw_pos`): the calibration
     scores every column against them, and each of those queries would otherwise read the
-    whole log again to find a few thousand rows (12 columns at 10M rows: 216 s). Falls back
+    whole log again to find a few thousand rows (once per column). Falls back
     to `side` itself when its columns do not survive a `SELECT *` (a join's clashing names)."""
     order = side.order_sql or side.ts_us
     name = f"mw_cal_{uuid.uuid4().hex[:12]}"
