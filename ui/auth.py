@@ -17,13 +17,15 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from monitoring.auth import oidc, sessions
 from monitoring.auth.roles import ACTIONS, Actor, PermissionDenied, local_actor
 from monitoring.auth.settings import AuthSettings, configured, loopback_only
 from monitoring.auth.store import open_auth_db
 from monitoring.config import ConfigError, load_config
 from monitoring.database import DatabaseError, safe_url
 from monitoring.fmt import md
+
+# `monitoring.auth.sessions` and `.oidc` (argon2 with a reference hash made on import: 0.3 s)
+# are imported where a mode that signs people in uses them: `none` mode never pays for them.
 
 __all__ = ["PermissionDenied", "acting", "actor", "can", "denied", "engine", "gate", "require_page",
            "settings"]
@@ -79,6 +81,8 @@ def acting() -> Actor | None:
     s = settings()
     if s is None:
         raise PermissionDenied("the configuration is invalid; nothing was recorded")
+    from monitoring.auth import sessions
+
     who, why = sessions.validate(engine(), st.session_state.get(TOKEN), settings=s,
                                  role=a.role if s.mode == "oidc" else None)
     if who is None:
@@ -160,6 +164,8 @@ def _client_ip() -> str | None:
 # -- password ----------------------------------------------------------------------------------
 
 def _password(s: AuthSettings):
+    from monitoring.auth import sessions
+
     eng = engine()
     who, reason = sessions.validate(eng, st.session_state.get(TOKEN), settings=s)
     if who is not None:
@@ -170,6 +176,7 @@ def _password(s: AuthSettings):
 
 
 def _login_form(eng: Engine, s: AuthSettings) -> None:
+    from monitoring.auth import sessions
     from monitoring.auth.users import has_admin
 
     st.title("Sign in to modelwatch")
@@ -216,6 +223,8 @@ def _oidc_configured() -> bool:
 
 
 def _oidc(s: AuthSettings):
+    from monitoring.auth import oidc, sessions
+
     if not _oidc_configured():
         return None, lambda: _refuse(
             "[auth] mode is \"oidc\", but .streamlit/secrets.toml has no [auth] table for "
@@ -257,6 +266,8 @@ def _identity(s: AuthSettings, who: Actor) -> None:
 
 
 def _logout(s: AuthSettings) -> None:
+    from monitoring.auth import sessions
+
     sessions.logout(engine(), st.session_state.pop(TOKEN, None))
     st.session_state.pop(ACTOR, None)
     st.session_state["auth_notice"] = "You are signed out."

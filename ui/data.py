@@ -116,10 +116,20 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
 def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
     # One evaluation per set of logs, started in the background by the first page that asks:
     # a page that only shows episodes when ready (Overview) never waits for it.
+    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
+    return _EVALUATOR.submit(_evaluate, _ws)
+
+
+def _evaluate(ws: Workspace) -> list:
+    # After the first page is drawn and the warm-up has imported what this needs (ui/warm.py):
+    # the app's first open does not import scipy for it, nor share the interpreter with it.
+    from . import warm
+
+    warm.settled()
+    ws.wait()
     from monitoring.alerts import evaluate
 
-    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
-    return _EVALUATOR.submit(lambda: (_ws.wait(), evaluate(_ws))[1])
+    return evaluate(ws)
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

@@ -10,6 +10,13 @@ pyarrow for tables, plotly for charts, every page's own modules), collects once 
 `gc.freeze()`s what is alive: later collections only look at objects made after that, and
 still free them. Every later run first waits for this (`ready()`), so no page imports a
 module while the thread does (concurrent first imports raced: PERF_NOTES.md).
+
+The background jobs (the alert evaluation in ui.data, the prefetch in ui.prefetch) start
+their work with `settled()`: after the first page is drawn and the warm-up is done. So the
+first run imports only what the Overview draws with (the evaluation's scipy, SQLAlchemy and
+argon2 were 1.5-2 s of the app's first open), the jobs never import beside the warm-up or a
+page (their function-level imports are in BACKGROUND, imported here first), and their CPU
+does not compete with the first page's run for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -27,10 +34,19 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 # Imported by Streamlit itself on a page's first table or chart, not by our modules.
 DRAWING = ("pandas", "pyarrow", "plotly.graph_objects", "plotly.io", "streamlit.elements.arrow",
            "streamlit.elements.plotly_chart")
+# What the background jobs import inside their functions (alerts.engine, reports.summary).
+BACKGROUND = ("monitoring.alerts", "monitoring.alerts.quality_rules", "monitoring.quality",
+              "monitoring.quality.ground_truth", "monitoring.quality.summary", "monitoring.drift",
+              "monitoring.compare.report", "monitoring.reports.summary", "monitoring.labelling.db",
+              "monitoring.labelling.results", "monitoring.database", "ui.drift", "ui.prefetch")
+# A background job asked for before any page has been drawn (no app.py run in this process,
+# e.g. a test calling ui.data directly) waits this long for the warm-up to start, then runs.
+START_WAIT = 30.0
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()
+_started = threading.Event()
 _log = logging.getLogger(__name__)
 
 
@@ -74,12 +90,29 @@ def start(modules: tuple[str, ...] | None = None) -> None:
     with _lock:
         if _thread is not None:
             return
-        wanted = modules if modules is not None else (*DRAWING, *page_modules())
-        _thread = threading.Thread(target=_warm, args=(tuple(m for m in wanted if m not in sys.modules),),
-                                   name="modelwatch-warm", daemon=True)
+        _thread = threading.Thread(target=_warm_all, args=(modules,), name="modelwatch-warm", daemon=True)
         _thread.start()
+        _started.set()
+
+
+def _warm_all(modules: tuple[str, ...] | None) -> None:
+    # The page scripts are parsed here, not in the first run (they are 13 files).
+    try:
+        wanted = modules if modules is not None else (*DRAWING, *page_modules(), *BACKGROUND)
+    except Exception as exc:   # an unreadable page script says so in its own run
+        _log.warning("warm-up: page scripts not read: %s", exc)
+        wanted = (*DRAWING, *BACKGROUND)
+    _warm(tuple(m for m in wanted if m not in sys.modules))
 
 
 def ready(timeout: float = 120.0) -> bool:
     """Wait for a started warm-up to finish; True when none is running any more."""
     return _thread is None or _done.wait(timeout)
+
+
+def settled(timeout: float = 120.0) -> bool:
+    """For background jobs: wait until a first page has been drawn and the warm-up is done
+    (at most START_WAIT for it to start, when no page run starts it); True when done."""
+    if not _started.wait(START_WAIT):
+        return False
+    return _done.wait(timeout)
