@@ -79,12 +79,30 @@ def serve(logs: str, data_dir: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("streamlit did not start")
 
 
+# Every change of the run's state from the click on, recorded by the page itself. A visit is
+# over when the page's heading shows and the run is over: when a run was seen starting, as
+# soon as it settles; when none was (a short run can start and end within one redraw), once
+# the state has stayed settled for QUIET_MS after the heading showed. (A fixed 100 ms pause
+# after the click used to stand in for this, and added its own length to every visit.)
+WATCH_RUNS = ("() => { window.__runs = []; window.__headingAt = null;"
+              " if (window.__runWatch) window.__runWatch.disconnect();"
+              " window.__runWatch = new MutationObserver(ms => { for (const m of ms)"
+              " window.__runs.push(m.target.getAttribute('data-test-script-state')); });"
+              " window.__runWatch.observe(document.body, {subtree: true, attributes: true,"
+              " attributeFilter: ['data-test-script-state']}); }")
+QUIET_MS = 50
+VISIT_TIMEOUT = 180_000
+RAN_AND_SETTLED = ("() => ((window.__runs || []).some(s => ['running', 'rerunRequested'].includes(s))"
+                   f" || performance.now() - window.__headingAt >= {QUIET_MS}) && (" + SETTLED + ")()")
+
+
 def visit(page, nav, title: str) -> float:
+    page.evaluate(WATCH_RUNS)
     t0 = time.perf_counter()
     nav.get_by_role("link", name=re.compile(re.escape(title) + "$")).click()
     page.get_by_role("heading", name=re.compile(re.escape(title.split(" ")[0]), re.I)).first.wait_for(timeout=180_000)
-    page.wait_for_timeout(100)   # the status widget appears a moment after the click
-    page.wait_for_function(SETTLED, timeout=180_000, polling=50)
+    page.evaluate("() => { window.__headingAt = performance.now(); }")
+    page.wait_for_function(RAN_AND_SETTLED, timeout=VISIT_TIMEOUT, polling=20)
     return time.perf_counter() - t0
 
 
