@@ -1,0 +1,73 @@
+"""The app's first open imports only what the first page draws with (ui/warm.py, ui/auth.py):
+in a fresh interpreter, app.py's first run on the sample logs has drawn the Overview without
+importing scipy.stats (the alert evaluation's), argon2 (password sign-in's) or the alert rules;
+the background evaluation starts only once the warm-up is done, and imports them there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs app.py once in AppTest with the warm-up replaced by a recorder of what is imported when
+# app.py starts it (the page drawn; the evaluation, queued by the Overview, waits for it),
+# then waits for the evaluation.
+PROBE = textwrap.dedent("""
+    import json, sys, time
+    from streamlit.testing.v1 import AppTest
+    from ui import data, warm
+    seen = {}
+    def start(modules=None):
+        seen["modules"] = sorted(sys.modules)
+        warm._started.set(); warm._done.set()
+    warm.start = start
+    at = AppTest.from_file("app.py", default_timeout=120)
+    at.run()
+    seen["title"] = at.title[0].value if at.title else None
+    seen["exceptions"] = [e.value for e in at.exception]
+    episodes = data._episodes_future(data.workspace(), data.workspace().fingerprint).result(timeout=300)
+    seen["episodes"] = isinstance(episodes, list)
+    seen["scipy_after_evaluation"] = "scipy.stats" in sys.modules
+    print("PROBE" + json.dumps(seen))
+""")
+
+
+@pytest.fixture(scope="module")
+def probe(sample_logs, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("first-open")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
+    env |= {"MONITORING_LOGS": str(sample_logs), "MONITORING_DATA_DIR": str(tmp / "data"),
+            "MONITORING_DB_URL": f"sqlite:///{tmp / 'app.sqlite'}"}
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("PROBE")), None)
+    assert line, out.stderr[-3000:]
+    return json.loads(line.removeprefix("PROBE"))
+
+
+def test_the_first_page_is_drawn(probe):
+    assert probe["title"] == "Overview" and probe["exceptions"] == []
+
+
+@pytest.mark.parametrize("module, imported", [
+    ("scipy.stats", False),         # the quality and comparison statistics the alert rules use
+    ("scipy.optimize", False),
+    ("argon2", False),              # password hashing: only the modes that sign people in
+    ("monitoring.alerts", False),   # the rules themselves
+    ("monitoring.auth.sessions", False),
+    ("polars", True),               # what the Overview does draw with
+    ("duckdb", True),
+])
+def test_what_the_first_run_imports(probe, module, imported):
+    assert (module in probe["modules"]) is imported
+
+
+def test_the_evaluation_runs_once_the_warm_up_is_done(probe):
+    assert probe["episodes"] is True and probe["scipy_after_evaluation"] is True
