@@ -24,8 +24,9 @@ PROBE = textwrap.dedent("""
     from streamlit.testing.v1 import AppTest
     from ui import data, warm
     seen = {}
-    def start(modules=None):
-        seen["modules"] = sorted(sys.modules)
+    def start(modules=None):   # once per process, like the real one
+        if "modules" not in seen:
+            seen["modules"] = sorted(sys.modules)
         warm._started.set(); warm._done.set()
     warm.start = start
     at = AppTest.from_file("app.py", default_timeout=120)
@@ -71,3 +72,30 @@ def test_what_the_first_run_imports(probe, module, imported):
 
 def test_the_evaluation_runs_once_the_warm_up_is_done(probe):
     assert probe["episodes"] is True and probe["scipy_after_evaluation"] is True
+
+
+# A first run that waits for the evaluation (a link straight to Alerts or Weekly health): the
+# warm-up has not been started by app.py yet, and the evaluation waits for it; the waiting
+# call starts it. With START_WAIT made endless, the call returns only if it did.
+BLOCKED = textwrap.dedent("""
+    import json
+    from ui import data, warm
+    warm.START_WAIT = 10 ** 9
+    ws = data.workspace()
+    started_before = warm._started.is_set()
+    episodes = data.alert_episodes(ws, ws.fingerprint)
+    print("PROBE" + json.dumps({"started_before": started_before, "started_after": warm._started.is_set(),
+                                "done": warm._done.is_set(), "episodes": isinstance(episodes, list)}))
+""")
+
+
+def test_a_first_run_waiting_for_the_evaluation_starts_the_warm_up(sample_logs, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
+    env |= {"MONITORING_LOGS": str(sample_logs), "MONITORING_DATA_DIR": str(tmp_path / "data"),
+            "MONITORING_DB_URL": f"sqlite:///{tmp_path / 'app.sqlite'}"}
+    out = subprocess.run([sys.executable, "-c", BLOCKED], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("PROBE")), None)
+    assert line, out.stderr[-3000:]
+    assert json.loads(line.removeprefix("PROBE")) == {"started_before": False, "started_after": True,
+                                                      "done": True, "episodes": True}

@@ -142,6 +142,12 @@ def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
     the background evaluation. Its errors are raised here, as if it had run inline."""
     fut = _episodes_future(_ws, fingerprint)
     if not fut.done():
+        # The evaluation waits for the warm-up, which app.py starts after a page is drawn: a
+        # first run that waits here (a link to Alerts or Weekly health) starts it now, while
+        # this thread imports nothing (ui/warm.py).
+        from . import warm
+
+        warm.start()
         with st.spinner("Evaluating alert rules over the history…"):
             return fut.result()
     return fut.result()

@@ -66,7 +66,9 @@ def _prefetched(_ws: Workspace, fingerprint: str, _view) -> Future:
 
 
 def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
-    if job != _latest[0]:
+    from . import warm
+
+    if job != _latest[0] or not warm.settled():   # after the first page and the warm-up (ui/warm.py)
         return
     if not ws.wait() or ws.fingerprint != fingerprint:
         return   # figures not exact yet: the page run after the duplicate check queues a new job
