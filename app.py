@@ -35,9 +35,9 @@ pages = {
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
 }
-warm.ready()   # a run after the first waits for the one-off warm-up: imports, then gc.freeze
 try:
-    with guard.page():
+    # Never beside the one-off warm-up (imports, then gc.freeze), which waits for runs in progress.
+    with warm.running(), guard.page():
         st.navigation(gate(pages)).run()   # gate: sign-in, and only the pages the role may open
 finally:
     warm.start()   # once per process, after the first page is drawn (ui/warm.py)

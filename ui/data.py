@@ -148,7 +148,7 @@ def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
         from . import warm
 
         warm.start()
-        with st.spinner("Evaluating alert rules over the history…"):
+        with warm.waiting(), st.spinner("Evaluating alert rules over the history…"):
             return fut.result()
     return fut.result()
 

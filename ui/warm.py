@@ -8,7 +8,7 @@ functions, classes and tables, alive until the process ends. So, after the first
 drawn its page: a background thread imports what the other pages draw with (pandas and
 pyarrow for tables, plotly for charts, every page's own modules), collects once and
 `gc.freeze()`s what is alive: later collections only look at objects made after that, and
-still free them. Every later run first waits for this (`ready()`), so no page imports a
+still free them. No run goes on while the thread imports (`running()`), so no page imports a
 module while the thread does (concurrent first imports raced: PERF_NOTES.md).
 
 The background jobs (the alert evaluation in ui.data, the prefetch in ui.prefetch) start
@@ -22,12 +22,14 @@ does not compete with the first page's run for the interpreter lock.
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import importlib
 import importlib.util
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -47,6 +49,16 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()
 _started = threading.Event()
+# Script runs and the warm-up's imports never overlap. Streamlit can start a page's run in a
+# new script thread while the previous run is still finishing (a click during the app's first
+# run): that run had already passed its check, and the warm-up, started by the older run's
+# end, imported beside it ("cannot import name ... from partially initialized module").
+# So: a run counts itself in (`running`) and waits while the warm-up is due or going; the
+# warm-up waits for the runs already in to finish, then new runs wait for it.
+_gate = threading.Condition()
+_active = 0
+_due = False     # start() has been called and the imports are not finished
+_here = threading.local()   # .runs: how many `running()` this thread is inside
 _log = logging.getLogger(__name__)
 
 
@@ -67,7 +79,10 @@ def page_modules(pages: Path = PAGES) -> list[str]:
 
 
 def _warm(modules: tuple[str, ...]) -> None:
+    global _due
     try:
+        with _gate:
+            _gate.wait_for(lambda: _active == 0)
         for name in modules:
             try:
                 parent, _, _ = name.rpartition(".")
@@ -81,15 +96,20 @@ def _warm(modules: tuple[str, ...]) -> None:
         gc.collect()
         gc.freeze()
     finally:
+        with _gate:
+            _due = False
+            _gate.notify_all()
         _done.set()
 
 
 def start(modules: tuple[str, ...] | None = None) -> None:
     """Start the warm-up once per process (after the first run has drawn its page)."""
-    global _thread
+    global _thread, _due
     with _lock:
         if _thread is not None:
             return
+        with _gate:
+            _due = True
         _thread = threading.Thread(target=_warm_all, args=(modules,), name="modelwatch-warm", daemon=True)
         _thread.start()
         _started.set()
@@ -105,9 +125,41 @@ def _warm_all(modules: tuple[str, ...] | None) -> None:
     _warm(tuple(m for m in wanted if m not in sys.modules))
 
 
-def ready(timeout: float = 120.0) -> bool:
-    """Wait for a started warm-up to finish; True when none is running any more."""
-    return _thread is None or _done.wait(timeout)
+@contextlib.contextmanager
+def running(timeout: float = 120.0) -> Iterator[None]:
+    """Around a script run (app.py): waits while the warm-up is due or importing, and keeps
+    it from starting its imports until the run is over."""
+    global _active
+    with _gate:
+        _gate.wait_for(lambda: not _due, timeout)
+        _active += 1
+    _here.runs = getattr(_here, "runs", 0) + 1
+    try:
+        yield
+    finally:
+        _here.runs -= 1
+        with _gate:
+            _active -= 1
+            _gate.notify_all()
+
+
+@contextlib.contextmanager
+def waiting() -> Iterator[None]:
+    """Inside a run that blocks on a background job (which may wait for the warm-up): the run
+    imports nothing meanwhile, so it does not hold the warm-up back; counted in again after."""
+    global _active
+    if not getattr(_here, "runs", 0):   # a background thread, or no run at all: nothing to do
+        yield
+        return
+    with _gate:
+        _active -= 1
+        _gate.notify_all()
+    try:
+        yield
+    finally:
+        with _gate:
+            _gate.wait_for(lambda: not _due, 120.0)
+            _active += 1
 
 
 def settled(timeout: float = 120.0) -> bool:
