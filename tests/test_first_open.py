@@ -99,3 +99,58 @@ def test_a_first_run_waiting_for_the_evaluation_starts_the_warm_up(sample_logs, 
     assert line, out.stderr[-3000:]
     assert json.loads(line.removeprefix("PROBE")) == {"started_before": False, "started_after": True,
                                                       "done": True, "episodes": True}
+
+
+@pytest.fixture
+def fresh_warm(monkeypatch):
+    import gc
+    import threading
+
+    from ui import warm
+
+    for name, value in (("_gate", threading.Condition()), ("_active", 0), ("_due", False),
+                        ("_done", threading.Event()), ("_started", threading.Event()), ("_thread", None),
+                        ("_here", threading.local())):
+        monkeypatch.setattr(warm, name, value)
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    yield warm
+    if warm._thread is not None:
+        warm._thread.join(60)
+    gc.unfreeze()
+
+
+@pytest.mark.parametrize("blocked_run", [False, True])
+def test_the_warm_up_never_imports_beside_a_run(fresh_warm, blocked_run):
+    """A run in progress when the warm-up starts (Streamlit's next run can begin before the
+    previous one has ended) holds its imports back until the run is over; a run that blocks on
+    a background job (warm.waiting) lets them go meanwhile."""
+    warm = fresh_warm
+    with warm.running():
+        warm.start(("colorsys",))
+        if blocked_run:
+            with warm.waiting():
+                assert warm._done.wait(60)      # the imports went ahead while the run waited
+            assert "colorsys" in sys.modules
+        else:
+            assert not warm._done.wait(0.5)     # still held back by this run
+            assert "colorsys" not in sys.modules
+    assert warm._done.wait(60) and "colorsys" in sys.modules
+
+
+def test_a_run_starting_while_the_warm_up_is_due_waits_for_it(fresh_warm):
+    import threading
+
+    warm = fresh_warm
+    order = []
+    with warm.running():
+        warm.start(("colorsys",))
+        def run() -> None:
+            with warm.running():
+                order.append("colorsys" in sys.modules)
+
+        later = threading.Thread(target=run)
+        later.start()
+        later.join(0.5)
+        assert order == []                      # waits: the warm-up is due
+    later.join(60)
+    assert order == [True]                      # ran after the imports
