@@ -19,7 +19,6 @@ from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 
 BATCH_ROWS = 4_000_000    # rows per batch: bounds the memory of one batch's passes
-DEDUPE_ROWS = 5_000_000   # ids per pass of a full duplicate check (its hash table's size)
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
@@ -235,15 +234,14 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
            "WHERE list_contains($parts, part))")
     params = {"ids": st.glob_of(root, "ids"), "parts": parts}
     if fresh is None:
-        # Every hash against every other: one hash table of all ids was the build's memory
-        # peak (1.03 GB of RSS at 10M rows). Hashes fall into disjoint slices by h mod k, so
-        # k passes, each grouping one slice, find the same candidates with a table 1/k the size.
-        k = max(1, -(-sum(e.rows for e in live.values()) // DEDUPE_ROWS))
-        frames = [run(con, f"WITH i AS {ids}, s AS (SELECT h, part, n FROM i WHERE h % $k = $slice), "
-                           "c AS (SELECT h FROM s GROUP BY h HAVING sum(n) > 1) "
-                           "SELECT DISTINCT h, part FROM s WHERE h IN (SELECT h FROM c)",
-                      params | {"k": k, "slice": j}) for j in range(k)]
-        pairs = pl.concat(frames)
+        # Every hash against every other, by sorting the hashes once and comparing each with
+        # the one before: the same candidates as grouping them, at about half the CPU and
+        # half the memory of a hash table of every id (10M ids: 0.7-0.8 s against 1.4-1.5 s
+        # for two slices of h mod 2, 410 MB against 780 MB; docs/rollups.md). Each id row
+        # has n = 1; a row counting more is a candidate by itself.
+        pairs = run(con, f"WITH i AS {ids}, s AS (SELECT h, n, lag(h) OVER (ORDER BY h) AS p FROM i), "
+                         "c AS (SELECT DISTINCT h FROM s WHERE h = p OR n > 1) "
+                         "SELECT DISTINCT h, part FROM i WHERE h IN (SELECT h FROM c)", params)
     else:
         known = (f"UNION SELECT DISTINCT h FROM read_parquet({_literal(members_path)})"
                  if members_path.exists() else "")
