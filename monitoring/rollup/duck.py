@@ -146,8 +146,8 @@ def _roll_batch(cur: duckdb.DuckDBPyConnection, lay: Layout, rows: str, params: 
     nothing is kept for the next batch (memory stays one batch's small tables).
 
     Three passes over the batch: every count table from one GROUPING SETS query
-    (`tables.counts_sql`), the numeric bins (UNPIVOT), and the id hashes written straight
-    from the scan (one row a request, never held in a table)."""
+    (`tables.counts_sql`), the numeric bins (`tables.numeric_sql`, values unnested), and
+    the id hashes written straight from the scan (one row a request, never held in a table)."""
     counts, taken, rest = lay.passes()
     _exec(cur, f"CREATE OR REPLACE TEMP TABLE counts AS {rows}{counts}", params)
     try:
