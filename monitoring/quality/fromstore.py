@@ -1,0 +1,222 @@
+"""Quality from the rollup store: the label counts and the AUC's score bins read from the
+stored per-day tables instead of a scan of the raw logs (docs/rollups.md, "Quality from
+the rollups").
+
+    p = plan(ws, t, s, f, by, sensitive)            # NotCovered: the raw engine answers
+    agg = aggregate(ws, t, p, f, ("week", None))     # data.Aggregates, origin "rollups"
+
+What the store answers, and how well:
+- exactly, from `outcomes` (prediction x label counts per UTC day and version): rows,
+  labelled rows and coverage, the confusion matrix and every figure made from it
+  (accuracy, macro and per-class precision, recall and F1, their intervals), per day,
+  week or month chunk and per version;
+- within a stated bound, from `scores` (score bins of 1/1000 by label): the ROC AUC of a
+  score that is the positive class's probability. Pairs in different bins are ordered
+  exactly; pairs sharing a bin count one half, as ties. The exact AUC counts each such pair
+  0, 1/2 or 1, so |AUC from bins - exact AUC| <= (1/2) sum_b pos_b neg_b / (P N), which is
+  reported with the value (`max_binning_error`, computed from the same bins);
+- not at all: calibration (ECE) and the label-free estimate need prediction and score
+  together, which no stored table keeps; one narrow raw pass over the window reads them
+  (`data.aggregate(..., scores_only=True)`), and the same pass checks the store's one
+  assumption (failed requests carry no prediction, which `outcomes` could not tell apart)
+  and reads what a binary score means when [quality] score is auto.
+
+The raw engine answers (NotCovered says why) for labels from a labels file or reviewers,
+regression, windows off whole UTC days, endpoint filters, row chunks, segments other than
+the version, fairness, per-class probability columns, a confidence score's AUC, and a
+store that does not cover every file as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES
+from ..logs.workspace import Workspace
+from ..query.filters import Filters
+from ..rollup.read import NotCovered, Store
+from ..rollup.quality import outcome_counts, score_counts
+from . import data
+from . import ground_truth as gt
+from .settings import QualitySettings
+
+ORIGIN = "rollups"
+SCORE_BINS = 1000
+
+
+@dataclass(frozen=True)
+class Plan:
+    store: Store
+    days: Filters                  # the window on whole UTC days (the same rows as `f`)
+    spec: data.Spec
+    outcomes: pl.DataFrame         # day, version, pred, truth, n
+
+
+def value_sql(typ: str) -> Callable[[str], str]:
+    """SQL turning a stored text value (CAST(x AS VARCHAR) of the raw column) into
+    `ground_truth.canon` of the raw value: the same text for integers and booleans, canon
+    of the text otherwise (a DOUBLE's text reads back as the same double). A 32-bit float's
+    text is its shortest decimal, not the double the raw engine compares: NotCovered."""
+    if typ in INTEGER_TYPES or typ == "BOOLEAN":
+        return lambda col: col
+    if typ in ("FLOAT", "REAL"):
+        raise NotCovered("32-bit float predictions or labels are compared as doubles: the raw logs answer")
+    return lambda col: gt.canon(col, "VARCHAR")
+
+
+def _store(ws: Workspace, t: gt.Truth, by: str | None, sensitive: str | None) -> Store:
+    store = getattr(ws.source, "rollups", None)
+    if store is None:
+        raise NotCovered("no rollup store covers these logs")
+    if not store.complete:
+        raise NotCovered("the rollups do not cover every log file as it is now")
+    if t.labels is not None:
+        raise NotCovered("labels from a labels file are not in the rollups")
+    if t.reviewed is not None and t.reviewed.height:
+        raise NotCovered("reviewers' answers are not in the rollups")
+    if t.task != "classification":
+        raise NotCovered("regression quality needs the raw logs (the rollups count class outcomes only)")
+    if not ws.source.has("label"):
+        raise NotCovered("the logs have no label column")
+    if not getattr(ws.source, "has_time", True):
+        raise NotCovered("logs without timestamps have no UTC days")
+    if by not in (None, "model_version"):
+        raise NotCovered(f"segments by {by} need the raw logs (the rollups are per version)")
+    if sensitive:
+        raise NotCovered("fairness by a sensitive column needs the raw logs")
+    if ws.source.has("score") and ws.source.types.get("score", "") not in NUMERIC_TYPES:
+        raise NotCovered("a score that is not a number needs the raw logs")
+    store.check(ws.source)
+    return store
+
+
+def whole_days(ws: Workspace, f: Filters) -> Filters:
+    from ..drift.fromstore import day_window
+
+    first, last = ws.extent.first, ws.extent.last
+    if first is None or last is None:
+        raise NotCovered("the logs have no valid timestamps")
+    g = replace(f, start=f.start or first, end=f.end or last + timedelta(microseconds=1))
+    return day_window(g, first, last)
+
+
+def _checks(ws: Workspace, f: Filters, pred_type: str) -> pl.DataFrame:
+    """One narrow pass over the window's `logs`: per compared prediction, the served rows
+    with a score and with a score >= 0.5 (spec_for's reading of an auto score), and the rows
+    the store would count where the raw engine does not."""
+    ok = "NOT coalesce(is_error, false)"
+    has_score = ws.source.has("score")
+    score = "score" if has_score else "CAST(NULL AS DOUBLE)"
+    cond, params = f.where()
+    sql = (f"SELECT {gt.canon('prediction', pred_type)} AS pred, "
+           f"count_if({ok} AND prediction IS NOT NULL AND {score} IS NOT NULL) AS scored, "
+           f"count_if({ok} AND prediction IS NOT NULL AND {score} >= 0.5) AS high, "
+           f"count_if(NOT {ok} AND prediction IS NOT NULL) AS failed_with_prediction, "
+           f"count_if({score} IS NOT NULL AND label IS NOT NULL AND (NOT {ok} OR prediction IS NULL)) AS stray_scores, "
+           f"count_if({score} IS NOT NULL AND NOT isfinite({score})) AS odd_scores "
+           f"FROM logs WHERE {cond} GROUP BY 1")
+    return ws.source.query(ws.con, sql, params)
+
+
+def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | None,
+         sensitive: str | None) -> Plan:
+    """The store's answer to spec_for, or NotCovered (one sentence) for the raw engine."""
+    store = _store(ws, t, by, sensitive)
+    days = whole_days(ws, f)
+    types = ws.source.types
+    value_p, value_l = value_sql(types.get("prediction", "")), value_sql(types.get("label", ""))
+    checks = _checks(ws, f, types.get("prediction", ""))
+    failed = int(checks["failed_with_prediction"].sum() or 0)
+    if failed:
+        raise NotCovered(f"{failed:,} failed requests carry a prediction: the rollups cannot tell them from "
+                         "served ones")
+    if int(checks["stray_scores"].sum() or 0) or int(checks["odd_scores"].sum() or 0):
+        raise NotCovered("some labelled scores are on failed or unpredicted rows, or not finite: "
+                         "the rollups' score bins would count them")
+    value = {"prediction": value_p, "label": value_l}
+    out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
+    pairs = out.group_by("pred", "truth").agg(pl.col("n").sum()).with_columns(
+        pl.lit(0, pl.Int64).alias("scored"), pl.lit(0, pl.Int64).alias("high"))
+    extra = checks.filter((pl.col("scored") > 0) & pl.col("pred").is_not_null()).select(
+        "pred", pl.lit(None, pl.String).alias("truth"), pl.lit(0, pl.Int64).alias("n"),
+        pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
+    spec = data.spec_from_pairs(ws, s, pl.concat([pairs, extra]))
+    return Plan(store, days, spec, out)
+
+
+def chunk_of_day(days: np.ndarray, kind: str) -> np.ndarray:
+    """`chunks.key_sql(kind)` of each UTC day number."""
+    days = np.asarray(days, dtype=np.int64)
+    if kind == "day":
+        return days
+    if kind == "week":
+        return np.floor_divide(days + 3, 7)
+    if kind == "month":
+        return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    raise NotCovered(f"{kind} chunks need the raw logs (the rollups are per UTC day)")
+
+
+def _with_keys(df: pl.DataFrame, kind: str) -> pl.DataFrame:
+    return df.with_columns(pl.Series("chunk", chunk_of_day(df["day"].to_numpy(), kind), pl.Int64),
+                           pl.col("version").fill_null("(none)").alias("seg"), pl.lit("(all)").alias("sens"))
+
+
+def _hist(ws: Workspace, p: Plan, kind: str) -> pl.DataFrame | None:
+    """hist rows (g, chunk, seg, version, cls, s, y, n) from the score bins, or None when
+    the report has no AUC; NotCovered for an AUC the bins cannot give."""
+    spec = p.spec
+    p_pos = spec.p_pos_sql()
+    if p_pos is None:
+        if len(spec.classes) > 2 and spec.class_scores:
+            raise NotCovered("one-vs-rest AUC from per-class probability columns needs the raw logs")
+        return None
+    if p_pos != "score":
+        raise NotCovered("the AUC of a confidence score needs prediction and score together: the raw logs answer")
+    value = value_sql(ws.source.types.get("label", ""))
+    sc = _with_keys(score_counts(p.store, ws.con, p.days, lambda c: value(c)), kind).with_columns(
+        pl.col("bin").cast(pl.Float64).alias("s"), (pl.col("truth") == spec.positive).alias("y"))
+    parts = []
+    for g, keys in ((7, ()), (6, ("chunk",)), (5, ("seg",)), (3, ("version",))):
+        h = sc.group_by(*keys, "s", "y").agg(pl.col("n").sum())
+        for k in ("chunk", "seg", "version"):
+            if k not in keys:
+                h = h.with_columns(pl.lit(None, pl.Int64 if k == "chunk" else pl.String).alias(k))
+        parts.append(h.select(pl.lit(g, pl.Int32).alias("g"), "chunk", "seg", "version",
+                              pl.lit(spec.positive).alias("cls"), "s", "y", "n"))
+    return pl.concat(parts)
+
+
+def aggregate(ws: Workspace, t: gt.Truth, p: Plan, f: Filters, chunk: tuple[str, int | None]) -> data.Aggregates:
+    """data.aggregate's answer: rows and pairs from `outcomes`, the AUC histogram from
+    `scores`, confidence and estimation bins from one narrow raw pass over `f`."""
+    kind, size = chunk
+    chunk_of_day(np.zeros(0), kind)           # row chunks: NotCovered before any reading
+    o = p.outcomes
+    versions = o["version"].n_unique()
+    if versions > data.MAX_GROUPS:
+        raise NotCovered(f"{versions} versions: the raw engine groups all but the largest {data.MAX_GROUPS}")
+    hist = _hist(ws, p, kind)
+    o = _with_keys(o, kind)
+    rows = o.group_by("chunk", "version", "seg", "sens", "pred").agg(
+        pl.col("n").sum(), pl.col("n").filter(pl.col("truth").is_not_null()).sum().alias("labelled"),
+        pl.lit(None, pl.Int64).alias("lo_us"), pl.lit(None, pl.Int64).alias("hi_us"))
+    pairs = o.filter(pl.col("truth").is_not_null()).group_by(
+        "chunk", "version", "seg", "sens", "pred", "truth").agg(pl.col("n").sum())
+    scores = data.aggregate(ws, t, p.spec, f, chunk, scores_only=True)
+    return data.Aggregates(kind, size, rows, pairs=pairs, hist=hist, hist_exact=hist is None,
+                           conf=scores.conf, est=scores.est, origin=ORIGIN)
+
+
+def describe(agg: data.Aggregates) -> str:
+    text = ("counts from the rollup store (exact: rows, labels, the confusion matrix and the figures made "
+            "from it)")
+    if agg.hist is not None:
+        text += f"; ROC AUC from its score bins of 1/{SCORE_BINS} (max_binning_error bounds the difference)"
+    if agg.conf is not None:
+        text += "; calibration and the estimate from one pass over the raw logs (prediction x score)"
+    return text
