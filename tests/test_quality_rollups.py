@@ -112,19 +112,24 @@ def generated(tz, generated_logs, tmp_path_factory):
     return _workspace(generated_logs, tmp_path_factory.mktemp("data"))
 
 
-@pytest.mark.parametrize("chunk, window", [
-    ("day", None),
-    ("week", None),
-    ("month", None),
-    ("auto", None),
-    ("day", (datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC))),
-    ("week", (datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))),
+@pytest.mark.parametrize("chunk, window, partial", [
+    ("day", None, False),
+    ("week", None, False),
+    ("month", None, False),
+    ("auto", None, False),
+    ("day", (datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC)), False),
+    ("week", (datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)), False),
+    ("day", (datetime(2026, 10, 29, 13, 7, tzinfo=UTC), datetime(2026, 11, 6, 2, 30, tzinfo=UTC)), True),
+    ("auto", "last 7 days", True),                  # the page's default window: [last - 7 days, last)
 ])
-def test_generated_logs_every_figure_from_the_store_equals_the_raw_one(generated, chunk, window):
+def test_generated_logs_every_figure_from_the_store_equals_the_raw_one(generated, chunk, window, partial):
     ws, _ = generated
+    if window == "last 7 days":
+        window = (ws.extent.last - timedelta(days=7), ws.extent.last)
     start, end = window or (None, None)
     a, b = _both(ws, chunk=chunk, start=start, end=end)
     _same_report(a, b)
+    assert ("partial first or last day" in a["origin_note"]) == partial
     assert a["score"] == "predicted" and len(a["classes"]) == 3 and "ece" in a["overall"] and a["chunks"]
 
 
@@ -185,10 +190,15 @@ def binary(tz, tmp_path_factory):
     return ws, store, truth
 
 
-@pytest.mark.parametrize("chunk", ["day", "week", "month"])
-def test_binary_logs_counts_exact_and_auc_within_its_bound(binary, chunk):
+@pytest.mark.parametrize("chunk, window", [
+    ("day", None), ("week", None), ("month", None),
+    ("day", (START + timedelta(days=2, hours=6), START + timedelta(days=9, hours=3))),   # partial days raw
+    ("week", (START + timedelta(hours=1), START + timedelta(days=15, hours=23))),
+])
+def test_binary_logs_counts_exact_and_auc_within_its_bound(binary, chunk, window):
     ws, _, truth = binary
-    a, b = _both(ws, chunk=chunk)
+    start, end = window or (None, None)
+    a, b = _both(ws, chunk=chunk, start=start, end=end)
     _same_report(a, b)
     assert a["score"] == "positive" and a["positive_class"] == "1"
     assert a["auc_method"].startswith("binned into 1000 score bins")
@@ -302,8 +312,8 @@ def _labels_file(ws, path: Path) -> str:
 
 @pytest.mark.parametrize("case, kw, reason", [
     ("raw asked for", dict(rollups=False), "the raw engine was asked for"),
-    ("window off whole days", dict(start=START + timedelta(days=2, hours=6), end=START + timedelta(days=5)),
-     "whole UTC days"),
+    ("a window inside one day", dict(start=START + timedelta(days=2, hours=6), end=START + timedelta(days=2, hours=20)),
+     "holds no whole UTC day"),
     ("endpoint filter", dict(filters=Filters(endpoints=("/v1",))), "per version, not per endpoint"),
     ("row chunks", dict(chunk="rows:500"), "rows chunks need the raw logs"),
     ("segments by a feature", dict(by="region"), "segments by region"),

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -39,20 +39,22 @@ import polars as pl
 from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES
 from ..logs.workspace import Workspace
 from ..query.filters import Filters
-from ..rollup.read import NotCovered, Store
 from ..rollup.quality import outcome_counts, score_counts
+from ..rollup.read import NotCovered, Store
+from ..rollup.tables import DAY_US, SCORE_BINS
 from . import data
 from . import ground_truth as gt
 from .settings import QualitySettings
 
 ORIGIN = "rollups"
-SCORE_BINS = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Plan:
     store: Store
-    days: Filters                  # the window on whole UTC days (the same rows as `f`)
+    days: Filters                  # the whole UTC days of the window: read from the store
+    pieces: tuple[Filters, ...]    # the rest of the window (its partial first and last days): raw
     spec: data.Spec
     outcomes: pl.DataFrame         # day, version, pred, truth, n
 
@@ -95,14 +97,35 @@ def _store(ws: Workspace, t: gt.Truth, by: str | None, sensitive: str | None) ->
     return store
 
 
-def whole_days(ws: Workspace, f: Filters) -> Filters:
-    from ..drift.fromstore import day_window
+def _us(dt: datetime) -> int:
+    return (dt - EPOCH) // timedelta(microseconds=1)
 
+
+def _dt(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def split(ws: Workspace, f: Filters) -> tuple[Filters, tuple[Filters, ...]]:
+    """(the whole UTC days inside `f`, the pieces of `f` before and after them). An edge is
+    first moved out to its day boundary when that moves no row in or out (a window from the
+    first request or to the last), so a window of whole days of logs has no pieces.
+    NotCovered for a window without a whole UTC day, or one filtered by endpoint."""
+    if f.endpoints:
+        raise NotCovered("quality rollups are per version, not per endpoint")
     first, last = ws.extent.first, ws.extent.last
     if first is None or last is None:
         raise NotCovered("the logs have no valid timestamps")
-    g = replace(f, start=f.start or first, end=f.end or last + timedelta(microseconds=1))
-    return day_window(g, first, last)
+    lo = _us(f.start) if f.start is not None else _us(first)
+    hi = _us(f.end) if f.end is not None else _us(last) + 1
+    if lo <= _us(first):
+        lo -= lo % DAY_US
+    if hi > _us(last):
+        hi += -hi % DAY_US
+    a, b = lo + -lo % DAY_US, hi - hi % DAY_US
+    if a >= b:
+        raise NotCovered("the window holds no whole UTC day")
+    pieces = tuple(replace(f, start=_dt(x), end=_dt(y)) for x, y in ((lo, a), (b, hi)) if x < y)
+    return replace(f, start=_dt(a), end=_dt(b)), pieces
 
 
 def _checks(ws: Workspace, f: Filters, pred_type: str) -> pl.DataFrame:
@@ -127,7 +150,7 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
          sensitive: str | None) -> Plan:
     """The store's answer to spec_for, or NotCovered (one sentence) for the raw engine."""
     store = _store(ws, t, by, sensitive)
-    days = whole_days(ws, f)
+    days, pieces = split(ws, f)
     types = ws.source.types
     value_p, value_l = value_sql(types.get("prediction", "")), value_sql(types.get("label", ""))
     checks = _checks(ws, f, types.get("prediction", ""))
@@ -140,13 +163,24 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
                          "the rollups' score bins would count them")
     value = {"prediction": value_p, "label": value_l}
     out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
+    for g in pieces:
+        out = pl.concat([out, _raw_outcomes(ws, t, g)])
     pairs = out.group_by("pred", "truth").agg(pl.col("n").sum()).with_columns(
         pl.lit(0, pl.Int64).alias("scored"), pl.lit(0, pl.Int64).alias("high"))
     extra = checks.filter((pl.col("scored") > 0) & pl.col("pred").is_not_null()).select(
         "pred", pl.lit(None, pl.String).alias("truth"), pl.lit(0, pl.Int64).alias("n"),
         pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
     spec = data.spec_from_pairs(ws, s, pl.concat([pairs, extra]))
-    return Plan(store, days, spec, out)
+    return Plan(store, days, pieces, spec, out)
+
+
+def _raw_outcomes(ws: Workspace, t: gt.Truth, g: Filters) -> pl.DataFrame:
+    """outcome_counts' frame for a piece of the window, from the raw logs (pruned by time)."""
+    cond, params = g.where()
+    df = gt.query(ws, t, f"SELECT {data.ch.key_sql('day')} AS day, model_version AS version, pred, truth, "
+                         f"count(*) AS n FROM truth_rows WHERE {cond} GROUP BY ALL", params)
+    return df.select(pl.col("day").cast(pl.Int64), pl.col("version").cast(pl.String), pl.col("pred").cast(pl.String),
+                     pl.col("truth").cast(pl.String), pl.col("n").cast(pl.Int64))
 
 
 def chunk_of_day(days: np.ndarray, kind: str) -> np.ndarray:
@@ -166,7 +200,19 @@ def _with_keys(df: pl.DataFrame, kind: str) -> pl.DataFrame:
                            pl.col("version").fill_null("(none)").alias("seg"), pl.lit("(all)").alias("sens"))
 
 
-def _hist(ws: Workspace, p: Plan, kind: str) -> pl.DataFrame | None:
+def _raw_scores(ws: Workspace, t: gt.Truth, g: Filters) -> pl.DataFrame:
+    """score_counts' frame for a piece of the window, from the raw logs, in the store's bins
+    (`tables.score_bin`; the scores are finite, checked by `_checks`)."""
+    cond, params = g.where()
+    df = gt.query(ws, t, f"SELECT {data.ch.key_sql('day')} AS day, model_version AS version, truth, "
+                         f"CAST(least(greatest(floor(score * {SCORE_BINS}), -1), {SCORE_BINS}) AS INTEGER) AS bin, "
+                         f"count(*) AS n FROM truth_rows WHERE truth IS NOT NULL AND score IS NOT NULL AND {cond} "
+                         "GROUP BY ALL", params)
+    return df.select(pl.col("day").cast(pl.Int64), pl.col("version").cast(pl.String), pl.col("truth").cast(pl.String),
+                     pl.col("bin").cast(pl.Int32), pl.col("n").cast(pl.Int64))
+
+
+def _hist(ws: Workspace, t: gt.Truth, p: Plan, kind: str) -> pl.DataFrame | None:
     """hist rows (g, chunk, seg, version, cls, s, y, n) from the score bins, or None when
     the report has no AUC; NotCovered for an AUC the bins cannot give."""
     spec = p.spec
@@ -178,7 +224,10 @@ def _hist(ws: Workspace, p: Plan, kind: str) -> pl.DataFrame | None:
     if p_pos != "score":
         raise NotCovered("the AUC of a confidence score needs prediction and score together: the raw logs answer")
     value = value_sql(ws.source.types.get("label", ""))
-    sc = _with_keys(score_counts(p.store, ws.con, p.days, lambda c: value(c)), kind).with_columns(
+    sc = score_counts(p.store, ws.con, p.days, lambda c: value(c))
+    for g in p.pieces:
+        sc = pl.concat([sc, _raw_scores(ws, t, g)])
+    sc = _with_keys(sc, kind).with_columns(
         pl.col("bin").cast(pl.Float64).alias("s"), (pl.col("truth") == spec.positive).alias("y"))
     parts = []
     for g, keys in ((7, ()), (6, ("chunk",)), (5, ("seg",)), (3, ("version",))):
@@ -200,7 +249,7 @@ def aggregate(ws: Workspace, t: gt.Truth, p: Plan, f: Filters, chunk: tuple[str,
     versions = o["version"].n_unique()
     if versions > data.MAX_GROUPS:
         raise NotCovered(f"{versions} versions: the raw engine groups all but the largest {data.MAX_GROUPS}")
-    hist = _hist(ws, p, kind)
+    hist = _hist(ws, t, p, kind)
     o = _with_keys(o, kind)
     rows = o.group_by("chunk", "version", "seg", "sens", "pred").agg(
         pl.col("n").sum(), pl.col("n").filter(pl.col("truth").is_not_null()).sum().alias("labelled"),
@@ -212,9 +261,11 @@ def aggregate(ws: Workspace, t: gt.Truth, p: Plan, f: Filters, chunk: tuple[str,
                            conf=scores.conf, est=scores.est, origin=ORIGIN)
 
 
-def describe(agg: data.Aggregates) -> str:
+def describe(agg: data.Aggregates, p: Plan) -> str:
     text = ("counts from the rollup store (exact: rows, labels, the confusion matrix and the figures made "
             "from it)")
+    if p.pieces:
+        text += ", the window's partial first or last day from the raw logs"
     if agg.hist is not None:
         text += f"; ROC AUC from its score bins of 1/{SCORE_BINS} (max_binning_error bounds the difference)"
     if agg.conf is not None:

@@ -22,8 +22,8 @@ import polars as pl
 
 from ..logs.workspace import Workspace
 from ..query.filters import Filters
-from . import chunks as ch
 from ..rollup.read import NotCovered
+from . import chunks as ch
 from . import data, estimate, fairness, fromstore, metrics
 from . import ground_truth as gt
 from .settings import QualitySettings, load
@@ -180,7 +180,7 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
     if agg is None:
         agg = data.aggregate(ws, t, spec, f, (kind, size), by=by or "model_version", sensitive=sensitive)
     out: dict[str, Any] = {"task": spec.task, "labelled": spec.labelled, "rows": spec.rows,
-                           "origin": agg.origin, "origin_note": fromstore.describe(agg) if agg.origin == fromstore.ORIGIN
+                           "origin": agg.origin, "origin_note": fromstore.describe(agg, plan) if agg.origin == fromstore.ORIGIN
                            else f"every figure from the raw logs ({why})" if why else "every figure from the raw logs",
                            "coverage": spec.labelled / spec.rows if spec.rows else 0.0,
                            "chunk": ch.label(kind, size), "min_labels": s.min_labels}

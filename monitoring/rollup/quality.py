@@ -31,7 +31,9 @@ def outcome_counts(store: Store, con, f: Filters, value: Callable[[str], str]) -
         return pl.DataFrame(schema={"day": pl.Int64, "version": pl.String, "pred": pl.String,
                                     "truth": pl.String, "n": pl.Int64})
     df = run(con, sql + " ORDER BY ALL", params)
-    return df.filter(pl.col("served")).drop("served")
+    return df.filter(pl.col("served")).select(pl.col("day").cast(pl.Int64), pl.col("version").cast(pl.String),
+                                              pl.col("pred").cast(pl.String), pl.col("truth").cast(pl.String),
+                                              pl.col("n").cast(pl.Int64))
 
 
 def score_counts(store: Store, con, f: Filters, value: Callable[[str], str]) -> pl.DataFrame:
@@ -43,4 +45,6 @@ def score_counts(store: Store, con, f: Filters, value: Callable[[str], str]) -> 
         return pl.DataFrame(schema={"day": pl.Int64, "version": pl.String, "truth": pl.String,
                                     "bin": pl.Int32, "n": pl.Int64})
     df = run(con, sql + " ORDER BY ALL", params)
-    return df.filter(pl.col("truth").is_not_null())
+    return df.filter(pl.col("truth").is_not_null()).select(
+        pl.col("day").cast(pl.Int64), pl.col("version").cast(pl.String), pl.col("truth").cast(pl.String),
+        pl.col("bin").cast(pl.Int32), pl.col("n").cast(pl.Int64))
