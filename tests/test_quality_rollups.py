@@ -148,7 +148,7 @@ START = datetime(2026, 3, 1, tzinfo=UTC)     # spans New York's change to summer
 
 
 def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_prediction: bool = False,
-            seed: int = 5) -> dict[str, np.ndarray]:
+            seed: int = 5, score_kind: str = "positive") -> dict[str, np.ndarray]:
     """One Parquet file per UTC day; returns the served rows without their copies (the oracle)."""
     rng = np.random.default_rng(seed)
     keep = {k: [] for k in ("day", "version", "pred", "score", "label")}
@@ -168,7 +168,8 @@ def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_predicti
             "request_id": ids, "timestamp": pa.array(ts, pa.timestamp("us", "UTC")),
             "model_version": version, "status": np.where(failed, "error", "ok"),
             "prediction": pa.array(pred, mask=failed & (not failed_with_prediction)),
-            "score": pa.array(score, mask=failed),
+            **({} if score_kind == "none" else {"score": pa.array(
+                score if score_kind == "positive" else np.where(pred == 1, score, 1 - score), mask=failed)}),
             "label": pa.array(y.astype(np.float64), mask=~labelled),     # 1.0 against a prediction of 1
             "region": rng.choice(["north", "south"], n)})
         copies = t.take(np.arange(0, n, 50))                                 # retries logged twice
@@ -227,6 +228,22 @@ def test_binary_logs_daily_figures_equal_a_numpy_count(binary, version):
         assert abs(m["roc_auc"]["value"] - exact) <= m["roc_auc"]["max_binning_error"] + 1e-12, (d, version)
         if version == "v2":       # the incident, found from the store: v2's score is blind on days 8-11
             assert (m["roc_auc"]["value"] < 0.65) == (8 <= d < 12), (d, m["roc_auc"])
+
+
+@pytest.mark.parametrize("score, origin, note", [
+    ("none", "rollups", "counts from the rollup store (exact: rows, labels, the confusion matrix and the figures "
+                        "made from it)"),
+    ("confidence", "raw", "the AUC of a confidence score needs prediction and score together"),
+])
+def test_logs_without_a_score_or_with_a_confidence(tmp_path, score, origin, note):
+    _binary(tmp_path / "logs", days=4, score_kind=score)
+    ws, _ = _workspace(tmp_path / "logs", tmp_path / "data")
+    a, b = _both(ws, chunk="day")
+    assert a["origin"] == origin and note in a["origin_note"], a["origin_note"]
+    assert a.get("score") == {"none": None, "confidence": "predicted"}[score]
+    if origin == "rollups":
+        _same_report(a, b)
+        assert "ece" not in a["overall"] and "roc_auc" not in a["overall"]
 
 
 def test_failed_requests_with_a_prediction_are_read_raw(tmp_path):
@@ -353,3 +370,19 @@ def test_cli_says_which_path_answered(binary, capsys):
     ws, _, _ = binary
     assert "answered from: counts from the rollup store" in table(quality_report(ws, chunk="week"))
     assert "answered from: every figure from the raw logs" in table(quality_report(ws, chunk="week", rollups=False))
+
+
+def test_quality_page_says_which_path_answered(app_env, tmp_path):
+    from tests.page_helpers import open_page
+
+    _binary(tmp_path / "logs", days=10)
+    cfg = replace(load_config(None, {"logs": str(tmp_path / "logs")}), data_dir=str(tmp_path / "data"))
+    build.build(cfg)                                                    # the app's data folder (app_env)
+    at = open_page(app_env(tmp_path / "logs"), "pages/quality.py")      # "Last 7 days": its whole days stored
+    shown = [c.value for c in at.caption if c.value.startswith("Answered from")]    # Markdown-escaped text
+    assert shown and "counts from the rollup store" in shown[0] and "partial first or last day" in shown[0]
+    assert any(m.label == "ROC AUC" and m.value.startswith("0.") for m in at.metric)
+    at.selectbox(key="quality_by").set_value("region")
+    at.run()
+    shown = [c.value for c in at.caption if c.value.startswith("Answered from")]
+    assert not at.exception and "every figure from the raw logs" in shown[0] and "segments by region" in shown[0]

@@ -128,21 +128,23 @@ def split(ws: Workspace, f: Filters) -> tuple[Filters, tuple[Filters, ...]]:
     return replace(f, start=_dt(a), end=_dt(b)), pieces
 
 
-def _checks(ws: Workspace, f: Filters, pred_type: str) -> pl.DataFrame:
-    """One narrow pass over the window's `logs`: per compared prediction, the served rows
-    with a score and with a score >= 0.5 (spec_for's reading of an auto score), and the rows
-    the store would count where the raw engine does not."""
+def _checks(ws: Workspace, f: Filters, pred_type: str, by_pred: bool) -> pl.DataFrame:
+    """One narrow pass over the window's `logs`: the rows the store would count where the
+    raw engine does not, and with `by_pred`, per compared prediction, the served rows with a
+    score and with a score >= 0.5 (spec_for's reading of an auto score; without it, one
+    plain aggregate with no grouping)."""
     ok = "NOT coalesce(is_error, false)"
     has_score = ws.source.has("score")
     score = "score" if has_score else "CAST(NULL AS DOUBLE)"
     cond, params = f.where()
-    sql = (f"SELECT {gt.canon('prediction', pred_type)} AS pred, "
+    pred = gt.canon("prediction", pred_type) if by_pred else "CAST(NULL AS VARCHAR)"
+    sql = (f"SELECT {pred} AS pred, "
            f"count_if({ok} AND prediction IS NOT NULL AND {score} IS NOT NULL) AS scored, "
            f"count_if({ok} AND prediction IS NOT NULL AND {score} >= 0.5) AS high, "
            f"count_if(NOT {ok} AND prediction IS NOT NULL) AS failed_with_prediction, "
            f"count_if({score} IS NOT NULL AND label IS NOT NULL AND (NOT {ok} OR prediction IS NULL)) AS stray_scores, "
            f"count_if({score} IS NOT NULL AND NOT isfinite({score})) AS odd_scores "
-           f"FROM logs WHERE {cond} GROUP BY 1")
+           f"FROM logs WHERE {cond}" + (" GROUP BY 1" if by_pred else ""))
     return ws.source.query(ws.con, sql, params)
 
 
@@ -153,7 +155,16 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
     days, pieces = split(ws, f)
     types = ws.source.types
     value_p, value_l = value_sql(types.get("prediction", "")), value_sql(types.get("label", ""))
-    checks = _checks(ws, f, types.get("prediction", ""))
+    value = {"prediction": value_p, "label": value_l}
+    out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
+    for g in pieces:
+        out = pl.concat([out, _raw_outcomes(ws, t, g)])
+    pairs = out.group_by("pred", "truth").agg(pl.col("n").sum()).with_columns(
+        pl.lit(0, pl.Int64).alias("scored"), pl.lit(0, pl.Int64).alias("high"))
+    spec = data.spec_from_pairs(ws, s, pairs)
+    # spec_for reads a binary model's auto score from the share of high scores by prediction
+    detect = ws.source.has("score") and s.score == "auto" and spec.binary and spec.positive is not None
+    checks = _checks(ws, f, types.get("prediction", ""), detect)
     failed = int(checks["failed_with_prediction"].sum() or 0)
     if failed:
         raise NotCovered(f"{failed:,} failed requests carry a prediction: the rollups cannot tell them from "
@@ -161,12 +172,8 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
     if int(checks["stray_scores"].sum() or 0) or int(checks["odd_scores"].sum() or 0):
         raise NotCovered("some labelled scores are on failed or unpredicted rows, or not finite: "
                          "the rollups' score bins would count them")
-    value = {"prediction": value_p, "label": value_l}
-    out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
-    for g in pieces:
-        out = pl.concat([out, _raw_outcomes(ws, t, g)])
-    pairs = out.group_by("pred", "truth").agg(pl.col("n").sum()).with_columns(
-        pl.lit(0, pl.Int64).alias("scored"), pl.lit(0, pl.Int64).alias("high"))
+    if not detect:
+        return Plan(store, days, pieces, spec, out)
     extra = checks.filter((pl.col("scored") > 0) & pl.col("pred").is_not_null()).select(
         "pred", pl.lit(None, pl.String).alias("truth"), pl.lit(0, pl.Int64).alias("n"),
         pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
