@@ -386,3 +386,26 @@ def test_quality_page_says_which_path_answered(app_env, tmp_path):
     at.run()
     shown = [c.value for c in at.caption if c.value.startswith("Answered from")]
     assert not at.exception and "every figure from the raw logs" in shown[0] and "segments by region" in shown[0]
+
+
+# NannyML's published realized performance of the car-loan analysis set, chunks of 5,000 rows
+# ("Tutorial - Realized Performance - Binary Classification - Car Loan", nannyml docs):
+PUBLISHED = [(0.970962, 0.9422), (0.970248, 0.9422), (0.976282, 0.9502), (0.967721, 0.9436), (0.969886, 0.9410),
+             (0.960050, 0.9146), (0.958530, 0.9156), (0.959041, 0.9144), (0.963094, 0.9224), (0.957556, 0.9122)]
+
+
+@pytest.mark.parametrize("i", range(10))
+def test_car_loan_published_chunks_from_the_store(car_loan, i):
+    """Each published chunk as a time window (its first to its last request): its whole UTC days
+    from the store, its partial first and last days raw."""
+    ws, a, _ = car_loan
+    ts = a["timestamp"].cast(pa.timestamp("us")).to_pylist()
+    start, end = ts[5000 * i].replace(tzinfo=UTC), ts[5000 * i + 4999].replace(tzinfo=UTC) + timedelta(microseconds=1)
+    r = quality_report(ws, start=start, end=end, chunk="month")
+    assert r["origin"] == "rollups" and r["rows"] == 5000, r["origin_note"]
+    auc, acc = PUBLISHED[i]
+    assert r["overall"]["accuracy"]["value"] == pytest.approx(acc, abs=5e-5)
+    e = r["overall"]["roc_auc"]
+    assert abs(e["value"] - auc) <= e["max_binning_error"] + 5e-7
+    # the scores have two decimals: each 1/1000 bin holds one value, so the binned AUC is exact here
+    assert e["value"] == pytest.approx(auc, abs=5e-7)
