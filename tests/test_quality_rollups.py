@@ -409,3 +409,19 @@ def test_car_loan_published_chunks_from_the_store(car_loan, i):
     assert abs(e["value"] - auc) <= e["max_binning_error"] + 5e-7
     # the scores have two decimals: each 1/1000 bin holds one value, so the binned AUC is exact here
     assert e["value"] == pytest.approx(auc, abs=5e-7)
+
+
+@pytest.mark.parametrize("flags, origin", [([], "rollups"), (["--raw"], "raw")])
+def test_cli_quality_reads_the_store_unless_raw(tmp_path, monkeypatch, capsys, flags, origin):
+    import json
+
+    from monitoring.cli.main import main
+
+    _binary(tmp_path / "logs", days=4)
+    monkeypatch.setenv("MONITORING_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MONITORING_DB_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert main(["rollup", "build", "--logs", str(tmp_path / "logs")]) == 0
+    capsys.readouterr()
+    assert main(["quality", "--logs", str(tmp_path / "logs"), "--chunk", "day", "--format", "json", *flags]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["origin"] == origin and r["labelled"] > 0
