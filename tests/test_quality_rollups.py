@@ -148,7 +148,7 @@ START = datetime(2026, 3, 1, tzinfo=UTC)     # spans New York's change to summer
 
 
 def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_prediction: bool = False,
-            seed: int = 5, score_kind: str = "positive") -> dict[str, np.ndarray]:
+            seed: int = 5, score_kind: str = "positive", pred_type: str = "int64") -> dict[str, np.ndarray]:
     """One Parquet file per UTC day; returns the served rows without their copies (the oracle)."""
     rng = np.random.default_rng(seed)
     keep = {k: [] for k in ("day", "version", "pred", "score", "label")}
@@ -167,7 +167,7 @@ def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_predicti
         t = pa.table({
             "request_id": ids, "timestamp": pa.array(ts, pa.timestamp("us", "UTC")),
             "model_version": version, "status": np.where(failed, "error", "ok"),
-            "prediction": pa.array(pred, mask=failed & (not failed_with_prediction)),
+            "prediction": pa.array(pred, pa.type_for_alias(pred_type), mask=failed & (not failed_with_prediction)),
             **({} if score_kind == "none" else {"score": pa.array(
                 score if score_kind == "positive" else np.where(pred == 1, score, 1 - score), mask=failed)}),
             "label": pa.array(y.astype(np.float64), mask=~labelled),     # 1.0 against a prediction of 1
@@ -244,6 +244,14 @@ def test_logs_without_a_score_or_with_a_confidence(tmp_path, score, origin, note
     if origin == "rollups":
         _same_report(a, b)
         assert "ece" not in a["overall"] and "roc_auc" not in a["overall"]
+
+
+def test_float_predictions_scored_as_classes_are_read_raw(tmp_path):
+    _binary(tmp_path / "logs", days=3, pred_type="float64")
+    ws, _ = _workspace(tmp_path / "logs", tmp_path / "data", '[quality]\ntask = "classification"\n')
+    a, b = _both(ws, chunk="day")
+    assert a["origin"] == "raw" and "float prediction" in a["origin_note"] and a["labelled"] > 0
+    assert a["overall"]["accuracy"] == b["overall"]["accuracy"]
 
 
 def test_failed_requests_with_a_prediction_are_read_raw(tmp_path):

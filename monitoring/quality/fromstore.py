@@ -85,6 +85,9 @@ def _store(ws: Workspace, t: gt.Truth, by: str | None, sensitive: str | None) ->
         raise NotCovered("regression quality needs the raw logs (the rollups count class outcomes only)")
     if not ws.source.has("label"):
         raise NotCovered("the logs have no label column")
+    ptype = ws.source.types.get("prediction", "")
+    if ptype in gt.FLOAT_TYPES or ptype.startswith("DECIMAL") or not store.relation("outcomes")[0]:
+        raise NotCovered("the rollups keep a float prediction as numbers, not as classes against labels")
     if not getattr(ws.source, "has_time", True):
         raise NotCovered("logs without timestamps have no UTC days")
     if by not in (None, "model_version"):
