@@ -55,13 +55,14 @@ format: $(STAMP)
 
 # bench_rollup.py builds the 100M logs' store there; bench_browser.py then times the pages on it.
 BENCH_DIR ?= $(or $(MODELWATCH_BENCH_DIR),$(HOME)/.cache/modelwatch/bench)
+# The rollup run first: it builds the 100M store the 100M browser run reads.
 bench: $(STAMP) $(THIRDPARTY)
-	$(PY) scripts/bench.py
-	$(PY) scripts/bench_logger.py
 	$(PY) scripts/bench_rollup.py
 	$(PY) scripts/bench_browser.py --scenario pages --rounds 2 --logs $(BENCH_DIR)/logs-100M --data-dir $(BENCH_DIR)/rollup-data-logs-100M
-	$(PY) scripts/bench_drift_sets.py
 	$(PY) scripts/bench_browser.py
+	$(PY) scripts/bench.py
+	$(PY) scripts/bench_drift_sets.py
+	$(PY) scripts/bench_logger.py
 
 sample: $(STAMP)
 	$(PY) -m monitoring generate --out sample_logs --days 30 --rows-per-day 3000 --seed 7

@@ -379,14 +379,20 @@ def _drift_onsets(ws: Workspace, ref, cur: Filters, result, settings, ot) -> dic
                            .otherwise(-1).alias("state")))   # 1 drifted, 0 inconclusive, -1 clean
         for name in names:
             hs = h.filter((pl.col("name") == name) & (pl.col("hour") >= start) & (pl.col("hour") < end)).sort("hour")
-            hour, state = hs["hour"].to_list(), hs["state"].to_list()
-            best = None
-            for i, st in enumerate(state):
-                if st != 1:
-                    continue
-                misfit = state[:i].count(1) + state[i:].count(-1)
-                if best is None or misfit < best[0]:
-                    best = (misfit, hour[i])
-            if best is not None:
-                out[(name, k)] = max(best[1], start)
+            i = step_onset(hs["state"].to_list())
+            if i is not None:
+                out[(name, k)] = max(hs["hour"][i], start)
     return out
+
+
+def step_onset(states: list[int]) -> int | None:
+    """Where a step from clean to drifted fits a run of hours best: the index of the drifted
+    hour (state 1) with the fewest drifted hours before it plus clean hours (-1) from it, the
+    earliest on a tie; inconclusive hours (0) count for neither. None without a drifted hour."""
+    best = None
+    for i, st in enumerate(states):
+        if st == 1:
+            misfit = states[:i].count(1) + states[i:].count(-1)
+            if best is None or misfit < best[0]:
+                best = (misfit, i)
+    return None if best is None else best[1]
