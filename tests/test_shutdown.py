@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MARK = "-- imported --"
 SCRIPT = f"MARK = {MARK!r}\n" + textwrap.dedent("""
-    import json, sys, threading, time
+    import json, logging, sys, threading, time
     from pathlib import Path
     import monitoring.alerts
     from ui import data, prefetch, shutdown, warm
@@ -37,12 +37,14 @@ SCRIPT = f"MARK = {MARK!r}\n" + textwrap.dedent("""
             return False
 
     monitoring.alerts.evaluate = lambda ws: note("evaluated") or []
+    cached_log = logging.getLogger("streamlit.runtime.caching.cache_data_api")
     gate = threading.Event()                     # holds both workers until the main thread ends
     for pool in (prefetch._WORKER, data._EVALUATOR):
         pool.submit(gate.wait)
     jobs = [prefetch._WORKER.submit(prefetch._run, Ws(), "fp", None, None, prefetch._latest[0]),
             data._EVALUATOR.submit(data._evaluate, type("W", (), {"wait": lambda self: True})()),
-            prefetch._WORKER.submit(lambda: note("pool_job_exiting", shutdown.exiting()))]
+            prefetch._WORKER.submit(lambda: note("pool_job_exiting", shutdown.exiting())),
+            prefetch._WORKER.submit(cached_log.warning, "No runtime found")]   # a cached call running
     threading.Thread(target=lambda: (time.sleep(0.5), gate.set())).start()
     if wait_first:
         for j in jobs:
@@ -55,17 +57,19 @@ SCRIPT = f"MARK = {MARK!r}\n" + textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode, want", [
-    # queued, still waiting when the main thread ends: none runs, each sees the exit
-    ("exit", {"main_exiting": False, "pool_job_exiting": True}),
-    # the same jobs waited for by the main thread: all run, none sees an exit
+@pytest.mark.parametrize("mode, want, said", [
+    # queued, still waiting when the main thread ends: none runs, each sees the exit, no word
+    ("exit", {"main_exiting": False, "pool_job_exiting": True}, 0),
+    # the same jobs waited for by the main thread: all run, none sees an exit, the log line shows
     ("wait", {"main_exiting": False, "prefetch_waited": True, "evaluated": True,
-              "pool_job_exiting": False, "warmed": True}),
+              "pool_job_exiting": False, "warmed": True}, 1),
 ])
-def test_queued_background_jobs_stand_down_at_exit(tmp_path, mode, want):
+def test_queued_background_jobs_stand_down_at_exit(tmp_path, mode, want, said):
     out = tmp_path / "ran.json"
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out), mode], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == want
-    assert MARK in proc.stderr and proc.stderr.split(MARK, 1)[1].strip() == "", proc.stderr
+    assert MARK in proc.stderr, proc.stderr
+    after = proc.stderr.split(MARK, 1)[1].strip().splitlines()
+    assert len(after) == said and all("No runtime found" in line for line in after), proc.stderr
