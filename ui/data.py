@@ -22,6 +22,8 @@ from monitoring.metrics import anomalies
 from monitoring.metrics import service as metrics
 from monitoring.query import filters as queries
 
+from .shutdown import exiting
+
 TTL = 600
 _EVALUATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelwatch-alerts")
 ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
@@ -116,10 +118,17 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
 def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
     # One evaluation per set of logs, started in the background by the first page that asks:
     # a page that only shows episodes when ready (Overview) never waits for it.
+    return _EVALUATOR.submit(_evaluate, _ws)
+
+
+def _evaluate(ws: Workspace) -> list:
+    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
     from monitoring.alerts import evaluate
 
-    # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
-    return _EVALUATOR.submit(lambda: (_ws.wait(), evaluate(_ws))[1])
+    ws.wait()
+    if exiting():   # queued before the exit: nobody is left to read it (ui.shutdown)
+        raise RuntimeError("the app is exiting: alert rules not evaluated")
+    return evaluate(ws)
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

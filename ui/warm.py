@@ -23,6 +23,8 @@ import sys
 import threading
 from pathlib import Path
 
+from .shutdown import exiting
+
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 # Imported by Streamlit itself on a page's first table or chart, not by our modules.
 DRAWING = ("pandas", "pyarrow", "plotly.graph_objects", "plotly.io", "streamlit.elements.arrow",
@@ -53,6 +55,8 @@ def page_modules(pages: Path = PAGES) -> list[str]:
 def _warm(modules: tuple[str, ...]) -> None:
     try:
         for name in modules:
+            if exiting():   # the process is ending: nothing left to warm (ui.shutdown)
+                return
             try:
                 parent, _, _ = name.rpartition(".")
                 if parent and parent in sys.modules and not hasattr(sys.modules[parent], "__path__"):
