@@ -29,6 +29,7 @@ try:
 except (LabelsError, ConfigError, ValueError) as exc:
     st.error(f"Quality cannot be computed: {md(exc)}")
     st.stop()
+st.caption(f"Answered from: {md(r.get('origin_note', 'the raw logs'))}.")
 for w in r["warnings"]:
     uq.warn(w)
 if not r["overall"]:

@@ -45,3 +45,72 @@ def test_compressed_reference_is_numpys_order_statistics(n, ties):
     values, counts = np.unique(picked, return_counts=True)
     assert got["x"].to_list() == values.tolist()
     assert got["wr"].to_list() == counts.tolist()
+
+
+@pytest.mark.parametrize("rows, n0, stride", [(1000, 100, 3), (1050, 100, 4), (12_345, 250, 7)])
+def test_materialised_sample_is_every_nth_chunk_in_one_sort(rows, n0, stride):
+    """The calibration's table: the same rows as every_nth_chunk, each with its position in
+    the side (mw_pos), so its chunks of n0 rows in mw_pos order are the kept chunks."""
+    from monitoring.drift.overtime import _materialised
+    con = duckdb.connect()
+    order = np.random.default_rng(rows).permutation(rows)
+    con.execute("CREATE TABLE t AS SELECT unnest($i) AS i", {"i": order.tolist()})
+    side = Side(name="s", ctes=(), rows_sql="t", params={}, exprs={"i": "i"}, order_sql="i")
+    kept, table = _materialised(con, side, n0, stride)
+    assert table is not None and kept.order_sql == "mw_pos" and kept.params == {}
+    got = run(con, f"SELECT i, mw_pos FROM {kept.rows_sql} ORDER BY mw_pos", {})
+    want = [i for i in range(rows) if (i // n0) % stride == 0]     # hand rule over positions
+    assert got["i"].to_list() == want and got["mw_pos"].to_list() == want
+    nth = every_nth_chunk(side, n0, stride)
+    assert got["i"].to_list() == run(con, f"SELECT i FROM {nth.rows_sql} ORDER BY i", nth.params)["i"].to_list()
+
+
+def test_materialised_falls_back_to_the_query_when_columns_clash():
+    from monitoring.drift.overtime import _materialised
+    con = duckdb.connect()
+    con.execute("CREATE TABLE a AS SELECT range AS i FROM range(500)")
+    con.execute("CREATE TABLE b AS SELECT range AS i FROM range(500)")
+    side = Side(name="s", ctes=(), rows_sql="a JOIN b ON a.i = b.i", params={}, exprs={"i": "a.i"},
+                order_sql="a.i")
+    kept, table = _materialised(con, side, 100, 2)
+    assert table is None and kept == every_nth_chunk(side, 100, 2)
+    assert not run(con, "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'mw_cal_%'", {}).height
+
+
+def test_calibration_from_the_table_equals_calibration_from_the_query(tmp_path, monkeypatch):
+    """Inflation of every column when the kept chunks come from the materialised table and
+    when they are read again by every_nth_chunk's query (the fallback): identical."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from monitoring.drift import Column, bands, compare, load_settings
+    from monitoring.drift import overtime as ot
+    rng = np.random.default_rng(5)
+    n = 30_000
+    drift_ = np.repeat(rng.normal(size=n // 500), 500)          # clustered: chunks vary more than draws
+    pq.write_table(pa.table({"x": rng.normal(size=n) + drift_, "y": rng.normal(size=n),
+                             "c": rng.choice(list("abcd"), size=n)}), tmp_path / "ref.parquet")
+    columns = [Column("x", "feature", "numeric"), Column("y", "feature", "numeric"),
+               Column("c", "feature", "categorical")]
+    ref = Side(name="reference", ctes=(("reference_raw", f"SELECT * FROM read_parquet('{tmp_path / 'ref.parquet'}', "
+                                        "file_row_number = true)"),),
+               rows_sql="reference_raw", params={}, exprs={c.name: f'"{c.name}"' for c in columns},
+               order_sql="file_row_number", description="reference")
+    monkeypatch.setattr(ot, "CALIBRATION_MAX_CHUNKS", 7)       # stride 8 on 50 chunks of 600 rows
+    seen = []
+
+    def inflation(materialise):
+        if not materialise:
+            monkeypatch.setattr(ot, "_materialised", lambda con, side, n0, s: (ot.every_nth_chunk(side, n0, s), None))
+        monkeypatch.setattr(bands, "_SHARED", {})               # calibrate afresh, not from the last call
+        con = duckdb.connect()
+        settings = load_settings({})
+        real = ot._materialised
+        monkeypatch.setattr(ot, "_materialised", lambda *a: seen.append(a[2:]) or real(*a))
+        result = ot.calibrate(con, ref, columns, compare(con, ref, ref, columns, settings))
+        return dict(result.bands.inflation)
+
+    a, b = inflation(True), inflation(False)
+    assert seen == [(600, 8), (600, 8)]
+    assert a.keys() == b.keys() and a[("x", "feature")] > 1.5     # the clustered column is widened
+    assert a == pytest.approx(b, rel=1e-12, abs=0)

@@ -55,13 +55,23 @@ def _both(ws, store, ref, cur, settings, chunk="day"):
     return (a, ota), (b, otb)
 
 
+_MEAN_ABS: dict[tuple[int, Filters], tuple[object, dict[str, float]]] = {}   # holds ws: ids stay unique
+
+
 def _mean_abs(ws, f: Filters, name: str) -> float:
-    """mean |x| of a numeric column over a window, from the raw logs (the bound's scale)."""
-    col = name if name in ("score", "prediction") else next(x.col for x in ws.source.features if x.name == name)
-    cond, params = f.where()
-    sql = ws.source.sql(f"SELECT avg(abs(TRY_CAST({col} AS DOUBLE))) AS m FROM logs WHERE {cond} "
-                        f"AND isfinite(TRY_CAST({col} AS DOUBLE))")
-    return float(ws.con.execute(sql, params | {"files": ws.source.files}).fetchone()[0] or 0.0)
+    """mean |x| of a numeric column over a window, from the raw logs (the bound's scale).
+    One scan per window gives every numeric column's (kept per workspace and window: the
+    checks ask for the reference's of every column at every chunk)."""
+    key = (id(ws), f)
+    if key not in _MEAN_ABS:
+        cols = {"score": "score", "prediction": "prediction"} | {x.name: x.col for x in ws.source.features}
+        cond, params = f.where()
+        parts = ", ".join(f"avg(abs(CASE WHEN isfinite(TRY_CAST({c} AS DOUBLE)) THEN TRY_CAST({c} AS DOUBLE) END))"
+                          f" AS m{j}" for j, c in enumerate(cols.values()))
+        row = ws.con.execute(ws.source.sql(f"SELECT {parts} FROM logs WHERE {cond}"),
+                             params | {"files": ws.source.files}).fetchone()
+        _MEAN_ABS[key] = (ws, {n: float(v or 0.0) for n, v in zip(cols, row, strict=True)})
+    return _MEAN_ABS[key][1][name]
 
 
 def _check_window(ws, ref_f: Filters, cur_f: Filters, a, b) -> None:

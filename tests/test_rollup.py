@@ -424,20 +424,17 @@ def test_cli_build_under_new_york_time_equals_the_in_process_build(env, tmp_path
     assert_same_tables(tables_of(ny_root), tables_of(store.root))
 
 
-@pytest.mark.parametrize(("batch_rows", "dedupe_rows"), [
-    (4000, None),          # about three day files a batch, each written when it is done
-    (1, None),             # one file a batch
-    (None, 5000),          # the duplicate check in ~9 slices of the id hashes
-    (4000, 2000),          # both: ~20 slices
+@pytest.mark.parametrize("batch_rows", [
+    4000,          # about three day files a batch, each written when it is done
+    1,             # one file a batch
+    None,          # the default: every file in one batch
 ])
-def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path, batch_rows, dedupe_rows):
+def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path, batch_rows):
     cfg, ws, store = env
     from monitoring.rollup import duck
 
     if batch_rows:
         monkeypatch.setattr(duck, "BATCH_ROWS", batch_rows)
-    if dedupe_rows:
-        monkeypatch.setattr(duck, "DEDUPE_ROWS", dedupe_rows)
     r = build.build(replace(cfg, data_dir=str(tmp_path / "batched")))
     assert r.duplicates == read.duplicates(store) == ws.duplicates > 0
     assert_same_tables(tables_of(r.root), tables_of(store.root))
@@ -529,3 +526,52 @@ def test_request_id_hash_is_the_first_15_hex_digits_of_md5(rid):
     want = int(hashlib.md5(rid.encode()).hexdigest()[:15], 16)
     got = duckdb.execute(f"SELECT {rid_hash('x')} FROM (SELECT $r AS x)", {"r": rid}).fetchall()[0][0]
     assert got == want
+
+
+@pytest.mark.parametrize("which", ["all", "first", "score_only", "with_nulls"])
+def test_numeric_bins_from_unnest_equal_unpivot_and_numpy(env, which):
+    """The DuckDB engine's numeric pass (values unnested beside their position) gives the
+    rows of the UNPIVOT text the Spark engine runs, and per (feature, sign, bin) the count,
+    min, max, sum and sum of squares numpy computes from the raw values."""
+    from monitoring.rollup import duck, tables
+
+    cfg, ws, _ = env
+    src = ws.source
+    lay = duck.source_layout(src)
+    cols = {"all": list(lay.numeric), "first": list(lay.numeric[:1]), "score_only": ["fs"],
+            "with_nulls": ["fnull", *lay.numeric[:2]]}[which]
+    rows = f"WITH rows AS NOT MATERIALIZED (SELECT *, CAST(NULL AS DOUBLE) AS fnull FROM ({duck.rows_sql(src, lay)})) "
+    feats = duck._feats(lay).vstack(pl.DataFrame([("fnull", "feature", "nothing")], schema=["fi", "role", "feature"],
+                                                  orient="row"))
+    cur = ws.con.cursor()
+    cur.register("feats", feats.to_arrow())
+    p = {"files": src.files, "subset": src.files}
+
+    def q(sql: str) -> pl.DataFrame:
+        return pl.from_arrow(cur.sql(f"{rows}{sql}", params=p).to_arrow_table()).sort(
+            ["file", "day", "model_name", "model_version", "feature", "sign", "bin"])
+
+    a, b = q(tables.numeric_sql(cols, "duckdb")), q(tables.numeric_sql(cols, "spark"))
+    assert a.height > 0 and a.schema == b.schema
+    assert a.drop("sum", "sum2").equals(b.drop("sum", "sum2"))
+    np.testing.assert_allclose(a["sum"].to_numpy(), b["sum"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(a["sum2"].to_numpy(), b["sum2"].to_numpy(), rtol=1e-12)
+    # the oracle: numpy over the raw values of one feature, every file and day summed
+    name = feats.filter(pl.col("fi") == cols[-1]).row(0, named=True)
+    raw = pl.from_arrow(cur.sql(f"{rows}SELECT {cols[-1]} AS x FROM rows WHERE {cols[-1]} IS NOT NULL", params=p)
+                        .to_arrow_table())["x"].to_numpy()
+    want = pl.DataFrame({"sign": np.sign(raw).astype(np.int64), "bin": sketch.bin_of(np.abs(raw)), "x": raw})
+    want = want.group_by("sign", "bin").agg(pl.len().alias("n"), pl.col("x").min().alias("min"),
+                                            pl.col("x").max().alias("max"), pl.col("x").sum().alias("sum"),
+                                            (pl.col("x") ** 2).sum().alias("sum2")).sort("sign", "bin")
+    got = (a.filter((pl.col("feature") == name["feature"]) & (pl.col("role") == name["role"]))
+           .group_by("sign", "bin").agg(pl.col("n").sum(), pl.col("min").min(), pl.col("max").max(),
+                                        pl.col("sum").sum(), pl.col("sum2").sum()).sort("sign", "bin"))
+    assert got.height == want.height > 0
+    assert got["sign"].cast(pl.Int64).to_list() == want["sign"].to_list()
+    assert got["bin"].cast(pl.Int64).to_list() == want["bin"].to_list()
+    assert got["n"].to_list() == want["n"].cast(pl.Int64).to_list()
+    assert got["min"].to_list() == want["min"].to_list() and got["max"].to_list() == want["max"].to_list()
+    np.testing.assert_allclose(got["sum"].to_numpy(), want["sum"].to_numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got["sum2"].to_numpy(), want["sum2"].to_numpy(), rtol=1e-9, atol=1e-9)
+    cur.close()

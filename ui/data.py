@@ -22,6 +22,8 @@ from monitoring.metrics import anomalies
 from monitoring.metrics import service as metrics
 from monitoring.query import filters as queries
 
+from .shutdown import exiting
+
 TTL = 600
 _EVALUATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelwatch-alerts")
 ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
@@ -127,6 +129,8 @@ def _evaluate(ws: Workspace) -> list:
 
     warm.settled()
     ws.wait()
+    if exiting():   # queued before the exit: nobody is left to read it (ui.shutdown)
+        raise RuntimeError("the app is exiting: alert rules not evaluated")
     from monitoring.alerts import evaluate
 
     return evaluate(ws)

@@ -28,6 +28,7 @@ from monitoring.logs.workspace import Workspace
 from monitoring.query.filters import Filters
 
 from . import data
+from .shutdown import exiting
 
 _log = logging.getLogger(__name__)
 WORKER_NAME = "modelwatch-prefetch"
@@ -68,7 +69,8 @@ def _prefetched(_ws: Workspace, fingerprint: str, _view) -> Future:
 def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
     from . import warm
 
-    if job != _latest[0] or not warm.settled():   # after the first page and the warm-up (ui/warm.py)
+    # after the first page and the warm-up (ui/warm.py); nothing once the app is exiting
+    if job != _latest[0] or exiting() or not warm.settled():
         return
     if not ws.wait() or ws.fingerprint != fingerprint:
         return   # figures not exact yet: the page run after the duplicate check queues a new job
@@ -77,12 +79,13 @@ def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
     except Exception:   # pages that show alerts say why; the drift below does not need them
         pass
     for what, part in (("drift", lambda: _drift(ws, f, view)), ("weekly summary", lambda: _weekly(ws, fingerprint))):
-        if job != _latest[0]:
+        if job != _latest[0] or exiting():
             return
         try:
             part()
         except Exception as exc:   # the page computes it again and says what is wrong in its own words
-            _log.warning("prefetch of the %s for %s stopped: %s", what, ws.config.logs, exc)
+            if not exiting():
+                _log.warning("prefetch of the %s for %s stopped: %s", what, ws.config.logs, exc)
 
 
 def _drift(ws: Workspace, f: Filters, view) -> None:

@@ -32,6 +32,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .shutdown import exiting
+
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 # Imported by Streamlit itself on a page's first table or chart, not by our modules.
 DRAWING = ("pandas", "pyarrow", "plotly.graph_objects", "plotly.io", "streamlit.elements.arrow",
@@ -84,6 +86,8 @@ def _warm(modules: tuple[str, ...]) -> None:
         with _gate:
             _gate.wait_for(lambda: _active == 0)
         for name in modules:
+            if exiting():   # the process is ending: nothing left to warm (ui.shutdown)
+                return
             try:
                 parent, _, _ = name.rpartition(".")
                 if parent and parent in sys.modules and not hasattr(sys.modules[parent], "__path__"):

@@ -270,7 +270,7 @@ def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResul
     stride = -(-(result.rows_reference // n0) // CALIBRATION_MAX_CHUNKS)   # ceil: at most that many
     table = None
     if stride > 1:
-        own, table = _materialised(con, every_nth_chunk(own, n0, stride))
+        own, table = _materialised(con, own, n0, stride)
     try:
         ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0),
                        exact_max_rows=exact_max_rows, judge=False)
@@ -291,35 +291,47 @@ def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResul
     bands.calibrated = True
 
 
+def _kept(pos: str) -> str:
+    """Whether the row at 0-based position `pos` is in a kept chunk (`every_nth_chunk`)."""
+    return f"(({pos}) // $cal_rows) % $cal_stride = 0"
+
+
+def _cal_params(n0: int, stride: int) -> dict:
+    return {"cal_rows": int(n0), "cal_stride": int(stride)}
+
+
 def every_nth_chunk(side: Side, n0: int, stride: int) -> Side:
     """The rows of `side` in its consecutive chunks of n0 rows numbered 0, stride, 2 stride, ...
     (whole chunks, in order: chunks of n0 rows of the result are those chunks)."""
     order = side.order_sql or side.ts_us
-    body = (f"(SELECT * FROM {side.rows_sql} QUALIFY ((row_number() OVER (ORDER BY {order}) - 1) "
-            f"// $cal_rows) % $cal_stride = 0) AS {side.name}_rows")
-    return replace(side, rows_sql=body, params=side.params | {"cal_rows": int(n0), "cal_stride": int(stride)})
+    body = (f"(SELECT * FROM {side.rows_sql} QUALIFY {_kept(f'row_number() OVER (ORDER BY {order}) - 1')}"
+            f") AS {side.name}_rows")
+    return replace(side, rows_sql=body, params=side.params | _cal_params(n0, stride))
 
 
-def _materialised(con, side: Side) -> tuple[Side, str | None]:
-    """`side`'s rows kept once in a table of their own, in order (`mw_pos`): the calibration
-    scores every column against them, and each of those queries would otherwise read the
-    whole log again to find a few thousand rows (once per column). Falls back
-    to `side` itself when its columns do not survive a `SELECT *` (a join's clashing names)."""
+def _materialised(con, side: Side, n0: int, stride: int) -> tuple[Side, str | None]:
+    """`every_nth_chunk(side, n0, stride)`'s rows kept once in a table of their own, in order
+    (`mw_pos`, each row's position in `side`): the calibration scores every column against
+    them, and each of those queries would otherwise read the whole log again to find a few
+    thousand rows (once per column). One sort of `side` numbers the rows, picks the kept
+    chunks and orders them. Falls back to `every_nth_chunk` itself when the columns do not
+    survive a `SELECT *` (a join's clashing names)."""
     order = side.order_sql or side.ts_us
     name = f"mw_cal_{uuid.uuid4().hex[:12]}"
-    sql = (f"CREATE TABLE {name} AS {_with([side])}SELECT *, row_number() OVER (ORDER BY {order}) AS mw_pos "
-           f"FROM {side.rows_sql}")
+    sql = (f"CREATE TABLE {name} AS {_with([side])}SELECT *, row_number() OVER (ORDER BY {order}) - 1 AS mw_pos "
+           f"FROM {side.rows_sql} QUALIFY {_kept('mw_pos')}")
+    params = side.params | _cal_params(n0, stride)
     cur = cursor(con)
     try:
         used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-        cur.execute(sql, {k: v for k, v in side.params.items() if k in used})
+        cur.execute(sql, {k: v for k, v in params.items() if k in used})
         kept = Side(name=side.name, ctes=(), rows_sql=name, params={}, exprs=side.exprs,
                     ts_us=side.ts_us, order_sql="mw_pos", description=side.description)
         cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")
         return kept, name
     except duckdb.Error:
         cur.execute(f"DROP TABLE IF EXISTS {name}")
-        return side, None
+        return every_nth_chunk(side, n0, stride), None
     finally:
         cur.close()
 

@@ -112,7 +112,11 @@ def candidate_hashes(source: LogSource, con: duckdb.DuckDBPyConnection, *, new: 
         return []
     h = f"hash({source.expr('request_id')})"
     if new is None:
-        df = run(con, f"SELECT {h} AS h FROM {scan_of(source, 'files')} AS r GROUP BY 1 HAVING count(*) > 1",
+        # Sorted, each hash compared with the one before, rather than grouped: the same
+        # hashes at about 60% of the CPU and half the memory of a hash table of every id
+        # (10M ids: 1.1 s against 1.6-2.0 s of CPU, 410 MB against 750 MB; docs/logs.md).
+        df = run(con, f"SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p FROM "
+                      f"(SELECT {h} AS h FROM {scan_of(source, 'files')} AS r)) WHERE h = p",
                  {"files": source.files})
         return df["h"].to_list() if df.height else []
     old = [f for f in source.files if f not in set(new)]

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", help="auto, day, week, month or rows:N (default [quality] chunk)")
     p.add_argument("--by", help="segment column (default model_version)")
     p.add_argument("--sensitive", help="sensitive column for fairness")
+    p.add_argument("--raw", action="store_true",
+                   help="read every figure from the raw logs, not from the rollup store")
     db_arg(p, "reviewers' verdicts")
     format_arg(p)
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     times = time_window(args, "start", "end", "as_of")
     reviewed = gt.reviewed_labels(cfg.database_url)   # as the page and the weekly summary do
     r = quality_report(ws, start=times["start"], end=times["end"], chunk=args.chunk, by=args.by,
-                       sensitive=args.sensitive, reference=args.reference, as_of=times["as_of"], reviewed=reviewed)
+                       sensitive=args.sensitive, reference=args.reference, as_of=times["as_of"], reviewed=reviewed,
+                       rollups=not args.raw)
     print(dump_json(r) if args.format == "json" else table(r))
     return 0
 
@@ -54,6 +57,8 @@ def _v(e: dict | None, digits: int = 3) -> str:
 def table(r: dict[str, Any]) -> str:
     lines = [f"task {r['task']}: {r['labelled']:,} labelled of {r.get('rows', 0):,} served rows "
              f"(coverage {r['coverage']:.1%}), chunks: {r.get('chunk', '-')}"]
+    if r.get("origin_note"):
+        lines.append(f"answered from: {r['origin_note']}")
     lines += [f"warning: {w}" for w in r.get("warnings", [])]
     if not r.get("overall"):
         return "\n".join(lines)

@@ -117,6 +117,13 @@ def spec_for(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters) -> Spec
     # One scan: (prediction, label) pairs with the score's share above one half.
     pairs = gt.query(ws, t, f"SELECT pred, truth, count(*) AS n, count({score}) AS scored, "
                             f"count_if({score} >= 0.5) AS high FROM truth_rows WHERE {cond} GROUP BY ALL", params)
+    return spec_from_pairs(ws, s, pairs)
+
+
+def spec_from_pairs(ws: Workspace, s: QualitySettings, pairs: pl.DataFrame) -> Spec:
+    """The classifier's Spec from (pred, truth, n, scored, high) over the window's served rows
+    (scored, high: rows with a score, and with a score >= 0.5; read only to tell what a
+    binary model's score means when [quality] score is auto)."""
     preds = pairs.group_by(pl.col("pred").alias("v")).agg(pl.col("n").sum(), pl.col("scored").sum(), pl.col("high").sum())
     labelled_pairs = pairs.filter(pl.col("truth").is_not_null())
     rows = int(preds["n"].sum() or 0)
@@ -167,6 +174,7 @@ class Aggregates:
     reg: pl.DataFrame | None = None
     reg_blocks: bool = False
     delay: dict[str, Any] | None = None
+    origin: str = "raw"                      # "rollups": quality/fromstore.py read it
 
 
 def _top(ws: Workspace, expr: str, cond: str, params: dict) -> list[str]:
@@ -184,7 +192,10 @@ def _group(expr: str | None, name: str) -> str:
 
 
 def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[str, int | None],
-              by: str | None = None, sensitive: str | None = None) -> Aggregates:
+              by: str | None = None, sensitive: str | None = None, *, scores_only: bool = False) -> Aggregates:
+    """The aggregates of the window. `scores_only` (classification): only the confidence and
+    estimation bins (`conf`, `est`), the figures that need prediction x score together,
+    which the rollup store does not keep (quality/fromstore.py reads the rest from it)."""
     cond, params = f.where()
     kind, size = chunk
     by_sql = segment_sql(ws, by) if by else None
@@ -219,12 +230,16 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
     p_pos, conf = spec.p_pos_sql(), spec.conf_sql()
     scored = [(spec.positive, p_pos)] if p_pos else (
         list(spec.class_scores.items()) if len(spec.classes) > 2 else [])
+    if scores_only:
+        scored = []
+        if not conf:
+            return Aggregates(kind, size, _EMPTY_ROWS)
     from .metrics import CAL_BINS
 
     # One scan: every aggregate is a grouping set of the same rows (the labels join and
     # the value coercion run once).
     cols = ["chunk", "version", "seg", "sens", "pred", "truth", "correct"]
-    sets = ["(chunk, version, seg, sens, pred, truth)"]
+    sets = [] if scores_only else ["(chunk, version, seg, sens, pred, truth)"]
     if conf:
         cols.append(f"CASE WHEN truth IS NOT NULL THEN {conf} END AS c")
         cols.append(f"CASE WHEN truth IS NOT NULL THEN least(greatest(CAST(floor(({conf}) * {CAL_BINS}) AS BIGINT), 0), "
@@ -240,7 +255,7 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
         cols.append(f"truth = $cls{i} AS y{i}")
         params[f"cls{i}"] = c
         sets += [f"(s{i}, y{i})", f"(chunk, s{i}, y{i})", f"(seg, s{i}, y{i})", f"(version, s{i}, y{i})"]
-    grouped = ["chunk", "version", "seg", "sens", "pred", "truth"]
+    grouped = ["chunk"] if scores_only else ["chunk", "version", "seg", "sens", "pred", "truth"]
     grouped += (["cb", "correct", "pp", "fb"] if conf else []) + [f"{p}{i}" for i in range(len(scored)) for p in ("s", "y")]
     flags = ", ".join(f"GROUPING({g}) AS g_{g}" for g in grouped)
     keys = ", ".join(grouped)
@@ -248,11 +263,15 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
     big = run(f"SELECT {keys}, {flags}, count(*) AS n, count(truth) AS labelled, min(ts_us) AS lo_us, "
               f"max(ts_us) AS hi_us{sums} FROM (SELECT ts_us, {', '.join(cols)} FROM q) AS x "
               f"GROUP BY GROUPING SETS ({', '.join(sets)})")
-    base = big.filter(pl.col("g_truth") == 0)
-    rows = base.group_by("chunk", "version", "seg", "sens", "pred").agg(
-        pl.col("n").sum(), pl.col("labelled").sum(), pl.col("lo_us").min(), pl.col("hi_us").max())
-    agg = Aggregates(kind, size, rows, delay=_delay(run) if delay else None, hist_exact=hist_exact)
-    agg.pairs = base.filter(pl.col("truth").is_not_null()).select("chunk", "version", "seg", "sens", "pred", "truth", "n")
+    if scores_only:
+        agg = Aggregates(kind, size, _EMPTY_ROWS)
+    else:
+        base = big.filter(pl.col("g_truth") == 0)
+        rows = base.group_by("chunk", "version", "seg", "sens", "pred").agg(
+            pl.col("n").sum(), pl.col("labelled").sum(), pl.col("lo_us").min(), pl.col("hi_us").max())
+        agg = Aggregates(kind, size, rows, delay=_delay(run) if delay else None, hist_exact=hist_exact)
+        agg.pairs = base.filter(pl.col("truth").is_not_null()).select("chunk", "version", "seg", "sens", "pred",
+                                                                       "truth", "n")
     if conf:
         cf = big.filter((pl.col("g_cb") == 0) & pl.col("cb").is_not_null() & pl.col("correct").is_not_null())
         agg.conf = cf.group_by("chunk", pl.col("cb").alias("b")).agg(
@@ -268,6 +287,11 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
     if parts:
         agg.hist = pl.concat(parts)
     return agg
+
+
+_EMPTY_ROWS = pl.DataFrame(schema={"chunk": pl.Int64, "version": pl.String, "seg": pl.String, "sens": pl.String,
+                                   "pred": pl.String, "n": pl.Int64, "labelled": pl.Int64, "lo_us": pl.Int64,
+                                   "hi_us": pl.Int64})
 
 
 def fine_bin_sql(expr: str) -> str:

@@ -22,8 +22,9 @@ import polars as pl
 
 from ..logs.workspace import Workspace
 from ..query.filters import Filters
+from ..rollup.read import NotCovered
 from . import chunks as ch
-from . import data, estimate, fairness, metrics
+from . import data, estimate, fairness, fromstore, metrics
 from . import ground_truth as gt
 from .settings import QualitySettings, load
 
@@ -137,9 +138,11 @@ def resolve_reference_calibration(ws: Workspace, t: gt.Truth, spec: data.Spec, r
 def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetime | None = None,
                    chunk: str | None = None, by: str | None = None, sensitive: str | None = None,
                    reference: str | None = None, labels: str | None = None, as_of: datetime | None = None,
-                   reviewed: pl.DataFrame | None = None, filters: Filters | None = None) -> dict[str, Any]:
+                   reviewed: pl.DataFrame | None = None, filters: Filters | None = None,
+                   rollups: bool = True) -> dict[str, Any]:
     """Realized, estimated and fair quality of the window; raises ValueError / LabelsError
-    with one sentence on bad input."""
+    with one sentence on bad input. With `rollups` the store answers what it can
+    (quality/fromstore.py); `origin` says which path answered and `origin_note` why or how."""
     if labels:
         ws = replace(ws, config=replace(ws.config, labels=labels))
     s = load(ws.config)
@@ -151,7 +154,13 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
         return {"task": t.task, "labelled": 0, "coverage": 0.0, "overall": {}, "chunks": [], "segments": [],
                 "fairness": {}, "warnings": ["no labels: the logs have no label column and no labels file "
                                              "(set labels / MONITORING_LABELS) or reviewed answer exists"]}
-    spec = data.spec_for(ws, t, s, f)
+    plan, why = None, "the raw engine was asked for" if not rollups else ""
+    if rollups:
+        try:
+            plan = fromstore.plan(ws, t, s, f, by or "model_version", sensitive)
+        except NotCovered as exc:
+            why = str(exc)
+    spec = plan.spec if plan is not None else data.spec_for(ws, t, s, f)
     if spec.warning:
         warnings.append(spec.warning)
     kind, size = ch.parse_chunk(chunk or s.chunk)
@@ -162,8 +171,17 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
         lo = f.start or ws.extent.first
         hi = f.end or ws.extent.last
         kind, size = ch.auto(lo, hi, spec.rows)
-    agg = data.aggregate(ws, t, spec, f, (kind, size), by=by or "model_version", sensitive=sensitive)
+    agg = None
+    if plan is not None:
+        try:
+            agg = fromstore.aggregate(ws, t, plan, f, (kind, size))
+        except NotCovered as exc:
+            why = str(exc)
+    if agg is None:
+        agg = data.aggregate(ws, t, spec, f, (kind, size), by=by or "model_version", sensitive=sensitive)
     out: dict[str, Any] = {"task": spec.task, "labelled": spec.labelled, "rows": spec.rows,
+                           "origin": agg.origin, "origin_note": fromstore.describe(agg, plan) if agg.origin == fromstore.ORIGIN
+                           else f"every figure from the raw logs ({why})" if why else "every figure from the raw logs",
                            "coverage": spec.labelled / spec.rows if spec.rows else 0.0,
                            "chunk": ch.label(kind, size), "min_labels": s.min_labels}
     if spec.task == "classification":
@@ -172,7 +190,8 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
         out["score"] = spec.score_kind
     out["overall"] = _metrics_for(agg, spec, s, where=None, hist_g=7, hist_where=None, full=True)
     if agg.hist is not None and not agg.hist_exact:
-        out["auc_method"] = f"binned into {data.AUC_BINS} score bins; max_binning_error bounds the difference from exact"
+        bins = fromstore.SCORE_BINS if agg.origin == fromstore.ORIGIN else data.AUC_BINS
+        out["auc_method"] = f"binned into {bins} score bins; max_binning_error bounds the difference from exact"
     # Estimation first: each chunk carries its estimate beside the realized metrics.
     est, est_info = {}, {"what": estimate.what_is_estimated(spec)}
     if spec.task == "classification" and agg.est is not None:

@@ -2,7 +2,8 @@
 Quality page and `python -m monitoring quality`, with the ISO week as its one chunk.
 
     s["quality"] = {"task", "labelled", "coverage", "metrics": {...}, "estimated": {...},
-                    "gap": {...}, "worst_segment": {...} | None, "what_is_estimated", "warnings"}
+                    "gap": {...}, "worst_segment": {...} | None, "what_is_estimated", "warnings",
+                    "origin": "rollups" | "raw", "origin_note"}
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def quality_in_week(database_url: str | None) -> Callable[[Workspace, datetime, 
                 "estimated": week["estimated"] if week else {}, "gap": week["gap"] if week else {},
                 "worst_segment": worst and {"column": worst["column"], "value": worst["value"],
                                             "metrics": {k: v for k, v in worst["metrics"].items() if k in SHOWN}},
-                "what_is_estimated": r["estimation"]["what"], "warnings": r["warnings"]}
+                "what_is_estimated": r["estimation"]["what"], "warnings": r["warnings"],
+                "origin": r.get("origin", "raw"), "origin_note": r.get("origin_note", "")}
     return provider
 
 
@@ -65,4 +67,6 @@ def figure_rows(q: dict[str, Any]) -> list[tuple[str, str, str]]:
         w = q["worst_segment"]
         key = "mae" if q["task"] == "regression" else "accuracy"
         rows.append(("quality", f"Worst {w['column']}", f"{w['value']}: {_fmt(w['metrics'].get(key))}"))
+    if q.get("origin_note"):
+        rows.append(("quality", "Answered from", q["origin_note"]))
     return rows

@@ -188,7 +188,7 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
     # The DuckDB engine's passes, in Spark: every count table from the one GROUPING SETS
     # query of `tables.counts_sql` (one scan of the logs instead of five), then numeric
     # bins and id hashes (a scan each); the tables are taken out of the cached counts.
-    counts_sql, taken, rest = lay.passes()
+    counts_sql, taken, rest = lay.passes("spark")
     counts = spark.sql(counts_sql).cache()
     counts.createOrReplaceTempView("counts")
     # Spark names files by URI: map each one the counts saw back to its manifest path.

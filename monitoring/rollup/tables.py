@@ -125,12 +125,28 @@ def coarser_sql(name: str, source_table: str) -> str:
             f"GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 3))}")
 
 
-def numeric_sql(cols: list[str]) -> str | None:
+def numeric_sql(cols: list[str], dialect: str = "duckdb") -> str | None:
     """Signed log bins of every numeric column (features, score, float prediction);
-    `feats` maps the column name in `rows` (fi) to its role and feature name."""
+    `feats` maps the column name in `rows` (fi) to its role and feature name.
+
+    DuckDB unnests the columns as a list beside their position (an integer key instead of
+    UNPIVOT's column name on each of the values: 10-13% less CPU for this pass at 10M rows,
+    docs/rollups.md); Spark runs UNPIVOT. Both leave NULLs out and give the same rows."""
     if not cols:
         return None
     sign, bin_ = signed_bin("x")
+    if dialect == "duckdb":
+        names = ", ".join(f"'{c}'" for c in cols)
+        return (
+            f"SELECT u.file, u.day, u.model_name, u.model_version, m.role, m.feature, u.sign, u.bin, "
+            "u.n, u.lo AS min, u.hi AS max, u.s1 AS sum, u.s2 AS sum2 FROM ("
+            "  SELECT file, day, model_name, model_version, i, sign, bin, "
+            "   count(*) AS n, min(x) AS lo, max(x) AS hi, sum(x) AS s1, sum(x * x) AS s2 FROM ("
+            f"    SELECT file, day, model_name, model_version, i, x, {sign} AS sign, {bin_} AS bin FROM ("
+            f"      SELECT file, {_div('ts_us', DAY_US)} AS day, model_name, model_version, "
+            f"       unnest([{', '.join(cols)}]) AS x, unnest(range({len(cols)})) AS i FROM rows"
+            "    ) WHERE x IS NOT NULL) GROUP BY 1, 2, 3, 4, 5, 6, 7"
+            f") u JOIN feats m ON m.fi = [{names}][u.i + 1]")
     return (
         f"SELECT u.file, u.day, u.model_name, u.model_version, m.role, m.feature, u.sign, u.bin, "
         "u.n, u.lo AS min, u.hi AS max, u.s1 AS sum, u.s2 AS sum2 FROM ("
@@ -244,18 +260,18 @@ class Layout:
     class_prediction: bool
     ids: bool = True          # logs without request ids have no duplicates to check
 
-    def passes(self) -> tuple[str, dict[str, str], dict[str, str]]:
-        """The DuckDB engine's plan of one batch: (the counts query, the count tables taken
-        out of `counts`, the other statements over `rows`: numeric and ids)."""
+    def passes(self, dialect: str = "duckdb") -> tuple[str, dict[str, str], dict[str, str]]:
+        """The plan of one batch: (the counts query, the count tables taken out of `counts`,
+        the other statements over `rows`: numeric and ids), in `dialect` (duckdb or spark)."""
         counts, taken = counts_sql(list(self.categorical), self.class_prediction)
-        rest = {k: v for k, v in self.statements().items() if k in ("numeric", "ids")}
+        rest = {k: v for k, v in self.statements(dialect).items() if k in ("numeric", "ids")}
         return counts, taken, rest
 
-    def statements(self) -> dict[str, str]:
+    def statements(self, dialect: str = "duckdb") -> dict[str, str]:
         """Table name -> SQL over `rows` (and `feats`); the DERIVED tables come from
         `coarser_sql` over these results."""
         out = {"traffic/minute": traffic_minute_sql(), "latency/15min": latency_sql()}
-        num, cat = numeric_sql(list(self.numeric)), categorical_sql(list(self.categorical))
+        num, cat = numeric_sql(list(self.numeric), dialect), categorical_sql(list(self.categorical))
         if num:
             out["numeric"] = num
         if cat:
