@@ -69,8 +69,8 @@ def _prefetched(_ws: Workspace, fingerprint: str, _view) -> Future:
 def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
     from . import warm
 
-    # after the first page and the warm-up (ui/warm.py); nothing once the app is exiting
-    if job != _latest[0] or exiting() or not warm.settled():
+    warm.settled()   # after the first page and the warm-up (ui/warm.py)
+    if job != _latest[0] or exiting():
         return
     if not ws.wait() or ws.fingerprint != fingerprint:
         return   # figures not exact yet: the page run after the duplicate check queues a new job
