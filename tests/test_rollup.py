@@ -424,17 +424,21 @@ def test_cli_build_under_new_york_time_equals_the_in_process_build(env, tmp_path
     assert_same_tables(tables_of(ny_root), tables_of(store.root))
 
 
-@pytest.mark.parametrize("batch_rows", [
-    4000,          # about three day files a batch, each written when it is done
-    1,             # one file a batch
-    None,          # the default: every file in one batch
+@pytest.mark.parametrize(("batch_rows", "dedupe_rows"), [
+    (4000, None),          # about three day files a batch, each written when it is done
+    (1, None),             # one file a batch
+    (None, None),          # the default: every file in one batch
+    (None, 5000),          # the duplicate check sorting ~9 slices of the id hashes
+    (4000, 2000),          # both: ~20 slices
 ])
-def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path, batch_rows):
+def test_a_build_in_many_batches_equals_one_in_a_single_batch(env, monkeypatch, tmp_path, batch_rows, dedupe_rows):
     cfg, ws, store = env
     from monitoring.rollup import duck
 
     if batch_rows:
         monkeypatch.setattr(duck, "BATCH_ROWS", batch_rows)
+    if dedupe_rows:
+        monkeypatch.setattr(duck, "DEDUPE_ROWS", dedupe_rows)
     r = build.build(replace(cfg, data_dir=str(tmp_path / "batched")))
     assert r.duplicates == read.duplicates(store) == ws.duplicates > 0
     assert_same_tables(tables_of(r.root), tables_of(store.root))

@@ -19,6 +19,7 @@ from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 
 BATCH_ROWS = 4_000_000    # rows per batch: bounds the memory of one batch's passes
+DEDUPE_ROWS = 12_000_000  # ids per sort of a full duplicate check (h mod k slices above it)
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
@@ -241,10 +242,16 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
         # the one before: the same candidates as grouping them, at about half the CPU and
         # half the memory of a hash table of every id (10M ids: 0.76 s of CPU and 334 MB
         # against 1.4-1.5 s and 780 MB for two slices of h mod 2; docs/rollups.md). Each id
-        # row has n = 1; a row counting more is a candidate by itself.
-        pairs = run(con, f"WITH i AS {ids}, s AS (SELECT h, lag(h) OVER (ORDER BY h) AS p FROM i), "
-                         "c AS (SELECT h FROM s WHERE h = p UNION SELECT h FROM i WHERE n > 1) "
-                         "SELECT DISTINCT h, part FROM i WHERE h IN (SELECT h FROM c)", params)
+        # row has n = 1; a row counting more is a candidate by itself. Above DEDUPE_ROWS ids the
+        # hashes are sorted in disjoint slices of h mod k, one pass each: one sort of 100M
+        # hashes took the build's peak to 1.2 GB; a slice's sort is 1/k of it.
+        k = max(1, -(-sum(e.rows for e in live.values()) // DEDUPE_ROWS))
+        sl = "h % $k = $slice"
+        pairs = pl.concat([run(con, f"WITH i AS {ids}, j AS (SELECT h, n, part FROM i WHERE {sl}), "
+                                    "s AS (SELECT h, lag(h) OVER (ORDER BY h) AS p FROM j), "
+                                    "c AS (SELECT h FROM s WHERE h = p UNION SELECT h FROM j WHERE n > 1) "
+                                    "SELECT DISTINCT h, part FROM j WHERE h IN (SELECT h FROM c)",
+                               params | {"k": k, "slice": j}) for j in range(k)])
     else:
         known = (f"UNION SELECT DISTINCT h FROM read_parquet({_literal(members_path)})"
                  if members_path.exists() else "")
