@@ -18,20 +18,23 @@ that pair while both still serve. Latency percentiles come from the log-histogra
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
-from ..compare.evidence import Moments, VersionStats, quantiles_from_histogram
-from ..compare.settings import load_compare_settings
-from ..compare.verdict import judge
 from ..logs.workspace import Workspace
 from ..metrics import sketch
-from ..quality import ground_truth
 from ..query.filters import Filters, bucket_sql
 from .engine import PROVIDERS, Context
 from .rules import Signal, hold, rule
+
+if TYPE_CHECKING:
+    from ..compare.evidence import VersionStats
+
+# compare and quality are imported where they are used: their packages import scipy.stats
+# (0.7 s), and this module is imported by every `monitoring.alerts` import, which the time
+# charts' alert markers make on every page.
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -59,6 +62,8 @@ def rollback(ctx: Context, p: dict, slo) -> list[Signal]:
 def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool):
     """Per (look bucket, version): the latency histogram of successful requests, the request,
     error and score counts, and (with labels) labelled and correct counts."""
+    from ..quality import ground_truth
+
     cond, params = Filters(end=end).where()
     cond += " AND ts_us IS NOT NULL"
     params["step_us"] = step_s * 1_000_000
@@ -99,6 +104,8 @@ class _Running:
             self.lab += acc[(self.v, b)]
 
     def stats(self, reps: np.ndarray) -> VersionStats:
+        from ..compare.evidence import Moments, VersionStats, quantiles_from_histogram
+
         requests, errors, n_s, s1, s2 = self.c
         score = None
         if n_s > 1:
@@ -112,6 +119,9 @@ class _Running:
 def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, Any]) -> None:
     """ctx.extra['rollback']: per compared pair, the looks (epoch s), whether each was
     judged and fired, a value (guarded metrics breached) and the first firing sentence."""
+    from ..compare.settings import load_compare_settings
+    from ..compare.verdict import judge
+
     settings = load_compare_settings(ws.config)
     step_s = int(params["look_minutes"] * 60)
     hist_df, counts_df, acc_df = _series(ws, at, step_s, "accuracy" in settings.guarded)
