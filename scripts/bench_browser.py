@@ -29,6 +29,7 @@ label stored, in order.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import socket
@@ -165,13 +166,23 @@ def run(logs: str, rounds: int, built: str | None = None) -> dict[str, list[floa
                     nav.get_by_role("button", name=re.compile(r"^View less$")).wait_for(timeout=30_000)
                 titles = [t.strip().splitlines()[-1].strip() for t in nav.get_by_role("link").all_inner_texts()
                           if t.strip()]
+                from playwright.sync_api import TimeoutError as PageTimeout
                 for _ in range(rounds):
                     for title in titles[1:] + titles[:1]:
-                        times.setdefault(title, []).append(visit(page, nav, title))
+                        try:
+                            seconds = visit(page, nav, title)
+                        except PageTimeout:   # recorded as such; the next pages are still timed
+                            print(f"{title}: no settled page within {VISIT_TIMEOUT / 1000:.0f} s", file=sys.stderr)
+                            seconds = math.inf
+                        times.setdefault(title, []).append(seconds)
                 browser.close()
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:   # still busy in a background job
+                proc.kill()
+                proc.wait()
     return times
 
 
@@ -278,12 +289,17 @@ def review_table(runs: dict[int, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def _seconds(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"> {VISIT_TIMEOUT / 1000:.0f} (timed out)" if math.isinf(x) else f"{x:.2f}"
+
+
 def table(times: dict[str, list[float]]) -> str:
     lines = ["| page | first visit (s) | page switch (s) |", "| --- | ---: | ---: |"]
     for title, ts in times.items():
-        first = ts[0]
         switch = statistics.median(ts[1:]) if len(ts) > 1 else None
-        lines.append(f"| {title} | {first:.2f} | {'–' if switch is None else f'{switch:.2f}'} |")
+        lines.append(f"| {title} | {_seconds(ts[0])} | {_seconds(switch)} |")
     return "\n".join(lines)
 
 

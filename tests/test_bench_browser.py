@@ -75,3 +75,11 @@ def test_the_server_folder_links_only_the_store_and_the_facts_cache(with_built, 
     assert {p.name for p in folder.iterdir()} == links
     for name in links:
         assert (folder / name).is_symlink() and (folder / name).resolve() == (built / name).resolve()
+
+
+def test_a_timed_out_visit_is_reported_as_such_and_the_rest_as_measured():
+    import math
+    rows = bench.table({"A": [1.234, 0.3, 0.4], "Drift": [math.inf, 0.5, 0.7], "B": [2.0], "C": [0.9, math.inf]})
+    lines = rows.splitlines()[2:]
+    assert lines == ["| A | 1.23 | 0.35 |", "| Drift | > 180 (timed out) | 0.60 |", "| B | 2.00 | – |",
+                     "| C | 0.90 | > 180 (timed out) |"]
