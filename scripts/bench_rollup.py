@@ -564,8 +564,9 @@ def write_report(runs: dict, out: Path) -> None:
             lines += [f"| peak memory of the process (MB, synthesis included) | {y.get('peak_mb', 0):.0f} |", ""]
         elif y:
             lines += [f"A year of traffic: failed: {y['error']}", ""]
-    lines += ["Not measured here: a Spark cluster (only local[2] on this machine), pages in a real browser "
-              "from rollups. See docs/rollups.md and docs/scale.md.", END, ""]
+    lines += ["Not measured here: a Spark cluster (only local[2] on this machine). Pages in a real browser "
+              "from the 100M store: the section *In a real browser, big logs with rollups*. See docs/rollups.md "
+              "and docs/scale.md.", END, ""]
     text = out.read_text() if out.exists() else ""
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + text[text.index(END) + len(END):].lstrip("\n")
