@@ -4,8 +4,10 @@ session's zone), values always bound as parameters, names quoted from schemas on
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -74,6 +76,16 @@ def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     threads = config.duckdb_threads if config else 0
     if threads and int(threads) > 0:
         con.execute(f"SET threads = {int(threads)}")
+    if config is not None and config.data_dir:
+        # Spills under the data folder, not DuckDB's default `.tmp/` in whatever folder the
+        # process started in; one folder per process, which DuckDB removes when it closes.
+        # DuckDB creates the last folder only; a data folder it cannot write keeps the default.
+        spill = Path(config.data_dir).resolve() / "spill" / str(os.getpid())
+        try:
+            spill.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return con
+        con.execute(f"SET temp_directory = {sql_str(str(spill))}")
     return con
 
 

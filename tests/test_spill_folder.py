@@ -1,0 +1,40 @@
+"""DuckDB spills under the data folder, one folder per process, not into the working
+directory's `.tmp/` (DuckDB's default for in-memory connections)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitoring.config import load_config
+from monitoring.logs.sql import connect
+
+# 8M groups of a hash aggregate under a 60 MB limit: DuckDB has to spill to finish
+SPILLS = ("SELECT count(*), sum(c) FROM (SELECT range % 8000000 AS g, count(*) AS c, max(repeat('v', 10)) AS m "
+          "FROM range(16000000) GROUP BY g)")
+
+
+@pytest.mark.parametrize("data_dir", ["data", "with 'quote", "nested/deeper"])
+def test_a_query_over_the_memory_limit_spills_under_the_data_folder(tmp_path, monkeypatch, data_dir):
+    monkeypatch.chdir(tmp_path)
+    cfg = replace(load_config(overrides={}), data_dir=str(tmp_path / data_dir), duckdb_memory_limit="60MB")
+    con = connect(cfg)
+    spill = (tmp_path / data_dir).resolve() / "spill" / str(os.getpid())
+    assert Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]) == spill
+    assert con.execute(SPILLS).fetchone() == (8_000_000, 16_000_000)
+    assert any(spill.iterdir())                 # it did spill, there
+    con.close()
+    assert not spill.exists()                   # and DuckDB removed its folder on close
+    assert not (tmp_path / ".tmp").exists()
+
+
+def test_a_data_folder_that_cannot_be_made_keeps_duckdbs_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    cfg = replace(load_config(overrides={}), data_dir=str(tmp_path / "file" / "data"))
+    con = connect(cfg)                          # no error: spilling keeps DuckDB's own folder
+    assert "file" not in con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    con.close()
