@@ -40,17 +40,22 @@ PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def probe(sample_logs, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("first-open")
+def _run_probe(script: str, logs: Path, tmp: Path) -> dict:
+    """Run `script` in a fresh interpreter on `logs` (its own data folder and database under
+    `tmp`); returns what it printed after PROBE."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
-    env |= {"MONITORING_LOGS": str(sample_logs), "MONITORING_DATA_DIR": str(tmp / "data"),
+    env |= {"MONITORING_LOGS": str(logs), "MONITORING_DATA_DIR": str(tmp / "data"),
             "MONITORING_DB_URL": f"sqlite:///{tmp / 'app.sqlite'}"}
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     line = next((x for x in out.stdout.splitlines() if x.startswith("PROBE")), None)
     assert line, out.stderr[-3000:]
     return json.loads(line.removeprefix("PROBE"))
+
+
+@pytest.fixture(scope="module")
+def probe(sample_logs, tmp_path_factory) -> dict:
+    return _run_probe(PROBE, sample_logs, tmp_path_factory.mktemp("first-open"))
 
 
 def test_the_first_page_is_drawn(probe):
@@ -90,14 +95,7 @@ BLOCKED = textwrap.dedent("""
 
 
 def test_a_first_run_waiting_for_the_evaluation_starts_the_warm_up(sample_logs, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
-    env |= {"MONITORING_LOGS": str(sample_logs), "MONITORING_DATA_DIR": str(tmp_path / "data"),
-            "MONITORING_DB_URL": f"sqlite:///{tmp_path / 'app.sqlite'}"}
-    out = subprocess.run([sys.executable, "-c", BLOCKED], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("PROBE")), None)
-    assert line, out.stderr[-3000:]
-    assert json.loads(line.removeprefix("PROBE")) == {"started_before": False, "started_after": True,
+    assert _run_probe(BLOCKED, sample_logs, tmp_path) == {"started_before": False, "started_after": True,
                                                       "done": True, "episodes": True}
 
 
