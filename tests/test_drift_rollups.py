@@ -21,26 +21,15 @@ import pytest
 
 from monitoring import drift
 from monitoring.config import load_config
-from monitoring.logs.workspace import open_workspace
 from monitoring.metrics import sketch
 from monitoring.query.filters import Filters
-from monitoring.rollup import build, read
+from monitoring.rollup import build
+from tests.rollup_helpers import built_workspace
 
 # A store bin spans (GAMMA^(b-1), GAMMA^b] in |x|: its width is at most (GAMMA - 1) |x|.
 WIDTH = sketch.GAMMA - 1
 
 
-def _workspace(logs: Path, data: Path, toml: str = ""):
-    cfg_path = None
-    if toml:
-        cfg_path = data.parent / "monitoring.toml"
-        cfg_path.write_text(toml)
-    cfg = replace(load_config(str(cfg_path) if cfg_path else None, {"logs": str(logs)}), data_dir=str(data))
-    ws = open_workspace(cfg)
-    build.build(cfg, con=ws.con)
-    store = read.open_store(cfg)
-    store.check(ws.source)
-    return cfg, ws, store
 
 
 def _both(ws, store, ref, cur, settings, chunk="day"):
@@ -124,7 +113,7 @@ def generated(request, generated_logs, tmp_path_factory):
     import time
     time.tzset()
     try:
-        cfg, ws, store = _workspace(generated_logs, tmp_path_factory.mktemp("data"))
+        cfg, ws, store = built_workspace(generated_logs, tmp_path_factory.mktemp("data"))
         settings = drift.load_settings(cfg.section("drift"))
         ref = drift.resolve_reference(cfg, settings, ws.extent)
         cur = drift.default_current(ref, ws.extent)
@@ -238,7 +227,7 @@ def car(tmp_path_factory):
     logs, ref_start, ref_end = _car_loan_logs(tmp)
     toml = ('[columns]\nrequest_id = "id"\ntimestamp = "timestamp"\nprediction = "y_pred"\n'
             'score = "y_pred_proba"\n')
-    cfg, ws, store = _workspace(logs, tmp / "data", toml)
+    cfg, ws, store = built_workspace(logs, tmp / "data", toml)
     settings = drift.load_settings(cfg.section("drift"))
     ref = drift.resolve_reference(cfg, settings, ws.extent, start=ref_start, end=ref_end)
     cur = drift.default_current(ref, ws.extent)

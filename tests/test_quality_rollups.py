@@ -26,10 +26,10 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from monitoring.config import load_config
-from monitoring.logs.workspace import open_workspace
 from monitoring.quality import metrics, quality_report
 from monitoring.query.filters import Filters
-from monitoring.rollup import build, read
+from monitoring.rollup import build
+from tests.rollup_helpers import built_workspace
 
 COUNTED = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
@@ -48,15 +48,7 @@ def tz(request):
 
 
 def _workspace(logs: Path, data: Path, toml: str = ""):
-    cfg_path = None
-    if toml:
-        cfg_path = data.parent / f"{data.name}.toml"
-        cfg_path.write_text(toml)
-    cfg = replace(load_config(str(cfg_path) if cfg_path else None, {"logs": str(logs)}), data_dir=str(data))
-    ws = open_workspace(cfg)
-    build.build(cfg, con=ws.con)
-    store = read.open_store(cfg)
-    store.check(ws.source)
+    _, ws, store = built_workspace(logs, data, toml)
     ws.source.rollups = store
     return ws, store
 
