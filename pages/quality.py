@@ -40,12 +40,12 @@ if not r["overall"]:
 regression = r["task"] == "regression"
 headline = ["mae", "rmse", "r2"] if regression else ["accuracy", "roc_auc", "f1_macro"]
 m = st.columns(4)
-m[0].metric("Labelled", f"{r['labelled']:,}", delta=f"{r['coverage']:.1%} of {r['rows']:,} served", delta_color="off",
-            help="Coverage: the share of the window's served predictions with a label so far.")
+m[0].metric("Labelled", f"{r['labelled']:,}", delta=f"{r['coverage']:.1%} of served", delta_color="off",
+            delta_arrow="off", help=f"Coverage: the share of the window's {r['rows']:,} served predictions with a label so far.")
 for col, name in zip(m[1:], headline, strict=True):
     e = r["overall"].get(name)
     col.metric(uq.METRIC_TITLES[name], uq.value(e) if e else "no score", help=uq.interval(e) or None,
-               delta=uq.interval(e) or None, delta_color="off")
+               delta=uq.interval(e, short=True) or None, delta_color="off", delta_arrow="off")
 
 st.subheader("Over time")
 names = [n for n in uq.METRIC_TITLES if n in r["overall"]]

@@ -19,8 +19,11 @@ def test_quality_page_shows_the_accuracy_drop_segments_and_fairness(app_env, sam
     assert at.title[0].value == "Quality"
     labels = {m.label for m in at.metric}
     assert {"Labelled", "Accuracy", "F1 (macro)", "Positive-rate difference", "TPR gap"} <= labels
+    lab = next(m for m in at.metric if m.label == "Labelled")
+    assert lab.delta.endswith("% of served") and len(lab.delta) <= 20 and " served predictions" in lab.help
     acc = next(m for m in at.metric if m.label == "Accuracy")
-    assert acc.value.startswith("0.") and "95% interval" in acc.delta
+    assert acc.value.startswith("0.") and acc.delta.startswith("95%: ") and len(acc.delta) <= 20
+    assert "95% interval" in acc.help and "n = " in acc.help   # the whole interval with its n on hover
     charts = {c.proto.spec for c in at.get("plotly_chart")}
     assert any("accuracy over time" in s for s in charts)
     over = next(s for s in charts if "accuracy over time" in s)
@@ -130,6 +133,6 @@ def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
     at = app_env(tmp_path / "a.parquet", MONITORING_LABELS=labels / "l.parquet")
     at = open_page(at, "pages/quality.py")
     cov = next(m for m in at.metric if m.label == "Labelled")
-    assert cov.value == "60" and cov.delta.startswith("66.7% of 90")
+    assert cov.value == "60" and cov.delta == "66.7% of served" and "window's 90 served" in cov.help
     assert next(m for m in at.metric if m.label == "Median delay").value == "2.5 days"
     assert any("Label delay" in c.proto.spec for c in at.get("plotly_chart"))
