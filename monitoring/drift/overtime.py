@@ -238,21 +238,22 @@ CALIBRATION_MAX_CHUNKS = 200
 
 
 def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence[Column],
-              result: DriftResult, *, exact_max_rows: int = 2_000_000) -> DriftResult:
+              result: DriftResult) -> DriftResult:
     """`result` with its bands widened by each column's clustering in the reference.
 
-    The reference's own consecutive chunks of n0 rows (in file or time order) are scored
-    against the whole reference; a column whose mean chunk score exceeds the mean score of
-    independent draws of the same size (finite-population size n0 m / (m - n0), a chunk
-    being part of the reference) gets that ratio as its `Bands.inflation`. Decisions of the
-    whole window are taken again with the widened bands."""
+    The reference's own consecutive chunks of n0 rows (in file or time order; at most
+    CALIBRATION_MAX_CHUNKS of them, spread evenly) are scored against the pool of those
+    chunks; a column whose mean chunk score exceeds the mean score of independent draws of
+    the same size (finite-population size n0 M / (M - n0), a chunk being part of the pool of
+    M values) gets that ratio as its `Bands.inflation`. Decisions of the whole window are
+    taken again with the widened bands."""
     bands = result.bands
     m = result.rows_reference
     n0 = max(100, min(1000, m // CALIBRATION_CHUNKS))
     if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
         return result
     if not bands.calibrated:  # once per reference (`bands.shared`)
-        _inflate(con, reference, columns, result, bands, n0, exact_max_rows)
+        _inflate(con, reference, columns, result, bands, n0)
     from .engine import _decide
 
     redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
@@ -265,26 +266,37 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
 
 
 def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResult, bands: Bands,
-             n0: int, exact_max_rows: int) -> None:
+             n0: int) -> None:
+    """Each kept chunk is scored against the pool of all kept chunks, not against the whole
+    reference: the pool is a sample of the reference (its chunks spread evenly over it), a
+    chunk is as much a part of it as of the reference, and the finite-population size
+    n M / (M - n) (M: the pool's values) makes independent draws vary as its chunks would.
+    So the calibration reads the kept rows only, at most CALIBRATION_MAX_CHUNKS x n0, and
+    scores them exactly in numpy: at 10M rows (2.4M-row reference) the Drift page's first
+    comparison went from 172 s to 34 s, every column's factor within 0.007 of the one
+    scored against the reference (docs/drift.md)."""
     own = replace(reference, name="calibration")
     stride = -(-(result.rows_reference // n0) // CALIBRATION_MAX_CHUNKS)   # ceil: at most that many
     table = None
     if stride > 1:
         own, table = _materialised(con, own, n0, stride)
     try:
-        ot = over_time(con, reference, own, columns, result, ChunkSpec("rows", n0),
-                       exact_max_rows=exact_max_rows, judge=False)
+        # the pool is at most CALIBRATION_MAX_CHUNKS x 1,000 rows: exact (numpy) at any size
+        ot = over_time(con, replace(own, name="pool"), own, columns, result, ChunkSpec("rows", n0),
+                       exact_max_rows=2 ** 62, judge=False)
     finally:
         if table is not None:
             cursor(con).execute(f"DROP TABLE IF EXISTS {table}")
     full = ot.chunks.filter(pl.col("rows") == n0)["k"]
-    scores = ot.scores.filter(pl.col("k").is_in(full.implode()) & pl.col("score").is_not_null())
+    scored = ot.scores.filter(pl.col("score").is_not_null())
+    pool = {(r["name"], r["role"]): float(r["n"]) for r in scored.group_by("name", "role").agg(pl.col("n").sum())
+            .iter_rows(named=True)}
+    scores = scored.filter(pl.col("k").is_in(full.implode()))
     for (name, role), g in scores.group_by("name", "role"):
         key = (name, role)
-        n = float(g["n"].mean() or 0)
-        if not bands.applies(key) or n <= 0 or n >= bands.models[key].m:
+        n, m_k = float(g["n"].mean() or 0), pool.get(key, 0.0)
+        if not bands.applies(key) or n <= 0 or n >= m_k:
             continue
-        m_k = bands.models[key].m
         expected = bands.mean(key, n * m_k / (m_k - n))
         if expected and expected > 0:
             bands.inflation[key] = max(1.0, float(g["score"].mean()) / expected)

@@ -286,7 +286,7 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
             result = None  # the raw engine answers, unchanged
     if result is None:
         result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
-    result = calibrate(ws.con, p.reference, p.columns, result, exact_max_rows=settings.exact_max_rows)
+    result = calibrate(ws.con, p.reference, p.columns, result)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
