@@ -4,10 +4,13 @@ On the sample generator's logs with their incidents (a three-class model, a conf
 score), on a binary model's logs with an incident, duplicates and failed requests
 (written here with numpy), and on NannyML's car-loan set with its labels in the logs,
 under UTC and TZ=America/New_York: every count figure read from the store equals the raw
-engine's figure, the AUC from the store's 1/1000 score bins lies within its stated
-`max_binning_error` of the exact AUC (scipy's Mann-Whitney U), and the figures the store
-cannot hold come from the raw pass unchanged. Every case the store cannot answer exactly is
-answered by the raw engine with the reason in one sentence.
+engine's figure, so do the calibration curve's counts and the label-free estimate, the AUC
+from the store's 1/1000 score bins lies within its stated `max_binning_error` of the exact
+AUC (scipy's Mann-Whitney U) and the ECE within its own of the exact ECE (numpy), and a
+report over whole UTC days runs with every raw query failing. Bad inputs (failed requests
+with a prediction, scores NaN, infinite, outside [0, 1], exactly 0 or 1) give the raw
+figures; every case the store cannot answer is answered by the raw engine with the reason
+in one sentence.
 """
 
 from __future__ import annotations
