@@ -4,10 +4,13 @@ On the sample generator's logs with their incidents (a three-class model, a conf
 score), on a binary model's logs with an incident, duplicates and failed requests
 (written here with numpy), and on NannyML's car-loan set with its labels in the logs,
 under UTC and TZ=America/New_York: every count figure read from the store equals the raw
-engine's figure, the AUC from the store's 1/1000 score bins lies within its stated
-`max_binning_error` of the exact AUC (scipy's Mann-Whitney U), and the figures the store
-cannot hold come from the raw pass unchanged. Every case the store cannot answer exactly is
-answered by the raw engine with the reason in one sentence.
+engine's figure, so do the calibration curve's counts and the label-free estimate, the AUC
+from the store's 1/1000 score bins lies within its stated `max_binning_error` of the exact
+AUC (scipy's Mann-Whitney U) and the ECE within its own of the exact ECE (numpy), and a
+report over whole UTC days runs with every raw query failing. Bad inputs (failed requests
+with a prediction, scores NaN, infinite, outside [0, 1], exactly 0 or 1) give the raw
+figures; every case the store cannot answer is answered by the raw engine with the reason
+in one sentence.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from monitoring.config import load_config
-from monitoring.quality import metrics, quality_report
+from monitoring.quality import fromstore, metrics, quality_report
+from monitoring.quality.ground_truth import LabelsError, default_truth
+from monitoring.quality.settings import load
 from monitoring.query.filters import Filters
 from monitoring.rollup import build
+from monitoring.rollup.read import NotCovered
 from tests.rollup_helpers import built_workspace
 
 COUNTED = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -70,11 +76,20 @@ def _same_metrics(a: dict, b: dict, where: str) -> None:
             assert ea["n"] == eb["n"], where
             bound = ea.get("max_binning_error", 0.0)
             assert abs(ea["value"] - eb["value"]) <= bound + eb.get("max_binning_error", 0.0) + 1e-12, (where, ea, eb)
-        elif name == "calibration":
+        elif name == "calibration":                              # the same rows per bin; confidence within 1/2000
             assert [{k: v for k, v in x.items() if k != "confidence"} for x in ea] == \
                    [{k: v for k, v in x.items() if k != "confidence"} for x in eb], where
-        else:                                                    # ece: the same raw bins, summed in another order
-            assert ea["n"] == eb["n"] and ea["value"] == pytest.approx(eb["value"], abs=1e-12), (where, name)
+            for xa, xb in zip(ea, eb, strict=True):
+                assert (xa["confidence"] is None) == (xb["confidence"] is None), where
+                if xb["confidence"] is not None:
+                    assert abs(xa["confidence"] - xb["confidence"]) <= 0.0005 + 1e-12, (where, xa, xb)
+        else:                                                    # ece: within the bound the store states
+            assert name == "ece" and ea["n"] == eb["n"], (where, name)
+            if eb["value"] is None:
+                assert ea["value"] is None, where
+                continue
+            bound = ea.get("max_binning_error", 0.0)                 # none: both from the raw logs
+            assert bound <= 0.0005 + 1e-12 and abs(ea["value"] - eb["value"]) <= bound + 1e-12, (where, ea, eb)
 
 
 def _same_report(a: dict, b: dict) -> None:
@@ -140,8 +155,10 @@ START = datetime(2026, 3, 1, tzinfo=UTC)     # spans New York's change to summer
 
 
 def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_prediction: bool = False,
-            seed: int = 5, score_kind: str = "positive", pred_type: str = "int64") -> dict[str, np.ndarray]:
-    """One Parquet file per UTC day; returns the served rows without their copies (the oracle)."""
+            seed: int = 5, score_kind: str = "positive", pred_type: str = "int64",
+            odd_score: float | None = None) -> dict[str, np.ndarray]:
+    """One Parquet file per UTC day; returns the served rows without their copies (the oracle).
+    `odd_score`: the score of every 40th row (labelled or not) on day 1."""
     rng = np.random.default_rng(seed)
     keep = {k: [] for k in ("day", "version", "pred", "score", "label")}
     for d in range(days):
@@ -155,6 +172,8 @@ def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_predicti
         failed = rng.random(n) < 0.03
         labelled = ~failed & (rng.random(n) < 0.6)
         pred = (score >= 0.5).astype(np.int64)
+        if odd_score is not None and d == 1:
+            score[::40] = odd_score
         ids = [f"r{d}-{i}" for i in range(n)]
         t = pa.table({
             "request_id": ids, "timestamp": pa.array(ts, pa.timestamp("us", "UTC")),
@@ -202,6 +221,14 @@ def _exact_auc(score, label) -> float:
     return mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg))
 
 
+def _exact_ece(pred, score, label) -> float:
+    """Guo et al.'s ECE over 10 equal bins of the predicted class's confidence, in numpy."""
+    conf = np.where(pred == 1, score, 1 - score)
+    b = np.clip(np.floor(conf * 10), 0, 9).astype(int)
+    correct = (pred == label).astype(float)
+    return float(sum(abs(correct[b == i].sum() - conf[b == i].sum()) for i in range(10)) / len(conf))
+
+
 @pytest.mark.parametrize("version", [None, "v1", "v2"])
 def test_binary_logs_daily_figures_equal_a_numpy_count(binary, version):
     ws, _, truth = binary
@@ -218,6 +245,9 @@ def test_binary_logs_daily_figures_equal_a_numpy_count(binary, version):
         assert m["accuracy"]["n"] == sel.sum()
         exact = _exact_auc(truth["score"][sel], truth["label"][sel])
         assert abs(m["roc_auc"]["value"] - exact) <= m["roc_auc"]["max_binning_error"] + 1e-12, (d, version)
+        ece, bound = _exact_ece(truth["pred"][sel], truth["score"][sel], truth["label"][sel]), m["ece"]["max_binning_error"]
+        assert m["ece"]["n"] == sel.sum() and 0 < bound <= 0.0005 + 1e-12
+        assert abs(m["ece"]["value"] - ece) <= bound + 1e-12, (d, version, m["ece"], ece)
         if version == "v2":       # the incident, found from the store: v2's score is blind on days 8-11
             assert (m["roc_auc"]["value"] < 0.65) == (8 <= d < 12), (d, m["roc_auc"])
 
@@ -225,7 +255,7 @@ def test_binary_logs_daily_figures_equal_a_numpy_count(binary, version):
 @pytest.mark.parametrize("score, origin, note", [
     ("none", "rollups", "counts from the rollup store (exact: rows, labels, the confusion matrix and the figures "
                         "made from it)"),
-    ("confidence", "raw", "the AUC of a confidence score needs prediction and score together"),
+    ("confidence", "rollups", "calibration and the estimate from its score bins"),
 ])
 def test_logs_without_a_score_or_with_a_confidence(tmp_path, score, origin, note):
     _binary(tmp_path / "logs", days=4, score_kind=score)
@@ -233,9 +263,8 @@ def test_logs_without_a_score_or_with_a_confidence(tmp_path, score, origin, note
     a, b = _both(ws, chunk="day")
     assert a["origin"] == origin and note in a["origin_note"], a["origin_note"]
     assert a.get("score") == {"none": None, "confidence": "predicted"}[score]
-    if origin == "rollups":
-        _same_report(a, b)
-        assert "ece" not in a["overall"] and "roc_auc" not in a["overall"]
+    _same_report(a, b)
+    assert ("ece" in a["overall"] and "roc_auc" in a["overall"]) == (score == "confidence")
 
 
 def test_float_predictions_scored_as_classes_are_read_raw(tmp_path):
@@ -246,12 +275,49 @@ def test_float_predictions_scored_as_classes_are_read_raw(tmp_path):
     assert a["overall"]["accuracy"] == b["overall"]["accuracy"]
 
 
-def test_failed_requests_with_a_prediction_are_read_raw(tmp_path):
-    _binary(tmp_path / "logs", days=3, failed_with_prediction=True)
+# -- bad inputs: the store's answer equals the raw one, or the raw logs answer and say why ---------
+
+@pytest.mark.parametrize("case, kw, origin, note", [
+    ("failed requests carry a prediction", dict(failed_with_prediction=True), "rollups", "from its score bins"),
+    ("a score is NaN", dict(odd_score=float("nan")), "raw", ""),
+    ("a score is infinite", dict(odd_score=float("inf")), "raw", ""),
+    ("a score above 1", dict(odd_score=1.7), "rollups", "calibration and the estimate from one pass over the raw"),
+    ("a score below 0", dict(odd_score=-0.2), "rollups", "calibration and the estimate from one pass over the raw"),
+    ("a score of exactly 1", dict(odd_score=1.0), "rollups", "from its score bins"),
+    ("a score of exactly 0", dict(odd_score=0.0), "rollups", "from its score bins"),
+])
+def test_bad_inputs_give_the_raw_figures(tmp_path, case, kw, origin, note):
+    _binary(tmp_path / "logs", days=3, **kw)
     ws, _ = _workspace(tmp_path / "logs", tmp_path / "data")
-    a, b = _both(ws, chunk="day")
-    assert a["origin"] == "raw" and "failed requests carry a prediction" in a["origin_note"]
-    assert a["overall"]["accuracy"] == b["overall"]["accuracy"]
+    for chunk in ("day", "week"):
+        if origin == "raw":       # the store declines; the raw engine's own answer (today an error), on both paths
+            with pytest.raises(LabelsError) as raw:
+                quality_report(ws, chunk=chunk, rollups=False)
+            with pytest.raises(LabelsError) as store:
+                quality_report(ws, chunk=chunk)
+            assert str(store.value) == str(raw.value), case
+            with pytest.raises(NotCovered, match="some scores are not finite numbers"):
+                fromstore.plan(ws, default_truth(ws), load(ws.config), Filters(), "model_version", None)
+            continue
+        a, b = _both(ws, chunk=chunk)
+        assert a["origin"] == origin and note in a["origin_note"], (case, a["origin_note"])
+        _same_report(a, b)
+
+
+def test_whole_days_read_no_raw_row(binary, monkeypatch):
+    """Every figure of a report over whole UTC days, the reference's calibration included,
+    comes from the store: any query of the raw logs fails the test."""
+    ws, _, _ = binary
+    expect = quality_report(ws, chunk="day", rollups=False)
+
+    def no_raw(*args, **kwargs):
+        raise AssertionError(f"a raw query: {str(args[1])[:200]}")
+
+    monkeypatch.setattr(ws.source, "query", no_raw)
+    got = quality_report(ws, chunk="day")
+    monkeypatch.undo()
+    _same_report(got, expect)
+    assert got["estimation"]["calibrated_on"] > 0 and got["chunks"][0]["estimated"]
 
 
 # -- the bound, on its own: scores binned at 1/1000 against the exact AUC -------------------------
@@ -268,8 +334,8 @@ def test_auc_from_score_bins_lies_within_its_stated_bound(case, make):
 
     rng = np.random.default_rng(len(case))
     s, y = make(rng, 5000)
-    b = np.clip(np.floor(s * 1000), -1, 1000).astype(int)            # the store's score_bin
-    edges = np.arange(-1, 1001)
+    b = np.where(s > 1, 1001, np.clip(np.floor(s * 1000), -1, 1000)).astype(int)   # the store's score_bin
+    edges = np.arange(-1, 1002)
     pos = np.array([np.sum((b == e) & y) for e in edges])
     neg = np.array([np.sum((b == e) & ~y) for e in edges])
     value, _, bound = metrics.auc(pos, neg)
@@ -277,6 +343,44 @@ def test_auc_from_score_bins_lies_within_its_stated_bound(case, make):
     assert abs(value - exact) <= bound + 1e-12, (case, value, exact, bound)
     assert bound <= 0.5                                               # at most half the pairs tie
     assert len(score_edges()) == len(edges)
+
+
+@pytest.mark.parametrize("case, make", [
+    ("continuous", lambda rng, n: rng.random(n)),
+    ("on the calibration edges", lambda rng, n: np.round(rng.random(n), 1)),      # 0.1, 0.2, ...: 1 - s too
+    ("on the fine bins' edges", lambda rng, n: np.round(rng.random(n), 3)),
+    ("edges 0 and 1", lambda rng, n: rng.choice([0.0, 1.0, 0.9995, 0.0004, 0.5], n)),
+])
+@pytest.mark.parametrize("kind", ["positive", "predicted"])
+def test_ece_from_score_bins_lies_within_its_stated_bound(case, make, kind):
+    """storebins.conf from the store's (bin, cbin) of each score against numpy's exact ECE."""
+    from monitoring.quality import storebins
+    from monitoring.quality.data import Spec
+
+    rng = np.random.default_rng(len(case))
+    n = 4000
+    s = make(rng, n)
+    pred = (s >= 0.5).astype(int) if kind == "positive" else rng.integers(0, 2, n)
+    y = (rng.random(n) < np.where(pred == 1, 0.8, 0.3)).astype(int)
+    conf = np.where(pred == 1, s, 1 - s) if kind == "positive" else s
+    stored = lambda x: np.where(x > 1, 1001, np.clip(np.floor(x * 1000), -1, 1000)).astype(np.int32)  # noqa: E731
+    sc = pl.DataFrame({"day": np.zeros(n, np.int64), "version": ["v1"] * n, "pred": pred.astype(str),
+                       "truth": y.astype(str), "bin": stored(s), "cbin": stored(1 - s), "n": np.ones(n, np.int64)})
+    spec = Spec("classification", ("0", "1"), "1", score_kind=kind)
+    cf = storebins.conf(sc, spec, lambda d: d).group_by("b").agg(pl.col("n", "correct", "conf_sum", "conf_err").sum())
+    got = np.zeros((4, 10))
+    for r in cf.iter_rows(named=True):
+        got[:, r["b"]] = r["n"], r["correct"], r["conf_sum"], r["conf_err"]
+    b = np.clip(np.floor(conf * 10), 0, 9).astype(int)             # the raw engine's calibration bins
+    want_n = np.bincount(b, minlength=10)
+    want_correct = np.bincount(b, weights=(pred == y), minlength=10)
+    assert (got[0] == want_n).all() and (got[1] == want_correct).all(), case
+    ece = metrics.calibration(got[0], got[1], got[2])["ece"]["value"]
+    exact = metrics.calibration(want_n, want_correct, np.bincount(b, weights=conf, minlength=10))["ece"]["value"]
+    bound = got[3].sum() / n
+    assert bound <= 0.0005 + 1e-12 and abs(ece - exact) <= bound + 1e-12, (case, ece, exact, bound)
+    if kind == "positive":                                          # and the report test's numpy ECE
+        assert abs(ece - _exact_ece(pred, s, y)) <= bound + 1e-12, case
 
 
 # -- NannyML's car-loan set, its labels joined into the logs ---------------------------------------

@@ -175,6 +175,7 @@ class Aggregates:
     reg_blocks: bool = False
     delay: dict[str, Any] | None = None
     origin: str = "raw"                      # "rollups": quality/fromstore.py read it
+    raw_scores: bool = False                 # fromstore: conf and est from a raw pass, not the bins
 
 
 def _top(ws: Workspace, expr: str, cond: str, params: dict) -> list[str]:
@@ -194,8 +195,8 @@ def _group(expr: str | None, name: str) -> str:
 def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[str, int | None],
               by: str | None = None, sensitive: str | None = None, *, scores_only: bool = False) -> Aggregates:
     """The aggregates of the window. `scores_only` (classification): only the confidence and
-    estimation bins (`conf`, `est`), the figures that need prediction x score together,
-    which the rollup store does not keep (quality/fromstore.py reads the rest from it)."""
+    estimation bins (`conf`, `est`), for quality/fromstore.py where the store's score bins
+    cannot give them (per-class probability columns, confidences outside [0, 1])."""
     cond, params = f.where()
     kind, size = chunk
     by_sql = segment_sql(ws, by) if by else None

@@ -41,7 +41,7 @@ NOTHING_FOR_REGRESSION = ("Nothing is estimated for a regression model: its erro
                           "from its predictions alone, only measured against labels.")
 
 
-def _fit(df: pl.DataFrame) -> np.ndarray:
+def fit_calibration(df: pl.DataFrame) -> np.ndarray:
     """Isotonic fit of (fb, n, k) -> calibrated probability for every fine bin."""
     df = df.filter(pl.col("n") > 0).sort("fb")
     x = df["fb"].to_numpy().astype(float)
@@ -66,7 +66,7 @@ def calibrate_window(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters) -> tupl
                          f"FROM truth_rows WHERE truth IS NOT NULL AND ({score}) IS NOT NULL AND {cond} GROUP BY 1",
                   params)
     n = int(df["n"].sum() or 0)
-    return (_fit(df) if n else None), n
+    return (fit_calibration(df) if n else None), n
 
 
 def calibrate_file(ws: Workspace, ref: LogSource, spec: Spec) -> tuple[np.ndarray | None, int, str | None]:
@@ -89,7 +89,7 @@ def calibrate_file(ws: Workspace, ref: LogSource, spec: Spec) -> tuple[np.ndarra
            f"WHERE truth IS NOT NULL AND ({score}) IS NOT NULL GROUP BY 1")
     df = run(ws.con, sql, {"files": ref.files})
     n = int(df["n"].sum() or 0)
-    return (_fit(df) if n else None), n, None if n else "the reference file has no labelled, scored rows"
+    return (fit_calibration(df) if n else None), n, None if n else "the reference file has no labelled, scored rows"
 
 
 def _metrics(tp, fp, fn, tn) -> dict[str, np.ndarray]:
@@ -193,4 +193,5 @@ def what_is_estimated(spec: Spec) -> str:
     return "Nothing is estimated: the logs have no score."
 
 
-__all__ = ["ESTIMATED", "calibrate_file", "calibrate_window", "estimate_chunks", "quote_ident", "what_is_estimated"]
+__all__ = ["ESTIMATED", "calibrate_file", "calibrate_window", "estimate_chunks", "fit_calibration", "quote_ident",
+           "what_is_estimated"]

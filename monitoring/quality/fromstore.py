@@ -1,30 +1,36 @@
-"""Quality from the rollup store: the label counts and the AUC's score bins read from the
-stored per-day tables instead of a scan of the raw logs (docs/rollups.md, "Quality from
-the rollups").
+"""Quality from the rollup store: the label counts and the score bins read from the stored
+per-day tables instead of a scan of the raw logs (docs/rollups.md, "Quality from the
+rollups"). A window of whole UTC days reads no raw row.
 
     p = plan(ws, t, s, f, by, sensitive)            # NotCovered: the raw engine answers
     agg = aggregate(ws, t, p, f, ("week", None))     # data.Aggregates, origin "rollups"
 
-What the store answers, and how well:
-- exactly, from `outcomes` (prediction x label counts per UTC day and version): rows,
-  labelled rows and coverage, the confusion matrix and every figure made from it
-  (accuracy, macro and per-class precision, recall and F1, their intervals), per day,
+What the store answers, and how well (both tables keep `is_error`, so only served rows,
+not failed and with a prediction, are counted, as the raw engine counts them):
+- exactly, from `outcomes` (prediction x label counts per UTC day, version and error
+  flag): rows, labelled rows and coverage, the confusion matrix and every figure made from
+  it (accuracy, macro and per-class precision, recall and F1, their intervals), per day,
   week or month chunk and per version;
-- within a stated bound, from `scores` (score bins of 1/1000 by label): the ROC AUC of a
-  score that is the positive class's probability. Pairs in different bins are ordered
-  exactly; pairs sharing a bin count one half, as ties. The exact AUC counts each such pair
-  0, 1/2 or 1, so |AUC from bins - exact AUC| <= (1/2) sum_b pos_b neg_b / (P N), which is
-  reported with the value (`max_binning_error`, computed from the same bins);
-- not at all: calibration (ECE) and the label-free estimate need prediction and score
-  together, which no stored table keeps; one narrow raw pass over the window reads them
-  (`data.aggregate(..., scores_only=True)`), and the same pass checks the store's one
-  assumption (failed requests carry no prediction, which `outcomes` could not tell apart)
-  and reads what a binary score means when [quality] score is auto.
+- exactly, from `scores` (prediction x label x score bin of 1/1000 x bin of 1 - score):
+  the label-free estimate (its fine bins are the store's bins), the reference window's
+  calibration for it, the calibration curve's counts and accuracies, and what a binary
+  score means when [quality] score is auto (the share of negative predictions with a score
+  >= 0.5: bin >= 500 is score >= 0.5 in doubles);
+- within a stated bound, from `scores`: the ROC AUC of the positive class's probability
+  (the score, or 1 - score on negative predictions of a confidence). Pairs in different
+  bins are ordered exactly; pairs sharing a bin count one half, as ties. The exact AUC
+  counts each such pair 0, 1/2 or 1, so |AUC from bins - exact AUC| <= (1/2) sum_b pos_b
+  neg_b / (P N), reported with the value (`max_binning_error`, computed from the same
+  bins). The ECE: each confidence counts at its bin's midpoint, so |ECE from bins - exact|
+  <= 0.0005 * (rows in bins of width 1/1000) / N <= 0.0005, reported as the ECE's
+  `max_binning_error` (storebins.py derives both).
 
-The raw engine answers (NotCovered says why) for labels from a labels file or reviewers,
-regression, windows off whole UTC days, endpoint filters, row chunks, segments other than
-the version, fairness, per-class probability columns, a confidence score's AUC, and a
-store that does not cover every file as it is now.
+One narrow raw pass remains only for calibration from per-class probability columns or
+from confidences outside [0, 1] (`data.aggregate(..., scores_only=True)`). The raw engine
+answers (NotCovered says why) for labels from a labels file or reviewers, regression,
+windows off whole UTC days, endpoint filters, row chunks, segments other than the version,
+fairness, a one-vs-rest AUC from per-class probability columns, scores that are not finite
+numbers, and a store that does not cover every file as it is now.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ from ..logs.workspace import Workspace
 from ..query.filters import Filters
 from ..rollup.quality import outcome_counts, score_counts
 from ..rollup.read import NotCovered, Store
-from ..rollup.tables import DAY_US, SCORE_BINS
+from ..rollup.tables import DAY_US, NOT_FINITE_BIN, SCORE_BINS, score_bin
 from . import data
 from . import ground_truth as gt
+from . import storebins as sb
+from .estimate import fit_calibration
 from .settings import QualitySettings
 
 ORIGIN = "rollups"
@@ -57,6 +65,7 @@ class Plan:
     pieces: tuple[Filters, ...]    # the rest of the window (its partial first and last days): raw
     spec: data.Spec
     outcomes: pl.DataFrame         # day, version, pred, truth, n
+    scores: pl.DataFrame           # day, version, pred, truth, bin, cbin, n (rollup.quality.score_counts)
 
 
 def value_sql(typ: str) -> Callable[[str], str]:
@@ -131,26 +140,6 @@ def split(ws: Workspace, f: Filters) -> tuple[Filters, tuple[Filters, ...]]:
     return replace(f, start=_dt(a), end=_dt(b)), pieces
 
 
-def _checks(ws: Workspace, f: Filters, pred_type: str, by_pred: bool) -> pl.DataFrame:
-    """One narrow pass over the window's `logs`: the rows the store would count where the
-    raw engine does not, and with `by_pred`, per compared prediction, the served rows with a
-    score and with a score >= 0.5 (spec_for's reading of an auto score; without it, one
-    plain aggregate with no grouping)."""
-    ok = "NOT coalesce(is_error, false)"
-    has_score = ws.source.has("score")
-    score = "score" if has_score else "CAST(NULL AS DOUBLE)"
-    cond, params = f.where()
-    pred = gt.canon("prediction", pred_type) if by_pred else "CAST(NULL AS VARCHAR)"
-    sql = (f"SELECT {pred} AS pred, "
-           f"count_if({ok} AND prediction IS NOT NULL AND {score} IS NOT NULL) AS scored, "
-           f"count_if({ok} AND prediction IS NOT NULL AND {score} >= 0.5) AS high, "
-           f"count_if(NOT {ok} AND prediction IS NOT NULL) AS failed_with_prediction, "
-           f"count_if({score} IS NOT NULL AND label IS NOT NULL AND (NOT {ok} OR prediction IS NULL)) AS stray_scores, "
-           f"count_if({score} IS NOT NULL AND NOT isfinite({score})) AS odd_scores "
-           f"FROM logs WHERE {cond}" + (" GROUP BY 1" if by_pred else ""))
-    return ws.source.query(ws.con, sql, params)
-
-
 def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | None,
          sensitive: str | None) -> Plan:
     """The store's answer to spec_for, or NotCovered (one sentence) for the raw engine."""
@@ -160,28 +149,27 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
     value_p, value_l = value_sql(types.get("prediction", "")), value_sql(types.get("label", ""))
     value = {"prediction": value_p, "label": value_l}
     out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
+    sc = _EMPTY_SCORES
+    if ws.source.has("score"):
+        sc = score_counts(store, ws.con, days, lambda c: value[c](c))
     for g in pieces:
         out = pl.concat([out, _raw_outcomes(ws, t, g)])
+        if ws.source.has("score"):
+            sc = pl.concat([sc, _raw_scores(ws, t, g)])
+    if sb.has_not_finite(sc):
+        raise NotCovered("some scores are not finite numbers: the rollups' score bins do not hold them")
     pairs = out.group_by("pred", "truth").agg(pl.col("n").sum()).with_columns(
         pl.lit(0, pl.Int64).alias("scored"), pl.lit(0, pl.Int64).alias("high"))
     spec = data.spec_from_pairs(ws, s, pairs)
     # spec_for reads a binary model's auto score from the share of high scores by prediction
-    detect = ws.source.has("score") and s.score == "auto" and spec.binary and spec.positive is not None
-    checks = _checks(ws, f, types.get("prediction", ""), detect)
-    failed = int(checks["failed_with_prediction"].sum() or 0)
-    if failed:
-        raise NotCovered(f"{failed:,} failed requests carry a prediction: the rollups cannot tell them from "
-                         "served ones")
-    if int(checks["stray_scores"].sum() or 0) or int(checks["odd_scores"].sum() or 0):
-        raise NotCovered("some labelled scores are on failed or unpredicted rows, or not finite: "
-                         "the rollups' score bins would count them")
-    if not detect:
-        return Plan(store, days, pieces, spec, out)
-    extra = checks.filter((pl.col("scored") > 0) & pl.col("pred").is_not_null()).select(
-        "pred", pl.lit(None, pl.String).alias("truth"), pl.lit(0, pl.Int64).alias("n"),
-        pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
-    spec = data.spec_from_pairs(ws, s, pl.concat([pairs, extra]))
-    return Plan(store, days, pieces, spec, out)
+    if ws.source.has("score") and s.score == "auto" and spec.binary and spec.positive is not None:
+        extra = sc.group_by("pred").agg(pl.col("n").sum().alias("scored"),
+                                        pl.col("n").filter(pl.col("bin") >= SCORE_BINS // 2).sum().alias("high"))
+        extra = extra.filter(pl.col("pred").is_not_null()).select(
+            "pred", pl.lit(None, pl.String).alias("truth"), pl.lit(0, pl.Int64).alias("n"),
+            pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
+        spec = data.spec_from_pairs(ws, s, pl.concat([pairs, extra]))
+    return Plan(store, days, pieces, spec, out, sc)
 
 
 def _raw_outcomes(ws: Workspace, t: gt.Truth, g: Filters) -> pl.DataFrame:
@@ -210,65 +198,77 @@ def _with_keys(df: pl.DataFrame, kind: str) -> pl.DataFrame:
                            pl.col("version").fill_null("(none)").alias("seg"), pl.lit("(all)").alias("sens"))
 
 
+_EMPTY_SCORES = pl.DataFrame(schema={"day": pl.Int64, "version": pl.String, "pred": pl.String, "truth": pl.String,
+                                     "bin": pl.Int32, "cbin": pl.Int32, "n": pl.Int64})
+
+
 def _raw_scores(ws: Workspace, t: gt.Truth, g: Filters) -> pl.DataFrame:
     """score_counts' frame for a piece of the window, from the raw logs, in the store's bins
-    (`tables.score_bin`; the scores are finite, checked by `_checks`)."""
+    (`tables.score_bin`, NOT_FINITE_BIN for a score that is not a finite number)."""
     cond, params = g.where()
-    df = gt.query(ws, t, f"SELECT {data.ch.key_sql('day')} AS day, model_version AS version, truth, "
-                         f"CAST(least(greatest(floor(score * {SCORE_BINS}), -1), {SCORE_BINS}) AS INTEGER) AS bin, "
-                         f"count(*) AS n FROM truth_rows WHERE truth IS NOT NULL AND score IS NOT NULL AND {cond} "
-                         "GROUP BY ALL", params)
-    return df.select(pl.col("day").cast(pl.Int64), pl.col("version").cast(pl.String), pl.col("truth").cast(pl.String),
-                     pl.col("bin").cast(pl.Int32), pl.col("n").cast(pl.Int64))
+    df = gt.query(ws, t, f"SELECT {data.ch.key_sql('day')} AS day, model_version AS version, pred, truth, "
+                         f"CASE WHEN isfinite(score) THEN {score_bin('score')} WHEN score IS NOT NULL "
+                         f"THEN {NOT_FINITE_BIN} END AS bin, "
+                         f"CASE WHEN isfinite(score) THEN {score_bin('(1 - score)')} END AS cbin, "
+                         f"count(*) AS n FROM truth_rows WHERE score IS NOT NULL AND {cond} GROUP BY ALL", params)
+    return df.select(*(pl.col(k).cast(v) for k, v in _EMPTY_SCORES.schema.items()))
 
 
-def _hist(ws: Workspace, t: gt.Truth, p: Plan, kind: str) -> pl.DataFrame | None:
+def _hist(p: Plan, kind: str) -> pl.DataFrame | None:
     """hist rows (g, chunk, seg, version, cls, s, y, n) from the score bins, or None when
     the report has no AUC; NotCovered for an AUC the bins cannot give."""
     spec = p.spec
-    p_pos = spec.p_pos_sql()
-    if p_pos is None:
+    if spec.p_pos_sql() is None:
         if len(spec.classes) > 2 and spec.class_scores:
             raise NotCovered("one-vs-rest AUC from per-class probability columns needs the raw logs")
         return None
-    if p_pos != "score":
-        raise NotCovered("the AUC of a confidence score needs prediction and score together: the raw logs answer")
-    value = value_sql(ws.source.types.get("label", ""))
-    sc = score_counts(p.store, ws.con, p.days, lambda c: value(c))
-    for g in p.pieces:
-        sc = pl.concat([sc, _raw_scores(ws, t, g)])
-    sc = _with_keys(sc, kind).with_columns(
-        pl.col("bin").cast(pl.Float64).alias("s"), (pl.col("truth") == spec.positive).alias("y"))
-    parts = []
-    for g, keys in ((7, ()), (6, ("chunk",)), (5, ("seg",)), (3, ("version",))):
-        h = sc.group_by(*keys, "s", "y").agg(pl.col("n").sum())
-        for k in ("chunk", "seg", "version"):
-            if k not in keys:
-                h = h.with_columns(pl.lit(None, pl.Int64 if k == "chunk" else pl.String).alias(k))
-        parts.append(h.select(pl.lit(g, pl.Int32).alias("g"), "chunk", "seg", "version",
-                              pl.lit(spec.positive).alias("cls"), "s", "y", "n"))
-    return pl.concat(parts)
+    h = sb.hist(p.scores, spec, lambda d: chunk_of_day(d, kind))
+    if h is None:
+        raise NotCovered("the AUC of a per-class probability column needs the raw logs (the rollups bin the score)")
+    return h
 
 
 def aggregate(ws: Workspace, t: gt.Truth, p: Plan, f: Filters, chunk: tuple[str, int | None]) -> data.Aggregates:
-    """data.aggregate's answer: rows and pairs from `outcomes`, the AUC histogram from
-    `scores`, confidence and estimation bins from one narrow raw pass over `f`."""
+    """data.aggregate's answer: rows and pairs from `outcomes`, the AUC histogram, the
+    confidence and the estimation bins from `scores` (a raw pass over `f` for those two
+    only where storebins cannot bound them)."""
     kind, size = chunk
     chunk_of_day(np.zeros(0), kind)           # row chunks: NotCovered before any reading
     o = p.outcomes
     versions = o["version"].n_unique()
     if versions > data.MAX_GROUPS:
         raise NotCovered(f"{versions} versions: the raw engine groups all but the largest {data.MAX_GROUPS}")
-    hist = _hist(ws, t, p, kind)
+    hist = _hist(p, kind)
     o = _with_keys(o, kind)
     rows = o.group_by("chunk", "version", "seg", "sens", "pred").agg(
         pl.col("n").sum(), pl.col("n").filter(pl.col("truth").is_not_null()).sum().alias("labelled"),
         pl.lit(None, pl.Int64).alias("lo_us"), pl.lit(None, pl.Int64).alias("hi_us"))
     pairs = o.filter(pl.col("truth").is_not_null()).group_by(
         "chunk", "version", "seg", "sens", "pred", "truth").agg(pl.col("n").sum())
-    scores = data.aggregate(ws, t, p.spec, f, chunk, scores_only=True)
+    of_day = lambda d: chunk_of_day(d, kind)  # noqa: E731
+    conf, est, raw_pass = None, None, False
+    if p.spec.conf_sql():
+        conf, est = sb.conf(p.scores, p.spec, of_day), sb.est(p.scores, p.spec, of_day)
+        if conf is None or est is None:
+            scores = data.aggregate(ws, t, p.spec, f, chunk, scores_only=True)
+            conf, est, raw_pass = scores.conf, scores.est, True
     return data.Aggregates(kind, size, rows, pairs=pairs, hist=hist, hist_exact=hist is None,
-                           conf=scores.conf, est=scores.est, origin=ORIGIN)
+                           conf=conf, est=est, origin=ORIGIN, raw_scores=raw_pass)
+
+
+def calibrate_window(ws: Workspace, t: gt.Truth, p: Plan, f: Filters) -> tuple[np.ndarray | None, int]:
+    """estimate.calibrate_window's answer from the score bins (exact), or NotCovered."""
+    days, pieces = split(ws, f)
+    value_p, value_l = (value_sql(ws.source.types.get(c, "")) for c in ("prediction", "label"))
+    value = {"prediction": value_p, "label": value_l}
+    sc = score_counts(p.store, ws.con, days, lambda c: value[c](c))
+    for g in pieces:
+        sc = pl.concat([sc, _raw_scores(ws, t, g)])
+    df = sb.reference_bins(sc, p.spec)
+    if df is None:
+        raise NotCovered("the reference's scores are not in the rollups' bins")
+    n = int(df["n"].sum() or 0)
+    return (fit_calibration(df) if n else None), n
 
 
 def describe(agg: data.Aggregates, p: Plan) -> str:
@@ -278,6 +278,9 @@ def describe(agg: data.Aggregates, p: Plan) -> str:
         text += ", the window's partial first or last day from the raw logs"
     if agg.hist is not None:
         text += f"; ROC AUC from its score bins of 1/{SCORE_BINS} (max_binning_error bounds the difference)"
-    if agg.conf is not None:
+    if agg.conf is not None and agg.raw_scores:
         text += "; calibration and the estimate from one pass over the raw logs (prediction x score)"
+    elif agg.conf is not None:
+        text += ("; calibration and the estimate from its score bins (the ECE within its max_binning_error, "
+                 "the estimate exact)")
     return text

@@ -83,6 +83,9 @@ def _classification(pairs: pl.DataFrame, hist, conf, spec: data.Spec, s: Quality
             n[r["b"]], k[r["b"]], cs[r["b"]] = r["n"], r["correct"], r["conf_sum"]
         cal = metrics.calibration(n, k, cs, min_labels=s.min_labels, seed=s.seed)
         out["ece"] = cal["ece"]
+        if "conf_err" in conf.columns and cal["ece"]["value"] is not None:
+            # the store's confidence sums, at the bins' midpoints (storebins.py)
+            out["ece"]["max_binning_error"] = float(conf["conf_err"].sum()) / float(n.sum())
         if full:
             out["calibration"] = cal["curve"]
     if full:
@@ -117,8 +120,10 @@ def _metrics_for(agg: data.Aggregates, spec: data.Spec, s: QualitySettings, *, w
     return _classification(sub(agg.pairs), hist, conf, spec, s, agg.hist_exact, full)
 
 
-def resolve_reference_calibration(ws: Workspace, t: gt.Truth, spec: data.Spec, reference: str | None):
-    """(calibration, rows, description, note) from the reference file or window."""
+def resolve_reference_calibration(ws: Workspace, t: gt.Truth, spec: data.Spec, reference: str | None,
+                                  plan: fromstore.Plan | None = None):
+    """(calibration, rows, description, note) from the reference file or window (a window
+    from the store's score bins with `plan`, where they hold it)."""
     from ..drift import load_settings, resolve_reference
     from ..drift.windows import open_reference
 
@@ -131,7 +136,13 @@ def resolve_reference_calibration(ws: Workspace, t: gt.Truth, spec: data.Spec, r
         src = open_reference(ref.path, ws.config, ws.con)
         cal, n, note = estimate.calibrate_file(ws, src, spec)
         return cal, n, ref.describe(), note
-    cal, n = estimate.calibrate_window(ws, t, spec, Filters(start=ref.start, end=ref.end))
+    window = Filters(start=ref.start, end=ref.end)
+    try:
+        if plan is None:
+            raise NotCovered("the raw engine answers")
+        cal, n = fromstore.calibrate_window(ws, t, plan, window)
+    except NotCovered:
+        cal, n = estimate.calibrate_window(ws, t, spec, window)
     return cal, n, ref.describe() + " (its labelled rows)", None if n else "the reference window has no labelled, scored rows"
 
 
@@ -195,7 +206,8 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
     # Estimation first: each chunk carries its estimate beside the realized metrics.
     est, est_info = {}, {"what": estimate.what_is_estimated(spec)}
     if spec.task == "classification" and agg.est is not None:
-        cal, n_cal, desc, note = resolve_reference_calibration(ws, t, spec, reference)
+        cal, n_cal, desc, note = resolve_reference_calibration(
+            ws, t, spec, reference, plan if agg.origin == fromstore.ORIGIN else None)
         est_info |= {"reference": desc, "calibrated_on": n_cal}
         if cal is not None and n_cal >= s.min_labels:
             est = estimate.estimate_chunks(agg.est, cal, spec, min_rows=s.min_labels, seed=s.seed)

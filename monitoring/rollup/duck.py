@@ -70,12 +70,20 @@ def rows_sql(source: LogSource, lay: Layout, *, by_index: bool = False) -> str:
         f"CAST({source.expr('prediction')} AS VARCHAR) AS prediction",
         f"CAST({source.expr('label')} AS VARCHAR) AS label",
         f"{_finite(source.expr('score'))} AS fs",
+        f"{_not_finite(source.expr('score'))} AS fsx",
         f"{_finite(source.expr('prediction')) if 'fp' in lay.numeric else 'CAST(NULL AS DOUBLE)'} AS fp",
     ]
     for i, f in enumerate(source.features):
         cols.append(f"{_finite(f.expr) if f.kind == 'numeric' else f'CAST({f.expr} AS VARCHAR)'} AS f{i}")
     return (f"SELECT {', '.join(cols)} FROM {source.scan_sql} AS r "
             f"WHERE list_contains($subset, {fc}) AND {source.valid_predicate()}")
+
+
+def _not_finite(expr: str) -> str:
+    if expr == "NULL":
+        return "false"
+    v = f"TRY_CAST({expr} AS DOUBLE)"
+    return f"coalesce(NOT isfinite({v}), false)"
 
 
 def _finite(expr: str) -> str:

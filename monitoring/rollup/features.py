@@ -21,12 +21,12 @@ from .tables import DAY_US, SCORE_BINS
 # -- drift tables (per UTC day and version) ---------------------------------------------------------
 
 def _day_sql(store: Store, table: str, f: Filters, select: str, group: str,
-             by_day: bool) -> tuple[str, dict[str, Any]]:
+             by_day: bool, where: str = "TRUE") -> tuple[str, dict[str, Any]]:
     lo, hi = _window(f, DAY_US, "UTC day")
     rel, params = store.relation(table)
     if not rel:
         return "", {}
-    conds = ["TRUE"]
+    conds = [where]
     if lo is not None:
         conds.append(f"day >= {lo // DAY_US}")
     if hi is not None:
@@ -70,8 +70,9 @@ def outcomes(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataF
 
 
 def score_bins(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.DataFrame:
-    """[day,] label, bin, n: scores in [bin, bin + 1) / 1000 per label (-1: below 0, 1000: >= 1)."""
-    sql, params = _day_sql(store, "scores", f, "CAST(sum(n) AS BIGINT) AS n", "label, bin", by_day)
+    """[day,] label, bin, n: finite scores in [bin, bin + 1) / 1000 per label (-1: below 0,
+    1000: exactly 1, 1001: above 1; `tables.score_bin`)."""
+    sql, params = _day_sql(store, "scores", f, "CAST(sum(n) AS BIGINT) AS n", "label, bin", by_day, "bin >= -1")
     if not sql:
         return pl.DataFrame(schema={"label": pl.String, "bin": pl.Int32, "n": pl.Int64})
     return run(con, sql + " ORDER BY ALL", params)
@@ -115,5 +116,6 @@ def numeric_quantiles(bins: pl.DataFrame, qs: tuple[float, ...] = (0.1, 0.5, 0.9
 
 
 def score_edges() -> np.ndarray:
-    """Lower edge of each score bin -1..SCORE_BINS (bin b holds [b, b+1) / SCORE_BINS)."""
-    return np.arange(-1, SCORE_BINS + 1) / SCORE_BINS
+    """Lower edge of each score bin -1..SCORE_BINS + 1 (bin b holds [b, b+1) / SCORE_BINS;
+    SCORE_BINS exactly 1, SCORE_BINS + 1 above 1)."""
+    return np.arange(-1, SCORE_BINS + 2) / SCORE_BINS

@@ -129,7 +129,8 @@ def rows_sql(source: LogSource, numeric_prediction: bool) -> str:
         is_error = (f"(CASE WHEN {status} = 'ok' THEN false WHEN lower(trim(CAST({status} AS STRING))) = 'ok' "
                     f"THEN false ELSE NOT coalesce(try_cast({status} AS INT) < 400, false) END)")
     rid = _text(source, "request_id") if source.has("request_id") else "concat(__file, '#', CAST(__row AS STRING))"
-    score = _finite(_double(_col(source, "score"), types.get("score") in NUMERIC_TYPES))
+    raw_score = _double(_col(source, "score"), types.get("score") in NUMERIC_TYPES)
+    score = _finite(raw_score)
     pred = _col(source, "prediction")
     endpoint = f"coalesce({_text(source, 'endpoint')}, '(none)')" if source.has("endpoint") else "CAST(NULL AS STRING)"
     version = _text(source, "model_version") if source.has("model_version") else "'default'"
@@ -145,6 +146,7 @@ def rows_sql(source: LogSource, numeric_prediction: bool) -> str:
         f"{_text(source, 'prediction')} AS prediction",
         f"{_text(source, 'label')} AS label",
         f"{score} AS fs",
+        f"({raw_score} IS NOT NULL AND ({score}) IS NULL) AS fsx",
         f"{_finite(_double(pred, True)) if numeric_prediction and pred else 'CAST(NULL AS DOUBLE)'} AS fp",
     ]
     for i, f in enumerate(source.features):

@@ -32,7 +32,8 @@ from ..config import Config
 from ..logs.source import LogSource
 from .tables import TABLES
 
-MANIFEST_VERSION = 3   # 3: the segments readers read (compact.py)
+MANIFEST_VERSION = 4   # 3: the segments readers read (compact.py); 4: is_error in outcomes and scores,
+                       # the prediction and 1 - score's bin in scores (quality without a raw pass)
 DUPS_PART = "_dups"
 
 
