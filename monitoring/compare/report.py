@@ -116,7 +116,8 @@ def table(result: CompareResult) -> str:
     lines = [f"{c.candidate} (candidate) against {c.baseline} (baseline), "
              f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC; "
              f"{result.traffic['candidate']:,} vs {result.traffic['baseline']:,} requests",
-             f"verdict: {c.verdict}" + ("  ROLLBACK" if c.rollback else ""), c.headline, "",
+             f"verdict: {c.verdict}" + ("  ROLLBACK" if c.rollback else ""), c.headline,
+             f"answered {result.origin}", "",
              f"{'metric':<25}{'baseline':>12}{'candidate':>12}{'difference':>14}  {'interval':<26}flags"]
     from .wording import value_text
 
