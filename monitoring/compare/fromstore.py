@@ -226,47 +226,50 @@ def _failed(ws: Workspace, versions: tuple[str, ...], days: Filters, kind: str |
 
 # -- the raw rest ------------------------------------------------------------------------------------
 
+def pieces_where(pieces: list[Filters], versions: tuple[str, ...] = ()) -> tuple[str, dict]:
+    """One condition for several windows (OR-ed; each still prunes the files' row groups)."""
+    conds, params = [], {}
+    for i, g in enumerate(pieces):
+        c, p = replace(g, model_versions=tuple(versions) or g.model_versions).where()
+        for name in sorted(p, key=len, reverse=True):     # each piece's parameters named apart
+            c = c.replace(f"${name}", f"$w{i}_{name}")
+        conds.append(f"({c})")
+        params |= {f"w{i}_{k}": x for k, x in p.items()}
+    return " OR ".join(conds) or "FALSE", params
+
+
 def raw_tally(ws: Workspace, versions: tuple[str, ...], cond: str, params: dict, kind: str | None,
               *, failed_only: bool = False) -> dict[str, Tally]:
     """The same tally from the raw logs under `cond` (the pieces around the whole days), or
-    with failed_only the score, prediction and classes of failed requests only."""
+    with failed_only the score, prediction and classes of failed requests only: one grouped
+    query (version, failed, error type, latency bin, class), summed here."""
     out = {v: Tally() for v in versions}
-    served = "is_error" if failed_only else "NOT is_error"
     has_score = ws.source.has("score")
-    score = (f"count(score) FILTER (WHERE {served}) AS sn, sum(score) FILTER (WHERE {served}) AS s1, "
-             f"sum(score * score) FILTER (WHERE {served}) AS s2, " if has_score else "")
-    pred = (f"count(prediction) FILTER (WHERE {served}) AS pn, sum(CAST(prediction AS DOUBLE)) FILTER "
-            f"(WHERE {served}) AS p1, sum(CAST(prediction AS DOUBLE) ^ 2) FILTER (WHERE {served}) AS p2, "
-            if kind == "numeric" else "")
-    where = f"{cond} AND is_error" if failed_only else cond
-    base = ws.source.query(ws.con, f"SELECT model_version AS v, {score}{pred}count(*) AS requests, "
-                                   "CAST(count_if(is_error) AS BIGINT) AS errors, min(ts_us) AS a, max(ts_us) AS b "
-                                   f"FROM logs WHERE {where} GROUP BY 1", params)
-    for r in base.iter_rows(named=True):
-        x = out[r["v"]]
-        if has_score:
-            x.score = [int(r["sn"] or 0), float(r["s1"] or 0.0), float(r["s2"] or 0.0)]
-        if kind == "numeric":
-            x.pred = [int(r["pn"] or 0), float(r["p1"] or 0.0), float(r["p2"] or 0.0)]
-        if not failed_only:
-            x.requests, x.errors, x.first_us, x.last_us = int(r["requests"]), int(r["errors"]), r["a"], r["b"]
-    if kind == "class":
-        cls = ws.source.query(ws.con, "SELECT model_version AS v, CAST(prediction AS VARCHAR) AS c, count(*) AS n "
-                                      f"FROM logs WHERE {where} AND {served} AND prediction IS NOT NULL "
-                                      "GROUP BY 1, 2", params)
-        for r in cls.iter_rows(named=True):
-            out[r["v"]].classes[r["c"]] += r["n"]
-    if failed_only:
-        return out
-    et = ws.source.query(ws.con, "SELECT model_version AS v, coalesce(error_type, '(none)') AS t, count(*) AS n "
-                                 f"FROM logs WHERE {cond} AND is_error GROUP BY 1, 2", params)
-    for r in et.iter_rows(named=True):
-        out[r["v"]].error_types[r["t"]] += r["n"]
-    lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
-                                  f"FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL GROUP BY 1, 2",
-                          params)
-    for r in lat.iter_rows(named=True):
-        out[r["v"]].hist[r["bin"]] += r["n"]
+    cls = "CAST(prediction AS VARCHAR)" if kind == "class" else "CAST(NULL AS VARCHAR)"
+    num = "CAST(prediction AS DOUBLE)" if kind == "numeric" else "CAST(NULL AS DOUBLE)"
+    score = "score" if has_score else "CAST(NULL AS DOUBLE)"
+    where = f"({cond}) AND is_error" if failed_only else f"({cond})"
+    df = ws.source.query(
+        ws.con, "SELECT model_version AS v, is_error AS e, coalesce(error_type, '(none)') AS et, "
+                f"CASE WHEN NOT is_error AND latency_ms IS NOT NULL THEN {sketch.bin_sql('latency_ms')} END AS bin, "
+                f"{cls} AS c, count(*) AS n, count({score}) AS sn, sum({score}) AS s1, sum({score} * {score}) AS s2, "
+                f"count({num}) AS pn, sum({num}) AS p1, sum({num} * {num}) AS p2, min(ts_us) AS a, max(ts_us) AS b "
+                f"FROM logs WHERE {where} GROUP BY ALL", params)
+    # served rows are the failed ones in the correction pass, the successful ones otherwise
+    for r in df.iter_rows(named=True):
+        x, served = out[r["v"]], r["e"] if failed_only else not r["e"]
+        if served:
+            x.score = [x.score[0] + int(r["sn"]), x.score[1] + (r["s1"] or 0.0), x.score[2] + (r["s2"] or 0.0)]
+            x.pred = [x.pred[0] + int(r["pn"]), x.pred[1] + (r["p1"] or 0.0), x.pred[2] + (r["p2"] or 0.0)]
+            if r["c"] is not None:
+                x.classes[r["c"]] += r["n"]
+        if failed_only:
+            continue
+        x.add(Tally(requests=r["n"], errors=r["n"] if r["e"] else 0, first_us=r["a"], last_us=r["b"]))
+        if r["e"]:
+            x.error_types[r["et"]] += r["n"]
+        elif r["bin"] is not None:
+            x.hist[r["bin"]] += r["n"]
     return out
 
 
@@ -278,10 +281,9 @@ def tally(ws: Workspace, versions: tuple[str, ...], f: Filters) -> dict[str, Tal
         raise NotCovered("the store's feature tables are per version, not per endpoint: the raw logs answer")
     days, pieces = split(f)
     out = store_tally(ws, store, versions, days)
-    kind = prediction_kind(ws)
-    for g in pieces:
-        cond, params = replace(g, model_versions=tuple(versions)).where()
-        for v, x in raw_tally(ws, versions, cond, params, kind).items():
+    if pieces:
+        cond, params = pieces_where(pieces, versions)
+        for v, x in raw_tally(ws, versions, cond, params, prediction_kind(ws)).items():
             out[v].add(x)
     return out
 
@@ -299,8 +301,8 @@ def traffic(ws: Workspace, f: Filters) -> pl.DataFrame:
     out = {r["v"]: Tally(requests=int(r["n"])) for r in t.iter_rows(named=True)}
     if out:
         _first_last(ws, store, out, days)
-    for g in pieces:
-        c, pp = replace(g, model_versions=()).where()
+    if pieces:
+        c, pp = pieces_where(pieces)
         raw = ws.source.query(ws.con, "SELECT model_version AS v, count(*) AS requests, min(ts_us) AS a, "
                                       f"max(ts_us) AS b FROM logs WHERE {c} GROUP BY 1", pp)
         for r in raw.iter_rows(named=True):

@@ -14,8 +14,6 @@ counts are exactly the raw engine's. Values are compared in ground_truth's canon
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import polars as pl
 
 from ..logs.workspace import Workspace
@@ -40,10 +38,10 @@ def labelled_by_version(ws: Workspace, f: Filters, reviewed: pl.DataFrame | None
         return _raw(ws, t, f)
 
 
-def _raw(ws: Workspace, t: gt.Truth, f: Filters) -> dict[str, tuple[int, int]]:
-    cond, params = f.where()
+def _raw(ws: Workspace, t: gt.Truth, f: Filters, where: tuple[str, dict] | None = None) -> dict[str, tuple[int, int]]:
+    cond, params = where or f.where()
     df = gt.query(ws, t, "SELECT model_version AS v, count(*) AS labelled, CAST(count_if(correct) AS BIGINT) "
-                         f"AS correct FROM truth_rows WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND {cond} "
+                         f"AS correct FROM truth_rows WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND ({cond}) "
                          "GROUP BY 1", params)
     return {r["v"]: (int(r["labelled"]), int(r["correct"])) for r in df.iter_rows(named=True)}
 
@@ -71,8 +69,8 @@ def _from_store(ws: Workspace, t: gt.Truth, f: Filters) -> dict[str, tuple[int, 
             pl.col("n").sum().alias("labelled"), pl.col("n").filter(pl.col("pred") == pl.col("truth")).sum()
             .alias("correct")).iter_rows(named=True):
         out[x["version"]] = [int(x["labelled"]), int(x["correct"] or 0)]
-    for g in pieces:
-        for v, (n, k) in _raw(ws, t, replace(g)).items():
+    if pieces:
+        for v, (n, k) in _raw(ws, t, f, fromstore.pieces_where(pieces)).items():
             a = out.setdefault(v, [0, 0])
             a[0], a[1] = a[0] + n, a[1] + k
     return {v: (n, k) for v, (n, k) in out.items() if n}
