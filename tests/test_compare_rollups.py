@@ -169,6 +169,24 @@ def test_the_awkward_rows_are_in_the_window_and_counted_as_raw(built):
     assert st["v3"].error_types.get("Boom", 0) > 0
 
 
+@pytest.mark.parametrize("name", ["whole days", "partial first and last days", "everything"])
+def test_the_charts_frames_from_the_store_equal_raw(built, name):
+    start, end = WINDOWS[name]
+    f = Filters(start=start, end=end)
+    a = cq.distributions(built, ("v2", "v3"), f)
+    store = built.source.rollups
+    built.source.rollups = None
+    try:
+        b = cq.distributions(built, ("v2", "v3"), f)
+    finally:
+        built.source.rollups = store
+    for key in ("latency", "score"):
+        x, y = (d[key].select("v", "x", "n").sort("v", "x") for d in (a, b))
+        assert x["v"].to_list() == y["v"].to_list() and x["n"].to_list() == y["n"].to_list(), key
+        np.testing.assert_allclose(x["x"].to_numpy(), y["x"].to_numpy(), rtol=1e-12)
+    assert a["score"]["n"].sum() > 0 and a["latency"]["n"].sum() > 0
+
+
 @pytest.mark.parametrize("f", [Filters(), Filters(start=D(2026, 11, 15, 8, 30)),
                                Filters(start=D(2026, 10, 30), end=D(2026, 11, 2, 3)),
                                Filters(start=D(2026, 11, 18, 1), end=D(2026, 11, 18, 2))])

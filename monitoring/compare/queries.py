@@ -25,6 +25,7 @@ from ..quality import ground_truth
 from ..query.filters import Filters
 from ..rollup.partial import FALLBACK
 from . import fromstore, stats
+from .distributions import frames as store_frames
 from .evidence import (
     QS,
     Moments,
@@ -256,9 +257,12 @@ def overlap(traffic: pl.DataFrame, a: str, b: str) -> tuple[datetime, datetime] 
 
 def distributions(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[str, pl.DataFrame]:
     """Small frames for the charts: successful latency by log-bin and score by 0.05-wide bin,
-    per version (columns v, x, n)."""
-    from ..metrics import sketch
-
+    per version (columns v, x, n): from the rollup store for the window's whole UTC days
+    when it covers the logs (`compare.distributions`), else the raw logs."""
+    try:
+        return store_frames(ws, versions, f)
+    except FALLBACK:
+        pass
     cond, params = replace(f, model_versions=tuple(versions)).where()
     lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
                                   f"FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL GROUP BY ALL ORDER BY 2",
