@@ -248,7 +248,11 @@ def raw_tally(ws: Workspace, versions: tuple[str, ...], cond: str, params: dict,
     has_score = ws.source.has("score")
     cls = "CAST(prediction AS VARCHAR)" if kind == "class" else "CAST(NULL AS VARCHAR)"
     num = "CAST(prediction AS DOUBLE)" if kind == "numeric" else "CAST(NULL AS DOUBLE)"
-    score = "score" if has_score else "CAST(NULL AS DOUBLE)"
+    # the store keeps finite scores and numeric predictions only (NaN and ±inf as NULL)
+    score = ("CASE WHEN isfinite(score) THEN score END" if failed_only else "score") if has_score \
+        else "CAST(NULL AS DOUBLE)"
+    if failed_only and kind == "numeric":
+        num = f"CASE WHEN isfinite({num}) THEN {num} END"
     where = f"({cond}) AND is_error" if failed_only else f"({cond})"
     df = ws.source.query(
         ws.con, "SELECT model_version AS v, is_error AS e, coalesce(error_type, '(none)') AS et, "
