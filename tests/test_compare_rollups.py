@@ -257,3 +257,22 @@ def test_a_partial_store_leaves_the_raw_engine(built, tmp_path):
     s, r = _both(ws2, "v2", "v3", start=D(2026, 11, 10), end=D(2026, 11, 21) + timedelta(0))
     assert "do not cover every log file" in s.origin
     _same_evidence(s, r, exact=True)
+
+
+def test_a_non_finite_score_leaves_the_raw_engine(tmp_path):
+    """A successful request with a NaN score makes the raw mean NaN; the store keeps finite
+    scores only, so it must not answer."""
+    logs = tmp_path / "logs"
+    sample.generate(logs, days=4, rows_per_day=400, seed=3, start=D(2026, 11, 15))
+    path = logs / "date=2026-11-16" / "part-0.parquet"
+    t = pq.read_table(path)
+    score = t["score"].to_numpy(zero_copy_only=False).copy()
+    ok = np.flatnonzero(t["status"].to_numpy(zero_copy_only=False) == "ok")
+    score[ok[5]] = np.nan
+    pq.write_table(t.set_column(t.schema.get_field_index("score"), "score", pa.array(score)), path)
+    _, ws, store = built_workspace(logs, tmp_path / "data")
+    ws.source.rollups = store
+    versions = tuple(sorted(ws.extent.model_versions))[:2]
+    f = Filters(start=D(2026, 11, 16), end=D(2026, 11, 18))
+    st, origin = cq.window_evidence(ws, versions, f)
+    assert origin.startswith("from the raw logs (") and "not finite" in origin

@@ -253,7 +253,13 @@ def raw_tally(ws: Workspace, versions: tuple[str, ...], cond: str, params: dict,
         else "CAST(NULL AS DOUBLE)"
     if failed_only and kind == "numeric":
         num = f"CASE WHEN isfinite({num}) THEN {num} END"
-    where = f"({cond}) AND is_error" if failed_only else f"({cond})"
+    where = f"({cond})"
+    if failed_only:
+        # successful rows with a non-finite score or prediction: the raw mean is NaN or
+        # infinite, the store's is not (it keeps finite values only), so the raw engine answers
+        odd = [f"NOT isfinite({x})" for x, on in (("score", has_score), ("CAST(prediction AS DOUBLE)",
+                                                                        kind == "numeric")) if on]
+        where += " AND (is_error" + "".join(f" OR {o}" for o in odd) + ")"
     df = ws.source.query(
         ws.con, "SELECT model_version AS v, is_error AS e, coalesce(error_type, '(none)') AS et, "
                 f"CASE WHEN NOT is_error AND latency_ms IS NOT NULL THEN {sketch.bin_sql('latency_ms')} END AS bin, "
@@ -262,6 +268,8 @@ def raw_tally(ws: Workspace, versions: tuple[str, ...], cond: str, params: dict,
                 f"FROM logs WHERE {where} GROUP BY ALL", params)
     # served rows are the failed ones in the correction pass, the successful ones otherwise
     for r in df.iter_rows(named=True):
+        if failed_only and not r["e"]:
+            raise NotCovered("some scores or predictions are not finite (NaN or infinite): the raw logs answer")
         x, served = out[r["v"]], r["e"] if failed_only else not r["e"]
         if served:
             x.score = [x.score[0] + int(r["sn"]), x.score[1] + (r["s1"] or 0.0), x.score[2] + (r["s2"] or 0.0)]
