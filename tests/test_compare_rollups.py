@@ -147,6 +147,11 @@ def test_the_verdict_from_the_histogram_is_the_raw_engines(built, pair, window, 
         if a.name.endswith("latency_ms"):
             assert a.candidate == pytest.approx(b.candidate, rel=sketch.RELATIVE_ERROR)
             assert a.baseline == pytest.approx(b.baseline, rel=sketch.RELATIVE_ERROR)
+    for v in s.stats:      # conservative: each version's binned interval holds the exact one
+        for q in (0.5, 0.95, 0.99):
+            lo, hi = s.stats[v].latency.interval(q, 3.0)
+            rlo, rhi = r.stats[v].latency.interval(q, 3.0)
+            assert lo <= rlo * (1 + 1e-12) and hi >= rhi * (1 - 1e-12) and hi - lo > 0
 
 
 def test_the_awkward_rows_are_in_the_window_and_counted_as_raw(built):

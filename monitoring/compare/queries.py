@@ -31,8 +31,8 @@ from .evidence import (
     Moments,
     Quantiles,
     VersionStats,
+    binned_quantiles,
     empty_quantiles,
-    quantiles_from_histogram,
 )
 from .labelled import labelled_by_version
 
@@ -80,7 +80,7 @@ def _stats_from_store(ws: Workspace, versions: tuple[str, str], f: Filters,
             lat = Quantiles(t.ok, _point_estimates(t.ok, ranks, values), ranks, values)
         elif t.ok:
             bins = np.array(sorted(t.hist), dtype=np.int64)
-            lat = quantiles_from_histogram(sketch.representative(bins), np.array([t.hist[b] for b in bins]))
+            lat = binned_quantiles(bins, np.array([t.hist[b] for b in bins]), sketch.GAMMA, sketch.ZERO_BIN)
         else:
             lat = empty_quantiles()
         lab, cor = accuracy.get(v, (0, 0)) if accuracy is not None else (None, 0)
