@@ -50,7 +50,7 @@ for note in r.notes:
     st.warning(md(note, limit=600))
 if r.start is not None:
     st.caption(f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M} UTC: the part of the sidebar's window where "
-               f"both versions served · verdict `{cmp.verdict}`")
+               f"both versions served · verdict `{cmp.verdict}` · answered {md(r.origin, limit=300)}")
 
 a, b = r.stats[baseline], r.stats[candidate]
 total = a.requests + b.requests

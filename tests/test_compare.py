@@ -75,7 +75,8 @@ def test_cli_json_has_exactly_the_documented_shape(sample_logs, capsys):
     assert main(["compare", "--logs", str(sample_logs), "--baseline", "v2", "--candidate", "v3",
                  "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"baseline", "candidate", "window", "traffic", "metrics", "verdict", "rollback", "reasons"}
+    assert set(out) == {"baseline", "candidate", "window", "traffic", "metrics", "verdict", "rollback", "answered",
+                        "reasons"}
     assert set(out["window"]) == {"start", "end"} and set(out["traffic"]) == {"baseline", "candidate"}
     names = [m["name"] for m in out["metrics"]]
     assert {"error_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "prediction_distribution",

@@ -122,3 +122,30 @@ def test_pages_on_small_two_version_logs(app_env, tmp_path, page, drop):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "<b>" not in " ".join(m.value for m in at.markdown)       # log text shown as text
+
+
+def test_compare_and_models_pages_read_the_store_when_built(app_env, sample_logs, tmp_path):
+    """With the store built the page says so in its caption and names the same regression;
+    Models lists the same versions with the same labelled counts as the raw engine."""
+    import shutil
+
+    from monitoring.compare.versions import fleet
+    from tests.rollup_helpers import built_workspace
+
+    logs = tmp_path / "logs"
+    shutil.copytree(sample_logs, logs)
+    _, ws, store = built_workspace(logs, tmp_path / "data")
+    at = render(app_env(logs), "pages/compare.py")
+    assert "answered from the rollup store for the window's whole UTC days" in texts(at)
+    assert "Rollback signal: roll back v3" in plain(" ".join(e.value for e in at.error))
+    at.switch_page("pages/models.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = at.dataframe[0].value
+    ws.source.rollups = None                                   # the raw engine's figures
+    raw = {r.version: r.labelled for r in fleet(ws).rows}
+    for _, row in shown.iterrows():
+        n = raw[row["version"]]
+        assert (row["production accuracy (95%)"] == "no labels") == (n == 0)
+        if n:
+            assert f"({n:,} labelled)" in row["production accuracy (95%)"]

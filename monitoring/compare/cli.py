@@ -27,6 +27,8 @@ def compare_arguments(p: argparse.ArgumentParser) -> None:
     window_args(p, start_help="window start, ISO 8601 (default: when both versions served)",
                 end_help="window end, ISO 8601, exclusive")
     db_arg(p, "reviewers' labels")
+    p.add_argument("--raw", action="store_true",
+                   help="read the raw logs only (default: the rollup store for whole UTC days, when built)")
     format_arg(p)
 
 
@@ -38,7 +40,7 @@ def run_compare(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     ws = open_workspace(cfg)
     try:
-        result = compare(ws, args.baseline, args.candidate, window["start"], window["end"])
+        result = compare(ws, args.baseline, args.candidate, window["start"], window["end"], raw=args.raw)
     except CompareError as exc:
         raise UsageError(str(exc)) from exc
     print(dump_json(result.as_json()) if args.format == "json" else table(result))

@@ -94,6 +94,39 @@ def quantiles_from_histogram(bins_rep: np.ndarray, counts: np.ndarray) -> Quanti
     return Quantiles(n, est, cum, reps)
 
 
+@dataclass(frozen=True)
+class BinnedQuantiles(Quantiles):
+    """Quantiles from a histogram whose intervals are conservative: a lower rank reads its
+    bin's lower edge, an upper rank its bin's upper edge (the exact order statistics lie
+    between), so an interval never narrows to one bin's representative."""
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def interval(self, q: float, z: float) -> stats.Interval:
+        lo, hi = stats.quantile_ranks(self.n, q, z)
+        return (self._edge(lo, self.lower, -math.inf), self._edge(hi, self.upper, math.inf))
+
+    def _edge(self, rank: int, edges: np.ndarray, beyond: float) -> float:
+        if rank <= 0 or rank > self.n:
+            return beyond
+        return float(edges[int(np.searchsorted(self.ranks, rank))])
+
+
+def binned_quantiles(bins: np.ndarray, counts: np.ndarray, gamma: float, zero_bin: int) -> Quantiles:
+    """quantiles_from_histogram of sketch bins (value in (gamma^(b-1), gamma^b], 0 in
+    zero_bin), with conservative intervals (BinnedQuantiles)."""
+    bins, counts = np.asarray(bins, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+    keep = counts > 0
+    bins, counts = bins[keep], counts[keep]
+    rep = np.where(bins == zero_bin, 0.0, 2.0 * np.power(gamma, bins.astype(float)) / (gamma + 1.0))
+    q = quantiles_from_histogram(rep, counts)
+    if q.n == 0:
+        return q
+    lower = np.where(bins == zero_bin, 0.0, np.power(gamma, bins.astype(float) - 1))
+    upper = np.where(bins == zero_bin, 0.0, np.power(gamma, bins.astype(float)))
+    return BinnedQuantiles(q.n, q.estimates, q.ranks, q.values, lower, upper)
+
+
 def moments(x: np.ndarray) -> Moments | None:
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]

@@ -19,28 +19,102 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES
 from ..logs.workspace import Workspace
+from ..metrics import sketch
 from ..quality import ground_truth
 from ..query.filters import Filters
-from . import stats
-from .evidence import QS, Moments, Quantiles, VersionStats, empty_quantiles
-
-
-def _prediction_kind(ws: Workspace) -> str | None:
-    if not ws.source.has("prediction"):
-        return None
-    typ = ws.source.types.get("prediction", "")
-    return "numeric" if typ in NUMERIC_TYPES and typ not in INTEGER_TYPES else "class"
+from ..rollup.partial import FALLBACK
+from . import fromstore, stats
+from .distributions import frames as store_frames
+from .evidence import (
+    QS,
+    Moments,
+    Quantiles,
+    VersionStats,
+    binned_quantiles,
+    empty_quantiles,
+)
+from .labelled import labelled_by_version
 
 
 def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
-                 reviewed: pl.DataFrame | None = None) -> dict[str, VersionStats]:
+                 reviewed: pl.DataFrame | None = None, *, raw: bool = False) -> dict[str, VersionStats]:
     """VersionStats of each of `versions` over the window and filters of `f` (its own
     version filter is replaced by `versions`)."""
+    return window_evidence(ws, versions, f, reviewed, raw=raw)[0]
+
+
+def window_evidence(ws: Workspace, versions: tuple[str, str], f: Filters,
+                    reviewed: pl.DataFrame | None = None, *, raw: bool = False) -> tuple[dict[str, VersionStats], str]:
+    """(window_stats, a sentence saying which path answered). The rollup store answers the
+    window's whole UTC days when it covers the logs (`fromstore`; the rest from the raw
+    logs), else the raw engine; `raw` asks for the raw engine."""
+    if not raw:
+        try:
+            return _stats_from_store(ws, versions, f, reviewed)
+        except FALLBACK as exc:
+            why = str(exc).split("\n")[0]
+            return _raw_window_stats(ws, versions, f, reviewed), f"from the raw logs ({why})"
+    return _raw_window_stats(ws, versions, f, reviewed), "from the raw logs (asked for)"
+
+
+def _stats_from_store(ws: Workspace, versions: tuple[str, str], f: Filters,
+                      reviewed: pl.DataFrame | None) -> tuple[dict[str, VersionStats], str]:
+    tallies = fromstore.tally(ws, tuple(versions), f)
+    total_ok = sum(t.ok for t in tallies.values())
+    exact = total_ok <= ws.config.exact_quantile_max_rows
+    order = fromstore.order_statistics(ws, f, {v: (t, _wanted_ranks(t.ok)) for v, t in tallies.items() if t.ok}) \
+        if exact else {}
+    accuracy = _accuracy(ws, f, versions, reviewed)
+    kind = fromstore.prediction_kind(ws)
+    flags = {"has_latency": True, "has_status": True}
+    out = {}
+    for v in versions:
+        t = tallies[v]
+        if t.requests == 0:
+            out[v] = VersionStats(v, 0, 0, empty_quantiles(), labelled=None if accuracy is None else 0,
+                                  classes={} if kind == "class" else None, **flags)
+            continue
+        if exact and t.ok:
+            ranks, values = order[v]
+            lat = Quantiles(t.ok, _point_estimates(t.ok, ranks, values), ranks, values)
+        elif t.ok:
+            bins = np.array(sorted(t.hist), dtype=np.int64)
+            lat = binned_quantiles(bins, np.array([t.hist[b] for b in bins]), sketch.GAMMA, sketch.ZERO_BIN)
+        else:
+            lat = empty_quantiles()
+        lab, cor = accuracy.get(v, (0, 0)) if accuracy is not None else (None, 0)
+        out[v] = VersionStats(
+            version=v, requests=t.requests, errors=t.errors, latency=lat,
+            score=_moments(t.score), labelled=lab, correct=cor,
+            classes={c: n for c, n in t.classes.items() if n} if kind == "class" else None,
+            prediction=_moments(t.pred) if kind == "numeric" else None,
+            error_types={k: n for k, n in t.error_types.items() if n},
+            first=t.first_us / 1e6 if t.first_us is not None else None,
+            last=t.last_us / 1e6 if t.last_us is not None else None, **flags)
+    how = ("exact percentiles from a second pass over the needed latency bins" if exact else
+           f"percentiles from the log-histogram, within ±{sketch.RELATIVE_ERROR:.1%} of exact")
+    return out, f"from the rollup store for the window's whole UTC days, the raw logs for the rest; {how}"
+
+
+def _moments(m: list) -> Moments | None:
+    """Moments from (n, sum, sum of squares): the sample variance var_samp gives."""
+    n, s1, s2 = m
+    if n <= 0:
+        return None
+    mean = s1 / n
+    return Moments(int(n), mean, max(0.0, (s2 - n * mean * mean) / (n - 1)) if n > 1 else 0.0)
+
+
+def _wanted_ranks(n: int) -> np.ndarray:
+    return np.unique(np.concatenate([stats.grid_ranks(n, q) for q in QS] + [_point_ranks(n)]))
+
+
+def _raw_window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
+                      reviewed: pl.DataFrame | None = None) -> dict[str, VersionStats]:
     f = replace(f, model_versions=tuple(versions))
     cond, params = f.where()
-    kind = _prediction_kind(ws)
+    kind = fromstore.prediction_kind(ws)
     pred = ("avg(CAST(prediction AS DOUBLE)) FILTER (WHERE NOT is_error) AS pred_mean, "
             "var_samp(CAST(prediction AS DOUBLE)) FILTER (WHERE NOT is_error) AS pred_var, "
             "count(prediction) FILTER (WHERE NOT is_error) AS pred_n, " if kind == "numeric" else "")
@@ -98,8 +172,7 @@ def window_stats(ws: Workspace, versions: tuple[str, str], f: Filters,
 
 def _order_statistics(ws: Workspace, cond: str, params: dict, n_ok: dict[str, int]):
     """version -> (ranks, values): the r-th smallest successful latency for every needed r."""
-    wanted = {v: np.unique(np.concatenate([stats.grid_ranks(n, q) for q in QS] + [_point_ranks(n)]))
-              for v, n in n_ok.items() if n}
+    wanted = {v: _wanted_ranks(n) for v, n in n_ok.items() if n}
     if not wanted:
         return {}
     parts, p = [], dict(params)
@@ -137,19 +210,18 @@ def _accuracy(ws: Workspace, f: Filters, versions: tuple[str, ...],
     """version -> (labelled, correct), or None when no labels exist at all."""
     if not ground_truth.available(ws, reviewed):
         return None
-    out = {}
-    for v in versions:
-        df = ground_truth.accuracy_by_bucket(ws, 86400 * 366 * 100, replace(f, model_versions=(v,)), reviewed)
-        out[v] = (int(df["labelled"].sum() or 0), int(df["correct"].sum() or 0))
-    return out
+    return labelled_by_version(ws, replace(f, model_versions=tuple(versions)), reviewed)
 
 
 def version_traffic(ws: Workspace, f: Filters | None = None) -> pl.DataFrame:
     """Requests, first and last request per version (columns version, requests, first, last)."""
     f = replace(f or Filters(), model_versions=())
-    cond, params = f.where()
-    df = ws.source.query(ws.con, "SELECT model_version AS version, count(*) AS requests, min(ts_us) AS first_us, "
-                                 f"max(ts_us) AS last_us FROM logs WHERE {cond} GROUP BY 1", params)
+    try:
+        df = fromstore.traffic(ws, f)     # the store's whole days, the raw logs for the rest
+    except FALLBACK:
+        cond, params = f.where()
+        df = ws.source.query(ws.con, "SELECT model_version AS version, count(*) AS requests, min(ts_us) AS first_us, "
+                                     f"max(ts_us) AS last_us FROM logs WHERE {cond} GROUP BY 1", params)
     if df.height == 0:
         return pl.DataFrame(schema={"version": pl.String, "requests": pl.Int64,
                                     "first": pl.Datetime("us", "UTC"), "last": pl.Datetime("us", "UTC")})
@@ -185,9 +257,12 @@ def overlap(traffic: pl.DataFrame, a: str, b: str) -> tuple[datetime, datetime] 
 
 def distributions(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[str, pl.DataFrame]:
     """Small frames for the charts: successful latency by log-bin and score by 0.05-wide bin,
-    per version (columns v, x, n)."""
-    from ..metrics import sketch
-
+    per version (columns v, x, n): from the rollup store for the window's whole UTC days
+    when it covers the logs (`compare.distributions`), else the raw logs."""
+    try:
+        return store_frames(ws, versions, f)
+    except FALLBACK:
+        pass
     cond, params = replace(f, model_versions=tuple(versions)).where()
     lat = ws.source.query(ws.con, f"SELECT model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, count(*) AS n "
                                   f"FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL GROUP BY ALL ORDER BY 2",

@@ -14,7 +14,7 @@ from ..logs.workspace import Workspace
 from ..quality import ground_truth
 from ..query.filters import Filters
 from .evidence import VersionStats
-from .queries import default_pair, overlap, version_traffic, window_stats
+from .queries import default_pair, overlap, version_traffic, window_evidence
 from .settings import CompareSettings, load_compare_settings
 from .verdict import Comparison, judge
 
@@ -31,6 +31,7 @@ class CompareResult:
     stats: dict[str, VersionStats]
     settings: CompareSettings
     notes: list[str] = field(default_factory=list)
+    origin: str = ""            # which path answered: the store's whole days and raw rest, or raw
 
     @property
     def traffic(self) -> dict[str, int]:
@@ -43,15 +44,17 @@ class CompareResult:
                 "window": {"start": self.start, "end": self.end},
                 "traffic": self.traffic,
                 "metrics": [m.as_json() for m in c.metrics],
-                "verdict": c.verdict, "rollback": c.rollback,
+                "verdict": c.verdict, "rollback": c.rollback, "answered": self.origin,
                 "reasons": [*self.notes, *c.reasons]}
 
 
 def compare(ws: Workspace, baseline: str | None = None, candidate: str | None = None,
             start: datetime | None = None, end: datetime | None = None, f: Filters | None = None,
-            settings: CompareSettings | None = None) -> CompareResult:
+            settings: CompareSettings | None = None, raw: bool = False) -> CompareResult:
     """Judge `candidate` against `baseline` over [start, end) (default: where both served).
-    `f` adds the model and endpoint filters; its own window is used when start/end are None."""
+    `f` adds the model and endpoint filters; its own window is used when start/end are None.
+    The rollup store answers the window's whole UTC days when it covers the logs (`raw`: the
+    raw engine alone); `origin` says which."""
     settings = settings or load_compare_settings(ws.config)
     f = f or Filters()
     scope = replace(f, start=start or f.start, end=end or f.end, model_versions=())
@@ -87,11 +90,11 @@ def compare(ws: Workspace, baseline: str | None = None, candidate: str | None = 
         raise CompareError("the window is empty: its end is not after its start")
     window = replace(scope, start=lo, end=hi)
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)
-    st = window_stats(ws, (baseline, candidate), window, reviewed)
+    st, origin = window_evidence(ws, (baseline, candidate), window, reviewed, raw=raw)
     b = st[candidate]
     hours = ((b.last - b.first) / 3600) if b.first is not None and b.last is not None and b.last > b.first else None
     result = judge(st[baseline], b, settings, hours)
-    return CompareResult(result, lo, hi, st, settings, notes)
+    return CompareResult(result, lo, hi, st, settings, notes, origin)
 
 
 def rollback_in_week(ws: Workspace, start: datetime, end: datetime) -> dict[str, Any] | None:
@@ -113,7 +116,8 @@ def table(result: CompareResult) -> str:
     lines = [f"{c.candidate} (candidate) against {c.baseline} (baseline), "
              f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC; "
              f"{result.traffic['candidate']:,} vs {result.traffic['baseline']:,} requests",
-             f"verdict: {c.verdict}" + ("  ROLLBACK" if c.rollback else ""), c.headline, "",
+             f"verdict: {c.verdict}" + ("  ROLLBACK" if c.rollback else ""), c.headline,
+             f"answered {result.origin}", "",
              f"{'metric':<25}{'baseline':>12}{'candidate':>12}{'difference':>14}  {'interval':<26}flags"]
     from .wording import value_text
 

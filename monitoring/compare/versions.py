@@ -22,6 +22,7 @@ from ..logs.workspace import Workspace
 from ..quality import ground_truth
 from ..query.filters import Filters
 from . import stats
+from .labelled import labelled_by_version
 from .queries import version_traffic
 from .registry import ModelEntry, RegistryError, load_registry
 from .settings import load_compare_settings
@@ -110,15 +111,12 @@ def fleet(ws: Workspace) -> Fleet:
     recent = version_traffic(ws, Filters(start=last - timedelta(hours=ACTIVE_HOURS))) if last else traffic
     status = _statuses(traffic, recent)
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)
-    labels = ground_truth.available(ws, reviewed)
+    labelled = labelled_by_version(ws, Filters(), reviewed) if ground_truth.available(ws, reviewed) else {}
     rows = []
     for r in traffic.iter_rows(named=True):
         v = r["version"]
         e = entries.get(v)
-        n = k = 0
-        if labels:
-            df = ground_truth.accuracy_by_bucket(ws, 86400 * 366 * 100, Filters(model_versions=(v,)), reviewed)
-            n, k = int(df["labelled"].sum() or 0), int(df["correct"].sum() or 0)
+        n, k = labelled.get(v, (0, 0))
         val = e.validation.get("accuracy") if e else None
         off, why = _disagree(val, e.validation.get("rows") if e else None, k, n)
         notes = [why] if why else []
