@@ -5,10 +5,9 @@ days and from the raw logs for the rest, else from the raw logs alone.
     labelled_by_version(ws, f, reviewed)   # {version: (labelled, correct)}
 
 The store holds the logs' own `label` column only: with a labels file or reviewers'
-answers the raw engine (`ground_truth`) answers. `outcomes` counts every valid row with a
-prediction, failed ones included, where accuracy counts served requests only: one narrow
-raw pass over the days' failed requests that carry a prediction subtracts them, so the
-counts are exactly the raw engine's. Values are compared in ground_truth's canonical form
+answers the raw engine (`ground_truth`) answers. `outcomes` keeps whether a request failed
+(a key since store format 4) and accuracy counts served requests only, so the whole days
+read no raw row and the counts are exactly the raw engine's. Values are compared in ground_truth's canonical form
 (`quality.fromstore.value_sql` of the stored text, `ground_truth.canon` of the raw value).
 """
 
@@ -58,14 +57,10 @@ def _from_store(ws: Workspace, t: gt.Truth, f: Filters) -> dict[str, tuple[int, 
     types = ws.source.types
     ptype, ltype = types.get("prediction", ""), types.get("label", "")
     value = {"prediction": value_sql(ptype), "label": value_sql(ltype)}
+    # served rows only: `outcomes` keeps is_error as a key (store format 4), no raw pass
     oc = outcome_counts(store, ws.con, days, lambda c: value[c](c)).select("version", "pred", "truth", "n")
-    cond, params = days.where()
-    failed = ws.source.query(ws.con, f"SELECT model_version AS version, {gt.canon('prediction', ptype)} AS pred, "
-                                     f"{gt.canon('label', ltype)} AS truth, -count(*) AS n FROM logs "
-                                     f"WHERE {cond} AND is_error AND prediction IS NOT NULL GROUP BY ALL", params)
-    frames = [oc, failed.select(oc.columns).cast(oc.schema)]
     out: dict[str, list[int]] = {}
-    for x in pl.concat(frames).filter(pl.col("truth").is_not_null()).group_by("version").agg(
+    for x in oc.filter(pl.col("truth").is_not_null()).group_by("version").agg(
             pl.col("n").sum().alias("labelled"), pl.col("n").filter(pl.col("pred") == pl.col("truth")).sum()
             .alias("correct")).iter_rows(named=True):
         out[x["version"]] = [int(x["labelled"]), int(x["correct"] or 0)]
