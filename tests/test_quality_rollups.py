@@ -30,7 +30,7 @@ from scipy.stats import mannwhitneyu
 
 from monitoring.config import load_config
 from monitoring.quality import fromstore, metrics, quality_report
-from monitoring.quality.ground_truth import LabelsError, default_truth
+from monitoring.quality.ground_truth import default_truth
 from monitoring.quality.settings import load
 from monitoring.query.filters import Filters
 from monitoring.rollup import build
@@ -156,9 +156,10 @@ START = datetime(2026, 3, 1, tzinfo=UTC)     # spans New York's change to summer
 
 def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_prediction: bool = False,
             seed: int = 5, score_kind: str = "positive", pred_type: str = "int64",
-            odd_score: float | None = None) -> dict[str, np.ndarray]:
+            odd_score: float | None = None, missing_score: bool = False) -> dict[str, np.ndarray]:
     """One Parquet file per UTC day; returns the served rows without their copies (the oracle).
-    `odd_score`: the score of every 40th row (labelled or not) on day 1."""
+    `odd_score`: the score of every 40th row (labelled or not) on day 1; `missing_score`:
+    those rows have no score (NaN in the oracle)."""
     rng = np.random.default_rng(seed)
     keep = {k: [] for k in ("day", "version", "pred", "score", "label")}
     for d in range(days):
@@ -172,15 +173,16 @@ def _binary(root: Path, *, days: int = 16, rows: int = 300, failed_with_predicti
         failed = rng.random(n) < 0.03
         labelled = ~failed & (rng.random(n) < 0.6)
         pred = (score >= 0.5).astype(np.int64)
-        if odd_score is not None and d == 1:
-            score[::40] = odd_score
+        if (odd_score is not None or missing_score) and d == 1:
+            score[::40] = np.nan if missing_score else odd_score
+        no_score = failed | (np.isnan(score) if missing_score else False)
         ids = [f"r{d}-{i}" for i in range(n)]
         t = pa.table({
             "request_id": ids, "timestamp": pa.array(ts, pa.timestamp("us", "UTC")),
             "model_version": version, "status": np.where(failed, "error", "ok"),
             "prediction": pa.array(pred, pa.type_for_alias(pred_type), mask=failed & (not failed_with_prediction)),
             **({} if score_kind == "none" else {"score": pa.array(
-                score if score_kind == "positive" else np.where(pred == 1, score, 1 - score), mask=failed)}),
+                score if score_kind == "positive" else np.where(pred == 1, score, 1 - score), mask=no_score)}),
             "label": pa.array(y.astype(np.float64), mask=~labelled),     # 1.0 against a prediction of 1
             "region": rng.choice(["north", "south"], n)})
         copies = t.take(np.arange(0, n, 50))                                 # retries logged twice
@@ -279,6 +281,7 @@ def test_float_predictions_scored_as_classes_are_read_raw(tmp_path):
 
 @pytest.mark.parametrize("case, kw, origin, note", [
     ("failed requests carry a prediction", dict(failed_with_prediction=True), "rollups", "from its score bins"),
+    ("a score is missing", dict(missing_score=True), "rollups", "from its score bins"),
     ("a score is NaN", dict(odd_score=float("nan")), "raw", ""),
     ("a score is infinite", dict(odd_score=float("inf")), "raw", ""),
     ("a score above 1", dict(odd_score=1.7), "rollups", "calibration and the estimate from one pass over the raw"),
@@ -287,21 +290,35 @@ def test_float_predictions_scored_as_classes_are_read_raw(tmp_path):
     ("a score of exactly 0", dict(odd_score=0.0), "rollups", "from its score bins"),
 ])
 def test_bad_inputs_give_the_raw_figures(tmp_path, case, kw, origin, note):
-    _binary(tmp_path / "logs", days=3, **kw)
+    truth = _binary(tmp_path / "logs", days=3, **kw)
     ws, _ = _workspace(tmp_path / "logs", tmp_path / "data")
     for chunk in ("day", "week"):
-        if origin == "raw":       # the store declines; the raw engine's own answer (today an error), on both paths
-            with pytest.raises(LabelsError) as raw:
-                quality_report(ws, chunk=chunk, rollups=False)
-            with pytest.raises(LabelsError) as store:
-                quality_report(ws, chunk=chunk)
-            assert str(store.value) == str(raw.value), case
+        if origin == "raw":
+            # the store declines and the raw engine answers: a score that is not a finite
+            # number is no score (AUC and calibration leave its row out, accuracy keeps it)
             with pytest.raises(NotCovered, match="some scores are not finite numbers"):
                 fromstore.plan(ws, default_truth(ws), load(ws.config), Filters(), "model_version", None)
+            a, b = _both(ws, chunk=chunk)
+            assert a["origin"] == b["origin"] == "raw" and a["overall"] == b["overall"], case
+            lab = ~np.isnan(truth["label"])
+            ok = lab & np.isfinite(truth["score"])
+            assert a["labelled"] == lab.sum() > ok.sum()
+            assert a["overall"]["accuracy"]["value"] == pytest.approx((truth["pred"] == truth["label"])[lab].mean())
+            assert a["overall"]["roc_auc"]["value"] == pytest.approx(
+                _exact_auc(truth["score"][ok], truth["label"][ok]), abs=1e-12)
+            assert a["overall"]["ece"]["value"] == pytest.approx(
+                _exact_ece(truth["pred"][ok], truth["score"][ok], truth["label"][ok]), abs=1e-9)
             continue
         a, b = _both(ws, chunk=chunk)
         assert a["origin"] == origin and note in a["origin_note"], (case, a["origin_note"])
         _same_report(a, b)
+        if "missing" in case:   # rows without a score count for accuracy only, on both paths
+            ok = ~np.isnan(truth["label"]) & np.isfinite(truth["score"])
+            assert a["overall"]["ece"]["n"] == b["overall"]["ece"]["n"] == ok.sum() < a["labelled"]
+            assert b["overall"]["ece"]["value"] == pytest.approx(
+                _exact_ece(truth["pred"][ok], truth["score"][ok], truth["label"][ok]), abs=1e-9)
+            assert b["overall"]["roc_auc"]["value"] == pytest.approx(
+                _exact_auc(truth["score"][ok], truth["label"][ok]), abs=1e-12)
 
 
 def test_whole_days_read_no_raw_row(binary, monkeypatch):

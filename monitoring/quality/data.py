@@ -228,9 +228,9 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
                           "WHERE truth IS NOT NULL AND pred IS NOT NULL AND isfinite(truth) AND isfinite(pred) GROUP BY ALL")
         return agg
     hist_exact = spec.labelled <= EXACT_AUC_ROWS
-    p_pos, conf = spec.p_pos_sql(), spec.conf_sql()
+    p_pos, conf = finite_sql(spec.p_pos_sql()), finite_sql(spec.conf_sql())
     scored = [(spec.positive, p_pos)] if p_pos else (
-        list(spec.class_scores.items()) if len(spec.classes) > 2 else [])
+        [(c, finite_sql(e)) for c, e in spec.class_scores.items()] if len(spec.classes) > 2 else [])
     if scores_only:
         scored = []
         if not conf:
@@ -243,15 +243,14 @@ def aggregate(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters, chunk: tuple[s
     sets = [] if scores_only else ["(chunk, version, seg, sens, pred, truth)"]
     if conf:
         cols.append(f"CASE WHEN truth IS NOT NULL THEN {conf} END AS c")
-        cols.append(f"CASE WHEN truth IS NOT NULL THEN least(greatest(CAST(floor(({conf}) * {CAL_BINS}) AS BIGINT), 0), "
-                    f"{CAL_BINS - 1}) END AS cb")
+        cols.append(f"CASE WHEN truth IS NOT NULL THEN {clipped_bin_sql(conf, CAL_BINS)} END AS cb")
         sets.append("(chunk, cb, correct)")
         est_score = p_pos or conf
         cols.append(f"{'pred = ' + _lit(spec.positive) if p_pos else 'true'} AS pp")
         cols.append(f"{fine_bin_sql(est_score)} AS fb")
         sets.append("(chunk, pp, fb)")
     for i, (c, expr) in enumerate(scored):
-        s_expr = expr if hist_exact else f"least(greatest(floor(({expr}) * {AUC_BINS}), 0), {AUC_BINS - 1})"
+        s_expr = expr if hist_exact else clipped_bin_sql(expr, AUC_BINS)
         cols.append(f"CASE WHEN truth IS NOT NULL THEN CAST({s_expr} AS DOUBLE) END AS s{i}")
         cols.append(f"truth = $cls{i} AS y{i}")
         params[f"cls{i}"] = c
@@ -295,8 +294,22 @@ _EMPTY_ROWS = pl.DataFrame(schema={"chunk": pl.Int64, "version": pl.String, "seg
                                    "hi_us": pl.Int64})
 
 
+def finite_sql(expr: str | None) -> str | None:
+    """`expr`, NULL where it is not a finite number: a NaN or infinite score is no score
+    (the row still counts for accuracy; AUC, calibration and the estimate leave it out)."""
+    return None if expr is None else f"CASE WHEN isfinite(CAST(({expr}) AS DOUBLE)) THEN ({expr}) END"
+
+
+def clipped_bin_sql(expr: str, bins: int) -> str:
+    """The bin of `expr` among `bins` equal bins of [0, 1], values outside clipped to the end
+    bins; NULL stays NULL (DuckDB's greatest() skips a NULL: greatest(NULL, 0) is 0, which
+    put rows without a score in the first bin)."""
+    return (f"CASE WHEN ({expr}) IS NOT NULL THEN least(greatest(CAST(floor(({expr}) * {bins}) AS BIGINT), 0), "
+            f"{bins - 1}) END")
+
+
 def fine_bin_sql(expr: str) -> str:
-    return f"least(greatest(CAST(floor(({expr}) * {EST_BINS}) AS BIGINT), 0), {EST_BINS - 1})"
+    return clipped_bin_sql(expr, EST_BINS)
 
 
 def _delay(run) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ from ..logs.source import LogSource, quote_ident, run
 from ..logs.workspace import Workspace
 from ..query.filters import Filters
 from . import ground_truth as gt
-from .data import EST_BINS, Spec, _lit, feature_col, fine_bin_sql
+from .data import EST_BINS, Spec, _lit, feature_col, fine_bin_sql, finite_sql
 from .metrics import auc
 
 EST_DRAWS = 1000
@@ -53,10 +53,10 @@ def fit_calibration(df: pl.DataFrame) -> np.ndarray:
 
 def _target(spec: Spec) -> tuple[str, str]:
     """(score SQL, label SQL): the score the calibration maps, and the event it predicts."""
-    p_pos = spec.p_pos_sql()
+    p_pos = finite_sql(spec.p_pos_sql())
     if p_pos:
         return p_pos, f"truth = {_lit(spec.positive)}"
-    return spec.conf_sql(), "correct"
+    return finite_sql(spec.conf_sql()), "correct"
 
 
 def calibrate_window(ws: Workspace, t: gt.Truth, spec: Spec, f: Filters) -> tuple[np.ndarray | None, int]:
