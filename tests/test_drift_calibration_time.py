@@ -208,3 +208,14 @@ def test_one_shared_bands_is_calibrated_once_by_two_threads(tmp_path, monkeypatc
     assert calls == ["alerts"]
     assert out["alerts"].bands is out["page"].bands and out["page"].bands.calibrated
     assert out["page"].bands.inflation[("x", "feature")] > 1.5
+
+
+def test_bands_pickle_without_their_lock():
+    """Pages cache drift results by pickling them (st.cache_data): the lock is left out and a
+    fresh one made, the calibration kept."""
+    import pickle
+
+    b = bands.Bands({}, inflation={("x", "feature"): 1.7}, calibrated=True)
+    c = pickle.loads(pickle.dumps(b))
+    assert c.inflation == b.inflation and c.calibrated
+    assert c.calibrating is not b.calibrating and c.calibrating.acquire(blocking=False)

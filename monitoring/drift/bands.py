@@ -154,6 +154,12 @@ class Bands:
     # held while calibrating: a page and the alert thread share one Bands (`shared`)
     calibrating: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:  # pages cache results by pickling them: a lock does not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "calibrating"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, calibrating=threading.Lock())
+
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)
         return model is not None and model.method in CHANCE and model.m > 0
