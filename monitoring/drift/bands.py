@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,14 @@ class Bands:
     _cache: dict[tuple[tuple[str, str], int], tuple[float, float]] = field(default_factory=dict, repr=False)
     _bands: dict[tuple[tuple[str, str], int], float] = field(default_factory=dict, repr=False)
     calibrated: bool = False  # `overtime.calibrate` has set `inflation` from the reference's chunks
+    # held while calibrating: a page and the alert thread share one Bands (`shared`)
+    calibrating: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:  # pages cache results by pickling them: a lock does not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "calibrating"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, calibrating=threading.Lock())
 
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..logs.sql import cursor
-from . import stattests
+from . import stattests, timeruns
 from .bands import Bands
 from .cdf import chunk_distances, reference_cdf
 from .chunks import AutoChoice, ChunkSpec, bounds, choose, hourly_counts, key_params, key_sql, parse
@@ -233,12 +233,14 @@ def _records(counted: Iterable[dict], plans: Sequence[_Plan], by_name: dict, mer
 # much more they vary than independent draws; of a large reference, at most
 # CALIBRATION_MAX_CHUNKS of its chunks are scored, spread evenly over it (every stride-th:
 # scoring all 2,400 chunks of a 2.4M-row reference was most of a first Drift page at 10M rows).
+# With timestamps those chunks are picked from the rows per minute (`timeruns`): numbering
+# the whole reference to find them was one sort of every row and column (93 s at 100M rows).
 CALIBRATION_CHUNKS = 50
 CALIBRATION_MAX_CHUNKS = 200
 
 
 def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence[Column],
-              result: DriftResult) -> DriftResult:
+              result: DriftResult, *, minutes: Callable[[], pl.DataFrame] | None = None) -> DriftResult:
     """`result` with its bands widened by each column's clustering in the reference.
 
     The reference's own consecutive chunks of n0 rows (in file or time order; at most
@@ -246,14 +248,18 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     chunks; a column whose mean chunk score exceeds the mean score of independent draws of
     the same size (finite-population size n0 M / (M - n0), a chunk being part of the pool of
     M values) gets that ratio as its `Bands.inflation`. Decisions of the whole window are
-    taken again with the widened bands."""
+    taken again with the widened bands. Of a large reference with timestamps the chunks
+    are the first n0 rows of runs of whole minutes (`timeruns`); `minutes` returns its rows
+    per minute (unit, n: e.g. from the rollup store), else they are counted from the
+    reference."""
     bands = result.bands
     m = result.rows_reference
     n0 = max(100, min(1000, m // CALIBRATION_CHUNKS))
     if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
         return result
-    if not bands.calibrated:  # once per reference (`bands.shared`)
-        _inflate(con, reference, columns, result, bands, n0)
+    with bands.calibrating:  # the alert thread and a page may share these Bands: one waits
+        if not bands.calibrated:  # once per reference (`bands.shared`)
+            _inflate(con, reference, columns, result, bands, n0, minutes)
     from .engine import _decide
 
     redo = lambda fs: tuple(_decide(f, bands) for f in fs)  # noqa: E731
@@ -266,7 +272,7 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
 
 
 def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResult, bands: Bands,
-             n0: int) -> None:
+             n0: int, minutes: Callable[[], pl.DataFrame] | None = None) -> None:
     """Each kept chunk is scored against the pool of all kept chunks, not against the whole
     reference: the pool is a sample of the reference (its chunks spread evenly over it), a
     chunk is as much a part of it as of the reference, and the finite-population size
@@ -279,7 +285,14 @@ def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResul
     stride = -(-(result.rows_reference // n0) // CALIBRATION_MAX_CHUNKS)   # ceil: at most that many
     table = None
     if stride > 1:
-        own, table = _materialised(con, own, n0, stride)
+        picked = None
+        if reference.ts_us is not None:  # runs of whole minutes: no sort of the whole reference
+            try:
+                picked = timeruns.chunk_table(con, own, n0, -(-(result.rows_reference // n0) // stride),
+                                              minutes() if minutes is not None else None)
+            except duckdb.Error:
+                picked = None
+        own, table = picked or _materialised(con, own, n0, stride)
     try:
         # the pool is at most CALIBRATION_MAX_CHUNKS x 1,000 rows: exact (numpy) at any size
         ot = over_time(con, replace(own, name="pool"), own, columns, result, ChunkSpec("rows", n0),

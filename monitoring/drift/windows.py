@@ -21,6 +21,7 @@ from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, 
 from ..logs.workspace import Workspace
 from ..quality.ground_truth import LabelsError
 from ..query.filters import Extent, Filters, whole_range
+from ..rollup import read
 from ..rollup.read import NotCovered
 from . import classes, fromstore
 from .chunks import parse
@@ -265,6 +266,15 @@ def store_windows(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
     return (store, fromstore.day_window(ref_f, first, last), fromstore.day_window(filters, first, last))
 
 
+def _store_minutes(ws: Workspace, store, ref_f: Filters):
+    """The reference's rows per minute (unit, n) from the store's traffic table, or None
+    (the calibration counts them from the logs) when the store cannot say."""
+    try:
+        return read.minute_counts(store, ws.con, ref_f, 0).rename({"minute": "unit"})
+    except NotCovered:
+        return None
+
+
 def _window_text(f: Filters) -> str:
     if f.start is None or f.end is None:
         return "all logs"
@@ -276,17 +286,19 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
     """Drift of every column of the logs in `filters` (positions `rows` of it, when
     given: one chunk) against `ref`."""
     p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
-    result = None
+    result, minutes = None, None
     if rows is None:
         try:
             store, ref_f, cur_f = store_windows(ws, ref, filters, p)
+            # the reference's rows per minute, for the calibration's chunks (`timeruns`)
+            minutes = lambda: _store_minutes(ws, store, ref_f)  # noqa: E731
             result, _ = fromstore.compare_store(ws.con, store, ref_f, cur_f, p.columns, settings,
                                                 (p.reference.description, p.current.description))
         except NotCovered:
             result = None  # the raw engine answers, unchanged
     if result is None:
         result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
-    result = calibrate(ws.con, p.reference, p.columns, result)
+    result = calibrate(ws.con, p.reference, p.columns, result, minutes=minutes)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
