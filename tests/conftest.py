@@ -47,6 +47,32 @@ def _background_jobs_end_with_their_module():
         st.cache_resource.clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheapest_password_hashing():
+    """Passwords hashed in this process use argon2's cheapest parameters (0.1 ms, not 0.25 s,
+    a hash; what the tests check of hashing does not depend on its cost). The product's own
+    cost is checked by tests/test_auth.py in a fresh interpreter and with `default_hashing`."""
+    from argon2 import profiles
+
+    from monitoring.auth import passwords
+
+    passwords.use(profiles.CHEAPEST)
+    yield
+    passwords.use(passwords.DEFAULT)
+
+
+@pytest.fixture
+def default_hashing():
+    """The product's own argon2 cost for one test (the suite otherwise hashes cheaply)."""
+    from argon2 import profiles
+
+    from monitoring.auth import passwords
+
+    passwords.use(passwords.DEFAULT)
+    yield passwords.DEFAULT
+    passwords.use(profiles.CHEAPEST)
+
+
 @pytest.fixture(scope="session")
 def generated_logs(tmp_path_factory) -> Path:
     """30 days x 1,500 rows/day with every documented incident (default start and seed)."""
