@@ -84,8 +84,9 @@ def page_modules(pages: Path = PAGES) -> list[str]:
 def _warm(modules: tuple[str, ...]) -> None:
     global _due
     try:
-        with _gate:
-            _gate.wait_for(lambda: _active == 0)
+        with _gate:   # in slices: told to stand down (ui.shutdown), it stops waiting for the runs
+            while not _gate.wait_for(lambda: _active == 0, 0.1) and not exiting():
+                pass
         for name in modules:
             if exiting():   # the process is ending: nothing left to warm (ui.shutdown)
                 return
