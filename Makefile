@@ -39,7 +39,8 @@ $(SPARK_STAMP): $(STAMP)
 	touch $(SPARK_STAMP)
 
 # The whole suite on a machine zone far from UTC (results must not depend on it), then the
-# time-sensitive tests again in UTC, the zone most servers run in.
+# time-sensitive tests again in UTC, the zone most servers run in. `--dist loadgroup` is
+# tests/scheduling.py's: whole test modules per worker (an xdist_group's modules together), longest first.
 TZ_TESTS := tests/test_metrics.py tests/test_source.py tests/test_real_logs.py tests/test_summary.py \
             tests/test_anomalies.py tests/test_alerts.py tests/test_cli.py tests/test_rollup.py tests/test_compare.py \
             tests/test_quality.py

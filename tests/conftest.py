@@ -4,7 +4,9 @@ test knows the incidents it should find), written once per session into a temp f
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ import pytest
 from monitoring.config import load_config
 from monitoring.logs.source import connect
 
-pytest_plugins = ["tests.postgres"]   # postgres_server / postgres_url: a real PostgreSQL
+pytest_plugins = ["tests.postgres",    # postgres_server / postgres_url: a real PostgreSQL
+                  "tests.scheduling"]  # -n 2 --dist loadgroup: whole modules, longest first
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +25,53 @@ for _var in ("MONITORING_LOGS", "MONITORING_REFERENCE", "MONITORING_LABELS", "MO
     os.environ.pop(_var, None)
 # Caches and default databases go to a private folder, never the working tree.
 os.environ["MONITORING_DATA_DIR"] = tempfile.mkdtemp(prefix="modelwatch-test-data-")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _background_jobs_end_with_their_module():
+    """At the end of each test module, the app's background jobs its page tests queued (alert
+    evaluation, prefetch, warm-up, rollup builds, duplicate checks) are told to stop and waited
+    for (ui.shutdown.stand_down), and Streamlit's caches are cleared: no work of one module
+    runs into the next one's tests on the same worker, nor holds a future for them."""
+    yield
+    if "ui.shutdown" not in sys.modules:   # no page or ui module ran in this process yet
+        return
+    from ui import shutdown
+
+    left = shutdown.stand_down(timeout=300)
+    if left:
+        warnings.warn(f"background work still running after its module's tests: {left}", stacklevel=1)
+    if "streamlit" in sys.modules:
+        import streamlit as st
+
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheapest_password_hashing():
+    """Passwords hashed in this process use argon2's cheapest parameters (0.1 ms, not 0.25 s,
+    a hash; what the tests check of hashing does not depend on its cost). The product's own
+    cost is checked by tests/test_auth.py in a fresh interpreter and with `default_hashing`."""
+    from argon2 import profiles
+
+    from monitoring.auth import passwords
+
+    passwords.use(profiles.CHEAPEST)
+    yield
+    passwords.use(passwords.DEFAULT)
+
+
+@pytest.fixture
+def default_hashing():
+    """The product's own argon2 cost for one test (the suite otherwise hashes cheaply)."""
+    from argon2 import profiles
+
+    from monitoring.auth import passwords
+
+    passwords.use(passwords.DEFAULT)
+    yield passwords.DEFAULT
+    passwords.use(profiles.CHEAPEST)
 
 
 @pytest.fixture(scope="session")

@@ -226,23 +226,42 @@ def _cli(*args, cwd=ROOT, env=None):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_check_exit_codes_json_and_webhook(tmp_path, generated_logs, hook_server):
+def _main(capsys, *args) -> tuple[int, str, str]:
+    """`monitoring alerts ARGS` in this process (monitoring.cli.main): exit code, stdout, stderr."""
+    from monitoring.cli.main import main
+
+    capsys.readouterr()
+    code = main(["alerts", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_exit_codes_json_and_webhook(tmp_path, generated_logs, hook_server, monkeypatch, capsys):
     url, hook = hook_server
     toml = tmp_path / "monitoring.toml"
     toml.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 1\n')
     env = {"MONITORING_CONFIG": str(toml), "MONITORING_DB_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
-    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-05T15:00:00Z", "--format", "json", env=env)
-    assert r.returncode == 1, r.stderr
-    out = json.loads(r.stdout)
+    # One real process (bad input: no evaluation to wait for): its exit status is main()'s
+    # return, and a bad time is one line, not a traceback.
+    r = _cli("check", "--logs", str(generated_logs), "--at", "tuesday", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error: ")
+    # The other exit codes through the same entry point, in this process (no interpreter and
+    # imports to start again for each).
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, stdout, _ = _main(capsys, "check", "--logs", str(generated_logs), "--at", "2026-11-05T15:00:00Z",
+                            "--format", "json")
+    assert code == 1
+    out = json.loads(stdout)
     assert {a["rule"] for a in out["firing"]} >= {"error_rate", "burn_rate_fast"}
     assert out["webhooks"][0]["ok"]
     assert {a["rule"] for a in hook.received[0]["alerts"]} == {a["rule"] for a in out["firing"]}
-    r = _cli("check", "--logs", str(generated_logs), "--at", "2026-11-01T12:00:00Z", env=env)
-    assert r.returncode == 0 and "nothing firing" in r.stdout
-    r = _cli("check", "--logs", str(generated_logs), "--at", "tuesday", env=env)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    r = _cli("history", "--logs", str(generated_logs), "--format", "json", env=env)
-    assert r.returncode == 0 and len(json.loads(r.stdout)["episodes"]) == len(EXPECTED) + len(DRIFT) + len(ROLLBACK)
+    code, stdout, _ = _main(capsys, "check", "--logs", str(generated_logs), "--at", "2026-11-01T12:00:00Z")
+    assert code == 0 and "nothing firing" in stdout
+    code, _, stderr = _main(capsys, "check", "--logs", str(generated_logs), "--at", "tuesday")
+    assert code == 2 and "Traceback" not in stderr and stderr.startswith("error: ")
+    code, stdout, _ = _main(capsys, "history", "--logs", str(generated_logs), "--format", "json")
+    assert code == 0 and len(json.loads(stdout)["episodes"]) == len(EXPECTED) + len(DRIFT) + len(ROLLBACK)
 
 
 def test_check_rejects_a_bad_rule_config(tmp_path, generated_logs):

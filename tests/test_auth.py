@@ -10,18 +10,23 @@ import csv
 import io
 import json
 import logging
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import argon2
 import polars as pl
 import pytest
 
-from monitoring.auth import audit, sessions, users
+from monitoring.auth import audit, passwords, sessions, users
 from monitoring.auth.passwords import hash_password, verify
 from monitoring.auth.roles import ACTIONS, Actor, PermissionDenied, require
 from monitoring.auth.settings import ROLES, load, loopback_only, secret
 from monitoring.auth.store import open_auth_db
 from monitoring.config import ConfigError
 
+ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PW = "correct horse battery"
 ADMIN = Actor("root", "admin", session="s0", via="web", authenticated=True)
@@ -117,11 +122,30 @@ def test_an_unknown_role_may_do_nothing():
 
 # -- passwords ---------------------------------------------------------------------------------
 
-def test_passwords_are_salted_argon2id():
+def test_passwords_are_salted_argon2id(default_hashing):
     a, b = hash_password(PW), hash_password(PW)
     assert a.startswith("$argon2id$") and "m=65536" in a and a != b   # salted
     assert verify(a, PW) and verify(b, PW)
     assert not verify(a, PW + "!") and not verify(None, PW) and not verify("garbage", PW)
+
+
+def test_the_product_hashes_at_rfc_9106_cost_and_cheap_hashes_still_verify():
+    # A fresh interpreter (as the app and the CLI are) hashes with the default, not the
+    # suite's cheap parameters (tests/conftest.py).
+    code = "from monitoring.auth.passwords import hash_password; print(hash_password('a long enough pw'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert verify(out.stdout.strip(), "a long enough pw") and not verify(out.stdout.strip(), PW)
+    assert passwords.DEFAULT.memory_cost == 65536 and passwords.DEFAULT.time_cost == 3
+    # hashes made cheaply verify, and read as weaker than the default
+    cheap = hash_password(PW)
+    assert "m=8,t=1,p=1" in cheap and verify(cheap, PW)
+    passwords.use(passwords.DEFAULT)
+    try:
+        assert passwords.needs_rehash(cheap) and verify(cheap, PW)
+    finally:
+        passwords.use(argon2.profiles.CHEAPEST)
 
 
 # -- users -------------------------------------------------------------------------------------

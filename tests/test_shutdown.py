@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ SCRIPT = f"MARK = {MARK!r}\n" + textwrap.dedent("""
     from pathlib import Path
     import monitoring.alerts
     from ui import data, prefetch, shutdown, warm
+    warm.START_WAIT = 0.5                        # no page runs here: the jobs need not wait 30 s for one
     print(MARK, file=sys.stderr, flush=True)     # Streamlit's import-time notices come before it
 
     out, wait_first = Path(sys.argv[1]), sys.argv[2] == "wait"
@@ -73,3 +76,52 @@ def test_queued_background_jobs_stand_down_at_exit(tmp_path, mode, want, said):
     assert MARK in proc.stderr, proc.stderr
     after = proc.stderr.split(MARK, 1)[1].strip().splitlines()
     assert len(after) == said and all("No runtime found" in line for line in after), proc.stderr
+
+
+# -- stand_down: the same, on request, for a process that goes on (tests/conftest.py) -----------
+
+def test_a_page_run_leaves_no_background_work_after_stand_down(app_env, sample_logs):
+    from ui import data, shutdown
+
+    at = app_env(logs=sample_logs)
+    at.run()
+    assert not at.exception
+    assert shutdown.stand_down(timeout=300) == []
+    assert shutdown.running() == []
+    # only the pools' idle workers are left of the app's threads
+    assert all(any(p.owns(t) for p in shutdown._pools) for t in threading.enumerate()
+               if t.name.startswith(shutdown.PREFIX))
+    assert not shutdown.exiting()
+    assert data._EVALUATOR.submit(shutdown.exiting).result(timeout=30) is False   # new jobs run as before
+
+
+def test_jobs_queued_when_told_to_stand_down_see_it_and_are_waited_for():
+    from ui import data, prefetch, shutdown
+
+    gate, ended = threading.Event(), threading.Event()
+    for pool in (data._EVALUATOR, prefetch._WORKER):    # both busy until the stand-down has begun
+        pool.submit(gate.wait, 30)
+    queued = [data._EVALUATOR.submit(shutdown.exiting), prefetch._WORKER.submit(shutdown.exiting)]
+    thread = threading.Thread(target=lambda: (gate.wait(30), time.sleep(0.2), ended.set()), name="modelwatch-test")
+    thread.start()
+    assert {"modelwatch-alerts", "modelwatch-prefetch", "modelwatch-test"} <= set(shutdown.running())
+    threading.Timer(0.3, gate.set).start()
+    assert shutdown.stand_down(timeout=60) == []
+    assert [f.result(timeout=0) for f in queued] == [True, True]    # each saw the stand-down
+    assert ended.is_set() and not thread.is_alive()                 # the thread was joined
+    assert not shutdown.exiting()
+
+
+def test_stand_down_says_what_still_runs_at_its_deadline():
+    from ui import shutdown
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, args=(30,), name="modelwatch-stuck")
+    thread.start()
+    try:
+        assert shutdown.stand_down(timeout=0.2) == ["modelwatch-stuck"]
+        assert not shutdown.exiting()
+    finally:
+        release.set()
+        thread.join()
+    assert shutdown.running() == []

@@ -9,7 +9,7 @@ new workspace on the next run of any page, with no button to press.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 import polars as pl
@@ -22,10 +22,10 @@ from monitoring.metrics import anomalies
 from monitoring.metrics import service as metrics
 from monitoring.query import filters as queries
 
-from .shutdown import exiting
+from .shutdown import Jobs, exiting
 
 TTL = 600
-_EVALUATOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelwatch-alerts")
+_EVALUATOR = Jobs("modelwatch-alerts")
 ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
             "MONITORING_LABELS", "MONITORING_DATA_DIR")
 

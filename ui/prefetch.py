@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import streamlit as st
 
@@ -28,11 +28,11 @@ from monitoring.logs.workspace import Workspace
 from monitoring.query.filters import Filters
 
 from . import data
-from .shutdown import exiting
+from .shutdown import Jobs, exiting
 
 _log = logging.getLogger(__name__)
 WORKER_NAME = "modelwatch-prefetch"
-_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_NAME)
+_WORKER = Jobs(WORKER_NAME)
 _latest = [0]   # the newest job: one for older logs (or from before a cache clear) is skipped
 
 

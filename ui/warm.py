@@ -29,6 +29,7 @@ import importlib.util
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,8 +84,9 @@ def page_modules(pages: Path = PAGES) -> list[str]:
 def _warm(modules: tuple[str, ...]) -> None:
     global _due
     try:
-        with _gate:
-            _gate.wait_for(lambda: _active == 0)
+        with _gate:   # in slices: told to stand down (ui.shutdown), it stops waiting for the runs
+            while not _gate.wait_for(lambda: _active == 0, 0.1) and not exiting():
+                pass
         for name in modules:
             if exiting():   # the process is ending: nothing left to warm (ui.shutdown)
                 return
@@ -169,6 +171,15 @@ def waiting() -> Iterator[None]:
 def settled(timeout: float = 120.0) -> bool:
     """For background jobs: wait until a first page has been drawn and the warm-up is done
     (at most START_WAIT for it to start, when no page run starts it); True when done."""
-    if not _started.wait(START_WAIT):
+    if not _wait(_started, START_WAIT):
         return False
-    return _done.wait(timeout)
+    return _wait(_done, timeout)
+
+
+def _wait(event: threading.Event, timeout: float) -> bool:
+    # In slices, so a job told to stand down (ui.shutdown) stops waiting at once.
+    deadline = time.monotonic() + timeout
+    while not event.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+        if exiting() or time.monotonic() >= deadline:
+            return event.is_set()
+    return True
