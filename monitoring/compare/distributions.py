@@ -5,9 +5,8 @@ raw logs for the rest; `queries.distributions` is the raw engine's, the same fra
     frames(ws, ("v2", "v3"), f)   # {"latency": v, x, n; "score": v, x, n}; NotCovered: raw
 
 Latency comes from `latency/day` (successful requests are a key there). Scores come from
-`scores` (bins of 1/1000, which sum exactly into the chart's twentieths); that table counts
-failed requests' scores too, so one narrow raw pass over the days' failed requests
-subtracts them. A negative score (the store keeps all of them in one bin) leaves the raw
+`scores` (bins of 1/1000, which sum exactly into the chart's twentieths), whose `is_error`
+key (store format 4) keeps failed requests' scores out with no raw pass. A negative score (the store keeps all of them in one bin) leaves the raw
 engine to answer.
 """
 
@@ -22,7 +21,7 @@ from ..logs.workspace import Workspace
 from ..metrics import sketch
 from ..query.filters import Filters
 from ..rollup.read import NotCovered
-from ..rollup.tables import SCORE_BINS, score_bin
+from ..rollup.tables import SCORE_BINS
 from . import fromstore
 
 _PER_BAR = SCORE_BINS // 20       # store bins in one bar of the chart
@@ -43,14 +42,10 @@ def frames(ws: Workspace, versions: tuple[str, str], f: Filters) -> dict[str, pl
         sc_rel, p2 = store.relation("scores")
         if not sc_rel:
             raise NotCovered("the store has no scores table")
+        # successful requests only: `scores` keeps is_error as a key (store format 4)
         sc = run(ws.con, f"SELECT model_version AS v, bin, CAST(sum(n) AS BIGINT) AS n FROM {sc_rel} "
-                         f"WHERE {rng.format(col='day')} AND {cond} GROUP BY ALL", params | p2)
-        dcond, dparams = replace(days, model_versions=tuple(versions)).where()
-        failed = ws.source.query(ws.con, f"SELECT model_version AS v, {score_bin('score')} AS bin, -count(*) AS n "
-                                         f"FROM logs WHERE {dcond} AND is_error AND score IS NOT NULL "
-                                         "AND isfinite(score) GROUP BY ALL", dparams)
-        both = pl.concat([sc.cast({"bin": pl.Int32, "n": pl.Int64}), failed.cast({"bin": pl.Int32, "n": pl.Int64})])
-        both = both.group_by("v", "bin").agg(pl.col("n").sum()).filter(pl.col("n") != 0)
+                         f"WHERE {rng.format(col='day')} AND {cond} AND NOT is_error GROUP BY ALL", params | p2)
+        both = sc.cast({"bin": pl.Int32, "n": pl.Int64}).filter(pl.col("n") != 0)
         if both.filter(pl.col("bin") < 0).height:
             raise NotCovered("negative scores are one bin in the store: the raw logs answer")
         score.append(both.select("v", (pl.min_horizontal(pl.col("bin") // _PER_BAR, 19)).alias("b"), "n"))
