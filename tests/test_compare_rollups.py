@@ -6,9 +6,7 @@ feature tables count and the comparison must not); UTC and America/New_York."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,19 +26,6 @@ from monitoring.query.filters import Filters
 from tests.rollup_helpers import built_workspace
 
 D = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
-
-
-@pytest.fixture(scope="module", params=["UTC", "America/New_York"])
-def tz(request):
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = request.param
-    time.tzset()
-    yield request.param
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def _add_awkward_rows(logs: Path) -> None:

@@ -15,8 +15,6 @@ in one sentence.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,19 +36,6 @@ from monitoring.rollup.read import NotCovered
 from tests.rollup_helpers import built_workspace
 
 COUNTED = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
-
-
-@pytest.fixture(scope="module", params=["UTC", "America/New_York"])
-def tz(request):
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = request.param
-    time.tzset()
-    yield request.param
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def _workspace(logs: Path, data: Path, toml: str = ""):
