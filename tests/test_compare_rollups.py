@@ -207,7 +207,8 @@ def test_models_page_rows_from_the_store_equal_raw(built):
     ({"baseline": "v9", "candidate": "v3"}, "version 'v9' has no traffic in this window"),
     ({"baseline": "v3", "candidate": "v3"}, "baseline and candidate are both 'v3'"),
     ({"baseline": "v2", "candidate": "v3", "start": D(2026, 11, 12), "end": D(2026, 11, 12)}, "has no traffic in this window"),
-    ({"baseline": "v2", "candidate": "v3", "start": D(2027, 1, 1), "end": D(2027, 1, 9)}, "has no traffic"),
+    ({"baseline": "v2", "candidate": "v3", "start": D(2027, 1, 1), "end": D(2027, 1, 9)},
+     "version 'v2' has no traffic in this window (no version served in it)"),
     ({"start": D(2026, 10, 24), "end": D(2026, 10, 26)}, "fewer than two versions"),
 ])
 def test_bad_input_is_the_same_sentence_from_store_and_raw(built, kw, message):

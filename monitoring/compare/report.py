@@ -66,7 +66,8 @@ def compare(ws: Workspace, baseline: str | None = None, candidate: str | None = 
         baseline, candidate = default_pair(traffic, baseline, candidate)
     for v in (baseline, candidate):
         if v not in known:
-            raise CompareError(f"version {v!r} has no traffic in this window (versions here: {', '.join(known)})")
+            here = f"versions here: {', '.join(known)}" if known else "no version served in it"
+            raise CompareError(f"version {v!r} has no traffic in this window ({here})")
     if baseline == candidate:
         raise CompareError(f"baseline and candidate are both {baseline!r}: pick two different versions")
     notes = []
