@@ -9,7 +9,6 @@ chance band at its own size.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ..logs.sql import cursor
+from ..logs.sql import cursor, execute
 from . import stattests, timeruns
 from .bands import Bands
 from .cdf import chunk_distances, reference_cdf
@@ -348,8 +347,7 @@ def _materialised(con, side: Side, n0: int, stride: int) -> tuple[Side, str | No
     params = side.params | _cal_params(n0, stride)
     cur = cursor(con)
     try:
-        used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-        cur.execute(sql, {k: v for k, v in params.items() if k in used})
+        execute(cur, sql, params)
         kept = Side(name=side.name, ctes=(), rows_sql=name, params={}, exprs=side.exprs,
                     ts_us=side.ts_us, order_sql="mw_pos", description=side.description)
         cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")

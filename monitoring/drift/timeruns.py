@@ -14,7 +14,6 @@ overlapping. Only the rows of those runs are read and numbered (a small sort per
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import replace
 
@@ -22,7 +21,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from ..logs.sql import _bindable, cursor, run
+from ..logs.sql import cursor, execute, run
 from ..query.filters import bucket_sql
 from .sql import Side, _params, _with
 
@@ -115,8 +114,7 @@ def chunk_table(con: duckdb.DuckDBPyConnection, side: Side, n0: int, k: int,
     cur = cursor(con)
     try:
         try:
-            used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-            cur.execute(sql, {key: _bindable(v) for key, v in params.items() if key in used})
+            execute(cur, sql, params)
             cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")
         except duckdb.Error:
             cur.execute(f"DROP TABLE IF EXISTS {name}")

@@ -24,20 +24,31 @@ _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
         *, tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
     """Execute on a cursor of its own (connections are not safe to share across threads)."""
-    params = params or {}
-    used = set(_PARAM.findall(sql))
-    bound = {k: _bindable(v) for k, v in params.items() if k in used}
-    missing = used - bound.keys()
-    if missing:
-        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    values = bound(sql, params)
     cur = cursor(con)
     try:
         for name, frame in (tables or {}).items():
             cur.register(name, frame.to_arrow())
-        table = cur.sql(sql, params=bound).to_arrow_table()
+        table = cur.sql(sql, params=values).to_arrow_table()
     finally:
         cur.close()
     return pl.from_arrow(table) if table.num_columns else pl.DataFrame()
+
+
+def bound(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The values of the `$name` parameters `sql` uses (DuckDB refuses unused ones), each
+    bindable; a parameter the SQL uses but `params` lacks is a KeyError naming it."""
+    used = set(_PARAM.findall(sql))
+    values = {k: _bindable(v) for k, v in (params or {}).items() if k in used}
+    missing = used - values.keys()
+    if missing:
+        raise KeyError(f"unbound SQL parameters: {sorted(missing)}")
+    return values
+
+
+def execute(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> None:
+    """`cur.execute` with only the parameters `sql` uses, bound (see `bound`)."""
+    cur.execute(sql, bound(sql, params))
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

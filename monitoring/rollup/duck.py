@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from ..logs.source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
+from ..logs.sql import execute
 from . import store as st
 from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
 
@@ -107,12 +108,6 @@ def _batches(entries: list[st.FileEntry], limit: int | None = None) -> list[list
     return out
 
 
-def _exec(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> None:
-    import re
-    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-    cur.execute(sql, {k: v for k, v in (params or {}).items() if k in used})
-
-
 def roll(source: LogSource, con: duckdb.DuckDBPyConnection, entries: list[st.FileEntry],
          staging: Path, progress=None, batch_rows: int | None = None) -> None:
     """Roll `entries` into `staging/<table>/part=<id>/`;
@@ -158,7 +153,7 @@ def _roll_batch(cur: duckdb.DuckDBPyConnection, lay: Layout, rows: str, params: 
     (`tables.counts_sql`), the numeric bins (`tables.numeric_sql`, values unnested), and
     the id hashes written straight from the scan (one row a request, never held in a table)."""
     counts, taken, rest = lay.passes()
-    _exec(cur, f"CREATE OR REPLACE TEMP TABLE counts AS {rows}{counts}", params)
+    execute(cur, f"CREATE OR REPLACE TEMP TABLE counts AS {rows}{counts}", params)
     try:
         for name, sql in taken.items():
             if name in DERIVED_FROM:
@@ -210,7 +205,7 @@ def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts
     # The path is ours (data_dir + a fixed layout); COPY takes no bound parameter for it.
     # Batches hold disjoint files, so their partitions never collide in one directory.
     target = str(out).replace("'", "''")
-    _exec(cur,
+    execute(cur,
           f"COPY (SELECT p.part, {', '.join(cols)} FROM {acc} a JOIN {parts} p USING (file)) "
           f"TO '{target}' "
           "(FORMAT parquet, PARTITION_BY (part), COMPRESSION zstd, OVERWRITE_OR_IGNORE, "
@@ -294,9 +289,9 @@ def dedupe(source: LogSource, con: duckdb.DuckDBPyConnection, root: Path,
                      "WHERE x.h IN (SELECT h FROM need)")
             params = {"files": source.files, "subset": files}
             if old_ok:
-                _exec(cur, f"INSERT INTO members BY NAME {fresh}", params)
+                execute(cur, f"INSERT INTO members BY NAME {fresh}", params)
             else:
-                _exec(cur, f"CREATE OR REPLACE TEMP TABLE members AS {fresh}", params)
+                execute(cur, f"CREATE OR REPLACE TEMP TABLE members AS {fresh}", params)
             # keep only the pairs asked for (a file may hold a hash whose copies are known)
             cur.register("pairs", pairs.to_arrow())
             cur.execute("DELETE FROM members WHERE (h, part) NOT IN (SELECT h, part FROM pairs)")
