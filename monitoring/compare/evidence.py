@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..metrics import sketch
 from . import stats
 
 QS = (0.5, 0.95, 0.99)
@@ -85,13 +86,7 @@ def quantiles_from_histogram(bins_rep: np.ndarray, counts: np.ndarray) -> Quanti
     if n == 0:
         return empty_quantiles()
     cum = np.cumsum(counts)
-    est = {}
-    for q in QS:
-        h = q * (n - 1)
-        lo, hi = math.floor(h), math.ceil(h)
-        v_lo, v_hi = reps[np.searchsorted(cum, lo + 1)], reps[np.searchsorted(cum, hi + 1)]
-        est[q] = float(v_lo + (h - lo) * (v_hi - v_lo))
-    return Quantiles(n, est, cum, reps)
+    return Quantiles(n, {q: float(sketch.interpolate(reps, cum, q, n)) for q in QS}, cum, reps)
 
 
 @dataclass(frozen=True)
@@ -112,18 +107,16 @@ class BinnedQuantiles(Quantiles):
         return float(edges[int(np.searchsorted(self.ranks, rank))])
 
 
-def binned_quantiles(bins: np.ndarray, counts: np.ndarray, gamma: float, zero_bin: int) -> Quantiles:
-    """quantiles_from_histogram of sketch bins (value in (gamma^(b-1), gamma^b], 0 in
-    zero_bin), with conservative intervals (BinnedQuantiles)."""
+def binned_quantiles(bins: np.ndarray, counts: np.ndarray) -> Quantiles:
+    """quantiles_from_histogram of latency sketch bins (`metrics.sketch`), with
+    conservative intervals (BinnedQuantiles)."""
     bins, counts = np.asarray(bins, dtype=np.int64), np.asarray(counts, dtype=np.int64)
     keep = counts > 0
     bins, counts = bins[keep], counts[keep]
-    rep = np.where(bins == zero_bin, 0.0, 2.0 * np.power(gamma, bins.astype(float)) / (gamma + 1.0))
-    q = quantiles_from_histogram(rep, counts)
+    q = quantiles_from_histogram(sketch.representative(bins), counts)
     if q.n == 0:
         return q
-    lower = np.where(bins == zero_bin, 0.0, np.power(gamma, bins.astype(float) - 1))
-    upper = np.where(bins == zero_bin, 0.0, np.power(gamma, bins.astype(float)))
+    lower, upper = sketch.edges(bins)
     return BinnedQuantiles(q.n, q.estimates, q.ranks, q.values, lower, upper)
 
 

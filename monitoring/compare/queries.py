@@ -80,7 +80,7 @@ def _stats_from_store(ws: Workspace, versions: tuple[str, str], f: Filters,
             lat = Quantiles(t.ok, _point_estimates(t.ok, ranks, values), ranks, values)
         elif t.ok:
             bins = np.array(sorted(t.hist), dtype=np.int64)
-            lat = binned_quantiles(bins, np.array([t.hist[b] for b in bins]), sketch.GAMMA, sketch.ZERO_BIN)
+            lat = binned_quantiles(bins, np.array([t.hist[b] for b in bins]))
         else:
             lat = empty_quantiles()
         lab, cor = accuracy.get(v, (0, 0)) if accuracy is not None else (None, 0)

@@ -74,14 +74,30 @@ def quantiles(hist: pl.DataFrame, qs: tuple[float, ...] = (0.5, 0.95, 0.99),
     offset = np.where(first_row > 0, cum[first_row - 1], 0)  # elements before the group
     out = {by_col: groups[by_col], "n": totals}
     for q, name in zip(qs, names, strict=True):
-        h_pos = q * (totals - 1)
-        lo = np.floor(h_pos).astype(np.int64)
-        hi = np.ceil(h_pos).astype(np.int64)
-        v_lo = reps[np.searchsorted(cum, offset + lo, side="right")]
-        v_hi = reps[np.searchsorted(cum, offset + hi, side="right")]
-        out[name] = v_lo + (h_pos - lo) * (v_hi - v_lo)
+        out[name] = interpolate(reps, cum, q, totals, offset)
     df = pl.DataFrame(out)
     return df.drop("__g") if by is None else df
+
+
+def interpolate(reps: np.ndarray, cum: np.ndarray, q: float, totals, offset=0) -> np.ndarray:
+    """The q-quantile, interpolated between order statistics like numpy's default, of each
+    group of a histogram laid out as ascending bins: `reps` the bins' values, `cum` the
+    running count over all groups, `totals` each group's count and `offset` the count
+    before the group. The one rule every histogram quantile of the product follows."""
+    totals = np.asarray(totals, dtype=np.int64)
+    h_pos = q * (totals - 1)
+    lo = np.floor(h_pos).astype(np.int64)
+    hi = np.ceil(h_pos).astype(np.int64)
+    v_lo = reps[np.searchsorted(cum, offset + lo, side="right")]
+    v_hi = reps[np.searchsorted(cum, offset + hi, side="right")]
+    return v_lo + (h_pos - lo) * (v_hi - v_lo)
+
+
+def edges(bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each bin's lower and upper edge: (gamma^(b-1), gamma^b], and 0 for ZERO_BIN."""
+    bins = np.asarray(bins, dtype=np.int64)
+    zero, b = bins == ZERO_BIN, bins.astype(float)
+    return np.where(zero, 0.0, np.power(GAMMA, b - 1)), np.where(zero, 0.0, np.power(GAMMA, b))
 
 
 def _qname(q: float) -> str:
