@@ -164,6 +164,22 @@ def test_windows_off_a_day_come_from_the_raw_logs(generated, what, shift):
     assert res.origin == "raw", what
 
 
+def test_auto_chunks_from_the_store_are_days_when_hours_would_do(generated, monkeypatch):
+    """`auto` picks the finest unit with enough rows; when that is the hour (100M rows: 140k
+    an hour) the raw logs would score every hour. From the store it takes the finest unit the
+    store answers instead (days), says so, and those chunks are the raw engine's day chunks."""
+    from monitoring.drift import overtime
+    ws, store, settings, ref, cur = generated
+    real = overtime.needed_rows
+    monkeypatch.setattr(overtime, "needed_rows", lambda *a: (1,) + tuple(real(*a)[1:]))  # hours qualify
+    (a, ota), (b, otb) = _both(ws, store, ref, cur, settings, "auto")
+    assert otb.chunk == "hour" and otb.origin == "raw"                  # what the raw logs choose
+    assert ota.chunk == "day" and ota.origin == "rollups" and "rollup store keeps days" in ota.reason
+    (_, ota_day), (_, otb_day) = _both(ws, store, ref, cur, settings, "day")
+    assert ota.scores.equals(ota_day.scores)
+    _check_chunks(ws, ota, otb_day, _day_chunks(ota), Filters(start=ref.start, end=ref.end), a)
+
+
 def _raw_values(ws, f: Filters, name: str) -> np.ndarray:
     """The finite values of a numeric column over a window, from the raw logs."""
     col = {"score": "score", "prediction": "prediction"} | {x.name: x.col for x in ws.source.features}

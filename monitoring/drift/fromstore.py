@@ -34,6 +34,7 @@ from .sql import Column, _Plan, plans
 from .storebins import Tables, collapse, exact_values, read
 
 ORIGIN = "rollups"
+STORE_UNITS = ("day", "week", "month")   # calendar chunks the per-day tables answer
 
 
 def day_window(f: Filters, first: datetime | None, last: datetime | None) -> Filters:
@@ -209,6 +210,12 @@ def auto_spec(store: Store, con, cur_f: Filters, result: DriftResult) -> tuple[C
     hours = np.column_stack([df["time"].dt.epoch("us").to_numpy() // 3_600_000_000,
                              df["requests"].to_numpy()]) if df.height else np.zeros((0, 2))
     choice = choose(need, by, result.rows_current, hours, left_out)
+    if choice.spec.unit == "hour":   # the store keeps days: the finest unit it answers, if one holds enough
+        coarser = choose(need, by, result.rows_current, hours, left_out, units=STORE_UNITS, why_units=(
+            "; hours would hold enough rows too, but the rollup store keeps days (choose hour chunks "
+            "to score them from the raw logs)"))
+        if coarser.spec.unit in STORE_UNITS:
+            choice = coarser
     return choice.spec, choice.reason, choice.needed
 
 
@@ -274,7 +281,7 @@ def over_time_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: 
     requested, reason, needed = str(spec), "", None
     if spec.unit == "auto":
         spec, reason, needed = auto_spec(store, con, cur_f, result)
-    if spec.unit not in ("day", "week", "month"):
+    if spec.unit not in STORE_UNITS:
         raise NotCovered(f"{spec} chunks need the raw logs (the rollups are per UTC day)")
     by_name = {(f.name, f.role): f for f in result.all}
     plans_ = _chunk_plans(columns, by_name)
