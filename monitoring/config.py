@@ -218,7 +218,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("reference", None, "Reference Parquet for drift (e.g. a training sample); default a window of the logs.", "MONITORING_REFERENCE"),
     Setting("labels", None, "Late ground truth: Parquet with request_id, label, optional labeled_at.", "MONITORING_LABELS"),
     Setting("db_url", None, "SQLAlchemy URL of the product's own database; default a SQLite file in data_dir.", "MONITORING_DB_URL"),
-    Setting("data_dir", ".data", "Local folder for the default SQLite database, the rollup store (rollups/), caches (cache/) and DuckDB's spill files (spill/<pid>).", "MONITORING_DATA_DIR"),
+    Setting("data_dir", ".data", "Local folder for the default SQLite database, the rollup store (rollups/), caches (cache/) and DuckDB's spill files (spill/<pid>; a killed process's folder is removed when the next workspace opens).", "MONITORING_DATA_DIR"),
     Setting("exact_quantile_max_rows", 2_000_000, "Windows up to this many rows get exact percentiles; larger ones use a log-histogram within ±0.5%.",
             check=at_least(1)),
     Setting("duckdb_memory_limit", "1GB", "DuckDB memory limit; larger work spills to a temporary folder.",

@@ -60,20 +60,34 @@ def test_materialised_sample_is_every_nth_chunk_in_one_sort(rows, n0, stride):
     side = Side(name="s", ctes=(), rows_sql="t", params={}, exprs={"i": "i"}, order_sql="i")
     kept, table = _materialised(con, side, n0, stride)
     assert table is not None and kept.order_sql == "mw_pos" and kept.params == {}
-    got = run(con, f"SELECT i, mw_pos FROM {kept.rows_sql} ORDER BY mw_pos", {})
+    got = run(con, f"SELECT {kept.exprs['i']} AS i, mw_pos FROM {kept.rows_sql} ORDER BY mw_pos", {})
     want = [i for i in range(rows) if (i // n0) % stride == 0]     # hand rule over positions
     assert got["i"].to_list() == want and got["mw_pos"].to_list() == want
     nth = every_nth_chunk(side, n0, stride)
     assert got["i"].to_list() == run(con, f"SELECT i FROM {nth.rows_sql} ORDER BY i", nth.params)["i"].to_list()
 
 
-def test_materialised_falls_back_to_the_query_when_columns_clash():
+def test_materialised_keeps_clashing_columns_by_their_expressions():
+    """A join's clashing names (a.i, b.i) broke `SELECT *`; the table keeps each column's
+    expression as a column of its own, so it is made, with the kept chunks' rows."""
     from monitoring.drift.overtime import _materialised
     con = duckdb.connect()
     con.execute("CREATE TABLE a AS SELECT range AS i FROM range(500)")
     con.execute("CREATE TABLE b AS SELECT range AS i FROM range(500)")
     side = Side(name="s", ctes=(), rows_sql="a JOIN b ON a.i = b.i", params={}, exprs={"i": "a.i"},
                 order_sql="a.i")
+    kept, table = _materialised(con, side, 100, 2)
+    assert table is not None and kept.order_sql == "mw_pos"
+    got = run(con, f"SELECT {kept.exprs['i']} AS i FROM {table} ORDER BY mw_pos", {})["i"].to_list()
+    assert got == [i for i in range(500) if (i // 100) % 2 == 0]     # every_nth_chunk's rule, by hand
+
+
+def test_materialised_falls_back_to_the_query_when_the_table_cannot_be_made():
+    from monitoring.drift.overtime import _materialised
+    con = duckdb.connect()
+    con.execute("CREATE TABLE a AS SELECT range AS i FROM range(500)")
+    side = Side(name="s", ctes=(), rows_sql="a", params={}, exprs={"i": "i", "bad": "no_such_column"},
+                order_sql="i")
     kept, table = _materialised(con, side, 100, 2)
     assert table is None and kept == every_nth_chunk(side, 100, 2)
     assert not run(con, "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'mw_cal_%'", {}).height

@@ -7,6 +7,7 @@ threads calibrating one shared `Bands` calibrate it once."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -90,10 +91,11 @@ def _side(path):
 def test_chunks_are_n0_consecutive_rows_in_time_order(tmp_path):
     table = _logs(tmp_path / "ref.parquet", 40_000, 1)
     side, _ = _side(tmp_path / "ref.parquet")
+    side = replace(side, exprs=side.exprs | {"seq": "seq"})   # the table keeps the exprs only
     con = duckdb.connect()
     n0, k = 300, 40
     kept, name = timeruns.chunk_table(con, side, n0, k)
-    got = run(con, f"SELECT seq, mw_pos FROM {name} ORDER BY mw_pos")
+    got = run(con, f"SELECT {kept.exprs['seq']} AS seq, mw_pos FROM {name} ORDER BY mw_pos")
     # the oracle: the whole reference sorted in numpy, its rows per minute, the runs' first n0 rows
     ts, seq = table["ts_us"].to_numpy(), table["seq"].to_numpy()
     order = np.lexsort((seq, ts))
@@ -113,7 +115,8 @@ def test_chunks_are_n0_consecutive_rows_in_time_order(tmp_path):
     assert kept.order_sql == "mw_pos" and kept.rows_sql == name
     # the same chunks from minute counts handed in (as the rollup store gives them)
     again = timeruns.chunk_table(con, side, n0, k, timeruns.unit_counts(con, side))[1]
-    assert run(con, f"SELECT seq FROM {again} ORDER BY mw_pos")["seq"].to_list() == want.tolist()
+    assert run(con, f"SELECT {kept.exprs['seq']} AS seq FROM {again} ORDER BY mw_pos")["seq"].to_list() == want.tolist()
+    assert set(run(con, f"SELECT * FROM {name} LIMIT 0").columns) == {*kept.exprs.values(), "mw_ts", "mw_pos"}
 
 
 @pytest.mark.parametrize("clustered", [True, False])

@@ -164,6 +164,65 @@ def test_windows_off_a_day_come_from_the_raw_logs(generated, what, shift):
     assert res.origin == "raw", what
 
 
+def test_auto_chunks_from_the_store_are_days_when_hours_would_do(generated, monkeypatch):
+    """`auto` picks the finest unit with enough rows; when that is the hour (100M rows: 140k
+    an hour) the raw logs would score every hour. From the store it takes the finest unit the
+    store answers instead (days), says so, and those chunks are the raw engine's day chunks."""
+    from monitoring.drift import overtime
+    ws, store, settings, ref, cur = generated
+    real = overtime.needed_rows
+    monkeypatch.setattr(overtime, "needed_rows", lambda *a: (1,) + tuple(real(*a)[1:]))  # hours qualify
+    (a, ota), (b, otb) = _both(ws, store, ref, cur, settings, "auto")
+    assert otb.chunk == "hour" and otb.origin == "raw"                  # what the raw logs choose
+    assert ota.chunk == "day" and ota.origin == "rollups" and "rollup store keeps days" in ota.reason
+    (_, ota_day), (_, otb_day) = _both(ws, store, ref, cur, settings, "day")
+    assert ota.scores.equals(ota_day.scores)
+    _check_chunks(ws, ota, otb_day, _day_chunks(ota), Filters(start=ref.start, end=ref.end), a)
+
+
+def _raw_values(ws, f: Filters, name: str) -> np.ndarray:
+    """The finite values of a numeric column over a window, from the raw logs."""
+    col = {"score": "score", "prediction": "prediction"} | {x.name: x.col for x in ws.source.features}
+    cond, params = f.where()
+    rows = ws.con.execute(ws.source.sql(f"SELECT TRY_CAST({col[name]} AS DOUBLE) FROM logs WHERE {cond}"),
+                          params | {"files": ws.source.files}).fetchall()
+    x = np.array([r[0] for r in rows if r[0] is not None], dtype=float)
+    return x[np.isfinite(x)]
+
+
+def test_numeric_charts_from_the_store_count_exactly_what_the_raw_logs_hold(generated):
+    """The Drift page's distribution chart from the store's bins: on its edges, every share
+    equals a numpy count of the raw values; its range is the raw 0.5% and 99.5% quantiles,
+    each within one bin; without the store the raw chart answers."""
+    ws, store, settings, ref, cur = generated
+    ws.source.rollups = store
+    res = drift.analyze(ws, ref, cur, settings)
+    assert res.origin == "rollups"
+    ref_f = Filters(start=ref.start, end=ref.end)
+    numeric = [f for f in res.all if f.kind == "numeric" and f.n_reference and f.n_current]
+    assert {"income", "age", "score"} <= {f.name for f in numeric}
+    for f in numeric:
+        d = drift.distribution_of(ws, ref, cur, res, f.name, f.role)
+        assert "lo" in d.columns, f.name                             # answered from the store
+        edges = d["lo"].to_list()[1:]
+        assert edges == sorted(set(edges)) and d.height <= 40, f.name
+        x_ref, x_cur = _raw_values(ws, ref_f, f.name), _raw_values(ws, cur, f.name)
+        assert (len(x_ref), len(x_cur)) == (f.n_reference, f.n_current), f.name
+        for x, side in ((x_ref, "reference"), (x_cur, "current")):
+            want = np.bincount(np.searchsorted(edges, x, side="right"), minlength=d.height) / len(x)
+            assert np.abs(d[side].to_numpy() - want).max() < 1e-12, (f.name, side)
+        q = np.quantile(np.concatenate([x_ref, x_cur]), [0.005, 0.995])
+        lo, hi = d["lo"][0], d["hi"][-1]
+        assert abs(lo - q[0]) <= WIDTH * abs(q[0]) + 1e-12 and abs(hi - q[1]) <= WIDTH * abs(q[1]) + 1e-12, f.name
+        assert d["x"].to_list() == pytest.approx(((d["lo"] + d["hi"]) / 2).to_list()), f.name
+    ws.source.rollups = None
+    try:
+        raw = drift.distribution_of(ws, ref, cur, drift.analyze(ws, ref, cur, settings), "income", "feature")
+        assert "lo" not in raw.columns and raw["current"].sum() == pytest.approx(1.0)
+    finally:
+        ws.source.rollups = store
+
+
 def test_one_version_from_the_store_matches_raw(generated):
     ws, store, settings, ref, cur = generated
     version = ws.extent.model_versions[-1]

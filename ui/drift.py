@@ -216,19 +216,18 @@ def over_time(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, chunk
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _distribution(_ws: Workspace, fingerprint: str, ref_key: str, ref: Reference, f: Filters,
                   s: DriftSettings, name: str, role: str, chunk: str | None, k: int | None) -> pl.DataFrame:
+    src = reference_source(_ws, ref)
     if k is None:
-        result = compare(_ws, ref, f, s)
-        p = drift.plan(_ws, ref, f, ref_source=reference_source(_ws, ref))
-    else:
-        result = compare_chunk(_ws, ref, f, s, chunk, k)
-        row = over_time(_ws, ref, f, s, chunk).chunks.filter(pl.col("k") == k).row(0, named=True)
-        if chunk.startswith("rows") or over_time(_ws, ref, f, s, chunk).chunk.startswith("rows"):
-            p = drift.plan(_ws, ref, f, ref_source=reference_source(_ws, ref), rows=(row["first_row"], row["last_row"]))
-        else:
-            window = replace(f, start=max(row["start"], f.start) if f.start else row["start"],
-                             end=min(row["end"], f.end) if f.end else row["end"])
-            p = drift.plan(_ws, ref, window, ref_source=reference_source(_ws, ref))
-    return drift.distribution(_ws.con, p.reference, p.current, result.get(name, role))
+        return drift.distribution_of(_ws, ref, f, compare(_ws, ref, f, s), name, role, ref_source=src)
+    result = compare_chunk(_ws, ref, f, s, chunk, k)
+    ot = over_time(_ws, ref, f, s, chunk)
+    row = ot.chunks.filter(pl.col("k") == k).row(0, named=True)
+    if chunk.startswith("rows") or ot.chunk.startswith("rows"):
+        return drift.distribution_of(_ws, ref, f, result, name, role, ref_source=src,
+                                     rows=(row["first_row"], row["last_row"]))
+    window = replace(f, start=max(row["start"], f.start) if f.start else row["start"],
+                     end=min(row["end"], f.end) if f.end else row["end"])
+    return drift.distribution_of(_ws, ref, window, result, name, role, ref_source=src)
 
 
 def distribution(ws: Workspace, ref: Reference, f: Filters, s: DriftSettings, feature: FeatureDrift,

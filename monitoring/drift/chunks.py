@@ -13,6 +13,7 @@ choice (its decisions stay guarded by its band).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,21 +150,22 @@ class AutoChoice:
 
 
 def choose(needed: int, by: str | None, rows: int, hours: np.ndarray | None,
-           left_out: tuple[str, ...] = ()) -> AutoChoice:
-    """The finest calendar unit with at least MIN_CHUNKS chunks, each (but a partial first
-    and last) holding `needed` rows; else rows:N with N the nice size at or above it."""
+           left_out: tuple[str, ...] = (), units: Sequence[str] = UNITS, why_units: str = "") -> AutoChoice:
+    """The finest calendar unit of `units` with at least MIN_CHUNKS chunks, each (but a
+    partial first and last) holding `needed` rows; else rows:N with N the nice size at or
+    above it. `why_units` says why some units were not candidates."""
     need = max(int(needed), 1)
     because = f" ({by} needs the most)" if by else ""
     note = (f"; {', '.join(left_out)} cannot reach a stable decision in this window and "
             "is judged by its chance band alone") if left_out else ""
     if hours is not None and hours.size:
-        for unit in UNITS:
+        for unit in units:
             counts = unit_counts(hours, unit)
             inner = counts[1:-1] if len(counts) > 2 else counts
             if len(counts) >= MIN_CHUNKS and inner.min() >= need:
                 return AutoChoice(ChunkSpec(unit), need, (
                     f"auto: {unit} chunks, the finest unit whose every chunk holds at least "
-                    f"{need:,} rows, the size from which chance stays below half of each threshold{because}{note}"))
+                    f"{need:,} rows, the size from which chance stays below half of each threshold{because}{why_units}{note}"))
     n = nice_rows(need)
     if rows < MIN_CHUNKS * n:
         n = max(nice_rows(max(rows // MIN_CHUNKS, 1)), 1) if rows >= MIN_CHUNKS else max(rows, 1)

@@ -34,6 +34,7 @@ from .sql import Column, _Plan, plans
 from .storebins import Tables, collapse, exact_values, read
 
 ORIGIN = "rollups"
+STORE_UNITS = ("day", "week", "month")   # calendar chunks the per-day tables answer
 
 
 def day_window(f: Filters, first: datetime | None, last: datetime | None) -> Filters:
@@ -209,6 +210,12 @@ def auto_spec(store: Store, con, cur_f: Filters, result: DriftResult) -> tuple[C
     hours = np.column_stack([df["time"].dt.epoch("us").to_numpy() // 3_600_000_000,
                              df["requests"].to_numpy()]) if df.height else np.zeros((0, 2))
     choice = choose(need, by, result.rows_current, hours, left_out)
+    if choice.spec.unit == "hour":   # the store keeps days: the finest unit it answers, if one holds enough
+        coarser = choose(need, by, result.rows_current, hours, left_out, units=STORE_UNITS, why_units=(
+            "; hours would hold enough rows too, but the rollup store keeps days (choose hour chunks "
+            "to score them from the raw logs)"))
+        if coarser.spec.unit in STORE_UNITS:
+            choice = coarser
     return choice.spec, choice.reason, choice.needed
 
 
@@ -274,7 +281,7 @@ def over_time_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: 
     requested, reason, needed = str(spec), "", None
     if spec.unit == "auto":
         spec, reason, needed = auto_spec(store, con, cur_f, result)
-    if spec.unit not in ("day", "week", "month"):
+    if spec.unit not in STORE_UNITS:
         raise NotCovered(f"{spec} chunks need the raw logs (the rollups are per UTC day)")
     by_name = {(f.name, f.role): f for f in result.all}
     plans_ = _chunk_plans(columns, by_name)
@@ -286,3 +293,55 @@ def over_time_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: 
                          schema={"k": pl.Int64, "rows": pl.Int64})
     return OverTime(chunk=str(spec), chunks=_chunk_frame(frame, spec), scores=records,
                     requested=requested, reason=reason, needed=needed, origin=ORIGIN)
+
+
+# -- the chart of one numeric column -----------------------------------------------------------
+
+def distribution_store(con, store: Store, ref_f: Filters, cur_f: Filters, column: Column,
+                       bins: int = 40) -> pl.DataFrame:
+    """`distribution.distribution` of a numeric column from the store's bins: the range is
+    the 0.5% and 99.5% quantiles of both sides together (each within its 1% bin), and each
+    of the `bins` equal-width edges moves up to the lowest value of the first store bin at or
+    above it, so a store bin is never split and every count is exact for the edges shown
+    (`lo`, `hi`; a bin's width within about 1% of its value from the equal width). Edges
+    that meet are merged: there can be fewer bins."""
+    sides = []
+    for f in (ref_f, cur_f):
+        b = read(store, con, [column], f).numeric.get(column.name)
+        if b is None:
+            raise NotCovered(f"{column.name} is not kept in the rollups as numbers")
+        sides.append(collapse(b, ["b"]).select("b", "n", "lo", "hi") if b.height else None)
+    if sides[0] is None or sides[1] is None:
+        raise NotCovered("a side has no values: the raw engine draws it")
+    u = (pl.concat(sides).group_by("b").agg(pl.col("n").sum(), pl.col("lo").min(), pl.col("hi").max()).sort("b"))
+    n, lo_b, hi_b = u["n"].to_numpy(), u["lo"].to_numpy(), u["hi"].to_numpy()
+    cum = np.cumsum(n)
+    total = int(cum[-1])
+
+    def value(h: float) -> float:   # quantile_cont's value at position h, placed in its bin
+        k = int(np.floor(h))
+        j = int(np.searchsorted(cum, k, side="right"))
+        t = (h - (cum[j] - n[j])) / max(n[j] - 1, 1) if n[j] > 1 else 0.0
+        return float(lo_b[j] + (hi_b[j] - lo_b[j]) * min(max(t, 0.0), 1.0))
+
+    lo, hi = value(0.005 * (total - 1)), value(0.995 * (total - 1))
+    if hi <= lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    width = (hi - lo) / bins
+    wanted = lo + width * np.arange(1, bins)
+    at = np.searchsorted(lo_b, wanted, side="left")         # first store bin whose values reach it
+    inner = np.unique(lo_b[at[at < len(lo_b)]])
+    inner = inner[(inner > lo) & (inner < hi)]
+    edges = np.concatenate([[lo], inner, [hi]])
+    out = {}
+    for name, side in zip(("reference", "current"), sides, strict=True):
+        k = np.searchsorted(inner, side["lo"].to_numpy(), side="right")   # chart bin of each store bin
+        counts = np.bincount(k, weights=side["n"].to_numpy(), minlength=len(edges) - 1)
+        out[name] = counts / max(counts.sum(), 1)
+    a, b = edges[:-1], edges[1:]
+    label = lambda v: f"{float(f'{v:.4g}'):g}"  # noqa: E731  (4 significant figures, as the raw chart)
+    return pl.DataFrame({"bin": [f"[{label(x)}, {label(y)})" for x, y in zip(a, b, strict=True)],
+                         "x": (a + b) / 2, "reference": out["reference"], "current": out["current"],
+                         "lo": a, "hi": b},
+                        schema={"bin": pl.String, "x": pl.Float64, "reference": pl.Float64,
+                                "current": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})

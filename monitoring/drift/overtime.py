@@ -338,19 +338,20 @@ def _materialised(con, side: Side, n0: int, stride: int) -> tuple[Side, str | No
     (`mw_pos`, each row's position in `side`): the calibration scores every column against
     them, and each of those queries would otherwise read the whole log again to find a few
     thousand rows (once per column). One sort of `side` numbers the rows, picks the kept
-    chunks and orders them. Falls back to `every_nth_chunk` itself when the columns do not
-    survive a `SELECT *` (a join's clashing names)."""
+    chunks and orders them; the sort carries the columns' expressions only
+    (`timeruns.projection`), not every column of the logs. Falls back to `every_nth_chunk`
+    itself when the table cannot be made."""
     order = side.order_sql or side.ts_us
     name = f"mw_cal_{uuid.uuid4().hex[:12]}"
-    sql = (f"CREATE TABLE {name} AS {_with([side])}SELECT *, row_number() OVER (ORDER BY {order}) - 1 AS mw_pos "
+    select, exprs, ts = timeruns.projection(side)
+    sql = (f"CREATE TABLE {name} AS {_with([side])}SELECT {select}, row_number() OVER (ORDER BY {order}) - 1 AS mw_pos "
            f"FROM {side.rows_sql} QUALIFY {_kept('mw_pos')}")
     params = side.params | _cal_params(n0, stride)
     cur = cursor(con)
     try:
         execute(cur, sql, params)
-        kept = Side(name=side.name, ctes=(), rows_sql=name, params={}, exprs=side.exprs,
-                    ts_us=side.ts_us, order_sql="mw_pos", description=side.description)
-        cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")
+        kept = Side(name=side.name, ctes=(), rows_sql=name, params={}, exprs=exprs,
+                    ts_us=ts, order_sql="mw_pos", description=side.description)
         return kept, name
     except duckdb.Error:
         cur.execute(f"DROP TABLE IF EXISTS {name}")

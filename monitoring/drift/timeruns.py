@@ -79,14 +79,27 @@ def pick_runs(units: np.ndarray, counts: np.ndarray, n0: int, k: int) -> list[tu
     return out
 
 
+def projection(side: Side) -> tuple[str, dict[str, str], str | None]:
+    """(SELECT list, exprs, ts_us) that keep only what the calibration scores: each column's
+    expression as a column `mw_c<i>` (and the time as `mw_ts`), not every column of the logs.
+    A table of the kept rows then holds a dozen narrow columns instead of the logs' request
+    ids, statuses and every other column, and a join's clashing names cannot break it."""
+    names = list(side.exprs)
+    cols = [f"{side.exprs[n]} AS mw_c{i}" for i, n in enumerate(names)]
+    ts = None
+    if side.ts_us is not None:
+        cols.append(f"{side.ts_us} AS mw_ts")
+        ts = "mw_ts"
+    return ", ".join(cols) or "1 AS mw_none", {n: f"mw_c{i}" for i, n in enumerate(names)}, ts
+
+
 def chunk_table(con: duckdb.DuckDBPyConnection, side: Side, n0: int, k: int,
                 minutes: pl.DataFrame | None = None) -> tuple[Side, str] | None:
     """The calibration's chunks of `side` (which has `ts_us`) in a table of their own: run j's
     first n0 rows in the side's order at positions `mw_pos` j n0 ... j n0 + n0 - 1, runs with
     fewer rows left out. `minutes` (unit, n per minute, e.g. from the rollup store) saves the
     count. Returns (side over the table, table name), or None when no run holds n0 rows.
-    Raises duckdb.Error when the columns do not survive a `SELECT *` (a join's clashing
-    names: the caller falls back to one sort)."""
+    The table holds the side's column expressions only (`projection`)."""
     if minutes is None:
         minutes = unit_counts(con, side)
     size, units, counts = coarsen(minutes["unit"].to_numpy(), minutes["n"].to_numpy(), n0)
@@ -103,11 +116,12 @@ def chunk_table(con: duckdb.DuckDBPyConnection, side: Side, n0: int, k: int,
     runs_cte = "mw_runs AS (SELECT unnest($cal_units) AS mw_unit, unnest($cal_runs) AS mw_k)"
     # the unit of each row joined to its run (a hash join on one small table: no range join,
     # no sort of the reference); only the runs' rows are numbered, within their run
+    select, exprs, ts = projection(side)
     sql = (f"CREATE TABLE {name} AS {_with([side], [runs_cte])}"
            "SELECT * EXCLUDE (mw_unit, mw_k, mw_i, mw_n, mw_ord), mw_k * $cal_rows + mw_i AS mw_pos FROM ("
            "SELECT *, row_number() OVER (PARTITION BY mw_k ORDER BY mw_ord) - 1 AS mw_i, "
            "count(*) OVER (PARTITION BY mw_k) AS mw_n FROM ("
-           f"SELECT *, {bucket_sql(side.ts_us, str(size * MINUTE_US))} AS mw_unit, row({order}) AS mw_ord "
+           f"SELECT {select}, {bucket_sql(side.ts_us, str(size * MINUTE_US))} AS mw_unit, row({order}) AS mw_ord "
            f"FROM {side.rows_sql}) AS mw_ref JOIN mw_runs USING (mw_unit)) "
            "WHERE mw_i < $cal_rows AND mw_n >= $cal_rows")
     params = _params(side) | {"cal_units": [int(u) for u in unit_of], "cal_runs": run_of, "cal_rows": int(n0)}
@@ -115,11 +129,10 @@ def chunk_table(con: duckdb.DuckDBPyConnection, side: Side, n0: int, k: int,
     try:
         try:
             execute(cur, sql, params)
-            cur.execute(f"SELECT {', '.join(side.exprs.values()) or '1'} FROM {name} LIMIT 0")
         except duckdb.Error:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             raise
     finally:
         cur.close()
-    kept = replace(side, ctes=(), rows_sql=name, params={}, order_sql="mw_pos")
+    kept = replace(side, ctes=(), rows_sql=name, params={}, exprs=exprs, ts_us=ts, order_sql="mw_pos")
     return kept, name

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
+import polars as pl
 
 from ..config import Config
 from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource, open_source, quote_ident
@@ -25,6 +26,7 @@ from ..rollup import read
 from ..rollup.read import NotCovered
 from . import classes, fromstore
 from .chunks import parse
+from .distribution import distribution
 from .engine import Column, DriftResult, Side, compare
 from .labels import LateLabels, late_labels
 from .overtime import OverTime, calibrate, over_time
@@ -302,6 +304,26 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
+
+
+def distribution_of(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult, name: str,
+                    role: str, *, ref_source: LogSource | None = None,
+                    rows: tuple[int, int] | None = None) -> pl.DataFrame:
+    """The chart of one column of `result` (the comparison of `filters`, or of positions
+    `rows` of it): its counts when categorical; a numeric column's from the rollup store's
+    bins when the store answered the comparison (`fromstore.distribution_store`), else from
+    the raw logs (`distribution.distribution`)."""
+    f = result.get(name, role)
+    p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
+    if (rows is None and f.kind == "numeric" and result.origin == fromstore.ORIGIN
+            and f.reference is not None and f.current is not None):
+        try:
+            store, ref_f, cur_f = store_windows(ws, ref, filters, p)
+            column = next(c for c in p.columns if (c.name, c.role) == (name, role))
+            return fromstore.distribution_store(ws.con, store, ref_f, cur_f, column)
+        except NotCovered:
+            pass  # the raw logs draw it
+    return distribution(ws.con, p.reference, p.current, f)
 
 
 def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: DriftResult,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,42 @@ def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
             return con
         con.execute(f"SET temp_directory = {sql_str(str(spill))}")
     return con
+
+
+def remove_dead_spill(data_dir: str | os.PathLike | None) -> list[Path]:
+    """Remove `data_dir/spill/<pid>` folders whose process is gone (DuckDB removes its own
+    on close, but not when the process is killed). Folders of live processes, names that
+    are not a pid and this process's folder are left alone. Returns what was removed."""
+    if not data_dir:
+        return []
+    root = Path(data_dir).resolve() / "spill"
+    try:
+        entries = list(root.iterdir())
+    except OSError:   # no spill folder yet, or none we may read
+        return []
+    removed = []
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or entry.is_symlink() or not entry.is_dir():
+            continue
+        if _alive(int(entry.name)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts as alive)."""
+    if pid <= 0:
+        return True   # not a process of ours to judge: keep its folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _safe_setting(value: str) -> str:

@@ -33,6 +33,7 @@ from . import facts as ff
 from .dupcheck import DuplicateCheck
 from .health import Health
 from .source import LogSource, connect, cursor, open_source, run
+from .sql import remove_dead_spill
 
 # 3: extents computed on UTC-pinned cursors (earlier caches may hold a zone-shifted extent)
 # 4: dedupe tables carry each copy's group (file, row, time, model, version, endpoint)
@@ -81,6 +82,7 @@ def open_workspace(config: Config, con: duckdb.DuckDBPyConnection | None = None,
     grouped scan alone; the exact duplicate check runs in a thread (`ws.checking`) and
     updates the workspace when done. Until then `ws.exact` is False and `ws.fingerprint`
     says so. Without it every figure is exact when this returns."""
+    remove_dead_spill(config.data_dir)   # spill folders of killed processes (DuckDB removes its own on close)
     con = con or connect(config)
     source = open_source(logs or config.logs, config, con)
     source.rollups = _covering_store(config, source, logs)
