@@ -429,12 +429,18 @@ def test_car_loan_from_the_store_equals_raw_and_mann_whitney(car_loan, chunk):
 
 # -- what the store does not answer: the raw engine, with the reason ---------------------------------
 
+# These check which engine answers and why, not a stored figure: the process's zone matters
+# only to where a day starts, so they run under New York alone (where a UTC day does not start
+# at midnight); the store-against-raw checks above run under both zones.
+NEW_YORK = pytest.mark.parametrize("tz", ["America/New_York"], indirect=True)
+
 def _labels_file(ws, path: Path) -> str:
     ids = ws.source.query(ws.con, "SELECT request_id FROM logs LIMIT 200")["request_id"].to_list()
     pq.write_table(pa.table({"request_id": ids, "label": ["1"] * len(ids)}), path)
     return str(path)
 
 
+@NEW_YORK
 @pytest.mark.parametrize("case, kw, reason", [
     ("raw asked for", dict(rollups=False), "the raw engine was asked for"),
     ("a window inside one day", dict(start=START + timedelta(days=2, hours=6), end=START + timedelta(days=2, hours=20)),
@@ -458,6 +464,7 @@ def test_what_the_store_cannot_answer_comes_from_the_raw_logs(binary, tmp_path, 
     assert a["rows"] == b["rows"] and a["labelled"] == b["labelled"]
 
 
+@NEW_YORK
 @pytest.mark.parametrize("case, store, reason", [
     ("no store", lambda s: None, "no rollup store covers these logs"),
     ("a partial store", lambda s: replace(s, only=()), "do not cover every log file"),
@@ -472,6 +479,7 @@ def test_a_missing_or_partial_store_leaves_the_raw_engine(binary, case, store, r
     assert r["origin"] == "raw" and reason in r["origin_note"]
 
 
+@NEW_YORK
 def test_cli_says_which_path_answered(binary, capsys):
     from monitoring.quality.cli import table
 

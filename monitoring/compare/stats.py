@@ -25,8 +25,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import bdtr, bdtrc, bdtrik
-from scipy.stats import norm
+from scipy.special import bdtr, bdtrc, bdtrik, ndtr, ndtri
 
 Interval = tuple[float, float]
 
@@ -86,7 +85,7 @@ def quantile_ranks(n: int, q: float, z: float) -> tuple[int, int]:
     binomial). l == 0 means the interval is unbounded below, u == n + 1 above."""
     if n <= 0:
         return (0, 1)
-    tail = float(norm.sf(z))
+    tail = float(ndtr(-z))     # norm.sf(z), as scipy computes it, without its argument checks
     if tail <= 0:
         return (0, n + 1)
     lo = _binom_ppf(tail, n, q)
@@ -97,7 +96,7 @@ def quantile_ranks(n: int, q: float, z: float) -> tuple[int, int]:
 def _binom_isf(t: float, n: int, q: float) -> int:
     """The smallest k with P(B > k) <= t, B ~ Bin(n, q): binom.ppf(1 - t) computed on the
     survival function, so that tiny tails keep their precision."""
-    k = min(max(round(n * q + float(norm.isf(t)) * math.sqrt(n * q * (1 - q))), 0), n)   # a close start
+    k = min(max(round(n * q + float(-ndtri(t)) * math.sqrt(n * q * (1 - q))), 0), n)   # a close start
     while k > 0 and bdtrc(k - 1, n, q) <= t:
         k -= 1
     while k < n and bdtrc(k, n, q) > t:
