@@ -12,11 +12,13 @@ still free them. No run goes on while the thread imports (`running()`), so no pa
 module while the thread does (concurrent first imports raced: PERF_NOTES.md).
 
 The background jobs (the alert evaluation in ui.data, the prefetch in ui.prefetch) start
-their work with `settled()`: after the first page is drawn and the warm-up is done. So the
+their work with `settled()`: after the first page is drawn and the warm-up is done, and once
+no page run is in progress or queued behind the warm-up (the page opened next). So the
 first run imports only what the Overview draws with (the evaluation's scipy, SQLAlchemy and
 argon2 were 1.5-2 s of the app's first open), the jobs never import beside the warm-up or a
 page (their function-level imports are in BACKGROUND, imported here first), and their CPU
-does not compete with the first page's run for the interpreter lock.
+does not compete with the first page's run, nor the next one's, for the interpreter lock
+and the cores.
 """
 
 from __future__ import annotations
