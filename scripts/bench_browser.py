@@ -144,8 +144,21 @@ def _data_folder(tmp: str, built: str | None) -> str:
     return tmp
 
 
-def run(logs: str, rounds: int, built: str | None = None) -> dict[str, list[float]]:
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a live process has used so far (/proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()   # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
+
+
+def run(logs: str, rounds: int, built: str | None = None,
+        cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Every page's visit times, in seconds, by title (the first the first visit). `cpu`, when
+    given, gets the server's CPU seconds during each visit (all its threads: the page's run and
+    whatever background work ran meanwhile), which the machine's load hardly changes."""
     from playwright.sync_api import sync_playwright
+
+    cpu = {} if cpu is None else cpu
 
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
         data_dir = _data_folder(tmp, built)
@@ -154,11 +167,12 @@ def run(logs: str, rounds: int, built: str | None = None) -> dict[str, list[floa
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), server_cpu(proc.pid)
                 page.goto(url, wait_until="domcontentloaded")
                 page.get_by_role("heading", name="Overview").wait_for(timeout=180_000)
                 page.wait_for_function(SETTLED, timeout=180_000, polling=50)
                 times: dict[str, list[float]] = {"(app open, Overview)": [time.perf_counter() - t0]}
+                cpu["(app open, Overview)"] = [server_cpu(proc.pid) - c0]
                 nav = page.get_by_test_id("stSidebarNav")
                 more = nav.get_by_role("button", name=re.compile(r"^View \d+ more$"))
                 if more.count():   # the navigation shows the first pages and "View N more"
@@ -169,12 +183,14 @@ def run(logs: str, rounds: int, built: str | None = None) -> dict[str, list[floa
                 from playwright.sync_api import TimeoutError as PageTimeout
                 for _ in range(rounds):
                     for title in titles[1:] + titles[:1]:
+                        c0 = server_cpu(proc.pid)
                         try:
                             seconds = visit(page, nav, title)
                         except PageTimeout:   # recorded as such; the next pages are still timed
                             print(f"{title}: no settled page within {VISIT_TIMEOUT / 1000:.0f} s", file=sys.stderr)
                             seconds = math.inf
                         times.setdefault(title, []).append(seconds)
+                        cpu.setdefault(title, []).append(server_cpu(proc.pid) - c0)
                 browser.close()
         finally:
             proc.terminate()
@@ -295,15 +311,24 @@ def _seconds(x: float | None) -> str:
     return f"> {VISIT_TIMEOUT / 1000:.0f} (timed out)" if math.isinf(x) else f"{x:.2f}"
 
 
-def table(times: dict[str, list[float]]) -> str:
-    lines = ["| page | first visit (s) | page switch (s) |", "| --- | ---: | ---: |"]
+def table(times: dict[str, list[float]], cpu: dict[str, list[float]] | None = None) -> str:
+    """First visit and median page switch per page; with `cpu`, the server's CPU seconds in each."""
+    head, rule = "| page | first visit (s) | page switch (s) |", "| --- | ---: | ---: |"
+    if cpu:
+        head, rule = head + " server CPU, first visit (s) | server CPU, switch (s) |", rule + " ---: | ---: |"
+    lines = [head, rule]
     for title, ts in times.items():
         switch = statistics.median(ts[1:]) if len(ts) > 1 else None
-        lines.append(f"| {title} | {_seconds(ts[0])} | {_seconds(switch)} |")
+        line = f"| {title} | {_seconds(ts[0])} | {_seconds(switch)} |"
+        if cpu:
+            cs = cpu.get(title) or [None]
+            line += f" {_seconds(cs[0])} | {_seconds(statistics.median(cs[1:]) if len(cs) > 1 else None)} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
 SECTION = "## In a real browser (scripts/bench_browser.py)"
+DEFAULT_OUT = str(ROOT / "docs" / "benchmarks.md")
 BUILT_SECTION = "## In a real browser, big logs with rollups (scripts/bench_browser.py --data-dir)"
 
 
@@ -315,7 +340,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenario", choices=("pages", "review", "all"), default="all")
     ap.add_argument("--data-dir", help="a data folder whose rollup store for --logs is built (pages only)")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    ap.add_argument("--out", default=DEFAULT_OUT, help="the Markdown file the section is written to "
+                    "(default docs/benchmarks.md, with --scenario all; any --out given is written)")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit("Chromium missing: make test (scripts/system-deps.sh) installs it")
@@ -329,22 +355,28 @@ def main() -> None:
         text = (f"{BUILT_SECTION}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on: "
                 f"{machine('streamlit', 'duckdb', 'polars')}; Chromium {CHROMIUM}; load average "
                 f"{load_before} before, ")
-        times = run(args.logs, args.rounds, built=args.data_dir)
+        cpu: dict[str, list[float]] = {}
+        times = run(args.logs, args.rounds, built=args.data_dir, cpu=cpu)
         text += (f"{load_average()} after.\n\nEvery page of the navigation, {args.rounds} rounds on "
                  f"`{Path(args.logs).name}` with {found}. The server's caches, the database and the rest of "
                  "the data folder are cold: the first round is each page's first visit, the median of the "
                  "others a page switch. A visit ends when the page's heading shows and Streamlit's script "
-                 "run is over.\n\n" + table(times) + "\n")
+                 "run is over; server CPU: the server process's CPU seconds (all threads) during the visit.\n\n"
+                 + table(times, cpu) + "\n")
         print(text)
         replace_section(Path(args.out), text, BUILT_SECTION)
         return
     load_before = load_average()
     parts = []
     if args.scenario in ("pages", "all"):
+        cpu = {}
+        times = run(args.logs, args.rounds, cpu=cpu)
         parts.append(f"Every page of the navigation, {args.rounds} rounds on `{Path(args.logs).name}` with a "
                      "fresh data folder: the first round is each page's first visit (cold caches, its "
                      "queries run), the median of the others a page switch. A visit ends when the page's "
-                     "heading shows and Streamlit's script run is over.\n\n" + table(run(args.logs, args.rounds)))
+                     "heading shows and Streamlit's script run is over; server CPU: the server process's CPU "
+                     "seconds (all its threads: the run and any background work) during the visit.\n\n"
+                     + table(times, cpu))
     if args.scenario in ("review", "all"):
         parts.append("A reviewer labels 20 items of a fresh queue by key presses only; each figure is the "
                      "time from the keydown to the next item's card in the document, measured in the page "
@@ -355,7 +387,7 @@ def main() -> None:
             f"{machine('streamlit', 'duckdb', 'polars')}; Chromium {CHROMIUM}; load average "
             f"{load_before} before, {load_average()} after.\n\n" + "\n\n".join(parts) + "\n")
     print(text)
-    if args.scenario == "all":
+    if args.scenario == "all" or args.out != DEFAULT_OUT:   # one scenario alone: written only where asked
         replace_section(Path(args.out), text, SECTION)
 
 

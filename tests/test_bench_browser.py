@@ -1,6 +1,7 @@
 """scripts/bench_browser.py --data-dir: the given data folder's rollup store is checked (one
 sentence when it cannot be used), its facts cache written once, and the server's data folder
-links only the store and that cache. The browser timings themselves are `make bench`'s."""
+links only the store and that cache; the server CPU it reports is the kernel's figure. The
+browser timings themselves are `make bench`'s."""
 
 from __future__ import annotations
 
@@ -83,3 +84,25 @@ def test_a_timed_out_visit_is_reported_as_such_and_the_rest_as_measured():
     lines = rows.splitlines()[2:]
     assert lines == ["| A | 1.23 | 0.35 |", "| Drift | > 180 (timed out) | 0.60 |", "| B | 2.00 | – |",
                      "| C | 0.90 | > 180 (timed out) |"]
+
+
+def test_server_cpu_reads_the_process_cpu_seconds_from_proc():
+    import os
+
+    spent = 0.0
+    for i in range(300_000):   # some CPU of this process's own, so the figure is not zero
+        spent += i ** 0.5
+    t = os.times()
+    got = bench.server_cpu(os.getpid())
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    # The oracle: the kernel's own figures for this process through os.times (same clock ticks).
+    assert got > 0
+    assert t.user + t.system - 2 * tick <= got <= t.user + t.system + 0.5
+
+
+def test_the_table_gives_the_server_cpu_of_a_first_visit_and_the_median_switch():
+    rows = bench.table({"A": [1.234, 0.3, 0.4, 0.9], "B": [2.0]},
+                       {"A": [0.5, 0.02, 0.06, 0.04], "B": [1.7]})
+    head, _, *lines = rows.splitlines()
+    assert head.endswith("| server CPU, first visit (s) | server CPU, switch (s) |")
+    assert lines == ["| A | 1.23 | 0.40 | 0.50 | 0.04 |", "| B | 2.00 | – | 1.70 | – |"]

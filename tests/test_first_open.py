@@ -107,7 +107,7 @@ def fresh_warm(monkeypatch):
     from ui import warm
 
     for name, value in (("_gate", threading.Condition()), ("_active", 0), ("_due", False),
-                        ("_done", threading.Event()), ("_started", threading.Event()), ("_thread", None),
+                        ("_done", threading.Event()), ("_started", threading.Event()), ("_thread", None), ("_queued", 0),
                         ("_here", threading.local())):
         monkeypatch.setattr(warm, name, value)
     monkeypatch.delitem(sys.modules, "colorsys", raising=False)
@@ -152,3 +152,54 @@ def test_a_run_starting_while_the_warm_up_is_due_waits_for_it(fresh_warm):
         assert order == []                      # waits: the warm-up is due
     later.join(60)
     assert order == [True]                      # ran after the imports
+
+
+@pytest.mark.parametrize("blocked_run", [False, True])
+def test_a_background_job_lets_the_page_opened_after_the_first_go_first(fresh_warm, blocked_run):
+    """Once the warm-up is done, a job (the alert evaluation, the prefetch) starts only when
+    no page run is in progress or waiting for the warm-up; a run that blocks on the job
+    (warm.waiting) lets it start."""
+    import threading
+
+    warm = fresh_warm
+    order = []
+    warm.start(("colorsys",))
+    assert warm._done.wait(60)
+    job = threading.Thread(target=lambda: order.append(("job", warm.settled(60))))
+    with warm.running():
+        job.start()
+        if blocked_run:
+            with warm.waiting():
+                job.join(60)
+                order.append("run waited")
+        else:
+            for _ in range(20):                 # 1 s: the job never starts beside this run
+                job.join(0.05)
+                assert order == []
+            order.append("run ended")
+    job.join(60)
+    assert order == ([("job", True), "run waited"] if blocked_run else ["run ended", ("job", True)])
+
+
+def test_a_job_waits_for_a_run_queued_behind_the_warm_up(fresh_warm):
+    import threading
+
+    warm = fresh_warm
+    order = []
+    with warm.running():
+        warm.start(("colorsys",))
+        def run() -> None:
+            with warm.running():
+                order.append("run")
+        def job() -> None:
+            warm.settled(60)
+            order.append("job")
+        queued = threading.Thread(target=run)
+        queued.start()
+        while not warm._queued:                 # the second run is waiting for the warm-up
+            queued.join(0.01)
+        later = threading.Thread(target=job)
+        later.start()
+    queued.join(60)
+    later.join(60)
+    assert order == ["run", "job"]

@@ -12,11 +12,13 @@ still free them. No run goes on while the thread imports (`running()`), so no pa
 module while the thread does (concurrent first imports raced: PERF_NOTES.md).
 
 The background jobs (the alert evaluation in ui.data, the prefetch in ui.prefetch) start
-their work with `settled()`: after the first page is drawn and the warm-up is done. So the
+their work with `settled()`: after the first page is drawn and the warm-up is done, and once
+no page run is in progress or queued behind the warm-up (the page opened next). So the
 first run imports only what the Overview draws with (the evaluation's scipy, SQLAlchemy and
 argon2 were 1.5-2 s of the app's first open), the jobs never import beside the warm-up or a
 page (their function-level imports are in BACKGROUND, imported here first), and their CPU
-does not compete with the first page's run for the interpreter lock.
+does not compete with the first page's run, nor the next one's, for the interpreter lock
+and the cores.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ BACKGROUND = ("monitoring.alerts", "monitoring.alerts.quality_rules", "monitorin
 # A background job asked for before any page has been drawn (no app.py run in this process,
 # e.g. a test calling ui.data directly) waits this long for the warm-up to start, then runs.
 START_WAIT = 30.0
+# A background job, once the warm-up is done, lets the page runs in progress or waiting for it
+# go first (the page a reader opened right after the first) for at most this long.
+PAGE_WAIT = 10.0
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -60,6 +65,7 @@ _started = threading.Event()
 # warm-up waits for the runs already in to finish, then new runs wait for it.
 _gate = threading.Condition()
 _active = 0
+_queued = 0      # runs waiting in `running` for the warm-up to end
 _due = False     # start() has been called and the imports are not finished
 _here = threading.local()   # .runs: how many `running()` this thread is inside
 _log = logging.getLogger(__name__)
@@ -135,9 +141,13 @@ def _warm_all(modules: tuple[str, ...] | None) -> None:
 def running(timeout: float = 120.0) -> Iterator[None]:
     """Around a script run (app.py): waits while the warm-up is due or importing, and keeps
     it from starting its imports until the run is over."""
-    global _active
+    global _active, _queued
     with _gate:
-        _gate.wait_for(lambda: not _due, timeout)
+        _queued += 1
+        try:
+            _gate.wait_for(lambda: not _due, timeout)
+        finally:
+            _queued -= 1
         _active += 1
     _here.runs = getattr(_here, "runs", 0) + 1
     try:
@@ -170,10 +180,17 @@ def waiting() -> Iterator[None]:
 
 def settled(timeout: float = 120.0) -> bool:
     """For background jobs: wait until a first page has been drawn and the warm-up is done
-    (at most START_WAIT for it to start, when no page run starts it); True when done."""
-    if not _wait(_started, START_WAIT):
+    (at most START_WAIT for it to start, when no page run starts it), then until no page run
+    is in progress or waiting for the warm-up (at most PAGE_WAIT: the job's CPU does not slow
+    the page opened right after the first); True when the warm-up is done."""
+    if not _wait(_started, START_WAIT) or not _wait(_done, timeout):
         return False
-    return _wait(_done, timeout)
+    deadline = time.monotonic() + PAGE_WAIT
+    with _gate:   # a run blocked on this job counts itself out (`waiting`), so this ends
+        while not _gate.wait_for(lambda: _active == 0 and _queued == 0, 0.1):
+            if exiting() or time.monotonic() >= deadline:
+                break
+    return True
 
 
 def _wait(event: threading.Event, timeout: float) -> bool:
