@@ -240,7 +240,7 @@ def test_compacted_tables_are_the_parts_summed(env):
     packed = compact_tables(store.root)
     assert_same_tables(packed, parts)
     m = store.manifest
-    for g in ("15min", "hour", "day"):
+    for g in ("5min", "15min", "hour", "day"):
         free = segment_table(store.root, f"all/{g}", ["t", "is_error", "bin"])
         want = (parts[f"latency/{g}"].group_by("t", "is_error", "bin").agg(pl.col("n").sum())
                 .filter(pl.col("n") != 0).sort("t", "is_error", "bin"))

@@ -14,7 +14,7 @@ it still fires at the end of the history).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..config import ConfigError, check_keys, coerce
 from ..logs.workspace import Workspace
 from ..metrics import anomalies, sketch
 from ..metrics import service as metrics
-from ..query.filters import Filters
+from ..query.filters import Filters, whole_range
 from .rules import RULES, Rule, Signal
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -158,8 +158,10 @@ def build_context(ws: Workspace, at: datetime | None = None, step_minutes: int =
     f = f or Filters()
     window = Filters(start=first, end=end, model_name=f.model_name, model_versions=f.model_versions,
                      endpoints=f.endpoints)
-    rolled = metrics.rollup(ws.source, ws.con, window, step_s).rename({"bucket": "b"})
-    minutes = anomalies.minute_counts(ws.source, ws.con, window, baseline_days=0)
+    # The same rows on whole minutes, which the store answers (an `at` inside a minute: raw)
+    whole = replace(window, start=whole_range(ext)[0], end=end if at and at == end else whole_range(ext)[1])
+    rolled = metrics.rollup(ws.source, ws.con, whole, step_s).rename({"bucket": "b"})
+    minutes = anomalies.minute_counts(ws.source, ws.con, whole, baseline_days=0)
     # Rows with no latency (batch logs) have no bin: they count as traffic, not as latencies.
     bins = np.sort(rolled.filter(~pl.col("is_error") & pl.col("bin").is_not_null())["bin"].unique().to_numpy())
     # Long histories get a coarser grid (merging the rollup's buckets) so that grid points x

@@ -11,7 +11,7 @@ Every reader sums the parts the manifest names plus the duplicate correction, so
 equal a raw scan's, duplicates counted once. Windows must be whole minutes (traffic) or
 whole UTC days (drift tables); otherwise `NotCovered` says why and the caller scans the raw
 logs. Each bucket is served by the coarsest stored grain that divides it (day, hour,
-15 minutes, minute), finer grains filling the window's unaligned edges.
+15 minutes, 5 minutes, minute), finer grains filling the window's unaligned edges.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     (columns period, bucket, is_error, bin, n). With `previous_total` the previous window
     (period 0) comes as one histogram, bucket NULL: what its KPIs need, at half the rows.
 
-    Latency bins are stored by 15 minutes, hour and day: the parts of the window those do
+    Latency bins are stored by 5 and 15 minutes, hour and day: the parts of the window those do
     not cover (minute buckets, the minutes at unaligned window edges) are read from the raw
     logs of `source` for those minutes only (time filters prune the row groups), or raise
     NotCovered when no source is given."""

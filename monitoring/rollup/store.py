@@ -32,8 +32,9 @@ from ..config import Config
 from ..logs.source import LogSource
 from .tables import TABLES
 
-MANIFEST_VERSION = 4   # 3: the segments readers read (compact.py); 4: is_error in outcomes and scores,
-                       # the prediction and 1 - score's bin in scores (quality without a raw pass)
+MANIFEST_VERSION = 5   # 3: the segments readers read (compact.py); 4: is_error in outcomes and scores,
+                       # the prediction and 1 - score's bin in scores (quality without a raw pass);
+                       # 5: latency bins by 5 minutes too (the alert engine's grid)
 DUPS_PART = "_dups"
 
 

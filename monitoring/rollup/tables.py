@@ -20,7 +20,7 @@ Tables (keys, then values; `part` is the file's part id, written as a Hive direc
     traffic/<grain>  t, model_name, model_version, endpoint, is_error, error_type -> n
                      requests by minute, hour and day; t = the bucket index at that grain
     latency/<grain>  t, model_name, model_version, endpoint, is_error, error_type, bin -> n
-                     by 15 minutes, hour and day; bin = `sketch.bin_sql(latency_ms)`
+                     by 5 and 15 minutes, hour and day; bin = `sketch.bin_sql(latency_ms)`
     numeric          day, model_name, model_version, role, feature, sign, bin
                      -> n, min, max, sum, sum2     (signed log bins of `sketch`, see below)
     categorical      day, model_name, model_version, role, feature, value -> n
@@ -48,12 +48,13 @@ from ..metrics import sketch
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
-GRAINS: dict[str, int] = {"minute": 60, "15min": 900, "hour": 3600, "day": 86400}  # name -> seconds
-# Counts by minute (gaps, spikes, error types); latency bins from 15 minutes up: by the
-# minute they would be as many rows as the logs at a few hundred requests a minute, so
-# minute-bucket percentiles read the raw logs of their (short) window instead.
+GRAINS: dict[str, int] = {"minute": 60, "5min": 300, "15min": 900, "hour": 3600, "day": 86400}  # name -> seconds
+# Counts by minute (gaps, spikes, error types); latency bins from 5 minutes up (the alert
+# engine's grid, so its latency rules read the store): by the minute they would be as many
+# rows as the logs at a few hundred requests a minute, so minute-bucket percentiles read the
+# raw logs of their (short) window instead.
 TRAFFIC_GRAINS = ("minute", "hour", "day")
-LATENCY_GRAINS = ("15min", "hour", "day")
+LATENCY_GRAINS = ("5min", "15min", "hour", "day")
 SCORE_BINS = 1000
 DIMS = ("model_name", "model_version")
 
@@ -86,7 +87,8 @@ TABLES: dict[str, Table] = {
 # Tables summed from a finer one (name -> (finer table, factor)), not from the logs.
 DERIVED: dict[str, tuple[str, int]] = {
     "traffic/hour": ("traffic/minute", 60), "traffic/day": ("traffic/minute", 1440),
-    "latency/hour": ("latency/15min", 4), "latency/day": ("latency/15min", 96),
+    "latency/15min": ("latency/5min", 3), "latency/hour": ("latency/5min", 12),
+    "latency/day": ("latency/5min", 288),
 }
 
 
@@ -112,8 +114,8 @@ def traffic_minute_sql() -> str:
 
 
 def latency_sql() -> str:
-    """Latency bins by 15 minutes (per file); hours and days are sums of it."""
-    return (f"SELECT file, {_div('ts_us', GRAINS['15min'] * 1_000_000)} AS t, model_name, model_version, "
+    """Latency bins by 5 minutes (per file); 15 minutes, hours and days are sums of it."""
+    return (f"SELECT file, {_div('ts_us', GRAINS['5min'] * 1_000_000)} AS t, model_name, model_version, "
             f"endpoint, is_error, error_type, {latency_bin()} AS bin, count(*) AS n "
             "FROM rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
 
@@ -204,7 +206,7 @@ def scores_sql(class_prediction: bool = True) -> str:
 
 
 def counts_sql(cat: list[str], class_prediction: bool) -> tuple[str, dict[str, str]]:
-    """Every count-only table (traffic by minute, latency by 15 minutes, categorical,
+    """Every count-only table (traffic by minute, latency by 5 minutes, categorical,
     outcomes, scores) from ONE pass over `rows`: a GROUPING SETS query, one set per table
     (one per categorical column), its result named `counts`. Returns (that query, table name
     -> the SQL that takes the table out of `counts`). Each set's rows are exactly the rows
@@ -218,11 +220,11 @@ def counts_sql(cat: list[str], class_prediction: bool) -> tuple[str, dict[str, s
     sbin, cbin = score_bins_sql()
     spred = "prediction" if class_prediction else "CAST(NULL AS STRING)"
     inner = (f"SELECT file, model_name, model_version, {_div('ts_us', MINUTE_US)} AS t_minute, "
-             f"{_div('ts_us', GRAINS['15min'] * 1_000_000)} AS t_15min, {day} AS day, endpoint, is_error, "
+             f"{_div('ts_us', GRAINS['5min'] * 1_000_000)} AS t_5min, {day} AS day, endpoint, is_error, "
              f"error_type, {lbin} AS lbin, {sbin} AS sbin, {cbin} AS scbin, {spred} AS spred, label, prediction"
              + "".join(f", {c}" for c in cat if c != "prediction") + " FROM rows")
     sets = {"traffic/minute": ("t_minute", "endpoint", "is_error", "error_type"),
-            "latency/15min": ("t_15min", "endpoint", "is_error", "error_type", "lbin"),
+            "latency/5min": ("t_5min", "endpoint", "is_error", "error_type", "lbin"),
             "scores": ("day", "is_error", "spred", "label", "sbin", "scbin")}
     if class_prediction:
         sets["outcomes"] = ("day", "is_error", "prediction", "label")
@@ -243,8 +245,8 @@ def counts_sql(cat: list[str], class_prediction: bool) -> tuple[str, dict[str, s
     out = {
         "traffic/minute": f"SELECT file, t_minute AS t, model_name, model_version, endpoint, is_error, error_type, n "
                           f"FROM counts WHERE gid = {gid(sets['traffic/minute'])}",
-        "latency/15min": f"SELECT file, t_15min AS t, model_name, model_version, endpoint, is_error, error_type, "
-                         f"lbin AS bin, n FROM counts WHERE gid = {gid(sets['latency/15min'])}",
+        "latency/5min": f"SELECT file, t_5min AS t, model_name, model_version, endpoint, is_error, error_type, "
+                         f"lbin AS bin, n FROM counts WHERE gid = {gid(sets['latency/5min'])}",
         "scores": f"SELECT file, day, model_name, model_version, is_error, spred AS prediction, label, "
                   f"sbin AS bin, scbin AS cbin, n FROM counts WHERE gid = {gid(sets['scores'])} AND sbin IS NOT NULL",
     }
@@ -293,7 +295,7 @@ class Layout:
     def statements(self, dialect: str = "duckdb") -> dict[str, str]:
         """Table name -> SQL over `rows` (and `feats`); the DERIVED tables come from
         `coarser_sql` over these results."""
-        out = {"traffic/minute": traffic_minute_sql(), "latency/15min": latency_sql()}
+        out = {"traffic/minute": traffic_minute_sql(), "latency/5min": latency_sql()}
         num, cat = numeric_sql(list(self.numeric), dialect), categorical_sql(list(self.categorical))
         if num:
             out["numeric"] = num
