@@ -134,7 +134,15 @@ def app_env(monkeypatch, tmp_path, clear_streamlit_cache):
             monkeypatch.setenv(k, str(v))
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
 
-    return make
+    yield make
+    # The background jobs this test queued and that have not started (an alert evaluation, a
+    # prefetch) are dropped: its caches are cleared, nobody will read them, and the next
+    # test's own evaluation would wait behind them on the one worker (docs/testing.md,
+    # 2 December). A running job goes on; the module-end stand-down waits for it.
+    if "ui.shutdown" in sys.modules:
+        from ui import shutdown
+
+        shutdown.drop_queued()
 
 
 # -- real server + headless Chromium -------------------------------------------------------------

@@ -18,7 +18,8 @@ HOSTILE = ["<script>alert(1)</script>", "'; DROP TABLE logs; --", "**bold** [x](
 
 
 def open_drift(at):
-    at.run()
+    """The Drift page opened directly, as a link to it does: one run of app.py (before the
+    first run AppTest names a page by its file, as st.Page does), no Overview computed first."""
     at.switch_page("pages/drift.py")
     at.run()
     assert not at.exception, at.exception

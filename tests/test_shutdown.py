@@ -125,3 +125,21 @@ def test_stand_down_says_what_still_runs_at_its_deadline():
         release.set()
         thread.join()
     assert shutdown.running() == []
+
+
+def test_drop_queued_cancels_what_has_not_started_and_leaves_the_running_job():
+    from ui import data, shutdown
+
+    gate, started = threading.Event(), threading.Event()
+    running = data._EVALUATOR.submit(lambda: (started.set(), gate.wait(30))[1])
+    assert started.wait(30)                                      # the worker has begun it
+    queued = [data._EVALUATOR.submit(lambda i=i: i) for i in range(3)]
+    try:
+        assert shutdown.drop_queued() == 3
+        assert all(f.cancelled() for f in queued) and not running.cancelled()
+        assert shutdown.drop_queued() == 0                       # nothing left to drop
+    finally:
+        gate.set()
+    assert running.result(timeout=30) is True                   # the running job ended as it would
+    assert data._EVALUATOR.submit(lambda: 7).result(timeout=30) == 7   # the pool takes work again
+    assert not data._EVALUATOR.busy()

@@ -55,6 +55,7 @@ class Jobs:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0            # submitted and not finished
+        self._queued: set[Future] = set()   # submitted and not finished (drop_queued)
         _pools.append(self)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
@@ -65,12 +66,23 @@ class Jobs:
         except BaseException:
             self._finished(None)
             raise
+        with self._lock:
+            if not fut.done():
+                self._queued.add(fut)
         fut.add_done_callback(self._finished)
         return fut
 
-    def _finished(self, _fut: Future | None) -> None:
+    def _finished(self, fut: Future | None) -> None:
         with self._lock:
             self._pending -= 1
+            self._queued.discard(fut)
+
+    def drop_queued(self) -> int:
+        """Cancel the jobs not started yet (their futures say so; a running one goes on);
+        returns how many were cancelled."""
+        with self._lock:
+            queued = list(self._queued)
+        return sum(f.cancel() for f in queued)
 
     def busy(self) -> bool:
         """True while a job is queued or running."""
@@ -115,6 +127,13 @@ def stand_down(timeout: float = 120.0) -> list[str]:
         return running()
     finally:
         _standing_down.clear()
+
+
+def drop_queued() -> int:
+    """Cancel every pool's jobs that have not started, without waiting for the running ones:
+    for a process whose caches were just cleared (the test suite, after each page test), so
+    that nobody's next wait for an evaluation queues behind work no cache holds any more."""
+    return sum(pool.drop_queued() for pool in _pools)
 
 
 def _nothing() -> None:
