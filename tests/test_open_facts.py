@@ -213,7 +213,7 @@ def test_background_check_marks_figures_until_exact(tmp_path, monkeypatch):
     assert ws.checking is not None
     assert "4 rows for duplicate request ids" in ws.checking.text
     assert ws.wait(60)
-    assert ws.fingerprint == ws.source.fingerprint
+    assert ws.fingerprint == f"{ws.source.fingerprint}+{ws.settings}"     # the mark is gone
     assert "figures are exact" in ws.checking.text
     assert_same(ws, three_passes(tmp_path / "logs", cfg))
     # The CLI's open (no background) is exact when it returns, from the cache here.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -55,6 +55,12 @@ class Workspace:
     extent: Extent
     health: Health        # over the whole log
     checking: DuplicateCheck | None = None   # the duplicate check, while it runs in the background
+    settings: str = field(init=False, repr=False, default="")   # digest of `config` (fingerprint)
+
+    def __post_init__(self) -> None:
+        # Not the database URL: what the database holds (reviewers' labels) is read when a
+        # figure is computed and refreshed with the caches' TTL, whatever its address.
+        self.settings = hashlib.sha256(repr(replace(self.config, db_url=None)).encode()).hexdigest()[:12]
 
     @property
     def exact(self) -> bool:
@@ -64,8 +70,9 @@ class Workspace:
 
     @property
     def fingerprint(self) -> str:
-        """The files' fingerprint, marked while figures are not exact (for cache keys)."""
-        return self.source.fingerprint + ("" if self.exact else "~unchecked")
+        """The files' fingerprint and the settings' (`config`: an edited SLO or alert rule is a
+        new key), marked while figures are not exact (for cache keys)."""
+        return f"{self.source.fingerprint}+{self.settings}" + ("" if self.exact else "~unchecked")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the duplicate check is done; True when the figures are exact."""
