@@ -98,3 +98,33 @@ def test_store_and_raw_contexts_are_equal_and_match_a_count_of_the_files(ws):
 def test_an_evaluation_time_gives_the_raw_answer(ws, offset):
     at = ws.extent.first + offset
     _same(_context(ws, ws.source.rollups, at), _context(ws, None, at))
+
+
+def _rollback(ws, store):
+    from monitoring.alerts import rollback
+
+    kept = ws.source.rollups
+    ws.source.rollups = store
+    try:
+        ctx = engine.build_context(ws)
+        engine._add_labels(ws, ctx, None)
+        rollback.provide(ws, ctx, None, {"look_minutes": 60, "active_hours": 24})
+        return ctx, [rollback._series(ws, None, 3600, True, c) for c in (ctx, None)]
+    finally:
+        ws.source.rollups = kept
+
+
+def test_the_rollback_rule_reads_hours_from_the_store_and_agrees_with_raw(ws):
+    stored, (s_shared, s_own) = _rollback(ws, ws.source.rollups)
+    raw, (r_shared, _) = _rollback(ws, None)
+    assert stored.extra["rollback"] and stored.extra["rollback"] == raw.extra["rollback"]
+    # the histograms: a query of the rows per (hour, version, bin), successful requests only
+    want = ws.source.query(ws.con, f"SELECT ts_us // 3600000000 AS b, model_version AS v, "
+                                   f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n FROM logs "
+                                   "WHERE NOT is_error AND latency_ms IS NOT NULL AND ts_us IS NOT NULL GROUP BY ALL")
+    for hist in (s_shared[0], r_shared[0]):
+        assert hist.sort("b", "v", "bin").rows() == want.cast(hist.schema).sort("b", "v", "bin").rows()
+    # the labels: the accuracy rule's 5-minute counts added up per hour = one hourly query
+    assert set(s_shared[2]) == set(s_own[2]) == {"v1", "v2"}
+    assert all(s_shared[2][v].rows() == s_own[2][v].rows() for v in s_own[2])
+    assert sum(int(df["labelled"].sum()) for df in s_own[2].values()) > 0

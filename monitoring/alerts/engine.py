@@ -1,10 +1,9 @@
 """Evaluate the alert rules over the whole log history, on a fixed time grid.
 
-Two scans of the logs build the context: per grid step (5 minutes by default) the requests,
-the failures and the log-histogram of successful latencies; per minute the request counts
-(for silences and the expected-traffic profile). Rules then work on small arrays; trailing
-windows are differences of cumulative sums, and windowed percentiles merge histograms
-(within the histogram's stated ±0.5%).
+Two reads (the rollup store, or scans of the logs) build the context: per grid step (5
+minutes by default) the requests, failures and log-histogram of successful latencies; per
+minute the request counts (silences, expected traffic). Rules work on small arrays: trailing
+windows are differences of cumulative sums, windowed percentiles merge histograms (±0.5%).
 
 An `Episode` is a run of grid points where a rule fired: it starts at the first firing
 point and resolves at the first point after it where the rule no longer fires (None while
@@ -273,13 +272,14 @@ def evaluate(ws: Workspace, at: datetime | None = None,
 
 
 def _add_labels(ws: Workspace, ctx: Context, at: datetime | None) -> None:
-    """Late labels per grid step (labelled, correct), for the accuracy rule."""
+    """Late labels per grid step (labelled, correct), for the accuracy and rollback rules."""
     from ..quality import ground_truth
 
     reviewed = ground_truth.reviewed_labels(ws.config.database_url)
     if not ground_truth.available(ws, reviewed):
         return
-    df = ground_truth.accuracy_by_bucket(ws, ctx.step_s, Filters(end=at) if at else None, reviewed)
+    df = ground_truth.accuracy_by_bucket(ws, ctx.step_s, Filters(end=at) if at else None, reviewed, by_version=True)
+    ctx.extra["labels_by_version"] = (ctx.step_s, df)    # the rollback rule's looks add these up
     n = len(ctx.times)
     idx = df["bucket"].to_numpy() - ctx.b0
     keep = (idx >= 0) & (idx < n)

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from ..logs.workspace import Workspace
+from ..metrics import service as metrics
 from ..metrics import sketch
 from ..query.filters import Filters, bucket_sql
 from .engine import PROVIDERS, Context
@@ -59,30 +60,45 @@ def rollback(ctx: Context, p: dict, slo) -> list[Signal]:
     return out
 
 
-def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool):
+def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool, ctx: Context | None = None):
     """Per (look bucket, version): the latency histogram of successful requests, the request,
-    error and score counts, and (with labels) labelled and correct counts."""
+    error and score counts, and (with labels) labelled and correct counts.
+
+    The histograms are each version's `metrics.rollup` (the rollup store's hours when it
+    covers the logs, else a scan); the score sums need the rows (one scan); the labels are
+    the accuracy rule's per grid step when it ran (ctx.extra['labels_by_version']), added
+    up per look, else one query for every version."""
     from ..quality import ground_truth
 
     cond, params = Filters(end=end).where()
     cond += " AND ts_us IS NOT NULL"
     params["step_us"] = step_s * 1_000_000
     b = bucket_sql("ts_us", "$step_us")
-    hist = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, {sketch.bin_sql('latency_ms')} AS bin, "
-                                   f"count(*) AS n FROM logs WHERE {cond} AND NOT is_error AND latency_ms IS NOT NULL "
-                                   "GROUP BY ALL", params)
     counts = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, count(*) AS requests, "
                                      "CAST(count_if(is_error) AS BIGINT) AS errors, "
                                      "count(score) FILTER (WHERE NOT is_error) AS score_n, "
                                      "sum(score) FILTER (WHERE NOT is_error) AS score_sum, "
                                      "sum(score * score) FILTER (WHERE NOT is_error) AS score_sq "
                                      f"FROM logs WHERE {cond} GROUP BY ALL", params)
+    versions = counts["v"].unique().drop_nulls().sort().to_list()
+    frames = [metrics.rollup(ws.source, ws.con, Filters(end=end, model_versions=(v,)), step_s)
+              .filter(~pl.col("is_error") & pl.col("bin").is_not_null() & pl.col("bucket").is_not_null())
+              .select(pl.col("bucket").alias("b"), pl.lit(v, pl.String).alias("v"), "bin", "n") for v in versions]
+    hist = pl.concat(frames) if frames else pl.DataFrame(schema={"b": pl.Int64, "v": pl.String, "bin": pl.Int32,
+                                                                 "n": pl.Int64})
     acc: dict[str, pl.DataFrame] = {}
     if labels:
-        reviewed = ground_truth.reviewed_labels(ws.config.database_url)
-        if ground_truth.available(ws, reviewed):
-            for v in counts["v"].unique().to_list():
-                acc[v] = ground_truth.accuracy_by_bucket(ws, step_s, Filters(end=end, model_versions=(v,)), reviewed)
+        shared = (ctx.extra.get("labels_by_version") if ctx is not None else None)
+        if shared is not None and step_s % shared[0] == 0:
+            k = step_s // shared[0]
+            by_v = (shared[1].with_columns(pl.col("bucket").floordiv(k)).group_by("bucket", "v")
+                    .agg(pl.col("labelled").sum(), pl.col("correct").sum()))
+        else:
+            reviewed = ground_truth.reviewed_labels(ws.config.database_url)
+            by_v = (ground_truth.accuracy_by_bucket(ws, step_s, Filters(end=end), reviewed, by_version=True)
+                    if ground_truth.available(ws, reviewed) else None)
+        if by_v is not None:     # every version, labelled or not (its labelled count is then 0)
+            acc = {v: by_v.filter(pl.col("v") == v).drop("v").sort("bucket") for v in versions}
     return hist, counts, acc
 
 
@@ -124,7 +140,7 @@ def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, 
 
     settings = load_compare_settings(ws.config)
     step_s = int(params["look_minutes"] * 60)
-    hist_df, counts_df, acc_df = _series(ws, at, step_s, "accuracy" in settings.guarded)
+    hist_df, counts_df, acc_df = _series(ws, at, step_s, "accuracy" in settings.guarded, ctx)
     ctx.extra["rollback"] = pairs = []
     if counts_df.height == 0:
         return

@@ -345,17 +345,20 @@ def available(ws: Workspace, reviewed: pl.DataFrame | None = None) -> bool:
 
 
 def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
-                       reviewed: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Labelled and correct requests per time bucket (index since the epoch); empty for a
-    regression model (it has no accuracy)."""
-    empty = pl.DataFrame(schema={"bucket": pl.Int64, "labelled": pl.Int64, "correct": pl.Int64})
+                       reviewed: pl.DataFrame | None = None, by_version: bool = False) -> pl.DataFrame:
+    """Labelled and correct requests per time bucket (index since the epoch), and per model
+    version (column `v`) with `by_version`; empty for a regression model (no accuracy)."""
+    v = ("v", ) if by_version else ()
+    empty = pl.DataFrame(schema={"bucket": pl.Int64, **dict.fromkeys(v, pl.String), "labelled": pl.Int64,
+                                 "correct": pl.Int64})
     t = default_truth(ws, reviewed=reviewed)
     if t.task != "classification" or not truth_sql(ws, t)[0]:
         return empty
     cond, fparams = (f or Filters()).where()
-    return query(ws, t, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, count(*) AS labelled, "
+    keys = f"{bucket_sql('ts_us', '$bucket_us')} AS bucket" + (", model_version AS v" if by_version else "")
+    return query(ws, t, f"SELECT {keys}, count(*) AS labelled, "
                         f"CAST(count_if(correct) AS BIGINT) AS correct FROM truth_rows "
-                        f"WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND {cond} GROUP BY 1 ORDER BY 1",
+                        f"WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND {cond} GROUP BY ALL ORDER BY ALL",
                  fparams | {"bucket_us": bucket_s * 1_000_000})
 
 
