@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,19 +136,25 @@ def test_the_warm_up_never_imports_beside_a_run(fresh_warm, blocked_run):
     assert warm._done.wait(60) and "colorsys" in sys.modules
 
 
-def test_a_run_starting_while_the_warm_up_is_due_waits_for_it(fresh_warm):
-    import threading
+def _run_after_warm_up(warm, order: list, what) -> threading.Thread:
+    """Inside a run, start the warm-up, then a second run (a thread) that appends what() to
+    `order`: it waits in `warm.running` while the warm-up is due."""
+    warm.start(("colorsys",))
 
+    def run() -> None:
+        with warm.running():
+            order.append(what())
+
+    later = threading.Thread(target=run)
+    later.start()
+    return later
+
+
+def test_a_run_starting_while_the_warm_up_is_due_waits_for_it(fresh_warm):
     warm = fresh_warm
     order = []
     with warm.running():
-        warm.start(("colorsys",))
-        def run() -> None:
-            with warm.running():
-                order.append("colorsys" in sys.modules)
-
-        later = threading.Thread(target=run)
-        later.start()
+        later = _run_after_warm_up(warm, order, lambda: "colorsys" in sys.modules)
         later.join(0.5)
         assert order == []                      # waits: the warm-up is due
     later.join(60)
@@ -182,20 +189,14 @@ def test_a_background_job_lets_the_page_opened_after_the_first_go_first(fresh_wa
 
 
 def test_a_job_waits_for_a_run_queued_behind_the_warm_up(fresh_warm):
-    import threading
-
     warm = fresh_warm
     order = []
     with warm.running():
-        warm.start(("colorsys",))
-        def run() -> None:
-            with warm.running():
-                order.append("run")
+        queued = _run_after_warm_up(warm, order, lambda: "run")
+
         def job() -> None:
             warm.settled(60)
             order.append("job")
-        queued = threading.Thread(target=run)
-        queued.start()
         while not warm._queued:                 # the second run is waiting for the warm-up
             queued.join(0.01)
         later = threading.Thread(target=job)

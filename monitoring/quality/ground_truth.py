@@ -348,7 +348,7 @@ def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
                        reviewed: pl.DataFrame | None = None, by_version: bool = False) -> pl.DataFrame:
     """Labelled and correct requests per time bucket (index since the epoch), and per model
     version (column `v`) with `by_version`; empty for a regression model (no accuracy)."""
-    v = ("v", ) if by_version else ()
+    v = ("v",) if by_version else ()
     empty = pl.DataFrame(schema={"bucket": pl.Int64, **dict.fromkeys(v, pl.String), "labelled": pl.Int64,
                                  "correct": pl.Int64})
     t = default_truth(ws, reviewed=reviewed)
