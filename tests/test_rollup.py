@@ -320,7 +320,7 @@ def test_numeric_quantiles_from_bins_within_bound(env):
 
 
 @pytest.mark.parametrize(("what", "call"), [
-    ("unaligned start", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(seconds=30), end=START + timedelta(days=1)), 3600)),
+    ("unaligned start without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(seconds=30), end=START + timedelta(days=1)), 3600)),
     ("sub-minute bucket", lambda s, c: read.latency_hist(s, c, Filters(), 30)),
     ("minute latency bins without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START, end=START + timedelta(days=1)), 60)),
     ("window edge off 15 minutes without the raw logs", lambda s, c: read.latency_hist(s, c, Filters(start=START + timedelta(minutes=7), end=START + timedelta(days=1)), 3600)),
@@ -580,3 +580,96 @@ def test_numeric_bins_from_unnest_equal_unpivot_and_numpy(env, which):
     np.testing.assert_allclose(got["sum"].to_numpy(), want["sum"].to_numpy(), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(got["sum2"].to_numpy(), want["sum2"].to_numpy(), rtol=1e-9, atol=1e-9)
     cur.close()
+
+
+# -- windows off the minute: the store's whole minutes plus the raw edge seconds ---------------
+
+def _edge_windows(logs: Path) -> list[Filters]:
+    """Windows with second-level edges, two of them starting or ending inside a minute that
+    holds duplicate copies (the file `add_duplicates` wrote), one inside a single minute."""
+    ts = sorted(t for t in pq.read_table(logs / "date=2026-10-28" / "part-1.parquet")["timestamp"].to_pylist()
+                if t.second and t.second < 59)
+    first, last = ts[0].replace(tzinfo=UTC), ts[-1].replace(tzinfo=UTC)
+    day3 = START + timedelta(days=3)
+    return [
+        Filters(start=first, end=last + timedelta(milliseconds=1)),
+        Filters(start=first - timedelta(hours=1, seconds=1.5), end=first + timedelta(minutes=3, seconds=0.5)),
+        Filters(start=day3 + timedelta(seconds=17.25), end=day3 + timedelta(days=1, hours=2, seconds=41)),
+        Filters(start=day3 + timedelta(hours=26, seconds=31), end=day3 + timedelta(hours=26, seconds=50)),
+        Filters(start=INC["error_burst"].start + timedelta(seconds=44),
+                end=INC["error_burst"].end - timedelta(seconds=3), endpoints=("/v2/predict",)),
+    ]
+
+
+def _oracle(ws, f: Filters, select: str, where: str = "TRUE") -> pl.DataFrame:
+    cond, params = f.where()
+    return ws.source.query(ws.con, f"SELECT {select}, count(*) AS n FROM logs WHERE {cond} AND {where} "
+                                   "GROUP BY ALL HAVING count(*) > 0", params)
+
+
+def test_windows_off_the_minute_equal_a_raw_query_in_every_reader(env, logs):
+    _, ws, store = env
+    assert ws.source.dedupe_table and ws.source.rollups is None     # raw oracle, duplicates dropped
+    for f in _edge_windows(logs):
+        for bucket in ("minute", "5min", "hour", "day"):
+            b = BUCKETS[bucket] * 1_000_000
+            want = _oracle(ws, f, f"ts_us // {b} AS bucket, is_error, {sketch.bin_sql('latency_ms')} AS bin")
+            got = read.latency_hist(store, ws.con, f, BUCKETS[bucket], source=ws.source)
+            k = ["bucket", "is_error", "bin"]
+            assert got.drop("period").sort(k).equals(want.sort(k).cast(got.drop("period").schema)), (f, bucket)
+            et = read.error_types(store, ws.con, f, bucket, ws.source)
+            want = _oracle(ws, f, f"ts_us // {b} AS b, coalesce(error_type, '(unspecified)') AS e", "is_error")
+            assert sorted(zip(et["time"].dt.epoch("us") // b, et["error_type"], et["errors"], strict=True)) == \
+                sorted(want.iter_rows()), (f, bucket)
+            m = read.minutes(store, ws.con, f, bucket, ws.source)
+            want = _oracle(ws, f, f"ts_us // {b} AS b, model_name, model_version, endpoint, is_error")
+            keys = want.select("b", "model_name", "model_version", "endpoint").unique()
+            assert int(m["requests"].sum()) == int(want["n"].sum()) and m.height == keys.height, (f, bucket)
+            assert int(m["errors"].sum()) == int(want.filter(pl.col("is_error"))["n"].sum())
+        prev = read.latency_hist(store, ws.con, f, 3600, True, source=ws.source, previous_total=True)
+        want = _oracle(ws, f.previous(), f"is_error, {sketch.bin_sql('latency_ms')} AS bin")
+        mine = prev.filter(pl.col("period") == 0).select("is_error", "bin", "n")
+        assert mine.sort("is_error", "bin").equals(want.sort("is_error", "bin").cast(mine.schema)), f
+        if f.endpoints:
+            continue
+        got = read.minute_counts(store, ws.con, f, 1, ws.source)
+        wide = replace(f, start=f.start - timedelta(days=1))
+        want = _oracle(ws, wide, "ts_us // 60000000 AS minute").sort("minute")
+        assert got.equals(want.cast(got.schema)), f
+        for dim in ("model_version", "endpoint", "error_type"):
+            got = read.dimension_hist(store, ws.con, f, dim, source=ws.source).sort("key", "is_error", "bin",
+                                                                                     nulls_last=True)
+            want = _oracle(ws, f, f"{dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin")
+            assert got.equals(want.sort("key", "is_error", "bin", nulls_last=True).cast(got.schema)), (f, dim)
+
+
+def test_pages_off_the_minute_read_only_the_edge_seconds_raw(env, logs, monkeypatch):
+    """Overview/Latency queries with the default window (whole minutes) and a user window off
+    the minute: every raw query they make (LogSource.query) is of less than the finest stored
+    latency grain (5 minutes) at an edge; before, the unaligned one was one scan of it all."""
+    from monitoring.logs.source import LogSource
+    from monitoring.query.filters import whole_range
+
+    cfg, raw_ws, _ = env
+    served = open_workspace(cfg)
+    spans: list[timedelta] = []
+    real = LogSource.query
+
+    def counted(self, con, body, params=None, **kw):
+        spans.append((params or {}).get("end", datetime.max.replace(tzinfo=UTC))
+                     - (params or {}).get("start", datetime.min.replace(tzinfo=UTC)))
+        return real(self, con, body, params, **kw)
+
+    start, end = whole_range(served.extent)
+    for f in (Filters(start=start, end=end), _edge_windows(logs)[2]):
+        spans.clear()
+        monkeypatch.setattr(LogSource, "query", counted)
+        a = metrics.summarize(served.source, served.con, f, "hour", with_previous=True, exact_max_rows=0)
+        d = metrics.by_dimension(served.source, served.con, f, "model_version", exact_max_rows=0)
+        e = metrics.error_types(served.source, served.con, f, "hour")
+        monkeypatch.setattr(LogSource, "query", real)
+        assert spans and max(spans) < timedelta(minutes=5), (f, spans)
+        b = metrics.summarize(raw_ws.source, raw_ws.con, f, "hour", with_previous=True, exact_max_rows=0)
+        assert a.window == b.window and a.previous == b.previous and a.buckets.equals(b.buckets)
+        assert d.equals(metrics.by_dimension(raw_ws.source, raw_ws.con, f, "model_version", exact_max_rows=0))
+        assert e.equals(metrics.error_types(raw_ws.source, raw_ws.con, f, "hour"))

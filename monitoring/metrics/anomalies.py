@@ -61,7 +61,7 @@ def minute_counts(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
     try:
         mix = partial.mix_of(source, con)
         if mix is not None:
-            return mix.answer(lambda store, _: read.minute_counts(store, con, f, baseline_days),
+            return mix.answer(lambda store, covered: read.minute_counts(store, con, f, baseline_days, covered),
                               lambda src: _raw_minute_counts(src, con, f, baseline_days),
                               keys=("minute",)).sort("minute")
     except partial.FALLBACK:

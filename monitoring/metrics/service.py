@@ -273,7 +273,7 @@ def error_types(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters,
     mix = _mix(source, con)
     if mix is not None:
         try:
-            return mix.answer(lambda store, _: read.error_types(store, con, f, bucket),
+            return mix.answer(lambda store, covered: read.error_types(store, con, f, bucket, covered),
                               lambda src: _raw_error_types(src, con, f, bucket),
                               keys=("time", "error_type"), counts=("errors",)).sort("time", "error_type")
         except partial.FALLBACK:

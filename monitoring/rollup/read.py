@@ -8,10 +8,12 @@
 Drift tables (per UTC day and version) are read by `monitoring.rollup.features`.
 
 Every reader sums the parts the manifest names plus the duplicate correction, so counts
-equal a raw scan's, duplicates counted once. Windows must be whole minutes (traffic) or
-whole UTC days (drift tables); otherwise `NotCovered` says why and the caller scans the raw
-logs. Each bucket is served by the coarsest stored grain that divides it (day, hour,
-15 minutes, 5 minutes, minute), finer grains filling the window's unaligned edges.
+equal a raw scan's, duplicates counted once. Each bucket is served by the coarsest stored
+grain that divides it (day, hour, 15 minutes, 5 minutes, minute), finer grains filling the
+window's unaligned edges; what no grain holds (the seconds of a window edge off the minute,
+minute latency bins) is read from the raw logs of the `source` a reader is given, for those
+seconds only (`_raw`), and summed in. Without a source such a window raises `NotCovered`.
+Drift tables need whole UTC days.
 """
 
 from __future__ import annotations
@@ -27,12 +29,10 @@ import polars as pl
 from ..config import Config
 from ..logs.source import LogSource, run
 from ..metrics import sketch
-from ..metrics.scans import scan_rollup
-from ..query.filters import BUCKETS, Filters, bucket_times
+from ..query.filters import BUCKETS, Filters, bucket_sql, bucket_times
 from . import store as st
-from .tables import DAY_US, GRAINS, LATENCY_GRAINS, MINUTE_US, TRAFFIC_GRAINS
-
-QS = (0.5, 0.95, 0.99)
+from .exact import QS, exact_quantiles  # noqa: F401  (read.exact_quantiles, read.QS)
+from .tables import DAY_US, GRAINS, LATENCY_GRAINS, TRAFFIC_GRAINS
 
 
 class NotCovered(Exception):
@@ -235,17 +235,40 @@ def _grain_name(g: int) -> str:
 
 
 def _periods(store: Store, con, f: Filters, with_previous: bool) -> list[tuple[int, int, int]]:
-    if f.start is None or f.end is None:
-        lo, hi = _bounds(store, con)
-        lo = _us(f.start) if f.start is not None else lo
-        hi = _us(f.end) if f.end is not None else hi
-    else:
-        lo, hi = _window(f, MINUTE_US, "minute")
+    """(period, lo_us, hi_us) of the window (1) and the one before it (0): any microseconds;
+    `_traffic_sql` leaves what no stored grain covers to the raw logs."""
+    lo, hi = _bounds(store, con) if f.start is None or f.end is None else (0, 0)
+    lo = _us(f.start) if f.start is not None else lo
+    hi = _us(f.end) if f.end is not None else hi
     if not with_previous:
         return [(1, lo, hi)]
-    p = f.previous()
-    plo, _ = _window(p, MINUTE_US, "minute")
-    return [(0, plo, lo), (1, lo, hi)]
+    return [(0, _us(f.previous().start), lo), (1, lo, hi)]
+
+
+def _raw(source: LogSource | None, con, f: Filters, rest: list[tuple[int, int, int]], body: str,
+         params: dict[str, Any] | None = None) -> list[pl.DataFrame]:
+    """`body` over the raw logs of `source` for each (period, lo_us, hi_us) of `rest`, the
+    filters' condition for those microseconds as {cond} (time filters prune the row groups: a
+    window's edge seconds cost a small scan), with the period as a column. NotCovered when
+    there is something to read and no source."""
+    if rest and source is None:
+        raise NotCovered("this bucket or window edge is finer than the stored grains")
+    out = []
+    for period, lo, hi in rest:
+        cond, p = replace(f, start=_dt(lo), end=_dt(hi)).where()
+        out.append(source.query(con, body.format(cond=cond), p | (params or {}))
+                   .with_columns(pl.lit(period, dtype=pl.Int32).alias("period")))
+    return out
+
+
+def _summed(frames: list[pl.DataFrame], schema: dict, keys: list[str], *counts: str) -> pl.DataFrame:
+    """The frames' counts (default n) summed by `keys` (rows whose first is 0 dropped), sorted."""
+    counts = counts or ("n",)
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    df = pl.concat([fr.select(list(schema)).cast(schema) for fr in frames])
+    return (df.group_by(keys).agg(pl.col(c).sum() for c in counts).filter(pl.col(counts[0]) != 0)
+            .select(list(schema)).sort(keys, nulls_last=True))
 
 
 def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
@@ -256,8 +279,8 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     (period 0) comes as one histogram, bucket NULL: what its KPIs need, at half the rows.
 
     Latency bins are stored by 5 and 15 minutes, hour and day: the parts of the window those do
-    not cover (minute buckets, the minutes at unaligned window edges) are read from the raw
-    logs of `source` for those minutes only (time filters prune the row groups), or raise
+    not cover (minute buckets, the minutes and seconds at unaligned window edges) are read from
+    the raw logs of `source` for those only (time filters prune the row groups), or raise
     NotCovered when no source is given."""
     if bucket_s % 60:
         raise NotCovered("buckets finer than a minute need the raw logs")
@@ -265,82 +288,84 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
     whole = {0} if with_previous and previous_total else set()
     rest: list[tuple[int, int, int]] = []
     sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, is_error, bin, n", "TRUE", "",
-                               periods, family="latency", rest=rest if source is not None else None,
-                               whole=whole)
-    empty = pl.DataFrame(schema={"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean,
-                                 "bin": pl.Int32, "n": pl.Int64})
-    frames = []
+                               periods, family="latency", rest=rest, whole=whole)
+    frames = _raw(source, con, f, rest, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, is_error, "
+                  f"{sketch.bin_sql('latency_ms')} AS bin, count(*) AS n FROM logs WHERE {{cond}} GROUP BY ALL",
+                  {"bucket_us": bucket_s * 1_000_000})
+    frames = [fr.with_columns(pl.when(pl.col("period").is_in(list(whole))).then(None)
+                              .otherwise(pl.col("bucket")).alias("bucket")) for fr in frames]
     if sql:
         frames.append(run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                               "GROUP BY ALL HAVING sum(n) <> 0", params))
-    for period, lo, hi in rest:
-        g = Filters(start=_dt(lo), end=_dt(hi), model_name=f.model_name, model_versions=f.model_versions,
-                    endpoints=f.endpoints)
-        raw = scan_rollup(source, con, g, bucket_s).with_columns(pl.lit(period, dtype=pl.Int32).alias("period"))
-        if period in whole:
-            raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias("bucket"))
-        frames.append(raw)
-    if not frames:
-        return empty
-    if len(frames) == 1:
-        return frames[0].select(empty.columns).cast(empty.schema)   # grouped by the query already
-    df = pl.concat([fr.select(empty.columns).cast(empty.schema) for fr in frames])
-    return (df.group_by("period", "bucket", "is_error", "bin").agg(pl.col("n").sum())
-            .filter(pl.col("n") != 0))
+                               "GROUP BY ALL", params))
+    return _summed(frames, {"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean, "bin": pl.Int32,
+                            "n": pl.Int64}, ["period", "bucket", "is_error", "bin"])
 
 
 def _dt(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + _ONE_US * us
 
 
-def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute") -> pl.DataFrame:
+def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str = "minute",
+            source: LogSource | None = None) -> pl.DataFrame:
     """time, model_name, model_version, endpoint, requests, errors per bucket (default minute).
-    A whole store only: no caller adds the rest of a partial one (rollup.partial)."""
+    A whole store only: no caller adds the rest of a partial one (rollup.partial). Edge
+    seconds off the minute are read from `source` (NotCovered without one)."""
     if not store.complete:
         raise NotCovered("the rollups do not cover every log file as it is now")
     bucket_s = BUCKETS[bucket]
-    periods = _periods(store, con, f, False)
-    sql, params = _traffic_sql(store, con, f, bucket_s,
-                               "{bucket} AS bucket, model_name, model_version, endpoint, is_error, n",
-                               "TRUE", "", periods)
-    if not sql:
-        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "model_name": pl.String,
-                                    "model_version": pl.String, "endpoint": pl.String,
-                                    "requests": pl.Int64, "errors": pl.Int64})
-    df = run(con, "SELECT bucket, model_name, model_version, endpoint, CAST(sum(n) AS BIGINT) AS requests, "
-                  "CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors "
-                  f"FROM ({sql}) GROUP BY ALL HAVING sum(n) <> 0 ORDER BY ALL", params)
-    return bucket_times(df, bucket_s).select("time", "model_name", "model_version", "endpoint",
-                                             "requests", "errors")
+    rest: list[tuple[int, int, int]] = []
+    dims = "model_name, model_version, endpoint"
+    sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, " + dims + ", is_error, n",
+                               "TRUE", "", _periods(store, con, f, False), rest=rest)
+    frames = _raw(source, con, f, rest, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, {dims}, "
+                  "count(*) AS requests, count(*) FILTER (WHERE is_error) AS errors FROM logs "
+                  "WHERE {cond} GROUP BY ALL", {"bucket_us": bucket_s * 1_000_000})
+    if sql:
+        frames.append(run(con, f"SELECT bucket, {dims}, CAST(sum(n) AS BIGINT) AS requests, "
+                               "CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors "
+                               f"FROM ({sql}) GROUP BY ALL", params))
+    keys = ["bucket", "model_name", "model_version", "endpoint"]
+    df = _summed(frames, {"bucket": pl.Int64, "model_name": pl.String, "model_version": pl.String,
+                          "endpoint": pl.String, "requests": pl.Int64, "errors": pl.Int64},
+                 keys, "requests", "errors")
+    return bucket_times(df, bucket_s).select("time", *keys[1:], "requests", "errors")
 
 
 def minute_counts(store: Store, con: duckdb.DuckDBPyConnection, f: Filters,
-                  baseline_days: int = 7) -> pl.DataFrame:
+                  baseline_days: int = 7, source: LogSource | None = None) -> pl.DataFrame:
     """Requests per minute index over the window and its baseline: minute, n (the frame of
-    `anomalies.minute_counts`, for gaps and spikes)."""
+    `anomalies.minute_counts`, for gaps and spikes); edge seconds off the minute from `source`."""
     from datetime import timedelta
 
     wide = Filters(start=f.start - timedelta(days=baseline_days), end=f.end, model_name=f.model_name,
                    model_versions=f.model_versions, endpoints=f.endpoints)
+    rest: list[tuple[int, int, int]] = []
     sql, params = _traffic_sql(store, con, wide, 60, "{bucket} AS minute, n", "TRUE", "",
-                               _periods(store, con, wide, False))
-    if not sql:
-        return pl.DataFrame(schema={"minute": pl.Int64, "n": pl.Int64})
-    return run(con, f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1 "
-                    "HAVING sum(n) <> 0 ORDER BY 1", params)
+                               _periods(store, con, wide, False), rest=rest)
+    frames = _raw(source, con, wide, rest, f"SELECT {bucket_sql('ts_us', '60000000')} AS minute, count(*) AS n "
+                  "FROM logs WHERE {cond} GROUP BY 1")
+    if sql:
+        frames.append(run(con, f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1", params))
+    return _summed(frames, {"minute": pl.Int64, "n": pl.Int64}, ["minute"])
 
 
-def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str) -> pl.DataFrame:
-    """Failed requests per bucket and error type: time, error_type, errors (= metrics.error_types)."""
+def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str,
+                source: LogSource | None = None) -> pl.DataFrame:
+    """Failed requests per bucket and error type: time, error_type, errors (= metrics.error_types);
+    edge seconds off the minute from `source`."""
     bucket_s = BUCKETS[bucket]
-    periods = _periods(store, con, f, False)
-    sql, params = _traffic_sql(store, con, f, bucket_s,
-                               "{bucket} AS bucket, coalesce(error_type, '(unspecified)') AS error_type, n",
-                               "is_error", "", periods)
-    if not sql:
-        return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "error_type": pl.String, "errors": pl.Int64})
-    df = run(con, f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) "
-                  "GROUP BY ALL HAVING sum(n) <> 0 ORDER BY 1, 2", params)
+    rest: list[tuple[int, int, int]] = []
+    etype = "coalesce(error_type, '(unspecified)') AS error_type"
+    sql, params = _traffic_sql(store, con, f, bucket_s, "{bucket} AS bucket, " + etype + ", n",
+                               "is_error", "", _periods(store, con, f, False), rest=rest)
+    frames = _raw(source, con, f, rest, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, {etype}, "
+                  "count(*) AS errors FROM logs WHERE {cond} AND is_error GROUP BY ALL",
+                  {"bucket_us": bucket_s * 1_000_000})
+    if sql:
+        frames.append(run(con, f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) "
+                               "GROUP BY ALL", params))
+    df = _summed(frames, {"bucket": pl.Int64, "error_type": pl.String, "errors": pl.Int64},
+                 ["bucket", "error_type"], "errors")
     return bucket_times(df, bucket_s).select("time", "error_type", "errors")
 
 
@@ -354,45 +379,11 @@ def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim
     periods = _periods(store, con, f, False)
     rest: list[tuple[int, int, int]] = []
     sql, params = _traffic_sql(store, con, f, GRAINS["day"], f"{dim} AS key, is_error, bin, n", "TRUE", "",
-                               periods, family="latency", rest=rest if source is not None else None)
-    schema = {"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64}
-    frames = [run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY ALL",
-                  params)] if sql else []
-    for _, lo, hi in rest:
-        g = replace(f, start=_dt(lo), end=_dt(hi))
-        cond, p = g.where()
-        frames.append(source.query(con, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
-                                        f"count(*) AS n FROM logs WHERE {cond} GROUP BY ALL", p))
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    df = pl.concat([fr.select(list(schema)).cast(schema) for fr in frames])
-    return df.group_by("key", "is_error", "bin").agg(pl.col("n").sum()).filter(pl.col("n") != 0)
-
-
-def exact_quantiles(source: LogSource, con: duckdb.DuckDBPyConnection, f: Filters, bucket_s: int,
-                    hist: pl.DataFrame, keys: tuple[str, ...] = ("is_error", "bucket"),
-                    qs: tuple[float, ...] = QS) -> pl.DataFrame:
-    """Exact percentiles per `keys` from the raw logs, reading only the values of the bins
-    that hold the needed order statistics (the two-pass method of `sketch`), the first pass
-    being the store's histogram `hist` (period 1 rows). Returns keys..., p50, p95, p99."""
-    keys = list(keys)
-    h = hist.filter(pl.col("period") == 1) if "period" in hist.columns else hist
-    h = h.group_by([*keys, "bin"]).agg(pl.col("n").sum())
-    targets = sketch.rank_targets(h, keys, qs)
-    cond, params = f.where()
-    params["bucket_us"] = bucket_s * 1_000_000
-    values = source.query(
-        con,
-        "SELECT * FROM (SELECT is_error, ts_us // $bucket_us AS bucket, "
-        f"{sketch.bin_sql('latency_ms')} AS bin, latency_ms AS value FROM logs WHERE {cond}) "
-        f"WHERE ({', '.join(keys)}, bin) IN (SELECT {', '.join(keys)}, bin FROM need)",
-        params, tables={"need": targets.select(*keys, "bin").unique()})
-    return sketch.exact_from_values(targets, values.select(*keys, "bin", "value"), keys)
-
-
-# -- merge helpers ---------------------------------------------------------------------------------
-
-def merge(frames: list[pl.DataFrame], keys: list[str], counts: tuple[str, ...] = ("n",)) -> pl.DataFrame:
-    """Sum the count columns of frames with the same keys (parts, engines, machines)."""
-    df = pl.concat(frames, how="vertical_relaxed")
-    return df.group_by(keys).agg([pl.col(c).sum() for c in counts]).filter(pl.col(counts[0]) != 0).sort(keys)
+                               periods, family="latency", rest=rest)
+    frames = _raw(source, con, f, rest, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
+                  "count(*) AS n FROM logs WHERE {cond} GROUP BY ALL")
+    if sql:
+        frames.append(run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
+                               "GROUP BY ALL", params))
+    return _summed(frames, {"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64},
+                   ["key", "is_error", "bin"])
