@@ -60,14 +60,14 @@ def test_the_store_answers_without_a_raw_scan_of_the_history(ws, monkeypatch):
     def no_full_scan(*a, **kw):
         raise AssertionError("the whole history was scanned raw")
 
-    def edge_only(source, con, f, bucket_s, *a, **kw):
-        edges.append(f.end - f.start)
-        return scan(source, con, f, bucket_s, *a, **kw)
+    def edge_only(source, con, f, rest, *a, **kw):
+        edges.extend(timedelta(microseconds=hi - lo) for _, lo, hi in rest)
+        return raw(source, con, f, rest, *a, **kw)
 
-    scan = read.scan_rollup
+    raw = read._raw
     monkeypatch.setattr(metrics, "scan_rollup", no_full_scan)
     monkeypatch.setattr(anomalies, "_raw_minute_counts", no_full_scan)
-    monkeypatch.setattr(read, "scan_rollup", edge_only)
+    monkeypatch.setattr(read, "_raw", edge_only)
     ctx = engine.build_context(ws)
     assert ctx is not None and ctx.step_s == 300
     # only the minutes at the window's unaligned edges, inside one 5-minute step each
