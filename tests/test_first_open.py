@@ -34,7 +34,7 @@ PROBE = textwrap.dedent("""
     at.run()
     seen["title"] = at.title[0].value if at.title else None
     seen["exceptions"] = [e.value for e in at.exception]
-    episodes = data._episodes_future(data.workspace(), data.workspace().fingerprint).result(timeout=300)
+    episodes = data._evaluation(data.workspace(), data.workspace().fingerprint)[1].future.result(timeout=300)
     seen["episodes"] = isinstance(episodes, list)
     seen["scipy_after_evaluation"] = "scipy.stats" in sys.modules
     print("PROBE" + json.dumps(seen))

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.page_helpers import open_page
 
@@ -136,3 +137,50 @@ def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
     assert cov.value == "60" and cov.delta == "66.7% of served" and "window's 90 served" in cov.help
     assert next(m for m in at.metric if m.label == "Median delay").value == "2.5 days"
     assert any("Label delay" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+@pytest.fixture(scope="module")
+def review_only_logs(tmp_path_factory):
+    """Five sample days without a label column: every label comes from the reviewers."""
+    from monitoring import sample
+
+    out = tmp_path_factory.mktemp("review-only") / "logs"
+    sample.generate(out, days=5, rows_per_day=200, seed=3)
+    for f in out.rglob("*.parquet"):
+        t = pq.read_table(f)
+        if "label" in t.column_names:
+            pq.write_table(t.drop(["label"]), f)
+    return out
+
+
+def test_a_reviewer_verdict_shows_on_the_next_run(app_env, review_only_logs, tmp_path):
+    """The Quality page's figures are cached for ten minutes by the logs' fingerprint and the
+    labels mark: verdicts recorded after the page was drawn are on it at the next run, and its
+    figures are those of the event table counted by sqlite3."""
+    import sqlite3
+
+    from monitoring.labelling import db, queues
+    from tests.page_helpers import make_queue
+
+    path = tmp_path / "verdicts.sqlite"
+    cfg = tmp_path / "monitoring.toml"
+    cfg.write_text("[quality]\nmin_labels = 3\n")
+    at = open_page(app_env(review_only_logs, db_url=f"sqlite:///{path}", MONITORING_CONFIG=cfg),
+                   "pages/quality.py")
+    assert any("No labels to score yet" in i.value for i in at.info)
+    q = make_queue(review_only_logs, f"sqlite:///{path}", size=6)
+    engine = db.open_db(f"sqlite:///{path}")
+    for verdict in ("correct", "correct", "wrong", "correct"):
+        item = queues.claim_next(engine, q, "ana")
+        queues.answer(engine, item, "ana", verdict, correct_label="other" if verdict == "wrong" else None)
+    engine.dispose()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    con = sqlite3.connect(path)
+    labelled, right = con.execute(
+        "SELECT count(DISTINCT request_id), count(DISTINCT request_id) FILTER (WHERE verdict = 'correct') "
+        "FROM labelling_events WHERE action = 'answer'").fetchone()
+    con.close()
+    assert (labelled, right) == (4, 3)
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["Labelled"] == f"{labelled:,}" and metric["Accuracy"] == f"{right / labelled:.3f}"

@@ -1,5 +1,6 @@
 """Glue of the Compare and Models pages: cached calls into monitoring.compare, and the
-tables they show (strings formatted once, here)."""
+tables they show (strings formatted once, here). What reads labels (the comparison, the
+fleet's production accuracy) is keyed by the labels mark too (ui.data.labels_mark)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from monitoring.fmt import md
 from monitoring.logs.workspace import Workspace
 from monitoring.query.filters import Filters
 
-from .data import TTL
+from .data import TTL, labels_mark
 
 METHOD = (
     "**Method.** Each difference is *candidate − baseline* with an always-valid interval: a "
@@ -42,8 +43,13 @@ def traffic(_ws: Workspace, fingerprint: str, f: Filters) -> pl.DataFrame:
     return cq.version_traffic(_ws, f)
 
 
+def result(ws: Workspace, fingerprint: str, baseline: str, candidate: str, f: Filters) -> CompareResult:
+    """The comparison for the logs and the labels as they are now (labelled accuracy)."""
+    return _result(ws, fingerprint, labels_mark(ws), baseline, candidate, f)
+
+
 @st.cache_data(ttl=TTL, show_spinner="Comparing the versions…")
-def result(_ws: Workspace, fingerprint: str, baseline: str, candidate: str, f: Filters) -> CompareResult:
+def _result(_ws: Workspace, fingerprint: str, mark: str, baseline: str, candidate: str, f: Filters) -> CompareResult:
     return compare(_ws, baseline, candidate, f=f)
 
 
@@ -53,8 +59,13 @@ def distributions(_ws: Workspace, fingerprint: str, baseline: str, candidate: st
     return cq.distributions(_ws, (baseline, candidate), replace(f, start=start, end=end))
 
 
+def models(ws: Workspace, fingerprint: str) -> Fleet:
+    """The registry beside production figures (labelled accuracy: the labels now)."""
+    return _models(ws, fingerprint, labels_mark(ws))
+
+
 @st.cache_data(ttl=TTL, show_spinner="Reading the registry and production figures…")
-def models(_ws: Workspace, fingerprint: str) -> Fleet:
+def _models(_ws: Workspace, fingerprint: str, mark: str) -> Fleet:
     return fleet(_ws)
 
 

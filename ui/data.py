@@ -1,7 +1,8 @@
 """Cached calls into monitoring/: one workspace per process, small results per filter set.
 
 Cache keys are the source fingerprint (files, sizes, mtimes, column mapping) plus the
-filters, so reloading changed logs never serves stale numbers. The files are looked at again
+filters, so reloading changed logs never serves stale numbers; what reads labels is keyed by
+`labels_mark` as well (the labels file and the reviewers' answers move without the logs). The files are looked at again
 at most every `refresh_seconds` (monitoring.logs.freshness): new, changed or removed files open a
 new workspace on the next run of any page, with no button to press.
 """
@@ -9,8 +10,11 @@ new workspace on the next run of any page, with no button to press.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import count
 
 import polars as pl
 import streamlit as st
@@ -26,6 +30,7 @@ from .shutdown import Jobs, exiting
 
 TTL = 600
 _EVALUATOR = Jobs("modelwatch-alerts")
+_SERIALS = count(1)
 ENV_KEYS = ("MONITORING_LOGS", "MONITORING_CONFIG", "MONITORING_REFERENCE", "MONITORING_DB_URL",
             "MONITORING_LABELS", "MONITORING_DATA_DIR")
 
@@ -115,14 +120,90 @@ def traffic_anomalies(_ws: Workspace, fingerprint: str, f: queries.Filters, buck
 
 
 @st.cache_resource(show_spinner=False, ttl=TTL)
-def _episodes_future(_ws: Workspace, fingerprint: str) -> Future:
-    # One evaluation per set of logs, started in the background by the first page that asks:
-    # a page that only shows episodes when ready (Overview) never waits for it.
+def _labels_db(url: str):
+    # Kept like the results the mark keys: a database that cannot be opened (a 0-byte file
+    # is looked at for a second) is tried again after TTL or "Reload logs", not on every run.
+    from monitoring.labelling.db import DatabaseError, open_db
+
+    try:
+        return open_db(url)
+    except DatabaseError:
+        return None
+
+
+def labels_mark(ws: Workspace) -> str:
+    """Where the labels stand now (monitoring.quality.marks): with the fingerprint, the key of
+    every cached result that reads labels. About a millisecond; "…db-unavailable" when the
+    database cannot be used (the pages that need it say why)."""
+    from monitoring.quality.marks import labels_mark_from
+
+    return labels_mark_from(ws.config, _labels_db(ws.config.database_url))
+
+
+@dataclass
+class _Run:
+    """One alert evaluation: its future (the episodes) and the labels mark it read (None until
+    it has started, when no page gave one: the first open does not open the database)."""
+    mark: str | None
+    future: Future | None = None
+    serial: int = field(default_factory=lambda: next(_SERIALS))
+
+
+class _Evaluations:
+    """The alert evaluations of one set of logs: a new one when the labels move past the
+    newest's mark; the newest finished one is shown meanwhile."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: list[_Run] = []    # the newest finished one (if any) and the newer ones
+
+    def shown(self) -> _Run | None:
+        return next((r for r in reversed(self.runs) if r.future.done() and not r.future.cancelled()), None)
+
+    def newest(self) -> _Run | None:
+        live = [r for r in self.runs if not r.future.cancelled()]   # cancelled: a test's teardown
+        return live[-1] if live else None
+
+    def start(self, ws: Workspace, mark: str | None) -> _Run:
+        run = _Run(mark)
+        run.future = _EVALUATOR.submit(_evaluate, ws, run)
+        shown = self.shown()
+        if shown is not None:   # older finished ones are never shown again
+            self.runs = self.runs[self.runs.index(shown):]
+        self.runs.append(run)
+        return run
+
+
+@st.cache_resource(show_spinner=False, ttl=TTL)
+def _evaluations(_ws: Workspace, fingerprint: str) -> _Evaluations:
+    # One evaluation per set of logs and labels, started in the background by the first page
+    # that asks: a page that only shows episodes when ready (Overview) never waits for it.
     # Episodes are stored (alert history): evaluated on exact logs, after the duplicate check.
-    return _EVALUATOR.submit(_evaluate, _ws)
+    return _Evaluations()
 
 
-def _evaluate(ws: Workspace) -> list:
+def _evaluation(ws: Workspace, fingerprint: str, mark: str | None = None) -> tuple[_Run | None, _Run]:
+    """(the newest finished evaluation or None, the newest), starting one when the labels
+    moved past the newest's mark. `mark` None: the labels now, looked at only once an
+    evaluation has finished (which opened the database in the background)."""
+    ev = _evaluations(ws, fingerprint)
+    with ev.lock:
+        newest, shown = ev.newest(), ev.shown()
+        if newest is None:
+            return None, ev.start(ws, mark)
+    if mark is None and shown is not None:
+        mark = labels_mark(ws)
+    with ev.lock:
+        newest = ev.newest()
+        # A newest with no mark yet reads the labels when it starts (newer than `mark`), unless
+        # it ended before it could (the app exiting): then it is no answer for these labels.
+        unread = newest.mark is None and newest.future.done()
+        if mark is not None and (unread or (newest.mark is not None and newest.mark != mark)):
+            newest = ev.start(ws, mark)
+        return ev.shown(), newest
+
+
+def _evaluate(ws: Workspace, run: _Run | None = None) -> list:
     # After the first page is drawn and the warm-up has imported what this needs (ui/warm.py):
     # the app's first open does not import scipy for it, nor share the interpreter with it.
     from . import warm
@@ -133,18 +214,30 @@ def _evaluate(ws: Workspace) -> list:
         raise RuntimeError("the app is exiting: alert rules not evaluated")
     from monitoring.alerts import evaluate
 
+    if run is not None and run.mark is None:   # read before the rules read the labels
+        from monitoring.quality.marks import labels_mark as mark_now
+
+        run.mark = mark_now(ws.config)   # not the cached engine: no cached call off a script run
     return evaluate(ws)
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:
-    """Start the evaluation if needed; True once its episodes are there."""
-    return _episodes_future(ws, fingerprint).done()
+    """Start the evaluation if needed (again when the labels changed); True once episodes
+    are there to show (an older evaluation's while a newer one runs)."""
+    return _evaluation(ws, fingerprint)[0] is not None
 
 
-def alert_episodes(_ws: Workspace, fingerprint: str) -> list:
-    """Every episode over the history, from the logs alone (no database needed); waits for
-    the background evaluation. Its errors are raised here, as if it had run inline."""
-    fut = _episodes_future(_ws, fingerprint)
+def alert_episodes(_ws: Workspace, fingerprint: str, mark: str | None = None) -> list:
+    """Every episode over the history, from the logs alone (no database needed). Without
+    `mark`: the newest finished evaluation's, waiting only when there is none yet; with a
+    mark (from labels_mark): an evaluation that read those labels or newer ones, waited for.
+    Its errors are raised here, as if it had run inline."""
+    shown, newest = _evaluation(_ws, fingerprint, mark)
+    return _episodes(newest if mark is not None or shown is None else shown)
+
+
+def _episodes(run: _Run) -> list:
+    fut = run.future
     if not fut.done():
         # The evaluation waits for the warm-up, which app.py starts after a page is drawn: a
         # first run that waits here (a link to Alerts or Weekly health) starts it now, while
@@ -165,44 +258,54 @@ def alerts_db(url: str):
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _stored(_ws: Workspace, fingerprint: str, url: str) -> bool:
-    # Stored once per evaluation, not on every rerun; a failure raises, so it is not cached.
+def _stored(_ws: Workspace, fingerprint: str, url: str, serial: int, _run: _Run) -> bool:
+    # Stored once per evaluation (its serial), not on every rerun; a failure raises, so it is
+    # not cached.
     from monitoring.alerts.store import sync
 
-    sync(alerts_db(url), _ws.config.logs, alert_episodes(_ws, fingerprint))
+    sync(alerts_db(url), _ws.config.logs, _episodes(_run))
     return True
 
 
 def alert_history(ws: Workspace, fingerprint: str) -> tuple[pl.DataFrame, str | None]:
     """The alert history with acknowledgements, and None; or, when the database cannot be
     used, the episodes evaluated from the logs and one sentence saying what failed. Firing
-    alerts are shown either way."""
+    alerts are shown either way. The newest finished evaluation (a newer one may be running
+    for new labels), or the first, waited for."""
     from monitoring.alerts.store import episodes_frame, history
     from monitoring.database import FAILURES, describe
 
+    shown, newest = _evaluation(ws, fingerprint)
+    run = shown or newest
     url = ws.config.database_url
     try:
         engine = alerts_db(url)
     except FAILURES as exc:
-        return episodes_frame(alert_episodes(ws, fingerprint)), describe(exc, url)
+        return episodes_frame(_episodes(run)), describe(exc, url)
     problem = None
     try:
-        _stored(ws, fingerprint, url)
+        _stored(ws, fingerprint, url, run.serial, run)
     except FAILURES as exc:
         problem = describe(exc, url)
     try:
         return history(engine, ws.config.logs), problem
     except FAILURES as exc:
-        return episodes_frame(alert_episodes(ws, fingerprint)), problem or describe(exc, url)
+        return episodes_frame(_episodes(run)), problem or describe(exc, url)
+
+
+def weekly(ws: Workspace, fingerprint: str, week: str) -> dict:
+    """The weekly summary of `week` for the logs and the labels as they are now."""
+    return _weekly(ws, fingerprint, labels_mark(ws), week)
 
 
 @st.cache_data(ttl=TTL, show_spinner="Writing this week's summary…")
-def weekly(_ws: Workspace, fingerprint: str, week: str) -> dict:
+def _weekly(_ws: Workspace, fingerprint: str, mark: str, week: str) -> dict:
     from dataclasses import replace
 
     from monitoring.reports.summary import alerts_in_week, standard_providers, weekly_summary
 
-    # The alert history is the Alerts page's cached evaluation: computed once for both pages.
+    # The alert history is the Alerts page's cached evaluation, of these labels: computed once
+    # for both pages.
     providers = replace(standard_providers(_ws.config.database_url),
-                        alerts=alerts_in_week(lambda ws: alert_episodes(ws, fingerprint)))
+                        alerts=alerts_in_week(lambda ws: alert_episodes(ws, fingerprint, mark)))
     return weekly_summary(_ws, week, providers)

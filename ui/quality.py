@@ -1,12 +1,10 @@
 """Cached calls and tables for the Quality page.
 
-Cache keys: the source fingerprint, the labels file's size and mtime, the database URL
-(reviewers' verdicts change the figures), the filters and the page's choices.
+Cache keys: the source fingerprint, the labels mark (ui.data.labels_mark: the labels file and
+the reviewers' answers), the filters and the page's choices.
 """
 
 from __future__ import annotations
-
-import os
 
 import polars as pl
 import streamlit as st
@@ -18,30 +16,22 @@ from monitoring.quality import quality_report
 from monitoring.quality.data import segment_columns
 from monitoring.query.filters import Filters
 
-from .data import TTL
+from .data import TTL, labels_mark
 
 METRIC_TITLES = {"accuracy": "Accuracy", "precision_macro": "Precision (macro)", "recall_macro": "Recall (macro)",
                  "f1_macro": "F1 (macro)", "roc_auc": "ROC AUC", "ece": "Calibration error (ECE)",
                  "mae": "MAE", "rmse": "RMSE", "mape": "MAPE", "bias": "Bias (mean error)", "r2": "R²"}
 
 
-def _labels_key(ws: Workspace) -> str:
-    path = gt.labels_path(ws.config)
-    if not path or not os.path.exists(path):
-        return ""
-    s = os.stat(path)
-    return f"{path}:{s.st_size}:{s.st_mtime_ns}"
-
-
 @st.cache_data(ttl=TTL, show_spinner="Joining labels and scoring each chunk…")
-def _report(_ws: Workspace, fingerprint: str, labels_key: str, db_url: str, f: Filters, chunk: str,
+def _report(_ws: Workspace, fingerprint: str, mark: str, f: Filters, chunk: str,
             by: str | None, sensitive: str | None) -> dict:
-    reviewed = gt.reviewed_labels(db_url)
+    reviewed = gt.reviewed_labels(_ws.config.database_url)
     return quality_report(_ws, filters=f, chunk=chunk, by=by, sensitive=sensitive, reviewed=reviewed)
 
 
 def report(ws: Workspace, f: Filters, chunk: str, by: str | None, sensitive: str | None) -> dict:
-    return _report(ws, ws.fingerprint, _labels_key(ws), ws.config.database_url, f, chunk, by, sensitive)
+    return _report(ws, ws.fingerprint, labels_mark(ws), f, chunk, by, sensitive)
 
 
 def columns(ws: Workspace) -> list[str]:

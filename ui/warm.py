@@ -43,7 +43,8 @@ DRAWING = ("pandas", "pyarrow", "plotly.graph_objects", "plotly.io", "streamlit.
            "streamlit.elements.plotly_chart")
 # What the background jobs import inside their functions (alerts.engine, reports.summary).
 BACKGROUND = ("monitoring.alerts", "monitoring.alerts.quality_rules", "monitoring.quality",
-              "monitoring.quality.ground_truth", "monitoring.quality.summary", "monitoring.drift",
+              "monitoring.quality.ground_truth", "monitoring.quality.marks", "monitoring.quality.summary",
+              "monitoring.drift",
               "monitoring.compare.report", "monitoring.reports.summary", "monitoring.labelling.db",
               "monitoring.labelling.results", "monitoring.database", "ui.drift", "ui.prefetch")
 # A background job asked for before any page has been drawn (no app.py run in this process,

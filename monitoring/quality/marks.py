@@ -14,7 +14,8 @@ reviewer's new or changed verdict always moves both figures. A database that can
 opened or read gives the stable `UNAVAILABLE`, never an exception: the pages that need the
 database say why elsewhere.
 
-Measured on SQLite (WAL, an open engine): ~0.3 ms with 10 events, ~2 ms with 100k.
+Measured on SQLite (WAL, an open engine, 2 December 2026 on a loaded 2-core machine): 0.8 ms
+with one event, 7 ms with 100k (count(*) scans an index); opening the database each time: 22 ms.
 """
 
 from __future__ import annotations
