@@ -71,7 +71,7 @@ def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(l
     from ui import data
 
     labels = {"mark": "m1"}
-    hold = threading.Event()
+    hold, started = threading.Event(), threading.Event()
     seen = []
 
     def evaluate(ws, run):           # the first run reads the mark itself, like the real one
@@ -79,6 +79,7 @@ def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(l
             run.mark = labels["mark"]
         seen.append(run.mark)
         if run.mark == "m2":
+            started.set()
             assert hold.wait(60)
         return [run.mark]
 
@@ -93,6 +94,7 @@ def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(l
     try:
         assert data.alert_episodes_ready(ws, fp)             # a new one started ...
         assert data.alert_episodes(ws, fp) == ["m1"]         # ... the finished one shown meanwhile
+        assert started.wait(60)
         shown, newest = data._evaluation(ws, fp)
         assert shown.mark == "m1" and newest.mark == "m2" and not newest.future.done()
     finally:
@@ -100,6 +102,45 @@ def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(l
     assert _newest(data, ws, "m2") == ["m2"]
     assert data.alert_episodes(ws, fp) == data.alert_episodes(ws, fp, "m2") == ["m2"]
     assert seen == ["m1", "m2"]                              # one evaluation per mark
+
+
+def test_verdicts_recorded_while_an_evaluation_runs_queue_one_more_however_many(logs, tmp_path, monkeypatch,
+                                                                             clear_streamlit_cache):
+    """A reviewer answering item after item while the rules are evaluated (26 s at 100M rows)
+    starts one more evaluation, not one per answer: a queued one reads the labels when it
+    starts, newer than any page's mark meanwhile."""
+    import threading
+
+    from ui import data
+
+    labels = {"mark": "m1"}
+    hold, started = threading.Event(), threading.Event()
+    seen = []
+
+    def evaluate(ws, run):
+        run.mark = labels["mark"]
+        seen.append(run.mark)
+        if run.mark == "m2":
+            started.set()
+            assert hold.wait(60)
+        return [run.mark]
+
+    monkeypatch.setattr(data, "_evaluate", evaluate)
+    monkeypatch.setattr(data, "labels_mark", lambda ws: labels["mark"])
+    ws = _ws(logs, tmp_path)
+    fp = ws.fingerprint
+    assert _newest(data, ws) == ["m1"]
+    labels["mark"] = "m2"
+    try:
+        assert data.alert_episodes_ready(ws, fp) and started.wait(60)   # m2's evaluation runs, held
+        for answer in range(3, 8):                              # five more answers, a page run each
+            labels["mark"] = f"m{answer}"
+            assert data.alert_episodes(ws, fp) == ["m1"]
+        assert len(data._evaluations(ws, fp).runs) == 3         # shown m1, running m2, one queued
+    finally:
+        hold.set()
+    assert _newest(data, ws, "m7") == ["m7"]
+    assert seen == ["m1", "m2", "m7"]
 
 
 def test_the_fleet_shows_a_verdict_recorded_after_it_was_computed(logs, tmp_path, clear_streamlit_cache):

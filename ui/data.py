@@ -142,9 +142,9 @@ def labels_mark(ws: Workspace) -> str:
 
 @dataclass
 class _Run:
-    """One alert evaluation: its future (the episodes) and the labels mark it read (None until
-    it has started, when no page gave one: the first open does not open the database)."""
-    mark: str | None
+    """One alert evaluation: its future (the episodes) and the labels mark it read when it
+    started (None until then: a queued run reads labels at least as new as anyone's now)."""
+    mark: str | None = None
     future: Future | None = None
     serial: int = field(default_factory=lambda: next(_SERIALS))
 
@@ -164,8 +164,8 @@ class _Evaluations:
         live = [r for r in self.runs if not r.future.cancelled()]   # cancelled: a test's teardown
         return live[-1] if live else None
 
-    def start(self, ws: Workspace, mark: str | None) -> _Run:
-        run = _Run(mark)
+    def start(self, ws: Workspace) -> _Run:
+        run = _Run()
         run.future = _EVALUATOR.submit(_evaluate, ws, run)
         shown = self.shown()
         if shown is not None:   # older finished ones are never shown again
@@ -190,16 +190,17 @@ def _evaluation(ws: Workspace, fingerprint: str, mark: str | None = None) -> tup
     with ev.lock:
         newest, shown = ev.newest(), ev.shown()
         if newest is None:
-            return None, ev.start(ws, mark)
+            return None, ev.start(ws)
     if mark is None and shown is not None:
         mark = labels_mark(ws)
     with ev.lock:
         newest = ev.newest()
         # A newest with no mark yet reads the labels when it starts (newer than `mark`), unless
         # it ended before it could (the app exiting): then it is no answer for these labels.
+        # So verdicts recorded while one evaluation runs queue at most one more, however many.
         unread = newest.mark is None and newest.future.done()
         if mark is not None and (unread or (newest.mark is not None and newest.mark != mark)):
-            newest = ev.start(ws, mark)
+            newest = ev.start(ws)
         return ev.shown(), newest
 
 
@@ -214,7 +215,7 @@ def _evaluate(ws: Workspace, run: _Run | None = None) -> list:
         raise RuntimeError("the app is exiting: alert rules not evaluated")
     from monitoring.alerts import evaluate
 
-    if run is not None and run.mark is None:   # read before the rules read the labels
+    if run is not None:   # read before the rules read the labels
         from monitoring.quality.marks import labels_mark as mark_now
 
         run.mark = mark_now(ws.config)   # not the cached engine: no cached call off a script run
