@@ -19,7 +19,8 @@ from monitoring.config import load_config
 from monitoring.database import DatabaseError
 from monitoring.labelling.db import open_db
 from monitoring.logs.workspace import open_workspace
-from monitoring.reports.summary import standard_providers, weekly_summary
+from monitoring.reports.providers import standard_providers
+from monitoring.reports.summary import weekly_summary
 
 CASES = ["down", "corrupt", "read_only_empty", "emptied", "zero_bytes"]
 # What each case's sentence says (lower case), whoever shows it.

@@ -188,7 +188,8 @@ def test_cli_bad_arguments_give_one_line(sample_logs, args, words):
 
 def test_weekly_summary_and_its_exports_carry_the_same_quality_figures(sample_logs):
     from monitoring.reports.export import to_html, to_markdown
-    from monitoring.reports.summary import standard_providers, week_bounds, weekly_summary
+    from monitoring.reports.providers import standard_providers
+    from monitoring.reports.summary import week_bounds, weekly_summary
 
     ws = open_workspace(load_config(overrides={"logs": str(sample_logs)}))
     s = weekly_summary(ws, "2026-W47", standard_providers(None))
@@ -238,7 +239,8 @@ def test_bad_quality_settings_give_one_sentence(tmp_path, toml, message):
 
 def test_weekly_summary_of_a_regressor_reports_errors_not_accuracy(tmp_path):
     from monitoring.reports.export import to_markdown
-    from monitoring.reports.summary import standard_providers, weekly_summary
+    from monitoring.reports.providers import standard_providers
+    from monitoring.reports.summary import weekly_summary
 
     y = np.linspace(100, 200, 24 * 7)
     ws = _ws(tmp_path, {"prediction": y + 3.0, "label": y})

@@ -14,7 +14,8 @@ from monitoring.fmt import md as escape
 from monitoring.fmt import ms
 from monitoring.logs.workspace import open_workspace
 from monitoring.reports.export import figures, to_html, to_markdown
-from monitoring.reports.summary import default_week, standard_providers, week_bounds, weekly_summary
+from monitoring.reports.providers import standard_providers
+from monitoring.reports.summary import default_week, week_bounds, weekly_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,7 +165,7 @@ def test_reviewed_accuracy_equals_queue_status(ws, tmp_path):
     from monitoring.labelling.results import queue_report
     from monitoring.labelling.sampling import QueueSpec
     from monitoring.query.filters import Filters
-    from monitoring.reports.summary import accuracy_in_week
+    from monitoring.reports.providers import accuracy_in_week
 
     url = f"sqlite:///{tmp_path / 'q.sqlite'}"
     engine = db.open_db(url)
@@ -233,3 +234,31 @@ def test_cached_facts_give_the_same_extent_and_version_spans(ws, generated_logs)
     spans = {v: (a, b) for v, a, b in ws.extent.version_spans}
     assert set(spans) == {"v1", "v2", "v3"}
     assert spans["v2"][0] >= datetime(2026, 10, 28, tzinfo=UTC) > spans["v1"][0]
+
+
+def test_several_weeks_evaluate_the_alert_history_once(ws, monkeypatch):
+    """The alert rules run over the whole history (seconds at 100M rows): a summary of five
+    weeks evaluates it once, again only when the labels move (a reviewer's verdict), and each
+    week lists exactly the episodes that overlap it (a hand count over the same episodes)."""
+    from types import SimpleNamespace
+
+    from monitoring.quality import marks
+    from monitoring.reports.providers import alerts_in_week
+
+    labels = {"mark": "m1"}
+    monkeypatch.setattr(marks, "labels_mark", lambda config: labels["mark"])
+    t = [datetime(2026, 11, d, tzinfo=UTC) for d in (1, 5, 10, 12, 20)]
+    episodes = [SimpleNamespace(start=t[0], end=t[1], as_dict=lambda: {"e": 1}),
+                SimpleNamespace(start=t[2], end=None, as_dict=lambda: {"e": 2}),
+                SimpleNamespace(start=t[3], end=t[4], as_dict=lambda: {"e": 3})]
+    calls = []
+    provider = alerts_in_week(lambda w: calls.append(w.fingerprint) or episodes)
+    weeks = ["2026-W44", "2026-W45", "2026-W46", "2026-W47", "2026-W48"]
+    got = {w: [e["e"] for e in provider(ws, *week_bounds(w))] for w in weeks}
+    want = {w: [i + 1 for i, e in enumerate(episodes)
+                if e.start < week_bounds(w)[1] and (e.end is None or e.end > week_bounds(w)[0])] for w in weeks}
+    assert got == want and got["2026-W45"] == [1] and got["2026-W46"] == [2, 3]
+    assert calls == [ws.fingerprint]
+    labels["mark"] = "m2"
+    provider(ws, *week_bounds("2026-W47"))
+    assert len(calls) == 2

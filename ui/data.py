@@ -303,7 +303,8 @@ def weekly(ws: Workspace, fingerprint: str, week: str) -> dict:
 def _weekly(_ws: Workspace, fingerprint: str, mark: str, week: str) -> dict:
     from dataclasses import replace
 
-    from monitoring.reports.summary import alerts_in_week, standard_providers, weekly_summary
+    from monitoring.reports.providers import alerts_in_week, standard_providers
+    from monitoring.reports.summary import weekly_summary
 
     # The alert history is the Alerts page's cached evaluation, of these labels: computed once
     # for both pages.

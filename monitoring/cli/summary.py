@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..logs.workspace import open_workspace
     from ..reports.export import to_html, to_markdown
-    from ..reports.summary import standard_providers, weekly_summary
+    from ..reports.providers import standard_providers
+    from ..reports.summary import weekly_summary
 
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     ws = open_workspace(cfg)

@@ -88,7 +88,7 @@ def _change(cur: float | None, prev: float | None) -> float | None:
     return (cur - prev) / prev
 
 
-def _area(status: str, reason: str, **figures) -> dict[str, Any]:
+def area(status: str, reason: str, **figures) -> dict[str, Any]:
     return {"status": status, "reason": reason, **figures}
 
 
@@ -120,7 +120,7 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
         p = None
     tchange = _change(w.requests, p.requests if p else None)
     if w.requests == 0:
-        areas["traffic"] = _area("grey", "No traffic this week: nothing to report.", requests=0,
+        areas["traffic"] = area("grey", "No traffic this week: nothing to report.", requests=0,
                                  previous_requests=p.requests if p else None, change=None, requests_per_minute=0.0)
     else:
         trend = "" if tchange is None else f", {'up' if tchange >= 0 else 'down'} {abs(tchange):.0%} on last week"
@@ -137,14 +137,14 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
             spike_txt = (f" Traffic spiked in {len(spikes)} hour(s), most on {WEEKDAYS[top.time.weekday()]} "
                          f"{top.time:%H:%M} UTC: {top.requests:,} requests, {top.ratio:.1f}× the expected "
                          f"{top.expected:,.0f}.")
-        areas["traffic"] = _area(level, f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}."
+        areas["traffic"] = area(level, f"{w.requests:,} requests ({w.requests_per_minute:,.1f} a minute){trend}."
                                  + spike_txt,
                                  requests=w.requests, previous_requests=p.requests if p else None, change=tchange,
                                  requests_per_minute=w.requests_per_minute,
                                  spikes=[{"time": x.time, "requests": x.requests, "expected": x.expected,
                                           "ratio": x.ratio} for x in spikes])
     if w.requests and not ws.source.has("status"):
-        areas["availability"] = _area("grey", ws.source.missing("status"), availability=None,
+        areas["availability"] = area("grey", ws.source.missing("status"), availability=None,
                                       previous_availability=None, downtime_minutes=downtime,
                                       gaps=[{"start": g.start, "end": g.end, "minutes": g.minutes} for g in gaps])
     elif w.requests:
@@ -156,11 +156,11 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
             g = max(gaps, key=lambda x: x.minutes)
             reason += (f"; {downtime} minutes without traffic (longest {g.minutes} min from "
                        f"{WEEKDAYS[g.start.weekday()]} {g.start:%H:%M} UTC)")
-        areas["availability"] = _area(level, reason + ".", availability=availability,
+        areas["availability"] = area(level, reason + ".", availability=availability,
                                       previous_availability=prev_av, downtime_minutes=downtime,
                                       gaps=[{"start": g.start, "end": g.end, "minutes": g.minutes} for g in gaps])
     else:
-        areas["availability"] = _area("grey", "No traffic this week: availability not measured.",
+        areas["availability"] = area("grey", "No traffic this week: availability not measured.",
                                       availability=None, previous_availability=None, downtime_minutes=0, gaps=[])
 
     # Latency and errors against the objectives.
@@ -170,7 +170,7 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     if w.p95 is not None and lat.level != "green":
         lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms, w.p95) or lat_reason
     no_latency = ws.source.missing("latency_ms")
-    areas["latency"] = _area(
+    areas["latency"] = area(
         "grey" if w.p95 is None else lat.level,
         lat_reason if w.p95 is not None else no_latency or "No successful requests.",
         p50=w.p50, p95=w.p95, p99=w.p99, previous_p95=p.p95 if p else None,
@@ -179,7 +179,7 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     err_reason = err.sentence
     if w.error_rate is not None and err.level != "green":
         err_reason = _error_story(ws, f, s.buckets, slo) or err_reason
-    areas["errors"] = _area(
+    areas["errors"] = area(
         "grey" if w.error_rate is None else err.level,
         err_reason if w.error_rate is not None else ws.source.missing("status") or "No requests.",
         error_rate=w.error_rate, errors=w.errors, previous_error_rate=p.error_rate if p else None,
@@ -188,10 +188,10 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
 
     # Drift and labelled accuracy come from their own engines when they can be computed.
     drift = providers.drift(ws, start, end) if providers.drift and w.requests else None
-    areas["drift"] = drift or _area("grey", "Drift not computed for this week (no traffic or no reference).",
+    areas["drift"] = drift or area("grey", "Drift not computed for this week (no traffic or no reference).",
                                     drifted=[], features_checked=0)
     acc = providers.accuracy(ws, start, end) if providers.accuracy else None
-    areas["accuracy"] = acc or _area("grey", "No predictions were labelled this week.",
+    areas["accuracy"] = acc or area("grey", "No predictions were labelled this week.",
                                      accuracy=None, accuracy_ci=None, labelled=0)
     out["areas"] = areas
     worst = max((a["status"] for a in areas.values()), key=lambda x: LEVELS[x])
@@ -212,13 +212,6 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
         areas["accuracy"]["reason"] = ("Accuracy does not apply to a regression model: its errors "
                                        "(MAE, RMSE, ...) are under Model quality.")
     return out
-
-
-def alerts_in_week(evaluate_fn: Callable[[Workspace], list]) -> Callable[[Workspace, datetime, datetime], list[dict]]:
-    """Provider: alert episodes that fired or were still firing during the week."""
-    def provider(ws: Workspace, start: datetime, end: datetime) -> list[dict]:
-        return [e.as_dict() for e in evaluate_fn(ws) if e.start < end and (e.end is None or e.end > start)]
-    return provider
 
 
 def _headline(areas: dict[str, dict], worst: str) -> str:
@@ -284,114 +277,3 @@ def _daily(buckets: pl.DataFrame) -> list[dict]:
     return [{"day": r["day"], "requests": r["requests"], "errors": r["errors"],
              "error_rate": r["errors"] / r["requests"] if r["requests"] else None,
              "worst_hour_p95": r["worst_hour_p95"]} for r in agg.iter_rows(named=True)]
-
-
-def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime, datetime], dict | None]:
-    """Provider: reviewed accuracy of the queues answered during the week (Wilson 95%), and
-    the accuracy from late labels of the requests served that week."""
-    def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
-        from ..quality import ground_truth
-
-        reviewed = verdicts = unavailable = None
-        if database_url:
-            from ..database import FAILURES, describe
-            from ..labelling.db import open_db
-            from ..labelling.results import window_accuracy
-
-            try:
-                engine = open_db(database_url)
-                try:
-                    reviewed = window_accuracy(engine, start, end, by="answered")
-                    verdicts = ground_truth.reviewed_from(engine)
-                finally:
-                    engine.dispose()
-            except FAILURES as exc:
-                # Not "nothing was labelled": the reviewers' answers could not be read.
-                unavailable = describe(exc, database_url)
-        late = ground_truth.window_accuracy(ws, start, end, verdicts)
-        floor = ws.config.slo.accuracy_floor
-        src, fig = None, None
-        if reviewed and reviewed.get("accuracy") is not None:
-            src, fig = "reviewers", reviewed
-        elif late and late.get("accuracy") is not None:
-            src, fig = "late labels", late
-        if fig is None:
-            if unavailable:
-                return _area("grey", f"Labelled accuracy unavailable: the labelling database cannot be "
-                                     f"read ({unavailable}).", accuracy=None, accuracy_ci=None, labelled=None,
-                             available=False, unavailable_reason=unavailable)
-            return None
-        acc, (lo, hi) = fig["accuracy"], fig["accuracy_ci"]
-        n = fig.get("n", fig.get("labelled"))
-        level = "red" if hi < floor else "amber" if acc < floor else "green"
-        who = ("Reviewers judged" if src == "reviewers" else "Late labels show")
-        reason = (f"{who} {acc:.1%} of {n:,} predictions correct (95% interval {lo:.1%}–{hi:.1%}); "
-                  f"floor {floor:.0%}.")
-        if unavailable:
-            reason += " Reviewers' answers are unavailable: the labelling database cannot be read."
-        return _area(level, reason, accuracy=acc, accuracy_ci=[lo, hi], labelled=n, source=src,
-                     reviewed=reviewed, late_labels=late, floor=floor, available=unavailable is None,
-                     unavailable_reason=unavailable)
-    return provider
-
-
-def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
-    """Provider: which inputs and outputs drifted this week against the configured reference
-    (the same `analyze` as the Drift page and `python -m monitoring drift`)."""
-    from ..drift import analyze, analyze_over_time, load_settings, resolve_reference
-
-    settings = load_settings(ws.config.section("drift"))
-    try:
-        ref = resolve_reference(ws.config, settings, ws.extent)
-    except ValueError:
-        return None
-    if ref.kind == "window" and ref.start < end and ref.end > start:
-        return _area("grey", f"This week overlaps the drift reference ({ref.describe()}): "
-                             "it is what the rest is compared with.",
-                     drifted=[], features_checked=0, reference=ref.describe(), columns=[])
-    result = analyze(ws, ref, Filters(start=start, end=end), settings)
-    if result.message:
-        return _area("grey", result.message, drifted=[], features_checked=0, reference=ref.describe(), columns=[])
-    checked = [f for f in result.all if f.score is not None]
-    drifted = [f for f in checked if f.drifted]
-    # A shift that lasts two days can hide in a week's numbers: look at each day too.
-    ot = analyze_over_time(ws, ref, Filters(start=start, end=end), result, settings, chunk="day")
-    daily = ot.scores.filter(pl.col("drifted")).join(ot.chunks.select("k", "start"), on="k")
-    week_names = {f.name for f in drifted}
-    some_days = {}
-    for name in daily["name"].unique(maintain_order=True).to_list():
-        if name not in week_names:
-            days = daily.filter(pl.col("name") == name).sort("start")["start"].to_list()
-            some_days[name] = [d.strftime("%a %d") for d in days]
-    roles = {f.name: f.role for f in checked}
-    is_output = {n for n, r in roles.items() if r in ("prediction", "score")}
-    outputs = [f.name for f in drifted if f.name in is_output] + [n for n in some_days if n in is_output]
-    inputs = [f.name for f in drifted if f.name not in is_output]
-    level = "red" if outputs else "amber" if inputs or some_days else "green"
-    if not drifted and not some_days:
-        reason = f"No input or output drifted from the reference ({len(checked)} checked)."
-    else:
-        parts = []
-        if inputs:
-            parts.append(f"input{'s' if len(inputs) > 1 else ''} {', '.join(inputs)} drifted over the week")
-        for name, days in some_days.items():
-            what = "the model's " + ("predictions" if name == "prediction" else name) if name in is_output else name
-            parts.append(f"{what} shifted on {', '.join(days)}")
-        for name in (f.name for f in drifted if f.name in is_output):
-            parts.append(f"the model's {'predictions' if name == 'prediction' else name} shifted over the week")
-        text = "; ".join(parts)
-        reason = text[0].upper() + text[1:] + f". Reference: {ref.describe()}."
-    return _area(level, reason, drifted=[f.name for f in drifted], drifted_some_days=some_days,
-                 features_checked=len(checked), reference=ref.describe(),
-                 columns=[{"name": f.name, "role": f.role, "method": f.method, "score": f.score,
-                           "threshold": f.threshold, "drifted": f.drifted} for f in checked])
-
-
-def standard_providers(database_url: str | None = None) -> Providers:
-    """The providers every caller (page, CLI) uses, so their figures agree."""
-    from ..alerts import evaluate
-    from ..compare.report import rollback_in_week
-    from ..quality.summary import quality_in_week
-
-    return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
-                     drift=drift_in_week, rollback=rollback_in_week, quality=quality_in_week(database_url))
