@@ -107,6 +107,11 @@ def test_bad_webhook_settings_are_a_failed_delivery_when_deliver_is_called(secti
     assert d.ok is False and "[alerts]" in d.error
 
 
+# What these check is the error burst (the error-rate rule) and its deliveries; the drift rule
+# re-scores the whole history, most of each run's seconds, and fires nothing by 5 November 15:00.
+NO_DRIFT = "[alerts.rules.drift]\nenabled = false\n"
+
+
 @pytest.mark.parametrize("behaviour", ["server_error", "refused", "drop", "closed_port"])
 def test_alerts_check_prints_firing_alerts_whatever_the_webhooks_do(sample_logs, tmp_path, capsys, receiver,
                                                                     behaviour):
@@ -115,7 +120,7 @@ def test_alerts_check_prints_firing_alerts_whatever_the_webhooks_do(sample_logs,
     else:
         url, _ = receiver(behaviour)
     cfg = tmp_path / "monitoring.toml"
-    cfg.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 1\nwebhook_timeout_seconds = 2\n')
+    cfg.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 1\nwebhook_timeout_seconds = 2\n' + NO_DRIFT)
     code = main(["alerts", "check", "--logs", str(sample_logs), "--config", str(cfg), "--db",
                  f"sqlite:///{tmp_path / 'a.sqlite'}", "--at", "2026-11-05T15:00Z"])
     out = capsys.readouterr().out
@@ -127,7 +132,7 @@ def test_alerts_check_prints_firing_alerts_whatever_the_webhooks_do(sample_logs,
 def test_alerts_check_json_carries_the_alerts_and_the_failed_deliveries(sample_logs, tmp_path, capsys, receiver):
     url, handler = receiver("server_error")
     cfg = tmp_path / "monitoring.toml"
-    cfg.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 0\n')
+    cfg.write_text(f'[alerts]\nwebhooks = ["{url}"]\nwebhook_retries = 0\n' + NO_DRIFT)
     code = main(["alerts", "check", "--logs", str(sample_logs), "--config", str(cfg), "--db",
                  f"sqlite:///{tmp_path / 'a.sqlite'}", "--at", "2026-11-05T15:00Z", "--format", "json"])
     report = json.loads(capsys.readouterr().out)
