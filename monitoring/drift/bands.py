@@ -25,6 +25,9 @@ much more the reference's own consecutive chunks vary than independent draws (th
 of their mean scores, at least 1: see `overtime.calibrate`), and widens the bands by it.
 
 Tests decided by a p-value (chi-square) already account for the sample size: no band.
+
+With a `BandStore` (`bandstore.py`, under the data folder) the simulations are kept on disk
+by `Bands.digest` and read back by the next process: a restarted server draws none again.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .bandstore import BandStore
 from .stattests import SMOOTHING
 
 BAND_QUANTILE = 0.997
@@ -48,6 +53,10 @@ SEED = 20_261_201
 # Gaussian enough that the power law holds; measured within 2% at 4x this size).
 ASYMPTOTIC = 2 ** 16
 GRID_STEPS_PER_OCTAVE = 2
+# What the simulations' results depend on besides a model and the constants above: this
+# module's code (the draws and the tests' twins), the smoothing of PSI and numpy's streams.
+_CODE = hashlib.blake2b(Path(__file__).read_bytes() + repr((SMOOTHING, np.__version__)).encode(),
+                        digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,12 @@ def _cdf_gap(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def _wasserstein(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
+    # in the units of the values: `Bands` divides the quantile and the mean by the std
+    # (`Chance.per_std`), which DuckDB sums in parallel and so differs in its last bits
+    # from one process to the next; the stored simulations do not depend on it
     gaps = np.diff(model.values)
     w = np.abs(_cdf_gap(model, counts, n))[:, :-1] @ gaps
-    return w / model.std if model.std else np.where(w > 0, np.inf, 0.0)
+    return w if model.std else np.where(w > 0, np.inf, 0.0)
 
 
 def _ks(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -123,10 +135,11 @@ class Chance:
 
     func: Callable[[NullModel, np.ndarray, np.ndarray], np.ndarray]
     power: float  # score ~ n_eff ** -power on large samples
+    per_std: bool = False  # the score is func's over the reference's std (when it has one)
 
 
 CHANCE: dict[str, Chance] = {
-    "wasserstein": Chance(_wasserstein, 0.5),
+    "wasserstein": Chance(_wasserstein, 0.5, per_std=True),
     "ks": Chance(_ks, 0.5),
     "jensenshannon": Chance(_jensenshannon, 0.5),
     "psi": Chance(_psi, 1.0),
@@ -153,6 +166,8 @@ class Bands:
     calibrated: bool = False  # `overtime.calibrate` has set `inflation` from the reference's chunks
     # held while calibrating: a page and the alert thread share one Bands (`shared`)
     calibrating: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    store: BandStore | None = None  # simulations kept on disk (`bandstore`), read before drawing
+    _read: set[tuple[str, str]] = field(default_factory=set, repr=False)  # columns looked up in `store`
 
     def __getstate__(self) -> dict:  # pages cache results by pickling them: a lock does not pickle
         return {k: v for k, v in self.__dict__.items() if k != "calibrating"}
@@ -212,20 +227,39 @@ class Bands:
 
     def _sim(self, key: tuple[str, str], step: int) -> tuple[float, float]:
         """(BAND_QUANTILE quantile, mean) of the scores of `draws` samples at grid `step`."""
+        q, mean = self._drawn(key, step)
+        unit = self._unit(key)
+        return (q / unit, mean / unit) if unit != 1.0 else (q, mean)
+
+    def _unit(self, key: tuple[str, str]) -> float:
+        model = self.models[key]
+        return float(model.std) if CHANCE[model.method].per_std and model.std else 1.0
+
+    def _drawn(self, key: tuple[str, str], step: int) -> tuple[float, float]:
+        """`_sim` before the division by `_unit`: from memory, the store, or drawn."""
         hit = self._cache.get((key, step))
         if hit is not None:
             return hit
-        model = self.models[key]
-        size = _size(step)
-        rng = np.random.default_rng([SEED, zlib.crc32(repr(key).encode()), step])
-        # Poisson counts per bin: given their total they are multinomial, and they cost a
-        # third of numpy's multinomial; shares are taken over each draw's own total
-        counts = rng.poisson(size * model.probs, size=(self.draws, len(model.probs)))
-        total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        scores = CHANCE[model.method].func(model, counts, total)
-        value = (float(np.quantile(scores, self.quantile)), float(np.mean(scores)))
-        self._cache[(key, step)] = value
+        if self.store is not None and key not in self._read:  # once per column: what is on disk
+            self._read.add(key)
+            for s, v in self.store.read(self.digest(key)).items():
+                self._cache.setdefault((key, s), v)
+            hit = self._cache.get((key, step))
+            if hit is not None:
+                return hit
+        value = self._cache[(key, step)] = simulate(self.models[key], key, step, self.draws, self.quantile)
+        if self.store is not None:
+            self.store.write(self.digest(key), {s: v for (k, s), v in list(self._cache.items()) if k == key})
         return value
+
+    def digest(self, key: tuple[str, str]) -> str:
+        """What column `key`'s simulations depend on, hashed: its model (the key seeds its
+        draws), the draws, the quantile, the seed and `_CODE`; not the std the Wasserstein
+        band is divided by (`_unit`)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((_CODE, SEED, self.draws, self.quantile, key)).encode())
+        _hash_model(h, self.models[key], with_std=self._unit(key) == 1.0)
+        return h.hexdigest()
 
     def stable_size(self, key: tuple[str, str], threshold: float, limit: int) -> int | None:
         """The smallest sample size (non-null values) whose band is at most `threshold`:
@@ -261,6 +295,18 @@ class Bands:
         return n if n <= limit else None
 
 
+def simulate(model: NullModel, key: tuple[str, str], step: int, draws: int, quantile: float) -> tuple[float, float]:
+    """(quantile, mean) of the scores of `draws` seeded samples of grid `step`'s size drawn
+    from `model` (a Wasserstein score not yet divided by the std: `Chance.per_std`)."""
+    rng = np.random.default_rng([SEED, zlib.crc32(repr(key).encode()), step])
+    # Poisson counts per bin: given their total they are multinomial, and they cost a
+    # third of numpy's multinomial; shares are taken over each draw's own total
+    counts = rng.poisson(_size(step) * model.probs, size=(draws, len(model.probs)))
+    total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    scores = CHANCE[model.method].func(model, counts, total)
+    return float(np.quantile(scores, quantile)), float(np.mean(scores))
+
+
 # The bands of the references seen in this process, by what they are drawn from: the page,
 # the summary and the alert rules compare windows with one reference again and again, and
 # its simulations and clustering factors do not depend on the window.
@@ -268,22 +314,28 @@ _SHARED: dict[str, Bands] = {}
 _SHARED_MAX = 8
 
 
-def shared(models: dict[tuple[str, str], NullModel]) -> Bands:
+def shared(models: dict[tuple[str, str], NullModel], store: BandStore | None = None) -> Bands:
     """The `Bands` of these reference models: the one already built in this process for
-    the same models (same columns, tests and reference distributions), else a new one."""
+    the same models (same columns, tests and reference distributions), else a new one;
+    with `store`, its simulations are read from and kept there."""
     h = hashlib.blake2b(digest_size=16)
     for key in sorted(models):
-        m = models[key]
-        h.update(repr((key, m.kind, m.method, m.m, m.std)).encode())
-        for a in (m.probs, m.values, m.bins, m.bin_probs):
-            h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+        _hash_model(h, models[key])
     fp = h.hexdigest()
     hit = _SHARED.get(fp)
     if hit is None:
         while len(_SHARED) >= _SHARED_MAX:
             _SHARED.pop(next(iter(_SHARED)))
-        hit = _SHARED[fp] = Bands(models)
+        hit = _SHARED[fp] = Bands(models, store=store)
+    elif hit.store is None and store is not None:
+        hit.store = store
     return hit
+
+
+def _hash_model(h, m: NullModel, with_std: bool = True) -> None:
+    h.update(repr((m.key, m.kind, m.method, m.m, m.std if with_std else "per std")).encode())
+    for a in (m.probs, m.values, m.bins, m.bin_probs):
+        h.update(b"-" if a is None else repr((a.dtype.str, a.shape)).encode() + np.ascontiguousarray(a).tobytes())
 
 
 def _size(step: int) -> int:

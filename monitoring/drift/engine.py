@@ -33,6 +33,7 @@ import polars as pl
 
 from . import stattests
 from .bands import Bands, NullModel, atom_probs, categorical_model, numeric_model, shared
+from .bandstore import BandStore
 from .counts import _categories, _counts, _histogram, _scores, _summary
 from .fine import _fine_sql, _from_fine
 from .merges import _edges, _merge_params, _merge_sql
@@ -52,11 +53,13 @@ ATOM_SAMPLE_ROWS = 1_000_000
 
 def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             columns: Sequence[Column], settings: DriftSettings, *,
-            file_types: dict[str, tuple[str, ...]] | None = None) -> DriftResult:
+            file_types: dict[str, tuple[str, ...]] | None = None,
+            band_store: BandStore | None = None) -> DriftResult:
     """Compare every column of `current` with `reference`; see the module docstring.
 
     `file_types` maps a column to the distinct Arrow types it has across the files, for
-    the data-quality report. Returns a `DriftResult` (with `message` set, and no features,
+    the data-quality report; `band_store` keeps the chance bands' simulations on disk
+    (`bandstore`). Returns a `DriftResult` (with `message` set, and no features,
     when a side has no rows); its `bands` serve the chunks of `over_time` too.
     """
     if not columns:
@@ -122,7 +125,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             cur_row |= cur_more[i]
     results = [_feature(p, i, ref_row, cur_row, edges, merges, file_types or {})
                for i, p in enumerate(planned)]
-    bands = shared(_models(results, atoms))  # one per reference in the process
+    bands = shared(_models(results, atoms), band_store)  # one per reference in the process
     results = [_decide(f, bands) for f in results]
     from . import multivariate
 

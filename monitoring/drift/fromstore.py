@@ -26,6 +26,7 @@ from ..query.filters import Filters
 from ..rollup.read import NotCovered, Store
 from ..rollup.tables import DAY_US
 from .bands import atom_probs, shared
+from .bandstore import BandStore
 from .chunks import WEEK_OFFSET_US, ChunkSpec, choose
 from .fine import _align, _fine_distances, _from_fine, _moments
 from .results import DriftResult
@@ -144,7 +145,8 @@ def _atoms(ref: pl.DataFrame, fine: Sequence[tuple[int, _Plan]]) -> dict[str, li
 
 
 def compare_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: Sequence[Column],
-                  settings: DriftSettings, descriptions: tuple[str, str]) -> tuple[DriftResult, Tables]:
+                  settings: DriftSettings, descriptions: tuple[str, str],
+                  band_store: BandStore | None = None) -> tuple[DriftResult, Tables]:
     """The engine's `compare` from the store (windows on whole UTC days); the current
     window's per-day tables come back too, for its chunks."""
     from . import engine
@@ -173,7 +175,7 @@ def compare_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: Se
         cur_row |= cur_more[i]
         cur_row[f"out{i}"] = _outside(cur_fine.filter(pl.col("f") == i), p.lo, p.hi)
     results = [engine._feature(p, i, ref_row, cur_row, edges, merges, {}) for i, p in enumerate(planned)]
-    bands = shared(engine._models(results, _atoms(ref_fine, fine) if fine else {}))
+    bands = shared(engine._models(results, _atoms(ref_fine, fine) if fine else {}), band_store)
     results = [engine._decide(f, bands) for f in results]
     warnings = tuple(p.warning for p in planned if p.warning)
     warnings += ("counted from the rollup store's per-day bins (the joint distribution of the "

@@ -24,7 +24,7 @@ from ..quality.ground_truth import LabelsError
 from ..query.filters import Extent, Filters, whole_range
 from ..rollup import read
 from ..rollup.read import NotCovered
-from . import classes, fromstore
+from . import bandstore, classes, fromstore
 from .chunks import parse
 from .distribution import distribution
 from .engine import Column, DriftResult, Side, compare
@@ -288,6 +288,7 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
     """Drift of every column of the logs in `filters` (positions `rows` of it, when
     given: one chunk) against `ref`."""
     p = plan(ws, ref, filters, ref_source=ref_source, rows=rows)
+    band_store = bandstore.for_folder(ws.config.data_dir)  # the bands a restarted server reads back
     result, minutes = None, None
     if rows is None:
         try:
@@ -295,11 +296,13 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
             # the reference's rows per minute, for the calibration's chunks (`timeruns`)
             minutes = lambda: _store_minutes(ws, store, ref_f)  # noqa: E731
             result, _ = fromstore.compare_store(ws.con, store, ref_f, cur_f, p.columns, settings,
-                                                (p.reference.description, p.current.description))
+                                                (p.reference.description, p.current.description),
+                                                band_store=band_store)
         except NotCovered:
             result = None  # the raw engine answers, unchanged
     if result is None:
-        result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types)
+        result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types,
+                         band_store=band_store)
     result = calibrate(ws.con, p.reference, p.columns, result, minutes=minutes)
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
