@@ -97,8 +97,10 @@ def test_a_fresh_process_reads_the_stored_bands(tmp_path, draws):
     fresh = _figures(Bands(_models()))
     n_fresh = len(draws)
     assert n_fresh > 10
-    stored = _figures(Bands(_models(), store=BandStore(tmp_path)))
-    assert stored == fresh
+    kept = Bands(_models(), store=BandStore(tmp_path))
+    stored = _figures(kept)
+    assert stored == fresh and not list(tmp_path.glob("*.json"))   # written by `save`
+    kept.save()
     assert len(list(tmp_path.glob("*.json"))) == 2   # one file per column
     script = (
         "import json, sys, numpy as np\n"
@@ -142,6 +144,7 @@ def test_a_change_of_any_input_misses(tmp_path, monkeypatch, draws, what):
     store = BandStore(tmp_path)
     first = Bands(_models(), store=store)
     first.band(NUM, 2_000), first.band(CAT, 2_000)
+    first.save()
     drawn, before = len(draws), {first.digest(k) for k in first.models}
     b = _changed(what, monkeypatch)
     b.store = store
@@ -149,6 +152,7 @@ def test_a_change_of_any_input_misses(tmp_path, monkeypatch, draws, what):
     assert {b.digest(k) for k in keys}.isdisjoint(before)
     for k in keys:
         b.band(k, 2_000)
+    b.save()
     assert len(draws) - drawn == drawn   # drawn again, none read
     assert len(list(tmp_path.glob("*.json"))) == 4
 
@@ -159,6 +163,7 @@ def test_a_new_std_reads_the_stored_wasserstein_simulation(tmp_path, draws):
     store = BandStore(tmp_path)
     one = Bands(_models(), store=store)
     want = one.band(NUM, 2_000)
+    one.save()
     drawn = len(draws)
     models = _models()
     models[NUM] = replace(models[NUM], std=models[NUM].std * (1 + 3e-16))
@@ -229,6 +234,7 @@ def test_an_unreadable_or_foreign_file_is_a_miss(tmp_path, draws, text):
     (tmp_path / f"{digest}.json").write_text(text.replace("DIGEST", digest))
     assert b.band(CAT, 2_000) == Bands(_models()).band(CAT, 2_000)
     assert draws and all(k == CAT for k, _ in draws)
+    b.save()
     assert BandStore(tmp_path).read(digest)   # rewritten whole
 
 
@@ -241,6 +247,7 @@ def test_a_read_only_folder_costs_only_the_simulations(tmp_path, draws):
             pytest.skip("running as a user who can write anywhere (root)")
         b = Bands(_models(), store=BandStore(folder))
         assert b.band(NUM, 2_000) == Bands(_models()).band(NUM, 2_000)
+        b.save()
         assert not list(folder.iterdir())
     finally:
         folder.chmod(0o700)
@@ -251,7 +258,9 @@ def test_a_file_that_cannot_be_written_is_left_out(tmp_path, draws):
     (tmp_path / "cache").write_text("not a folder")
     store = bandstore.for_folder(tmp_path)
     assert store.folder == tmp_path / "cache" / "bands"
-    assert Bands(_models(), store=store).band(CAT, 300) == Bands(_models()).band(CAT, 300)
+    b = Bands(_models(), store=store)
+    assert b.band(CAT, 300) == Bands(_models()).band(CAT, 300)
+    b.save()
     assert bandstore.for_folder(None) is None and bandstore.for_folder("") is None
 
 

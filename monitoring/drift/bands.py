@@ -168,6 +168,7 @@ class Bands:
     calibrating: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     store: BandStore | None = None  # simulations kept on disk (`bandstore`), read before drawing
     _read: set[tuple[str, str]] = field(default_factory=set, repr=False)  # columns looked up in `store`
+    _unsaved: set[tuple[str, str]] = field(default_factory=set, repr=False)  # columns drawn since `save`
 
     def __getstate__(self) -> dict:  # pages cache results by pickling them: a lock does not pickle
         return {k: v for k, v in self.__dict__.items() if k != "calibrating"}
@@ -249,8 +250,17 @@ class Bands:
                 return hit
         value = self._cache[(key, step)] = simulate(self.models[key], key, step, self.draws, self.quantile)
         if self.store is not None:
-            self.store.write(self.digest(key), {s: v for (k, s), v in list(self._cache.items()) if k == key})
+            self._unsaved.add(key)
         return value
+
+    def save(self) -> None:
+        """Write the columns drawn since the last save to `store`, one file each (the callers
+        save once a comparison or a chunking is done: a file per draw cost 3 ms each)."""
+        if self.store is None:
+            return
+        for key in list(self._unsaved):
+            self._unsaved.discard(key)
+            self.store.write(self.digest(key), {s: v for (k, s), v in list(self._cache.items()) if k == key})
 
     def digest(self, key: tuple[str, str]) -> str:
         """What column `key`'s simulations depend on, hashed: its model (the key seeds its

@@ -304,6 +304,8 @@ def analyze(ws: Workspace, ref: Reference, filters: Filters, settings: DriftSett
         result = compare(ws.con, p.reference, p.current, p.columns, settings, file_types=p.file_types,
                          band_store=band_store)
     result = calibrate(ws.con, p.reference, p.columns, result, minutes=minutes)
+    if result.bands is not None:
+        result.bands.save()
     if p.warnings:
         result = replace(result, warnings=p.warnings + result.warnings)
     return result
@@ -336,13 +338,17 @@ def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: D
     """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
     rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
-    if result.origin == fromstore.ORIGIN:
-        try:
-            store, ref_f, cur_f = store_windows(ws, ref, filters, p)
-            return fromstore.over_time_store(ws.con, store, ref_f, cur_f, p.columns, result,
-                                             parse(chunk or settings.chunk, chunk_rows or settings.chunk_rows))
-        except NotCovered:
-            pass  # hour or row chunks: the raw logs, counted against the same edges
-    return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
-                     chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
-                     joint=joint)
+    try:
+        if result.origin == fromstore.ORIGIN:
+            try:
+                store, ref_f, cur_f = store_windows(ws, ref, filters, p)
+                return fromstore.over_time_store(ws.con, store, ref_f, cur_f, p.columns, result,
+                                                 parse(chunk or settings.chunk, chunk_rows or settings.chunk_rows))
+            except NotCovered:
+                pass  # hour or row chunks: the raw logs, counted against the same edges
+        return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
+                         chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
+                         joint=joint)
+    finally:
+        if result.bands is not None:   # the chunks' bands, for the next process
+            result.bands.save()
