@@ -271,3 +271,36 @@ def test_the_oldest_files_go_beyond_max_files(tmp_path, monkeypatch):
         store.write(f"{i:032x}", {0: (float(i), 0.0)})
         os.utime(tmp_path / f"{i:032x}.json", (1_000 + i, 1_000 + i))
     assert sorted(p.stem for p in tmp_path.glob("*.json")) == [f"{i:032x}" for i in (2, 3, 4)]
+
+
+def test_prepare_draws_on_threads_what_band_and_mean_read_and_the_same_values(draws):
+    """`prepare` draws (on WORKERS threads) the grid steps the later `band`, `mean` and
+    `stable_size` calls read, with the values the one-at-a-time draws give; only the
+    stable size's walk below the top is left to draw."""
+    lazy = Bands(_models())
+    want = _figures(lazy)
+    ready = Bands(_models())
+    ready.prepare([(k, n) for k in (NUM, CAT) for n in SIZES])
+    ready.prepare(((k, 700.0) for k in (NUM, CAT)), effective=True)
+    ready.prepare_top([NUM, CAT, ("not a column", "feature")])
+    prepared = set(ready._cache)
+    assert {(k, ready._top(k)) for k in (NUM, CAT)} <= prepared <= set(lazy._cache)
+    before = len(draws)
+    assert _figures(ready) == want
+    later = draws[before:]
+    assert len(later) < len(prepared) and not set(later) & prepared
+    assert set(ready._cache) == set(lazy._cache)
+
+
+def test_shared_bands_ignore_the_last_bits_of_a_std(monkeypatch):
+    """Two comparisons with one reference share their Bands though DuckDB's parallel sums
+    gave the std other last bits (the sample logs' 7 numeric columns did so from one query
+    to the next); another std, or other values, is another Bands."""
+    monkeypatch.setattr(bands, "_SHARED", {})
+    one = _models()
+    jitter = one | {NUM: replace(one[NUM], std=one[NUM].std * (1 + 4e-16))}
+    assert jitter[NUM].std != one[NUM].std
+    first = bands.shared(one)
+    assert bands.shared(jitter) is first
+    assert bands.shared(one | {NUM: replace(one[NUM], std=one[NUM].std * 1.001)}) is not first
+    assert bands.shared(_models(seed=2)) is not first

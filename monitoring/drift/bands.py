@@ -34,16 +34,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import chance
 from .bandstore import BandStore
+from .chance import CHANCE, NullModel
 from .stattests import SMOOTHING
+
+__all__ = ["CHANCE", "Bands", "NullModel", "atom_probs", "categorical_model", "numeric_model", "shared"]
 
 BAND_QUANTILE = 0.997
 DRAWS = 1500
@@ -53,97 +59,13 @@ SEED = 20_261_201
 # Gaussian enough that the power law holds; measured within 2% at 4x this size).
 ASYMPTOTIC = 2 ** 16
 GRID_STEPS_PER_OCTAVE = 2
-# What the simulations' results depend on besides a model and the constants above: this
-# module's code (the draws and the tests' twins), the smoothing of PSI and numpy's streams.
-_CODE = hashlib.blake2b(Path(__file__).read_bytes() + repr((SMOOTHING, np.__version__)).encode(),
-                        digest_size=16).hexdigest()
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads of `Bands.prepare`
+# What the simulations' results depend on besides a model and the constants above: the code
+# of the draws (this module) and of the tests' twins (`chance`), PSI's smoothing, numpy's streams.
+_CODE = hashlib.blake2b(Path(__file__).read_bytes() + Path(chance.__file__).read_bytes()
+                        + repr((SMOOTHING, np.__version__)).encode(), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True)
-class NullModel:
-    """One column of the reference as a distribution to draw from.
-
-    `probs` are the shares of its categories (with a last, empty bin for categories the
-    reference never saw) or of its numeric atoms `values` (sorted, distinct). `m` is the
-    number of non-null reference values, `std` the reference's standard deviation
-    (numeric), `bins` the PSI bin of each atom (numeric) and `bin_probs` the reference's
-    shares per PSI bin.
-    """
-
-    key: tuple[str, str]  # (name, role)
-    kind: str
-    method: str
-    m: int
-    probs: np.ndarray
-    values: np.ndarray | None = None
-    std: float | None = None
-    bins: np.ndarray | None = None
-    bin_probs: np.ndarray | None = None
-
-
-# -- vectorised twins of the tests: (model, counts [draws x atoms], n [draws x 1]) -> scores --------
-
-def _cdf_gap(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return np.cumsum(model.probs)[None, :] - np.cumsum(counts, axis=1) / n
-
-
-def _wasserstein(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
-    # in the units of the values: `Bands` divides the quantile and the mean by the std
-    # (`Chance.per_std`), which DuckDB sums in parallel and so differs in its last bits
-    # from one process to the next; the stored simulations do not depend on it
-    gaps = np.diff(model.values)
-    w = np.abs(_cdf_gap(model, counts, n))[:, :-1] @ gaps
-    return w if model.std else np.where(w > 0, np.inf, 0.0)
-
-
-def _ks(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return np.abs(_cdf_gap(model, counts, n)).max(axis=1)
-
-
-def _binned(model: NullModel, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if model.bins is None:
-        return model.probs, counts
-    out = np.zeros((counts.shape[0], len(model.bin_probs)))
-    np.add.at(out.T, model.bins, counts.T)
-    return model.bin_probs, out
-
-
-def _psi(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
-    p, c = _binned(model, counts)
-    p = np.where(p == 0, SMOOTHING, p)[None, :]
-    q = c / n
-    q = np.where(q == 0, SMOOTHING, q)
-    return np.sum((q - p) * np.log(q / p), axis=1)
-
-
-def _jensenshannon(model: NullModel, counts: np.ndarray, n: np.ndarray) -> np.ndarray:
-    p = model.probs[None, :]
-    q = counts / n
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log2(np.where(a > 0, a, 1) / np.where(m > 0, m, 1)), 0.0)
-        return t.sum(axis=1)
-
-    return np.sqrt(np.maximum((kl(np.broadcast_to(p, q.shape)) + kl(q)) / 2, 0.0))
-
-
-@dataclass(frozen=True)
-class Chance:
-    """A test's vectorised twin and how its null scores shrink with the sample size."""
-
-    func: Callable[[NullModel, np.ndarray, np.ndarray], np.ndarray]
-    power: float  # score ~ n_eff ** -power on large samples
-    per_std: bool = False  # the score is func's over the reference's std (when it has one)
-
-
-CHANCE: dict[str, Chance] = {
-    "wasserstein": Chance(_wasserstein, 0.5, per_std=True),
-    "ks": Chance(_ks, 0.5),
-    "jensenshannon": Chance(_jensenshannon, 0.5),
-    "psi": Chance(_psi, 1.0),
-}
 
 
 def effective_size(n: int, m: int) -> float:
@@ -196,18 +118,55 @@ class Bands:
         log-log between the two grid sizes around it (sparse categories make the curve
         bend at small sizes), by the power law beyond ASYMPTOTIC."""
         power = CHANCE[self.models[key].method].power
-        top = self._top(key)
-        x = GRID_STEPS_PER_OCTAVE * math.log2(n_eff)
-        if x >= top:
-            return self._sim(key, top)[which] * (_size(top) / n_eff) ** power
-        lo = max(math.floor(x), 0)
-        hi = lo + 1
+        steps = self._steps(key, n_eff)
+        if len(steps) == 1:
+            return self._sim(key, steps[0])[which] * (_size(steps[0]) / n_eff) ** power
+        lo, hi = steps
         s_lo, s_hi = _size(lo), _size(hi)
         v_lo, v_hi = self._sim(key, lo)[which], self._sim(key, hi)[which]
         if n_eff <= s_lo or v_lo <= 0 or v_hi <= 0:
             return v_lo
         t = (math.log(n_eff) - math.log(s_lo)) / (math.log(s_hi) - math.log(s_lo))
         return math.exp((1 - t) * math.log(v_lo) + t * math.log(v_hi))
+
+    def _steps(self, key: tuple[str, str], n_eff: float) -> tuple[int, ...]:
+        """The grid steps `_scaled` reads at `n_eff`: the two around it, or the top."""
+        top = self._top(key)
+        x = GRID_STEPS_PER_OCTAVE * math.log2(n_eff)
+        if x >= top:
+            return (top,)
+        lo = max(math.floor(x), 0)
+        return (lo, lo + 1)
+
+    def prepare(self, sizes: Iterable[tuple[tuple[str, str], float]], *, effective: bool = False) -> None:
+        """Draw at once, on `WORKERS` threads, the simulations that `band` will read for
+        these (key, n) pairs (`mean`, for effective sizes, with `effective`): numpy's
+        Poisson draws and the twins' array operations release the interpreter lock, so a
+        page's chunks, comparison or calibration draw on every core. Same seeds, same
+        values: only the order of the draws changes."""
+        todo: dict[tuple[tuple[str, str], int], None] = {}
+        for key, n in sizes:
+            if not self.applies(key) or not n > 0:
+                continue
+            n_eff = max(n if effective else effective_size(n, self.models[key].m), 1.0)
+            for step in self._steps(key, n_eff):
+                if (key, step) not in self._cache:
+                    self._load(key)
+                    if (key, step) not in self._cache:
+                        todo[(key, step)] = None
+        if len(todo) < 2:
+            return
+        with ThreadPoolExecutor(min(WORKERS, len(todo)), thread_name_prefix="modelwatch-bands") as pool:
+            drawn = list(pool.map(lambda ks: simulate(self.models[ks[0]], ks[0], ks[1], self.draws, self.quantile),
+                                  todo))
+        for ks, value in zip(todo, drawn, strict=True):
+            self._cache.setdefault(ks, value)
+            if self.store is not None:
+                self._unsaved.add(ks[0])
+
+    def prepare_top(self, keys: Iterable[tuple[str, str]]) -> None:
+        """`prepare` the top of these columns' grids (where `stable_size` starts)."""
+        self.prepare(((key, 2.0 * ASYMPTOTIC) for key in keys), effective=True)  # beyond every top
 
     def _top(self, key: tuple[str, str]) -> int:
         """The grid step from which the power law holds: every bin expects 20 values
@@ -234,24 +193,28 @@ class Bands:
 
     def _unit(self, key: tuple[str, str]) -> float:
         model = self.models[key]
-        return float(model.std) if CHANCE[model.method].per_std and model.std else 1.0
+        return float(model.std) if _per_std(model) else 1.0
 
     def _drawn(self, key: tuple[str, str], step: int) -> tuple[float, float]:
         """`_sim` before the division by `_unit`: from memory, the store, or drawn."""
         hit = self._cache.get((key, step))
         if hit is not None:
             return hit
-        if self.store is not None and key not in self._read:  # once per column: what is on disk
-            self._read.add(key)
-            for s, v in self.store.read(self.digest(key)).items():
-                self._cache.setdefault((key, s), v)
-            hit = self._cache.get((key, step))
-            if hit is not None:
-                return hit
+        self._load(key)
+        hit = self._cache.get((key, step))
+        if hit is not None:
+            return hit
         value = self._cache[(key, step)] = simulate(self.models[key], key, step, self.draws, self.quantile)
         if self.store is not None:
             self._unsaved.add(key)
         return value
+
+    def _load(self, key: tuple[str, str]) -> None:
+        """What `store` holds of column `key`, into memory (once per column)."""
+        if self.store is not None and key not in self._read:
+            self._read.add(key)
+            for s, v in self.store.read(self.digest(key)).items():
+                self._cache.setdefault((key, s), v)
 
     def save(self) -> None:
         """Write the columns drawn since the last save to `store`, one file each (the callers
@@ -268,7 +231,7 @@ class Bands:
         band is divided by (`_unit`)."""
         h = hashlib.blake2b(digest_size=16)
         h.update(repr((_CODE, SEED, self.draws, self.quantile, key)).encode())
-        _hash_model(h, self.models[key], with_std=self._unit(key) == 1.0)
+        _hash_model(h, self.models[key])
         return h.hexdigest()
 
     def stable_size(self, key: tuple[str, str], threshold: float, limit: int) -> int | None:
@@ -319,7 +282,11 @@ def simulate(model: NullModel, key: tuple[str, str], step: int, draws: int, quan
 
 # The bands of the references seen in this process, by what they are drawn from: the page,
 # the summary and the alert rules compare windows with one reference again and again, and
-# its simulations and clustering factors do not depend on the window.
+# its simulations and clustering factors do not depend on the window. Nor on the last bits
+# of a Wasserstein column's std, which DuckDB's parallel sums change from query to query:
+# with them in the fingerprint no two comparisons shared their Bands (each drew and
+# calibrated again); stds equal to 9 digits share, and a band served with the first std
+# seen differs by ~1e-16 relative.
 _SHARED: dict[str, Bands] = {}
 _SHARED_MAX = 8
 
@@ -330,7 +297,7 @@ def shared(models: dict[tuple[str, str], NullModel], store: BandStore | None = N
     with `store`, its simulations are read from and kept there."""
     h = hashlib.blake2b(digest_size=16)
     for key in sorted(models):
-        _hash_model(h, models[key])
+        _hash_model(h, models[key], std_digits=9)
     fp = h.hexdigest()
     hit = _SHARED.get(fp)
     if hit is None:
@@ -342,8 +309,16 @@ def shared(models: dict[tuple[str, str], NullModel], store: BandStore | None = N
     return hit
 
 
-def _hash_model(h, m: NullModel, with_std: bool = True) -> None:
-    h.update(repr((m.key, m.kind, m.method, m.m, m.std if with_std else "per std")).encode())
+def _per_std(m: NullModel) -> bool:
+    """Whether the band of `m` is its simulation divided by its std (`Chance.per_std`)."""
+    return m.method in CHANCE and CHANCE[m.method].per_std and bool(m.std)
+
+
+def _hash_model(h, m: NullModel, std_digits: int = 0) -> None:
+    """What `m` is, in `h`; a std its bands are only divided by (`_per_std`) to
+    `std_digits` significant digits (0: left out)."""
+    std = (f"{m.std:.{std_digits}g}" if std_digits else "per std") if _per_std(m) else repr(m.std)
+    h.update(repr((m.key, m.kind, m.method, m.m, std)).encode())
     for a in (m.probs, m.values, m.bins, m.bin_probs):
         h.update(b"-" if a is None else repr((a.dtype.str, a.shape)).encode() + np.ascontiguousarray(a).tobytes())
 

@@ -126,6 +126,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
     results = [_feature(p, i, ref_row, cur_row, edges, merges, file_types or {})
                for i, p in enumerate(planned)]
     bands = shared(_models(results, atoms), band_store)  # one per reference in the process
+    bands.prepare(((f.name, f.role), f.n_current) for f in results if f.score is not None)  # on every core
     results = [_decide(f, bands) for f in results]
     from . import multivariate
 

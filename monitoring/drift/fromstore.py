@@ -176,6 +176,7 @@ def compare_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: Se
         cur_row[f"out{i}"] = _outside(cur_fine.filter(pl.col("f") == i), p.lo, p.hi)
     results = [engine._feature(p, i, ref_row, cur_row, edges, merges, {}) for i, p in enumerate(planned)]
     bands = shared(engine._models(results, _atoms(ref_fine, fine) if fine else {}), band_store)
+    bands.prepare(((f.name, f.role), f.n_current) for f in results if f.score is not None)  # on every core
     results = [engine._decide(f, bands) for f in results]
     warnings = tuple(p.warning for p in planned if p.warning)
     warnings += ("counted from the rollup store's per-day bins (the joint distribution of the "

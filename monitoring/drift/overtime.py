@@ -75,6 +75,8 @@ def needed_rows(result: DriftResult, limit: int) -> tuple[int, str | None, tuple
     there within `limit` rows."""
     bands: Bands | None = result.bands
     need, by, left_out = 1, None, []
+    if bands is not None:  # every column's walk starts at the top of its grid: drawn on every core first
+        bands.prepare_top((f.name, f.role) for f in result.all if f.score is not None)
     for f in result.all:
         key = (f.name, f.role)
         if bands is None or f.score is None or not bands.applies(key):
@@ -205,6 +207,10 @@ def _records(counted: Iterable[dict], plans: Sequence[_Plan], by_name: dict, mer
              bands: Bands | None) -> pl.DataFrame:
     """One SCHEMA row per (column, chunk) from the per-chunk counts (rows as dicts) and distances."""
     records = []
+    counted = list(counted)
+    if bands is not None:  # every chunk's band, drawn on every core first
+        bands.prepare(((p.column.name, p.column.role), int(row.get(f"n{i}") or 0))
+                      for row in counted for i, p in enumerate(plans) if not p.skip)
     for row in counted:
         k = int(row["k"])
         rows = int(row["rows"])
@@ -304,12 +310,14 @@ def _inflate(con, reference: Side, columns: Sequence[Column], result: DriftResul
     pool = {(r["name"], r["role"]): float(r["n"]) for r in scored.group_by("name", "role").agg(pl.col("n").sum())
             .iter_rows(named=True)}
     scores = scored.filter(pl.col("k").is_in(full.implode()))
+    sizes = {}
     for (name, role), g in scores.group_by("name", "role"):
-        key = (name, role)
-        n, m_k = float(g["n"].mean() or 0), pool.get(key, 0.0)
-        if not bands.applies(key) or n <= 0 or n >= m_k:
-            continue
-        expected = bands.mean(key, n * m_k / (m_k - n))
+        n, m_k = float(g["n"].mean() or 0), pool.get((name, role), 0.0)
+        if bands.applies((name, role)) and 0 < n < m_k:
+            sizes[(name, role)] = (g, n * m_k / (m_k - n))
+    bands.prepare(((key, n_eff) for key, (_, n_eff) in sizes.items()), effective=True)  # on every core
+    for key, (g, n_eff) in sizes.items():
+        expected = bands.mean(key, n_eff)
         if expected and expected > 0:
             bands.inflation[key] = max(1.0, float(g["score"].mean()) / expected)
     bands.calibrated = True
