@@ -17,7 +17,8 @@ LOGS`): the pages' first visits are timed on logs too big to scan on every visit
 server's caches, the database and anything else of the data folder cold. The store must
 cover every file as it is now (else the script says so and stops); a missing facts cache is
 written first, untimed, as the app's first open would. DIR is linked, never changed, except
-for that facts cache. Its own section of docs/benchmarks.md.
+for that facts cache and the chance bands the server keeps beside it (`cache/bands/`,
+docs/drift.md): a second run on DIR reads them, as a restarted server does. Its own section of docs/benchmarks.md.
 
 The review scenario labels 20 items of a fresh queue by key presses only (Y, a label value's
 number, the predicted value's number, U, in turn) and times, in the page itself, each key
