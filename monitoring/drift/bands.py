@@ -62,8 +62,12 @@ GRID_STEPS_PER_OCTAVE = 2
 WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads of `Bands.prepare`
 # What the simulations' results depend on besides a model and the constants above: the code
 # of the draws (this module) and of the tests' twins (`chance`), PSI's smoothing, numpy's streams.
-_CODE = hashlib.blake2b(Path(__file__).read_bytes() + Path(chance.__file__).read_bytes()
-                        + repr((SMOOTHING, np.__version__)).encode(), digest_size=16).hexdigest()
+# Without readable sources (a sourceless install) a key of this process alone: the store misses.
+try:
+    _CODE = hashlib.blake2b(Path(__file__).read_bytes() + Path(chance.__file__).read_bytes()
+                            + repr((SMOOTHING, np.__version__)).encode(), digest_size=16).hexdigest()
+except OSError:
+    _CODE = os.urandom(16).hex()
 
 
 
