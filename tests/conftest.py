@@ -16,7 +16,7 @@ from monitoring.config import load_config
 from monitoring.logs.source import connect
 
 pytest_plugins = ["tests.postgres",    # postgres_server / postgres_url: a real PostgreSQL
-                  "tests.scheduling"]  # -n 2 --dist loadgroup: whole modules, longest first
+                  "tests.scheduling"]  # -n N --dist loadgroup: whole modules, longest first
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Which worker runs which tests under `-n 2 --dist loadgroup` (pytest plugin, controller side).
+"""Which worker runs which tests under `-n N --dist loadgroup` (pytest plugin, controller side).
 
 xdist's own `loadgroup` groups nothing with pytest 9: it appends `@group` to `item._nodeid`,
 and pytest 9 keeps the id in `item._id` (docs/testing.md). So it scheduled test by test,
