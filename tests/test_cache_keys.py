@@ -62,21 +62,18 @@ def _newest(data, ws, mark=None) -> list:
     return data._evaluation(ws, ws.fingerprint, mark)[1].future.result(timeout=60)
 
 
-def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(logs, tmp_path, monkeypatch,
-                                                                           clear_streamlit_cache):
-    """A reviewer's verdict (a new labels mark) means a new evaluation of the alert rules; the
-    pages that show episodes when ready keep the finished one until it is done."""
+def _held_at_m2(data, monkeypatch):
+    """Labels whose mark the test sets, and an evaluation standing in for the real one: it
+    reads the mark when it starts, as the real one does, and the one of mark "m2" holds until
+    `hold` is set (`started` once it does). Returns (labels, hold, started, marks seen)."""
     import threading
-
-    from ui import data
 
     labels = {"mark": "m1"}
     hold, started = threading.Event(), threading.Event()
     seen = []
 
-    def evaluate(ws, run):           # the first run reads the mark itself, like the real one
-        if run.mark is None:
-            run.mark = labels["mark"]
+    def evaluate(ws, run):
+        run.mark = labels["mark"]
         seen.append(run.mark)
         if run.mark == "m2":
             started.set()
@@ -85,6 +82,16 @@ def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(l
 
     monkeypatch.setattr(data, "_evaluate", evaluate)
     monkeypatch.setattr(data, "labels_mark", lambda ws: labels["mark"])
+    return labels, hold, started, seen
+
+
+def test_new_labels_start_a_new_evaluation_and_the_last_one_is_shown_meanwhile(logs, tmp_path, monkeypatch,
+                                                                           clear_streamlit_cache):
+    """A reviewer's verdict (a new labels mark) means a new evaluation of the alert rules; the
+    pages that show episodes when ready keep the finished one until it is done."""
+    from ui import data
+
+    labels, hold, started, seen = _held_at_m2(data, monkeypatch)
     ws = _ws(logs, tmp_path)
     fp = ws.fingerprint
     assert _newest(data, ws) == ["m1"]
@@ -109,24 +116,9 @@ def test_verdicts_recorded_while_an_evaluation_runs_queue_one_more_however_many(
     """A reviewer answering item after item while the rules are evaluated (26 s at 100M rows)
     starts one more evaluation, not one per answer: a queued one reads the labels when it
     starts, newer than any page's mark meanwhile."""
-    import threading
-
     from ui import data
 
-    labels = {"mark": "m1"}
-    hold, started = threading.Event(), threading.Event()
-    seen = []
-
-    def evaluate(ws, run):
-        run.mark = labels["mark"]
-        seen.append(run.mark)
-        if run.mark == "m2":
-            started.set()
-            assert hold.wait(60)
-        return [run.mark]
-
-    monkeypatch.setattr(data, "_evaluate", evaluate)
-    monkeypatch.setattr(data, "labels_mark", lambda ws: labels["mark"])
+    labels, hold, started, seen = _held_at_m2(data, monkeypatch)
     ws = _ws(logs, tmp_path)
     fp = ws.fingerprint
     assert _newest(data, ws) == ["m1"]
