@@ -1,5 +1,5 @@
 """Helpers shared by the page tests: open a page in AppTest, draw a labelling queue, read the
-Review page's current item."""
+Review page's current item, write sample logs whose only labels are the reviewers'."""
 
 from __future__ import annotations
 
@@ -40,3 +40,17 @@ def make_queue(logs, url: str, size: int = 20, **spec) -> int:
 def shown_request(at) -> str:
     """The request id of the item the Review page shows."""
     return next(c.value for c in at.caption if c.value.startswith("Item ")).split("request ")[1].split(" ·")[0]
+
+
+def sample_without_labels(out, days: int, rows_per_day: int, seed: int):
+    """Sample logs in `out` without their label column: accuracy can only come from reviewers."""
+    import pyarrow.parquet as pq
+
+    from monitoring import sample
+
+    sample.generate(out, days=days, rows_per_day=rows_per_day, seed=seed)
+    for f in out.rglob("*.parquet"):
+        t = pq.read_table(f)
+        if "label" in t.column_names:
+            pq.write_table(t.drop(["label"]), f)
+    return out

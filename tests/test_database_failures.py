@@ -122,17 +122,9 @@ def test_summary_says_labels_are_unavailable_not_none(ws, tmp_path, kind):
 @pytest.fixture
 def unlabelled_logs(tmp_path_factory):
     """The sample week without any label column: accuracy can only come from reviewers."""
-    import pyarrow.parquet as pq
+    from tests.page_helpers import sample_without_labels
 
-    from monitoring import sample
-
-    out = tmp_path_factory.mktemp("unlabelled") / "logs"
-    sample.generate(out, days=10, rows_per_day=400, seed=3)
-    for f in out.rglob("*.parquet"):
-        t = pq.read_table(f)
-        if "label" in t.column_names:
-            pq.write_table(t.drop(["label"]), f)
-    return out
+    return sample_without_labels(tmp_path_factory.mktemp("unlabelled") / "logs", 10, 400, 3)
 
 
 @pytest.mark.parametrize("kind", CASES)

@@ -142,15 +142,9 @@ def test_quality_page_shows_coverage_and_label_delay(app_env, tmp_path):
 @pytest.fixture(scope="module")
 def review_only_logs(tmp_path_factory):
     """Five sample days without a label column: every label comes from the reviewers."""
-    from monitoring import sample
+    from tests.page_helpers import sample_without_labels
 
-    out = tmp_path_factory.mktemp("review-only") / "logs"
-    sample.generate(out, days=5, rows_per_day=200, seed=3)
-    for f in out.rglob("*.parquet"):
-        t = pq.read_table(f)
-        if "label" in t.column_names:
-            pq.write_table(t.drop(["label"]), f)
-    return out
+    return sample_without_labels(tmp_path_factory.mktemp("review-only") / "logs", 5, 200, 3)
 
 
 def test_a_reviewer_verdict_shows_on_the_next_run(app_env, review_only_logs, tmp_path):
