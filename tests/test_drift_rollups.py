@@ -21,6 +21,7 @@ import pytest
 
 from monitoring import drift
 from monitoring.config import load_config
+from monitoring.drift import merges, overtime, windows
 from monitoring.metrics import sketch
 from monitoring.query.filters import Filters
 from monitoring.rollup import build
@@ -163,6 +164,62 @@ def test_chunks_finer_than_a_day_come_from_the_raw_logs(generated, what, call):
     assert res.origin == "rollups"
     ot = call(ws, ref, cur, settings, res)
     assert ot.origin == "raw" and ot.scores.height > 0, what
+
+
+@NEW_YORK
+def test_hour_chunks_merge_with_the_reference_points_of_the_store(generated, monkeypatch):
+    """Hour chunks of a comparison from the store: the raw logs' hours merged with the
+    reference's order statistics read off the store's bins instead of a sort of its values.
+    Oracle: the same merge with the points of the sorted reference. Each hour's Wasserstein
+    score is within the bins' width of it (every point lies in the bin of the order statistic
+    it stands for), and every verdict is the same."""
+    ws, store, settings, ref, cur = generated
+    merged = replace(settings, exact_max_rows=100)       # sorted merges per chunk, not numpy
+    monkeypatch.setattr(overtime, "MAX_MERGE_ROWS", 1)   # the reference as its order statistics
+    given: list[bool] = []
+    real = merges.chunk_merge
+    monkeypatch.setattr(overtime, "chunk_merge", lambda *a: given.append(a[-1] is not None) or real(*a))
+    ws.source.rollups = store
+    a = drift.analyze(ws, ref, cur, merged)
+    assert a.origin == "rollups"
+    ota = drift.analyze_over_time(ws, ref, cur, a, merged, "hour")
+    assert given and all(given)
+    given.clear()
+    monkeypatch.setattr(windows, "_store_points", lambda *args: None)
+    otb = drift.analyze_over_time(ws, ref, cur, a, merged, "hour")
+    assert given and not any(given)
+    j = ota.scores.join(otb.scores, on=["name", "role", "k"], suffix="_raw")
+    assert j.height == ota.scores.height == otb.scores.height > 24
+    ref_f = Filters(start=ref.start, end=ref.end)
+    checked = 0
+    for r in j.filter(pl.col("score").is_not_null()).iter_rows(named=True):
+        fa = a.get(r["name"], r["role"])
+        if fa.kind == "numeric" and fa.method == "wasserstein":
+            bound = WIDTH * _mean_abs(ws, ref_f, r["name"]) / fa.reference.std
+            assert abs(r["score"] - r["score_raw"]) <= 1.01 * bound + 1e-9, r
+            checked += 1
+        else:
+            assert r["score"] == pytest.approx(r["score_raw"], abs=1e-12), r
+        assert r["drifted"] == r["drifted_raw"], r
+    assert checked > 24
+
+
+def test_points_from_bins_of_one_value_each_are_the_sorted_values_points():
+    """Bins holding one distinct value each: the points are exactly those of the sort
+    (`merges.reference_points_sql`, run in DuckDB, its rows of one value added up)."""
+    import duckdb
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.gamma(2.0, 3.0, 50_000), 1)
+    values, n = np.unique(x, return_counts=True)
+    for points in (7, 1_000, 20_000, 80_000):
+        xs, w = merges.points_from_bins(n, values, values, points)
+        con = duckdb.connect()
+        con.register("v", pa.table({"x": x}))
+        got = con.execute(f"SELECT x, sum(wr) FROM ({merges.reference_points_sql('v')}) GROUP BY x ORDER BY x",
+                          {"ref_points": points}).fetchall()
+        assert [(float(a), int(b)) for a, b in got] == list(zip(xs, w, strict=True)), points
+        assert sum(w) == points
 
 
 @NEW_YORK

@@ -29,6 +29,7 @@ from .bands import atom_probs, shared
 from .bandstore import BandStore
 from .chunks import WEEK_OFFSET_US, ChunkSpec, choose
 from .fine import _align, _fine_distances, _from_fine, _moments
+from .merges import points_from_bins
 from .results import DriftResult
 from .settings import DriftSettings
 from .sql import Column, _Plan, plans
@@ -271,6 +272,19 @@ def chunk_distances(ref_fine: dict[str, pl.DataFrame], cur: Tables, plans_: Sequ
 def reference_bins(store: Store, con, ref_f: Filters, columns: Sequence[Column]) -> dict[str, pl.DataFrame]:
     ref = read(store, con, columns, ref_f)
     return {name: collapse(b, ["b"]).select("b", "n", "lo", "hi") for name, b in ref.numeric.items()}
+
+
+def reference_points(con, store: Store, ref_f: Filters, columns: Sequence[Column]) -> dict[str, tuple[list, list]]:
+    """Each numeric column's `merges.CHUNK_REFERENCE_POINTS` order statistics of the reference,
+    each placed in its store bin (`merges.points_from_bins`): what a merge per hour or per
+    N rows compares its chunks with, without sorting the reference's values."""
+    out = {}
+    kept = [c for c in columns if c.kind == "numeric" and c.role in ("feature", "prediction", "score")]
+    for name, b in reference_bins(store, con, ref_f, kept).items():
+        b = b.sort("b")
+        if b.height:
+            out[name] = points_from_bins(b["n"].to_numpy(), b["lo"].to_numpy(), b["hi"].to_numpy())
+    return out
 
 
 

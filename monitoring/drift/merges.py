@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .sql import Column, Side, _value, _with
 
 DECILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -18,7 +20,7 @@ CHUNK_REFERENCE_POINTS = 20_000
 
 
 def _merge_sql(ref: Side, cur: Side, column: Column, *, grouped: bool, key: str | None = None,
-               compress: bool = False) -> str:
+               compress: bool = False, bound_points: bool = False) -> str:
     """SQL returning the exact Wasserstein distance `wd` and KS statistic `ksd` of one
     numeric column (per chunk `k` when `key`, the SQL of a row's chunk, is given, else the reference deciles too).
 
@@ -57,7 +59,9 @@ def _merge_sql(ref: Side, cur: Side, column: Column, *, grouped: bool, key: str 
         return _with((ref, cur), ctes) + f"SELECT {', '.join(cols)} FROM w"
     ctes = [f"rv AS (SELECT {rv} AS x FROM {ref.rows_sql})",
             f"cv AS (SELECT {key} AS k, {cv} AS x FROM {cur.rows_sql})"]
-    if compress:
+    if bound_points:   # the reference's points, known already (`points_from_bins`): $rd_x, $rd_w
+        ctes[0] = "rd AS (SELECT unnest($rd_x) AS x, unnest($rd_w) AS wr)"
+    elif compress:
         # The order statistics at (j + 0.5) / P, j < P, as (value, how many j pick it): row r
         # of n is picked by ceil((r + 1) P / n - 0.5) - ceil(r P / n - 0.5) of them (j with
         # floor((j + 0.5) n / P) = r). One sort; quantile_disc with 20,000 fractions took 31 s
@@ -87,6 +91,39 @@ def reference_points_sql(table: str) -> str:
             "- ceil(r * $ref_points / n - 0.5) AS BIGINT) AS wr FROM (SELECT x, "
             f"row_number() OVER (ORDER BY x) - 1 AS r, count(*) OVER () AS n FROM {table} "
             "WHERE x IS NOT NULL)) WHERE wr > 0")
+
+
+def chunk_merge(ref: Side, cur: Side, column: Column, key: str, compress: bool,
+                points: tuple[list[float], list[int]] | None) -> tuple[str, dict[str, Any]]:
+    """The SQL and extra parameters of one column's per-chunk merge: the reference whole, as
+    CHUNK_REFERENCE_POINTS order statistics (`compress`), or as those points already known."""
+    if compress and points is not None:
+        return (_merge_sql(ref, cur, column, grouped=True, key=key, bound_points=True),
+                {"rd_x": points[0], "rd_w": points[1]})
+    return (_merge_sql(ref, cur, column, grouped=True, key=key, compress=compress),
+            {"ref_points": CHUNK_REFERENCE_POINTS} if compress else {})
+
+
+def points_from_bins(n: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                     points: int = CHUNK_REFERENCE_POINTS) -> tuple[list[float], list[int]]:
+    """`reference_points_sql` from binned values (bins in value order: count, min, max): the
+    order statistic of rank floor((j + 0.5) n / points) placed in its bin by linear
+    interpolation between the bin's min and max (exact for a bin of one value; else within
+    the bin), as distinct (x, how many j pick it)."""
+    n = np.asarray(n, dtype=np.int64)
+    keep = n > 0
+    n, lo, hi = n[keep], np.asarray(lo, dtype=float)[keep], np.asarray(hi, dtype=float)[keep]
+    total = int(n.sum())
+    if total == 0:
+        return [], []
+    cum = np.cumsum(n)
+    r = np.floor((np.arange(points) + 0.5) * total / points).astype(np.int64)
+    j = np.searchsorted(cum, r, side="right")
+    t = r - (cum[j] - n[j])
+    x = lo[j] + (hi[j] - lo[j]) * np.where(n[j] > 1, t / np.maximum(n[j] - 1, 1), 0.0)
+    x = np.maximum.accumulate(np.minimum(x, hi[j]))   # in order, never past its bin's max
+    xs, w = np.unique(x, return_counts=True)
+    return xs.tolist(), w.astype(np.int64).tolist()
 
 
 def _merge_params(nr: int, nc: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .cdf import chunk_distances, reference_cdf
 from .chunks import AutoChoice, ChunkSpec, bounds, choose, hourly_counts, key_params, key_sql, parse
 from .counts import _counts, _summary
 from .engine import Column, DriftResult
-from .merges import CHUNK_REFERENCE_POINTS, MAX_MERGE_ROWS, _merge_sql
+from .merges import MAX_MERGE_ROWS, chunk_merge
 from .sql import Side, _parallel, _params, _Plan, _q, _value, _with
 from .stattests import Merge
 
@@ -101,7 +101,7 @@ def auto_chunks(con: duckdb.DuckDBPyConnection, current: Side, result: DriftResu
 def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
               columns: Sequence[Column], result: DriftResult, chunk: str | ChunkSpec = "auto", *,
               chunk_rows: int = 10_000, exact_max_rows: int = 2_000_000, judge: bool = True,
-              joint: bool = False) -> OverTime:
+              joint: bool = False, reference_points: dict | None = None) -> OverTime:
     """Score every chunk of `current` against `reference` (chunk: auto, hour, day, week,
     month, rows:N, or rows with `chunk_rows`).
 
@@ -109,7 +109,8 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
     (reference deciles, reference categories), and drifts only above its chance band.
     With `joint`, the numeric features' joint distribution is scored per chunk too (name
     and role "multivariate"). Wasserstein and KS per chunk are exact (`cdf`, in numpy over the values of the window)
-    up to `exact_max_rows` values per side; above, sorted merges per chunk in DuckDB.
+    up to `exact_max_rows` values per side; above, sorted merges per chunk in DuckDB, the
+    reference as order statistics (`merges.chunk_merge`): `reference_points` per column when known.
     """
     spec = parse(chunk, chunk_rows)
     requested, reason, needed = str(spec), "", None
@@ -131,13 +132,10 @@ def over_time(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
         return _counts(con, [(1, current, key)], plans, edges, extra).sort("k")
 
     def merge(p: _Plan, n_chunks: int) -> pl.DataFrame:
-        f = by_name[(p.column.name, p.column.role)]
-        compress = f.reference.n * n_chunks > MAX_MERGE_ROWS
-        params = _params(reference, current, **extra)
-        if compress:
-            params["ref_points"] = CHUNK_REFERENCE_POINTS
-        return _q(con, _merge_sql(reference, current, p.column, grouped=True, key=key,
-                                  compress=compress), params)
+        compress = by_name[(p.column.name, p.column.role)].reference.n * n_chunks > MAX_MERGE_ROWS
+        sql, more = chunk_merge(reference, current, p.column, key, compress,
+                                (reference_points or {}).get(p.column.name))
+        return _q(con, sql, _params(reference, current, **extra) | more)
 
     merges: dict[tuple[str, int], Merge] = {}
     small = [p for p in todo if max(p.n) <= exact_max_rows]  # exact, in numpy (`cdf`)

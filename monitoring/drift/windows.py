@@ -253,6 +253,12 @@ def plan(ws: Workspace, ref: Reference, filters: Filters, *, ref_source: LogSour
 def store_windows(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
     """(store, reference filters, current filters) on whole UTC days when the workspace's
     rollup store can answer this comparison; else NotCovered, with the reason."""
+    store, ref_f = store_reference(ws, ref, filters, p)
+    return store, ref_f, fromstore.day_window(filters, ws.extent.first, ws.extent.last)
+
+
+def store_reference(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
+    """(store, reference filters on whole UTC days) when the store answers the reference."""
     store = getattr(ws.source, "rollups", None)
     if store is None:
         raise NotCovered("no rollup store covers these logs")
@@ -263,9 +269,19 @@ def store_windows(ws: Workspace, ref: Reference, filters: Filters, p: Plan):
     if p.current.exprs.get("label") != "label":
         raise NotCovered("labels from a labels file are not in the rollups")
     store.check(ws.source)
-    first, last = ws.extent.first, ws.extent.last
     ref_f = Filters(start=ref.start, end=ref.end, model_name=filters.model_name)
-    return (store, fromstore.day_window(ref_f, first, last), fromstore.day_window(filters, first, last))
+    return store, fromstore.day_window(ref_f, ws.extent.first, ws.extent.last)
+
+
+def _store_points(ws: Workspace, ref: Reference, filters: Filters, p: Plan, result: DriftResult):
+    """The reference's order statistics of `result`'s numeric columns from the store's bins
+    (`fromstore.reference_points`), or None when the store cannot say."""
+    try:
+        store, ref_f = store_reference(ws, ref, filters, p)
+        ours = {(f.name, f.role) for f in result.all}
+        return fromstore.reference_points(ws.con, store, ref_f, [c for c in p.columns if (c.name, c.role) in ours])
+    except NotCovered:
+        return None
 
 
 def _store_minutes(ws: Workspace, store, ref_f: Filters):
@@ -338,6 +354,7 @@ def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: D
     """Per-chunk scores of the current window (chunk: auto, hour, day, week, month,
     rows:N or rows; default [drift] chunk)."""
     p = plan(ws, ref, filters, ref_source=ref_source)
+    points = None
     try:
         if result.origin == fromstore.ORIGIN:
             try:
@@ -345,10 +362,13 @@ def analyze_over_time(ws: Workspace, ref: Reference, filters: Filters, result: D
                 return fromstore.over_time_store(ws.con, store, ref_f, cur_f, p.columns, result,
                                                  parse(chunk or settings.chunk, chunk_rows or settings.chunk_rows))
             except NotCovered:
-                pass  # hour or row chunks: the raw logs, counted against the same edges
+                # hour or row chunks: the raw logs, counted against the same edges, and merged
+                # with the reference's order statistics read off the same store bins (when it
+                # covers the reference) instead of sorting its values
+                points = _store_points(ws, ref, filters, p, result)
         return over_time(ws.con, p.reference, p.current, p.columns, result, chunk or settings.chunk,
                          chunk_rows=chunk_rows or settings.chunk_rows, exact_max_rows=settings.exact_max_rows,
-                         joint=joint)
+                         joint=joint, reference_points=points)
     finally:
         if result.bands is not None:   # the chunks' bands, for the next process
             result.bands.save()
