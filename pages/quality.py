@@ -82,6 +82,12 @@ if not regression:
 
 st.subheader("Fairness")
 fr = r["fairness"]
+if fr.get("deferred"):   # the rest came from the rollups: the groups' outcomes from the raw logs, now
+    st.caption("Fairness is counted from the raw logs: the rollup store keeps no outcomes per group.")
+    try:
+        fr = uq.fairness(view.ws, view.filters, chunk or "auto", by, sensitive)
+    except (LabelsError, ConfigError, ValueError) as exc:
+        fr = {"note": f"Fairness cannot be computed: {exc}"}
 if not sensitive:
     st.info("Pick a sensitive column above to compare groups.")
 elif fr.get("note"):

@@ -27,7 +27,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from monitoring.config import load_config
-from monitoring.quality import fromstore, metrics, quality_report
+from monitoring.quality import fairness_report, fromstore, metrics, quality_report
 from monitoring.quality.ground_truth import default_truth
 from monitoring.quality.settings import load
 from monitoring.query.filters import Filters
@@ -465,6 +465,31 @@ def test_what_the_store_cannot_answer_comes_from_the_raw_logs(binary, tmp_path, 
 
 
 @NEW_YORK
+def test_fairness_deferred_by_a_report_from_the_store_equals_the_whole_raw_reports(binary):
+    """The page's call: the store answers all but the fairness, which is deferred;
+    `fairness_report` then gives exactly the fairness of the report computed whole from the
+    raw logs (the oracle). Without a store nothing is deferred."""
+    import json
+
+    ws, full, _ = binary
+    kw = dict(chunk="day", sensitive="region")
+    a = quality_report(ws, defer_fairness=True, **kw)
+    assert a["origin"] == "rollups" and a["fairness"] == {"column": "region", "deferred": True}
+    whole = quality_report(ws, rollups=False, **kw)
+    _same_metrics(a["overall"], whole["overall"], "overall")
+    fr = fairness_report(ws, **kw)
+    assert fr["groups"] and fr["chunks"] and fr["column"] == "region"
+    assert json.dumps(fr, default=str, sort_keys=True) == json.dumps(whole["fairness"], default=str, sort_keys=True)
+    ws.source.rollups = None
+    try:
+        c = quality_report(ws, defer_fairness=True, **kw)
+    finally:
+        ws.source.rollups = full
+    assert c["origin"] == "raw" and json.dumps(c["fairness"], default=str, sort_keys=True) == \
+        json.dumps(whole["fairness"], default=str, sort_keys=True)
+
+
+@NEW_YORK
 @pytest.mark.parametrize("case, store, reason", [
     ("no store", lambda s: None, "no rollup store covers these logs"),
     ("a partial store", lambda s: replace(s, only=()), "do not cover every log file"),
@@ -498,6 +523,13 @@ def test_quality_page_says_which_path_answered(app_env, tmp_path):
     shown = [c.value for c in at.caption if c.value.startswith("Answered from")]    # Markdown-escaped text
     assert shown and "counts from the rollup store" in shown[0] and "partial first or last day" in shown[0]
     assert any(m.label == "ROC AUC" and m.value.startswith("0.") for m in at.metric)
+    at.selectbox(key="quality_sensitive").set_value("region")     # the rest from the store, fairness raw
+    at.run()
+    shown = [c.value for c in at.caption if c.value.startswith("Answered from")]
+    assert not at.exception and "counts from the rollup store" in shown[0]
+    assert any("Fairness is counted from the raw logs" in c.value for c in at.caption)
+    assert any(m.label == "Positive-rate difference" and m.value != "–" for m in at.metric)
+    at.selectbox(key="quality_sensitive").set_value("(none)")
     at.selectbox(key="quality_by").set_value("region")
     at.run()
     shown = [c.value for c in at.caption if c.value.startswith("Answered from")]

@@ -12,7 +12,7 @@ import streamlit as st
 from monitoring.fmt import md, safe_frame
 from monitoring.logs.workspace import Workspace
 from monitoring.quality import ground_truth as gt
-from monitoring.quality import quality_report
+from monitoring.quality import fairness_report, quality_report
 from monitoring.quality.data import segment_columns
 from monitoring.query.filters import Filters
 
@@ -27,11 +27,25 @@ METRIC_TITLES = {"accuracy": "Accuracy", "precision_macro": "Precision (macro)",
 def _report(_ws: Workspace, fingerprint: str, mark: str, f: Filters, chunk: str,
             by: str | None, sensitive: str | None) -> dict:
     reviewed = gt.reviewed_labels(_ws.config.database_url)
-    return quality_report(_ws, filters=f, chunk=chunk, by=by, sensitive=sensitive, reviewed=reviewed)
+    return quality_report(_ws, filters=f, chunk=chunk, by=by, sensitive=sensitive, reviewed=reviewed,
+                          defer_fairness=True)
 
 
 def report(ws: Workspace, f: Filters, chunk: str, by: str | None, sensitive: str | None) -> dict:
+    """The report; where the store answers all but the fairness, that is left to `fairness`
+    (its `fairness` says "deferred"), so the page shows the rest without waiting for it."""
     return _report(ws, ws.fingerprint, labels_mark(ws), f, chunk, by, sensitive)
+
+
+def fairness(ws: Workspace, f: Filters, chunk: str, by: str | None, sensitive: str) -> dict:
+    return _fairness(ws, ws.fingerprint, labels_mark(ws), f, chunk, by, sensitive)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Fairness: counting outcomes per group in the raw logs…")
+def _fairness(_ws: Workspace, fingerprint: str, mark: str, f: Filters, chunk: str,
+              by: str | None, sensitive: str) -> dict:
+    reviewed = gt.reviewed_labels(_ws.config.database_url)
+    return fairness_report(_ws, filters=f, chunk=chunk, by=by, sensitive=sensitive, reviewed=reviewed)
 
 
 def columns(ws: Workspace) -> list[str]:

@@ -5,7 +5,7 @@ and estimates before the labels come. See docs/quality.md.
     r = quality_report(ws, chunk="week", by="region", sensitive="device")
 """
 
-from .report import quality_report
+from .report import fairness_report, quality_report
 from .settings import QualitySettings, load
 
-__all__ = ["QualitySettings", "load", "quality_report"]
+__all__ = ["QualitySettings", "fairness_report", "load", "quality_report"]

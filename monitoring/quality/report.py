@@ -150,10 +150,13 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
                    chunk: str | None = None, by: str | None = None, sensitive: str | None = None,
                    reference: str | None = None, labels: str | None = None, as_of: datetime | None = None,
                    reviewed: pl.DataFrame | None = None, filters: Filters | None = None,
-                   rollups: bool = True) -> dict[str, Any]:
+                   rollups: bool = True, defer_fairness: bool = False) -> dict[str, Any]:
     """Realized, estimated and fair quality of the window; raises ValueError / LabelsError
     with one sentence on bad input. With `rollups` the store answers what it can
-    (quality/fromstore.py); `origin` says which path answered and `origin_note` why or how."""
+    (quality/fromstore.py); `origin` says which path answered and `origin_note` why or how.
+    With `defer_fairness`, when the store answers all but the fairness by `sensitive` (which
+    needs the raw logs), the rest comes from the store and `fairness` is {"column",
+    "deferred": True}: `fairness_report` gives it, from the raw logs."""
     if labels:
         ws = replace(ws, config=replace(ws.config, labels=labels))
     s = load(ws.config)
@@ -165,29 +168,27 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
         return {"task": t.task, "labelled": 0, "coverage": 0.0, "overall": {}, "chunks": [], "segments": [],
                 "fairness": {}, "warnings": ["no labels: the logs have no label column and no labels file "
                                              "(set labels / MONITORING_LABELS) or reviewed answer exists"]}
-    plan, why = None, "the raw engine was asked for" if not rollups else ""
+    plan, why, deferred = None, "the raw engine was asked for" if not rollups else "", False
     if rollups:
         try:
             plan = fromstore.plan(ws, t, s, f, by or "model_version", sensitive)
         except NotCovered as exc:
             why = str(exc)
+            if sensitive and defer_fairness:
+                try:
+                    plan, deferred = fromstore.plan(ws, t, s, f, by or "model_version", None), True
+                except NotCovered as again:
+                    why = str(again)
     spec = plan.spec if plan is not None else data.spec_for(ws, t, s, f)
     if spec.warning:
         warnings.append(spec.warning)
-    kind, size = ch.parse_chunk(chunk or s.chunk)
-    if kind != "rows" and not getattr(ws.source, "has_time", True):
-        kind = "auto"          # no timestamps: the row order chunks the data
-        warnings.append("the logs have no timestamp: chunks are runs of rows in file order")
-    if kind == "auto":
-        lo = f.start or ws.extent.first
-        hi = f.end or ws.extent.last
-        kind, size = ch.auto(lo, hi, spec.rows)
+    kind, size = _chunking(ws, f, chunk or s.chunk, spec, warnings)
     agg = None
     if plan is not None:
         try:
             agg = fromstore.aggregate(ws, t, plan, f, (kind, size))
         except NotCovered as exc:
-            why = str(exc)
+            why, deferred = str(exc), False
     if agg is None:
         agg = data.aggregate(ws, t, spec, f, (kind, size), by=by or "model_version", sensitive=sensitive)
     out: dict[str, Any] = {"task": spec.task, "labelled": spec.labelled, "rows": spec.rows,
@@ -222,21 +223,53 @@ def quality_report(ws: Workspace, *, start: datetime | None = None, end: datetim
     out["estimation"] = est_info
     out["segments"] = _segments(agg, spec, s, "seg", by or "model_version", hist_g=5)
     out["versions"] = _segments(agg, spec, s, "version", "model_version", hist_g=3)
-    out["fairness"] = {}
-    if sensitive and spec.task == "classification" and spec.positive is not None:
-        fr = fairness.fairness(agg.rows, agg.pairs, spec.positive, min_labels=s.min_labels, seed=s.seed)
-        keys = [c["key"] for c in out["chunks"]]
-        fr["chunks"] = [dict(x, start=c["start"], end=c["end"]) for x, c in zip(
-            fairness.fairness_over_time(agg.rows, agg.pairs, spec.positive, keys, min_labels=s.min_labels,
-                                        seed=s.seed), out["chunks"], strict=True)]
-        fr["column"] = sensitive
-        fr["positive_note"] = spec.positive_note
-        out["fairness"] = fr
-    elif sensitive:
-        out["fairness"] = {"column": sensitive, "note": "fairness needs a classifier with a positive outcome"}
+    out["fairness"] = ({"column": sensitive, "deferred": True} if deferred
+                       else _fairness(agg, spec, s, sensitive, out["chunks"]))
     out["label_delay"] = agg.delay
     out["warnings"] = warnings
     return out
+
+
+def fairness_report(ws: Workspace, *, filters: Filters | None = None, chunk: str | None = None,
+                    by: str | None = None, sensitive: str | None = None,
+                    reviewed: pl.DataFrame | None = None) -> dict[str, Any]:
+    """The `fairness` of `quality_report` alone, from the raw logs: what a report with
+    `defer_fairness` left out (the same figures as the report computed whole)."""
+    s = load(ws.config)
+    t = gt.default_truth(ws, reviewed=reviewed, task=None if s.task == "auto" else s.task)
+    f = filters or Filters()
+    if not sensitive or not gt.truth_sql(ws, t)[0]:
+        return {}
+    spec = data.spec_for(ws, t, s, f)
+    kind, size = _chunking(ws, f, chunk or s.chunk, spec, [])
+    agg = data.aggregate(ws, t, spec, f, (kind, size), by=by or "model_version", sensitive=sensitive)
+    return _fairness(agg, spec, s, sensitive, _chunks(agg, spec, s, {}))
+
+
+def _chunking(ws: Workspace, f: Filters, chunk: str, spec: data.Spec, warnings: list[str]) -> tuple[str, Any]:
+    kind, size = ch.parse_chunk(chunk)
+    if kind != "rows" and not getattr(ws.source, "has_time", True):
+        kind = "auto"          # no timestamps: the row order chunks the data
+        warnings.append("the logs have no timestamp: chunks are runs of rows in file order")
+    if kind == "auto":
+        kind, size = ch.auto(f.start or ws.extent.first, f.end or ws.extent.last, spec.rows)
+    return kind, size
+
+
+def _fairness(agg: data.Aggregates, spec: data.Spec, s: QualitySettings, sensitive: str | None,
+              chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    if not sensitive:
+        return {}
+    if spec.task != "classification" or spec.positive is None:
+        return {"column": sensitive, "note": "fairness needs a classifier with a positive outcome"}
+    fr = fairness.fairness(agg.rows, agg.pairs, spec.positive, min_labels=s.min_labels, seed=s.seed)
+    keys = [c["key"] for c in chunks]
+    fr["chunks"] = [dict(x, start=c["start"], end=c["end"]) for x, c in zip(
+        fairness.fairness_over_time(agg.rows, agg.pairs, spec.positive, keys, min_labels=s.min_labels,
+                                    seed=s.seed), chunks, strict=True)]
+    fr["column"] = sensitive
+    fr["positive_note"] = spec.positive_note
+    return fr
 
 
 def _when(us) -> datetime | None:
