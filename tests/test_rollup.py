@@ -27,6 +27,7 @@ from monitoring.metrics import service as metrics
 from monitoring.query.filters import BUCKETS, Filters
 from monitoring.rollup import build, features, read
 from monitoring.rollup import store as st
+from monitoring.rollup.exact import exact_quantiles
 from monitoring.rollup.tables import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,7 +216,7 @@ def test_percentiles_within_the_sketch_bound_and_exact_on_request(env, bucket):
     bucket_s = BUCKETS[bucket]
     hist = read.latency_hist(store, ws.con, f, bucket_s, source=ws.source)
     approx = sketch.quantiles(hist.filter(~pl.col("is_error")).select("bucket", "bin", "n"), by="bucket")
-    exact = read.exact_quantiles(ws.source, ws.con, f, bucket_s, hist).filter(~pl.col("is_error"))
+    exact = exact_quantiles(ws.source, ws.con, f, bucket_s, hist).filter(~pl.col("is_error"))
     raw = _ok_latencies(ws, f, bucket_s)
     checked = 0
     for (b,), g in raw.group_by(["bucket"]):

@@ -15,14 +15,14 @@ import polars as pl
 from ..logs.source import run
 from ..metrics import sketch
 from ..query.filters import Filters
-from .read import NotCovered, Store, _window, minutes
+from .read import NotCovered, Store, minutes, whole_window
 from .tables import DAY_US, SCORE_BINS
 
 # -- drift tables (per UTC day and version) ---------------------------------------------------------
 
 def _day_sql(store: Store, table: str, f: Filters, select: str, group: str,
              by_day: bool, where: str = "TRUE") -> tuple[str, dict[str, Any]]:
-    lo, hi = _window(f, DAY_US, "UTC day")
+    lo, hi = whole_window(f, DAY_US, "UTC day")
     rel, params = store.relation(table)
     if not rel:
         return "", {}
@@ -80,7 +80,7 @@ def score_bins(store: Store, con, f: Filters, *, by_day: bool = False) -> pl.Dat
 
 def day_rows(store: Store, con, f: Filters) -> pl.DataFrame:
     """day, rows: valid requests per UTC day (the denominators of null shares)."""
-    _window(f, DAY_US, "UTC day")
+    whole_window(f, DAY_US, "UTC day")
     g = Filters(start=f.start, end=f.end, model_name=f.model_name, model_versions=f.model_versions)
     df = minutes(store, con, g, "day")
     return df.group_by("time").agg(pl.col("requests").sum().alias("rows")).sort("time")

@@ -31,7 +31,6 @@ from ..logs.source import LogSource, run
 from ..metrics import sketch
 from ..query.filters import BUCKETS, Filters, bucket_sql, bucket_times
 from . import store as st
-from .exact import QS, exact_quantiles  # noqa: F401  (read.exact_quantiles, read.QS)
 from .tables import DAY_US, GRAINS, LATENCY_GRAINS, TRAFFIC_GRAINS
 
 
@@ -177,7 +176,8 @@ def _pieces(lo_us: int, hi_us: int, bucket_s: int, grains: list[int]) -> tuple[l
     return out, rest
 
 
-def _window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | None]:
+def whole_window(f: Filters, grain_us: int, what: str) -> tuple[int | None, int | None]:
+    """f's edges in µs (None: open), NotCovered unless each is on a whole grain."""
     lo = _us(f.start) if f.start is not None else None
     hi = _us(f.end) if f.end is not None else None
     for v in (lo, hi):
