@@ -11,8 +11,8 @@ import streamlit as st
 
 from monitoring.fmt import md, safe_frame
 from monitoring.logs.workspace import Workspace
-from monitoring.quality import ground_truth as gt
 from monitoring.quality import fairness_report, quality_report
+from monitoring.quality import ground_truth as gt
 from monitoring.quality.data import segment_columns
 from monitoring.query.filters import Filters
 
