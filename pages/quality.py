@@ -82,12 +82,15 @@ if not regression:
 
 st.subheader("Fairness")
 fr = r["fairness"]
-if fr.get("deferred"):   # the rest came from the rollups: the groups' outcomes from the raw logs, now
-    st.caption("Fairness is counted from the raw logs: the rollup store keeps no outcomes per group.")
-    try:
-        fr = uq.fairness(view.ws, view.filters, chunk or "auto", by, sensitive)
-    except (LabelsError, ConfigError, ValueError) as exc:
-        fr = {"note": f"Fairness cannot be computed: {exc}"}
+if fr.get("deferred"):   # the rest came from the rollups; the groups' outcomes are in the raw logs only
+    st.caption(f"Fairness is counted from the raw logs ({r['rows']:,} rows in this window): the rollup "
+               "store keeps no outcomes per group.")
+    fr = {"note": "Switch on the counting above to see it."}
+    if st.toggle(f"Count fairness by {md(sensitive)} from the raw logs", key="quality_fairness_raw"):
+        try:
+            fr = uq.fairness(view.ws, view.filters, chunk or "auto", by, sensitive)
+        except (LabelsError, ConfigError, ValueError) as exc:
+            fr = {"note": f"Fairness cannot be computed: {exc}"}
 if not sensitive:
     st.info("Pick a sensitive column above to compare groups.")
 elif fr.get("note"):

@@ -528,7 +528,10 @@ def test_quality_page_says_which_path_answered(app_env, tmp_path):
     shown = [c.value for c in at.caption if c.value.startswith("Answered from")]
     assert not at.exception and "counts from the rollup store" in shown[0]
     assert any("Fairness is counted from the raw logs" in c.value for c in at.caption)
-    assert any(m.label == "Positive-rate difference" and m.value != "–" for m in at.metric)
+    assert not any(m.label == "Positive-rate difference" for m in at.metric)    # asked for, not counted yet
+    at.toggle(key="quality_fairness_raw").set_value(True)
+    at.run()
+    assert not at.exception and any(m.label == "Positive-rate difference" and m.value != "–" for m in at.metric)
     at.selectbox(key="quality_sensitive").set_value("(none)")
     at.selectbox(key="quality_by").set_value("region")
     at.run()
