@@ -60,30 +60,45 @@ def rollback(ctx: Context, p: dict, slo) -> list[Signal]:
     return out
 
 
-def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool, ctx: Context | None = None):
+def _series(ws: Workspace, end: datetime | None, step_s: int, labels: bool, ctx: Context | None = None,
+            scores: bool = True):
     """Per (look bucket, version): the latency histogram of successful requests, the request,
     error and score counts, and (with labels) labelled and correct counts.
 
-    The histograms are each version's `metrics.rollup` (the rollup store's hours when it
-    covers the logs, else a scan); the score sums need the rows (one scan); the labels are
-    the accuracy rule's per grid step when it ran (ctx.extra['labels_by_version']), added
-    up per look, else one query for every version."""
+    The histograms, requests and errors are each version's `metrics.rollup` (the rollup
+    store's hours when it covers the logs, else a scan); the score sums need the rows (one
+    scan of the successful requests; none with `scores=False`: score_n 0, no sums); the
+    labels are the accuracy rule's per grid step when it ran (ctx.extra['labels_by_version']),
+    added up per look, else one query for every version."""
     from ..quality import ground_truth
 
-    cond, params = Filters(end=end).where()
-    cond += " AND ts_us IS NOT NULL"
-    params["step_us"] = step_s * 1_000_000
-    b = bucket_sql("ts_us", "$step_us")
-    counts = ws.source.query(ws.con, f"SELECT {b} AS b, model_version AS v, count(*) AS requests, "
-                                     "CAST(count_if(is_error) AS BIGINT) AS errors, "
-                                     "count(score) FILTER (WHERE NOT is_error) AS score_n, "
-                                     "sum(score) FILTER (WHERE NOT is_error) AS score_sum, "
-                                     "sum(score * score) FILTER (WHERE NOT is_error) AS score_sq "
-                                     f"FROM logs WHERE {cond} GROUP BY ALL", params)
-    versions = counts["v"].unique().drop_nulls().sort().to_list()
-    frames = [metrics.rollup(ws.source, ws.con, Filters(end=end, model_versions=(v,)), step_s)
-              .filter(~pl.col("is_error") & pl.col("bin").is_not_null() & pl.col("bucket").is_not_null())
-              .select(pl.col("bucket").alias("b"), pl.lit(v, pl.String).alias("v"), "bin", "n") for v in versions]
+    rolled = {}
+    for v, first, _ in ws.extent.version_spans:     # versions that served before `end`
+        if end is None or first < end:
+            r = metrics.rollup(ws.source, ws.con, Filters(end=end, model_versions=(v,)), step_s)
+            if (r := r.filter(pl.col("bucket").is_not_null())).height:
+                rolled[v] = r
+    versions = sorted(rolled)
+    frames = [r.group_by("bucket").agg(pl.col("n").sum().alias("requests"),
+                                       pl.col("n").filter(pl.col("is_error")).sum().alias("errors"))
+              .select(pl.col("bucket").alias("b"), pl.lit(v, pl.String).alias("v"), "requests", "errors")
+              for v, r in rolled.items()]
+    counts = (pl.concat(frames).cast({"b": pl.Int64, "requests": pl.Int64, "errors": pl.Int64}) if frames
+              else pl.DataFrame(schema={"b": pl.Int64, "v": pl.String, "requests": pl.Int64, "errors": pl.Int64}))
+    sums = pl.DataFrame(schema={"b": pl.Int64, "v": pl.String, "score_n": pl.Int64, "score_sum": pl.Float64,
+                                "score_sq": pl.Float64})
+    if scores and ws.source.has("score") and versions:
+        cond, params = Filters(end=end).where()
+        params["step_us"] = step_s * 1_000_000
+        sums = ws.source.query(ws.con, f"SELECT {bucket_sql('ts_us', '$step_us')} AS b, model_version AS v, "
+                                       "count(score) AS score_n, sum(score) AS score_sum, "
+                                       "sum(score * score) AS score_sq FROM logs "
+                                       f"WHERE {cond} AND ts_us IS NOT NULL AND NOT is_error GROUP BY ALL",
+                               params).cast(sums.schema)
+    counts = (counts.join(sums, on=["b", "v"], how="left").with_columns(pl.col("score_n").fill_null(0))
+              .sort("b", "v"))
+    frames = [r.filter(~pl.col("is_error") & pl.col("bin").is_not_null())
+              .select(pl.col("bucket").alias("b"), pl.lit(v, pl.String).alias("v"), "bin", "n") for v, r in rolled.items()]
     hist = pl.concat(frames) if frames else pl.DataFrame(schema={"b": pl.Int64, "v": pl.String, "bin": pl.Int32,
                                                                  "n": pl.Int64})
     acc: dict[str, pl.DataFrame] = {}
@@ -140,7 +155,9 @@ def provide(ws: Workspace, ctx: Context, at: datetime | None, params: dict[str, 
 
     settings = load_compare_settings(ws.config)
     step_s = int(params["look_minutes"] * 60)
-    hist_df, counts_df, acc_df = _series(ws, at, step_s, "accuracy" in settings.guarded, ctx)
+    # The judge reads unguarded metrics for no verdict: no labels or score sums for them.
+    hist_df, counts_df, acc_df = _series(ws, at, step_s, "accuracy" in settings.guarded, ctx,
+                                         scores="score_mean" in settings.guarded)
     ctx.extra["rollback"] = pairs = []
     if counts_df.height == 0:
         return

@@ -41,6 +41,7 @@ from ..logs.source import (
 )
 from ..logs.workspace import Workspace
 from ..query.filters import Filters, bucket_sql
+from . import accuracy
 
 LABEL_KEYS = {"path": None, "id": "request_id", "label": "label", "labeled_at": "labeled_at"}
 LABEL_HELP = {"path": "the labels file (when the top-level `labels` setting is not used)",
@@ -298,10 +299,13 @@ def query(ws: Workspace, t: Truth, body: str, params: dict[str, Any] | None = No
     if not sql:
         raise LabelsError("no labels: the logs have no label column, and no labels file or "
                           "reviewed answer is set")
+    # source.query prefixes "WITH logs AS (...)": a second CTE follows it with a comma.
+    return _run(ws, t, f", truth_rows AS ({sql}) {body}", {**p, **(params or {})}, tables)
+
+
+def _run(ws: Workspace, t: Truth, body: str, params: dict[str, Any], tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     try:
-        # source.query prefixes "WITH logs AS (...)": a second CTE follows it with a comma.
-        return ws.source.query(ws.con, f", truth_rows AS ({sql}) {body}", {**p, **(params or {})},
-                               tables=tables or None)
+        return ws.source.query(ws.con, body, params, tables=tables or None)
     except LogSourceError:
         raise
     except Exception as exc:
@@ -347,7 +351,8 @@ def available(ws: Workspace, reviewed: pl.DataFrame | None = None) -> bool:
 def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
                        reviewed: pl.DataFrame | None = None, by_version: bool = False) -> pl.DataFrame:
     """Labelled and correct requests per time bucket (index since the epoch), and per model
-    version (column `v`) with `by_version`; empty for a regression model (no accuracy)."""
+    version (column `v`) with `by_version`; empty for a regression model (no accuracy).
+    With the logs' own labels only, stored pairs are counted first (quality/accuracy.py)."""
     v = ("v",) if by_version else ()
     empty = pl.DataFrame(schema={"bucket": pl.Int64, **dict.fromkeys(v, pl.String), "labelled": pl.Int64,
                                  "correct": pl.Int64})
@@ -355,11 +360,18 @@ def accuracy_by_bucket(ws: Workspace, bucket_s: int, f: Filters | None = None,
     if t.task != "classification" or not truth_sql(ws, t)[0]:
         return empty
     cond, fparams = (f or Filters()).where()
-    keys = f"{bucket_sql('ts_us', '$bucket_us')} AS bucket" + (", model_version AS v" if by_version else "")
-    return query(ws, t, f"SELECT {keys}, count(*) AS labelled, "
+    params = fparams | {"bucket_us": bucket_s * 1_000_000}
+    keys = {"bucket": bucket_sql("ts_us", "$bucket_us"), **({"v": "model_version"} if by_version else {})}
+    if t.labels is None and (t.reviewed is None or t.reviewed.height == 0) and ws.source.has("label"):
+        # The logs' own labels only, nothing to join: count stored pairs first (quality/accuracy.py).
+        types = ws.source.types
+        return _run(ws, t, accuracy.grouped_sql(keys, f"ts_us IS NOT NULL AND {cond}",
+                                                canon("p", types.get("prediction", "")),
+                                                canon("lab", types.get("label", ""))), params, {})
+    return query(ws, t, f"SELECT {', '.join(f'{e} AS {k}' for k, e in keys.items())}, count(*) AS labelled, "
                         f"CAST(count_if(correct) AS BIGINT) AS correct FROM truth_rows "
                         f"WHERE correct IS NOT NULL AND ts_us IS NOT NULL AND {cond} GROUP BY ALL ORDER BY ALL",
-                 fparams | {"bucket_us": bucket_s * 1_000_000})
+                 params)
 
 
 def window_accuracy(ws: Workspace, start: datetime, end: datetime,
