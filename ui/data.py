@@ -213,13 +213,15 @@ def _evaluate(ws: Workspace, run: _Run | None = None) -> list:
     ws.wait()
     if exiting():   # queued before the exit: nobody is left to read it (ui.shutdown)
         raise RuntimeError("the app is exiting: alert rules not evaluated")
-    from monitoring.alerts import evaluate
+    from monitoring.alerts import evaluate_kept
+    from monitoring.quality.marks import labels_mark as mark_now
 
-    if run is not None:   # read before the rules read the labels
-        from monitoring.quality.marks import labels_mark as mark_now
-
-        run.mark = mark_now(ws.config)   # not the cached engine: no cached call off a script run
-    return evaluate(ws)
+    # Read once, before the rules read the labels: the run's mark is the one in the key of the
+    # evaluation kept on disk (data_dir/cache/alerts), so a restarted server reads it at once.
+    mark = mark_now(ws.config)   # not the cached engine: no cached call off a script run
+    if run is not None:
+        run.mark = mark
+    return evaluate_kept(ws, mark=mark)
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

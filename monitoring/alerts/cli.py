@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engine import evaluate
+    from .evalstore import evaluate_kept
     from .webhook import deliver
 
     if args.alerts_command == "ack":
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, {"logs": args.logs, "db_url": args.db})
     at = parse_time(args.at) if getattr(args, "at", None) else None
     ws = open_workspace(cfg)
-    found = evaluate(ws, at=at)
+    found = evaluate_kept(ws, at=at)   # data_dir/cache/alerts when this evaluation was kept
     # The history database is a record, not the alerts: when it cannot be written the alerts
     # are still printed (and posted); the failure is one line on stderr and the exit code.
     stored = None if args.no_store else _store(cfg, found)

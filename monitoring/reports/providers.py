@@ -136,9 +136,9 @@ def drift_in_week(ws: Workspace, start: datetime, end: datetime) -> dict | None:
 
 def standard_providers(database_url: str | None = None) -> Providers:
     """The providers every caller (page, CLI) uses, so their figures agree."""
-    from ..alerts import evaluate
+    from ..alerts import evaluate_kept
     from ..compare.report import rollback_in_week
     from ..quality.summary import quality_in_week
 
-    return Providers(alerts=alerts_in_week(evaluate), accuracy=accuracy_in_week(database_url),
+    return Providers(alerts=alerts_in_week(evaluate_kept), accuracy=accuracy_in_week(database_url),
                      drift=drift_in_week, rollback=rollback_in_week, quality=quality_in_week(database_url))
