@@ -30,8 +30,22 @@ for i, (name, area) in enumerate(s["areas"].items()):
         st.markdown(md(area["reason"], limit=None))
 
 st.subheader("What happened")
-for line in events(s, md) or ["- Nothing: no deployments, no retirements, no alerts."]:
+pending = s["alerts_pending"]
+for line in events(s, md) or [f"- Nothing: no deployments, no retirements{'' if pending else ', no alerts'}."]:
     st.markdown(line)
+if pending:
+    # Polls every 2 s while the background evaluation runs; one app rerun then adds its alerts.
+    @st.fragment(run_every=2)
+    def alerts_part() -> None:
+        try:
+            done = data.alert_episodes_done(view.ws, view.fingerprint, data.labels_mark(view.ws)) is not None
+        except Exception:   # failed: the rerun's summary says why
+            done = True
+        if done:
+            st.rerun()
+        st.caption("Alert rules are still being evaluated over the history: this week's alerts are added "
+                   "here when done, and the downloads then include them. The rest of this page is complete.")
+    alerts_part()
 
 with st.expander("Charts and all figures"):
     for i, fig in enumerate(charts(s)):
@@ -40,8 +54,8 @@ with st.expander("Charts and all figures"):
 
 c = st.columns(3)
 c[0].download_button("Download HTML (offline)", lambda: to_html(s), file_name=f"model-health-{week}.html",
-                     mime="text/html", icon=":material/download:")
+                     mime="text/html", icon=":material/download:", disabled=pending)
 c[1].download_button("Download Markdown", lambda: to_markdown(s), file_name=f"model-health-{week}.md",
-                     mime="text/markdown", icon=":material/download:")
+                     mime="text/markdown", icon=":material/download:", disabled=pending)
 c[2].download_button("Download JSON", lambda: dump_json(s), file_name=f"model-health-{week}.json",
-                     mime="application/json", icon=":material/download:")
+                     mime="application/json", icon=":material/download:", disabled=pending)

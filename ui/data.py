@@ -239,6 +239,13 @@ def alert_episodes(_ws: Workspace, fingerprint: str, mark: str | None = None) ->
     return _episodes(newest if mark is not None or shown is None else shown)
 
 
+def alert_episodes_done(ws: Workspace, fingerprint: str, mark: str) -> list | None:
+    """The episodes of a finished evaluation that read these labels (`mark`) or newer ones;
+    None while it runs (started if needed). Its errors are raised here."""
+    _, newest = _evaluation(ws, fingerprint, mark)
+    return newest.future.result() if newest.future.done() else None
+
+
 def _episodes(run: _Run) -> list:
     fut = run.future
     if not fut.done():
@@ -297,19 +304,32 @@ def alert_history(ws: Workspace, fingerprint: str) -> tuple[pl.DataFrame, str | 
 
 
 def weekly(ws: Workspace, fingerprint: str, week: str) -> dict:
-    """The weekly summary of `week` for the logs and the labels as they are now."""
-    return _weekly(ws, fingerprint, labels_mark(ws), week)
+    """The weekly summary of `week` for the logs and the labels as they are now. Its alerts
+    are the background evaluation's (shared with the Alerts page) once it has read these
+    labels; until then `alerts_pending` is True, `alerts` empty and the rest complete: at
+    100M rows the evaluation takes 15 s, which the rest of the page need not wait for."""
+    from monitoring.reports.providers import episodes_in_week
+
+    mark = labels_mark(ws)
+    s = _weekly(ws, fingerprint, mark, week)
+    try:
+        episodes = alert_episodes_done(ws, fingerprint, mark)
+    except Exception as exc:   # the rest of the summary stands; the page and the exports say why
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return s | {"alerts": [], "alerts_pending": False, "alerts_error": reason}
+    if episodes is None:
+        return s | {"alerts": [], "alerts_pending": True}
+    return s | {"alerts": episodes_in_week(episodes, s["start"], s["end"]), "alerts_pending": False}
 
 
 @st.cache_data(ttl=TTL, show_spinner="Writing this week's summary…")
 def _weekly(_ws: Workspace, fingerprint: str, mark: str, week: str) -> dict:
     from dataclasses import replace
 
-    from monitoring.reports.providers import alerts_in_week, standard_providers
+    from monitoring.reports.providers import standard_providers
     from monitoring.reports.summary import weekly_summary
 
-    # The alert history is the Alerts page's cached evaluation, of these labels: computed once
-    # for both pages.
-    providers = replace(standard_providers(_ws.config.database_url),
-                        alerts=alerts_in_week(lambda ws: alert_episodes(ws, fingerprint, mark)))
-    return weekly_summary(_ws, week, providers)
+    # Without the alerts (ui.data.weekly adds them). Percentiles as on the Latency page:
+    # exact up to the configured limit, the histogram above.
+    providers = replace(standard_providers(_ws.config.database_url), alerts=None)
+    return weekly_summary(_ws, week, providers, exact=False)

@@ -49,6 +49,7 @@ def figures(s: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("latency", "P99", _ms(a["latency"].get("p99"))),
         ("latency", "P95 change on last week", _signed(a["latency"].get("p95_change"), ".1%")),
         ("latency", "P95 objective", _ms(a["latency"].get("slo_ms"))),
+        ("latency", "Percentiles", a["latency"].get("method") or "–"),
         ("errors", "Error rate", _pct(a["errors"].get("error_rate"))),
         ("errors", "Failed requests", f"{a['errors'].get('errors') or 0:,}"),
         ("errors", "Change on last week (points)", _signed(
@@ -111,6 +112,8 @@ def events(s: dict[str, Any], esc) -> list[str]:
         who = "" if al["subject"] == "service" else f" ({esc(al['subject'])})"
         out.append(f"- Alert **{esc(al['title'])}**{who}: fired {_t(al['start'])}, {end}. "
                    f"{esc(al['message'][:1].upper() + al['message'][1:])}.")
+    if s.get("alerts_error"):
+        out.append(f"- Alerts unavailable: the alert rules could not be evaluated ({esc(s['alerts_error'])}).")
     return out
 
 

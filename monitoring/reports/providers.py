@@ -29,8 +29,13 @@ def alerts_in_week(evaluate_fn: Callable[[Workspace], list]) -> Callable[[Worksp
         if key not in last:
             last.clear()
             last[key] = evaluate_fn(ws)
-        return [e.as_dict() for e in last[key] if e.start < end and (e.end is None or e.end > start)]
+        return episodes_in_week(last[key], start, end)
     return provider
+
+
+def episodes_in_week(episodes: list, start: datetime, end: datetime) -> list[dict]:
+    """The episodes (alerts.Episode) that fired or were still firing during [start, end)."""
+    return [e.as_dict() for e in episodes if e.start < end and (e.end is None or e.end > start)]
 
 
 def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime, datetime], dict | None]:

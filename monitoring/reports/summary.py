@@ -93,15 +93,19 @@ def area(status: str, reason: str, **figures) -> dict[str, Any]:
 
 
 def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
+                   now: datetime | None = None, exact: bool = True) -> dict[str, Any]:
+    """`exact` False: percentiles of a week over `exact_quantile_max_rows` successful requests
+    come from the log-histogram (within ±0.5%, named in the latency area's `method`), as on
+    the Latency page; True (the CLI's default): exact, through the second pass."""
     providers = providers or Providers()
+    limit = float("inf") if exact else ws.config.exact_quantile_max_rows
     if not ws.source.has_time:
         raise ValueError(ws.source.missing("timestamp") + " A weekly summary needs a time for each row.")
     week = week or default_week(ws, now)
     start, end = week_bounds(week)
     f = Filters(start=start, end=end)
     slo = ws.config.slo
-    s = metrics.summarize(ws.source, ws.con, f, "hour", with_previous=True, exact_max_rows=float("inf"))
+    s = metrics.summarize(ws.source, ws.con, f, "hour", with_previous=True, exact_max_rows=limit)
     w, p = s.window, s.previous
     out: dict[str, Any] = {"week": week, "start": start, "end": end, "logs": ws.config.logs,
                            "slo": {"p95_latency_ms": slo.p95_latency_ms, "error_rate": slo.error_rate}}
@@ -168,7 +172,7 @@ def weekly_summary(ws: Workspace, week: str | None = None, providers: Providers 
     lat = statuses["latency"]
     lat_reason = lat.sentence
     if w.p95 is not None and lat.level != "green":
-        lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms, w.p95) or lat_reason
+        lat_reason = _latency_story(ws, f, s.buckets, slo.p95_latency_ms, w.p95, limit) or lat_reason
     no_latency = ws.source.missing("latency_ms")
     areas["latency"] = area(
         "grey" if w.p95 is None else lat.level,
@@ -225,7 +229,7 @@ def _headline(areas: dict[str, dict], worst: str) -> str:
 
 
 def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: float,
-                   week_p95: float | None = None) -> str | None:
+                   week_p95: float | None = None, limit: float = float("inf")) -> str | None:
     """'Hourly P95 above the 2 s SLO on v3 since Tuesday 09:00 UTC: worst hour 4.60 s; week 2.36 s.'
     Each figure names its statistic: the worst hour is not the week."""
     big = buckets.filter((pl.col("requests") >= MIN_BUCKET_REQUESTS) & (pl.col("p95") > slo_ms))
@@ -233,7 +237,7 @@ def _latency_story(ws: Workspace, f: Filters, buckets: pl.DataFrame, slo_ms: flo
         return None
     first = big["time"][0]
     worst = big["p95"].max()
-    by_version = metrics.by_dimension(ws.source, ws.con, f, "model_version", exact_max_rows=float("inf"))
+    by_version = metrics.by_dimension(ws.source, ws.con, f, "model_version", exact_max_rows=limit)
     culprit = by_version.filter(pl.col("p95") > slo_ms).sort("p95", descending=True)
     where = f" on {culprit['key'][0]}" if culprit.height and by_version.height > 1 else ""
     week = f"; week {_ms(week_p95)}" if week_p95 is not None else ""
