@@ -17,8 +17,9 @@ LOGS`): the pages' first visits are timed on logs too big to scan on every visit
 server's caches, the database and anything else of the data folder cold. The store must
 cover every file as it is now (else the script says so and stops); a missing facts cache is
 written first, untimed, as the app's first open would. DIR is linked, never changed, except
-for that facts cache and the chance bands the server keeps beside it (`cache/bands/`,
-docs/drift.md): a second run on DIR reads them, as a restarted server does. Its own section of docs/benchmarks.md.
+for that facts cache. What a server keeps of its own results (chance bands in `cache/bands/`,
+alert evaluations in `cache/alerts/`: docs/drift.md, docs/alerts.md) is not linked in: every
+run's first visits compute them, as on a folder no server has used. Its own section of docs/benchmarks.md.
 
 The review scenario labels 20 items of a fresh queue by key presses only (Y, a label value's
 number, the predicted value's number, U, in turn) and times, in the page itself, each key
@@ -135,13 +136,22 @@ def prepare(logs: str, built: str) -> str:
             f"with {s.engine}) and {cache}; {rows:,} valid rows")
 
 
+# What a server keeps of its own results in the data folder (docs/drift.md, docs/alerts.md):
+# left out, so that every first visit computes them, as on a folder no server has used.
+KEPT_RESULTS = ("bands", "alerts")
+
+
 def _data_folder(tmp: str, built: str | None) -> str:
-    """A fresh data folder; with `built`, its store and facts cache linked in (nothing else)."""
+    """A fresh data folder; with `built`, its store and workspace facts cache linked in, not
+    the results a server kept there (KEPT_RESULTS)."""
     if built:
-        for name in ("rollups", "cache"):
-            target = Path(built).resolve() / name
-            target.mkdir(exist_ok=True)
-            os.symlink(target, Path(tmp) / name, target_is_directory=True)
+        root = Path(built).resolve()
+        (root / "rollups").mkdir(exist_ok=True)
+        os.symlink(root / "rollups", Path(tmp) / "rollups", target_is_directory=True)
+        (Path(tmp) / "cache").mkdir()
+        for entry in (root / "cache").iterdir() if (root / "cache").is_dir() else ():
+            if entry.name not in KEPT_RESULTS:
+                os.symlink(entry, Path(tmp) / "cache" / entry.name, target_is_directory=entry.is_dir())
     return tmp
 
 
