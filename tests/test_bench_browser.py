@@ -70,12 +70,28 @@ def test_a_built_store_is_described_and_its_facts_cache_written_once(logs_copy, 
     assert "and its workspace facts cache;" in again
 
 
-@pytest.mark.parametrize("with_built, links", [(False, set()), (True, {"rollups", "cache"})])
-def test_the_server_folder_links_only_the_store_and_the_facts_cache(with_built, links, built, tmp_path):
-    folder = Path(bench._data_folder(str(tmp_path), str(built) if with_built else None))
-    assert {p.name for p in folder.iterdir()} == links
-    for name in links:
-        assert (folder / name).is_symlink() and (folder / name).resolve() == (built / name).resolve()
+@pytest.mark.parametrize("with_built", [False, True])
+def test_the_server_folder_links_only_the_store_and_the_facts_cache(with_built, logs_copy, built, tmp_path):
+    """The store and the workspace facts are linked; the results a server keeps (chance bands,
+    alert evaluations) are not, so a first visit computes them as a new user's would."""
+    built = Path(shutil.copytree(built, tmp_path / "built"))   # the module's store stays as it is
+    bench.prepare(str(logs_copy), str(built))                   # its workspace facts cache
+    facts = {p.name for p in (built / "cache").iterdir()} - set(bench.KEPT_RESULTS)
+    for kept in bench.KEPT_RESULTS:   # what an earlier server left in the built folder
+        (built / "cache" / kept).mkdir(exist_ok=True)
+        (built / "cache" / kept / "x.json").write_text("{}")
+    server = tmp_path / "server"
+    server.mkdir()
+    folder = Path(bench._data_folder(str(server), str(built) if with_built else None))
+    if not with_built:
+        assert not any(folder.iterdir())
+        return
+    assert {p.name for p in folder.iterdir()} == {"rollups", "cache"}
+    assert (folder / "rollups").is_symlink() and (folder / "rollups").resolve() == (built / "rollups").resolve()
+    assert not (folder / "cache").is_symlink()
+    assert facts and {p.name for p in (folder / "cache").iterdir()} == facts
+    for name in facts:
+        assert (folder / "cache" / name).resolve() == (built / "cache" / name).resolve()
 
 
 def test_a_timed_out_visit_is_reported_as_such_and_the_rest_as_measured():

@@ -39,13 +39,16 @@ SCRIPT = f"MARK = {MARK!r}\n" + textwrap.dedent("""
             note("prefetch_waited")              # the prefetch's first step on the logs
             return False
 
-    monitoring.alerts.evaluate = lambda ws: note("evaluated") or []
+    import monitoring.quality.marks
+    monitoring.alerts.evaluate_kept = lambda ws, mark=None: note("evaluated") or []
+    monitoring.quality.marks.labels_mark = lambda config: "mark"   # no database here
     cached_log = logging.getLogger("streamlit.runtime.caching.cache_data_api")
     gate = threading.Event()                     # holds both workers until the main thread ends
     for pool in (prefetch._WORKER, data._EVALUATOR):
         pool.submit(gate.wait)
     jobs = [prefetch._WORKER.submit(prefetch._run, Ws(), "fp", None, None, prefetch._latest[0]),
-            data._EVALUATOR.submit(data._evaluate, type("W", (), {"wait": lambda self: True})()),
+            data._EVALUATOR.submit(data._evaluate, type("W", (), {"wait": lambda self: True,
+                                                                   "config": None})()),
             prefetch._WORKER.submit(lambda: note("pool_job_exiting", shutdown.exiting())),
             prefetch._WORKER.submit(cached_log.warning, "No runtime found")]   # a cached call running
     threading.Thread(target=lambda: (time.sleep(0.5), gate.set())).start()
