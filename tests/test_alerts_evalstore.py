@@ -273,3 +273,27 @@ def test_the_code_hash_covers_the_evaluations_modules():
                    "compare/report.py", "config.py"):
         assert module in files
     assert json.loads(json.dumps(evalstore._versions()))
+
+
+def test_a_reference_file_edited_in_place_is_evaluated_again(logs, tmp_path, evaluations):
+    """The reference's path is in the configuration, its content is not: the file's size and
+    mtime are in the key, so a training sample rewritten under the same name is evaluated anew."""
+    import pyarrow.parquet as pq
+
+    days = sorted(logs.rglob("*.parquet"))
+    ref = tmp_path / "reference.parquet"
+
+    def ws_with(day, ns):
+        pq.write_table(pq.read_table(day), ref)
+        os.utime(ref, ns=(ns, ns))
+        cfg = load_config(None, {"logs": str(logs), "reference": str(ref)})
+        return open_workspace(replace(cfg, data_dir=str(tmp_path / "data"),
+                                      db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+
+    first = evaluate_kept(ws_with(days[0], 10**18))
+    assert _like(evaluate_kept(ws_with(days[0], 10**18)), first) and len(evaluations) == 1   # the same file
+    assert _like(evaluate_kept(ws_with(days[0], 2 * 10**18)), first) and len(evaluations) == 2  # touched
+    ws = ws_with(days[-1], 3 * 10**18)   # another day's rows under the same name
+    got = evaluate_kept(ws)
+    assert len(evaluations) == 3 and _like(got, engine.evaluate(ws))
+    assert not _like(got, first)   # a different reference: other drift episodes

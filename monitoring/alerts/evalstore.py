@@ -8,7 +8,9 @@ shows the episodes at once instead of evaluating every rule over the history aga
 (no wall clock). One JSON file per evaluation, named by a digest of all of them: the
 workspace's fingerprint (files' path/size/mtime, column mapping, and a digest of the whole
 configuration), the labels mark (monitoring.quality.marks: labels files' stat, the database's
-address and its events), the configuration again as canonical JSON, `at` and the grid step,
+address and its events), the configuration again as canonical JSON, the drift reference's
+files (path, size and mtime: a reference rewritten in place is another evaluation), `at` and
+the grid step,
 the versions of Python, numpy, polars, duckdb and scipy, and a hash of every .py file of the
 monitoring package (computed once per process). A change of any of them is another file.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import hashlib
 import json
 import math
@@ -74,10 +77,31 @@ def _canonical_config(ws: Workspace) -> str:
     return json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=repr)
 
 
+def _files(pattern: str | None) -> str:
+    """Path, size and mtime of every file a path, folder or glob names (the drift reference:
+    its path is in the configuration, its content is not), "-" for none."""
+    if not pattern:
+        return "reference=-"
+    paths = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+    out = []
+    for path in paths:
+        found = [path]
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+        for f in found:
+            try:
+                st = os.stat(f)
+                out.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                out.append(f"{f}:missing")
+    return "reference=" + "|".join(out)
+
+
 def digest(ws: Workspace, mark: str, at: datetime | None = None,
            step_minutes: int = DEFAULT_STEP_MINUTES) -> str:
-    """The name of the evaluation of these logs, labels, configuration, `at` and code."""
-    parts = [f"format={FORMAT}", ws.fingerprint, mark, _canonical_config(ws),
+    """The name of the evaluation of these logs, labels, configuration, reference files, `at`
+    and code."""
+    parts = [f"format={FORMAT}", ws.fingerprint, mark, _canonical_config(ws), _files(ws.config.reference),
              "at=" + (at.isoformat() if at is not None else "-"), f"step={step_minutes}",
              _versions(), code_hash()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
