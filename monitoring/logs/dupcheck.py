@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from .. import exits
+
 if TYPE_CHECKING:
     from .workspace import Workspace
 
@@ -30,11 +32,13 @@ class DuplicateCheck:
         self.error: str | None = None
         self._ok = False                    # set only once the exact figures are in place
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ws, work), daemon=True,
-                                        name="modelwatch-duplicates")
-        self._thread.start()
+        # stopped at exit, its query interrupted (monitoring.exits); `work` runs on the
+        # workspace's connection, noted for it
+        self._con = ws.con
+        self._thread = exits.thread(self._run, ws, work, name="modelwatch-duplicates")
 
     def _run(self, ws: Workspace, work: Callable[[], tuple]) -> None:
+        exits.uses(self._con)
         try:
             n, ext, health = work()
             ws.duplicates, ws.extent, ws.health = n, ext, health

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
+from .. import exits
 from .discover import LogSourceError
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def execute(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | N
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor pinned to UTC. A DuckDB cursor does not inherit the parent's session
     `TimeZone` (it starts in the machine's zone), which would shift naive timestamps."""
-    cur = con.cursor()
+    cur = exits.uses(con.cursor())   # a background thread's query is interrupted at exit
     cur.execute("SET TimeZone = 'UTC'")
     return cur
 

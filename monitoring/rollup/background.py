@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import exits
 from ..config import Config
 from ..logs.source import LogSource, LogSourceError, connect, open_source
 from . import build
@@ -91,8 +92,7 @@ class Job:
                 return self
             self._progress = Progress(state=RUNNING, started=time.time(), message="looking at the files",
                                       fingerprint=fingerprint)
-            self._thread = threading.Thread(target=self._run, name="modelwatch-rollups", daemon=True)
-            self._thread.start()
+            self._thread = exits.thread(self._run, name="modelwatch-rollups")   # stopped at exit
         return self
 
     def wait(self, timeout: float | None = None) -> Progress:
@@ -103,7 +103,7 @@ class Job:
 
     def _run(self) -> None:
         try:
-            con = connect(self.config)          # its own connection: never the UI's
+            con = exits.uses(connect(self.config))   # its own connection: never the UI's
             source = open_source(self.logs, self.config, con)
             todo = st.plan(source, st.read_manifest(st.store_root(self.config, self.logs)))
             self._set(files_total=len(source.files), files_done=len(todo.keep),

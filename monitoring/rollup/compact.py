@@ -84,6 +84,9 @@ def segment(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str
                 _copy(cur, f"SELECT {keys}, CAST(sum(n) AS BIGINT) AS n FROM c "
                            f"GROUP BY ALL HAVING sum(n) <> 0 ORDER BY {keys}", out / f"{allname}.parquet")
             cur.execute("DROP TABLE c")
+    except BaseException:   # an error, or interrupted at exit (monitoring.exits): nothing half-written
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         cur.close()
     if not wrote:
