@@ -221,7 +221,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", ".data", "Local folder for the default SQLite database, the rollup store (rollups/), caches (cache/) and DuckDB's spill files (spill/<pid>; a killed process's folder is removed when the next workspace opens).", "MONITORING_DATA_DIR"),
     Setting("exact_quantile_max_rows", 2_000_000, "Windows up to this many rows get exact percentiles; larger ones use a log-histogram within ±0.5%.",
             check=at_least(1)),
-    Setting("duckdb_memory_limit", "1GB", "DuckDB memory limit; larger work spills to a temporary folder.",
+    # 700MB: the whole process (Python, libraries, DuckDB) stays under 1 GB at 100M rows; at
+    # 1GB the open and the build peaked at 1.17-1.19 GB for the same speed (docs/scale.md).
+    Setting("duckdb_memory_limit", "700MB", "DuckDB memory limit; larger work spills to a temporary folder.",
             check=matches(_MEMORY, "1GB")),
     Setting("duckdb_threads", 0, "DuckDB worker threads (0: one per core).", check=between(0, 1024)),
     Setting("refresh_seconds", 30, "The app looks for new, changed or removed log files at most this often (seconds).",
@@ -286,7 +288,7 @@ class Config:
     db_url: str | None = None
     data_dir: str = ".data"
     exact_quantile_max_rows: int = 2_000_000
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "700MB"
     duckdb_threads: int = 0
     refresh_seconds: int = 30
     # canonical column -> column name in the user's logs

@@ -222,7 +222,7 @@ def write_report(results: dict, out: Path, drift: list[tuple[str, str]] | None =
         "Logs: the project's generator, 30 days, zstd Parquet sorted by time, one file per day, "
         "row groups of at most 1M rows (`python -m monitoring generate --days 30 --rows-per-day N`). "
         "Each scenario runs in a fresh process; *peak MB* is that process's peak resident memory "
-        "(Python, libraries and DuckDB; DuckDB's memory_limit is 1GB and it spills beyond). "
+        "(Python, libraries and DuckDB; DuckDB's memory_limit is 700MB by default and it spills beyond). "
         "*open* is finding and checking the files plus the exact duplicate-request check.",
         "",
     ]
