@@ -221,8 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", ".data", "Local folder for the default SQLite database, the rollup store (rollups/), caches (cache/) and DuckDB's spill files (spill/<pid>; a killed process's folder is removed when the next workspace opens).", "MONITORING_DATA_DIR"),
     Setting("exact_quantile_max_rows", 2_000_000, "Windows up to this many rows get exact percentiles; larger ones use a log-histogram within ±0.5%.",
             check=at_least(1)),
-    # 700MB: the whole process (Python, libraries, DuckDB) stays under 1 GB at 100M rows; at
-    # 1GB the open and the build peaked at 1.17-1.19 GB for the same speed (docs/scale.md).
+    # 700MB: the process stays under 1 GB at 100M rows, as fast as at 1GB (docs/scale.md)
     Setting("duckdb_memory_limit", "700MB", "DuckDB memory limit; larger work spills to a temporary folder.",
             check=matches(_MEMORY, "1GB")),
     Setting("duckdb_threads", 0, "DuckDB worker threads (0: one per core).", check=between(0, 1024)),
