@@ -213,6 +213,7 @@ def section_for(name: str) -> Section | None:
 _MEMORY = r"\d+(\.\d+)?\s*[KMGT]i?B"
 
 # The one table of top-level settings. Sections ([slo], [columns], [drift], ...) are below.
+DUCKDB_MEMORY = "700MB"   # the process stays under 1 GB at 100M rows (docs/scale.md)
 SETTINGS: tuple[Setting, ...] = (
     Setting("logs", "sample_logs/", "Prediction logs: a Parquet file, directory, glob or Hive tree.", "MONITORING_LOGS"),
     Setting("reference", None, "Reference Parquet for drift (e.g. a training sample); default a window of the logs.", "MONITORING_REFERENCE"),
@@ -221,8 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", ".data", "Local folder for the default SQLite database, the rollup store (rollups/), caches (cache/) and DuckDB's spill files (spill/<pid>; a killed process's folder is removed when the next workspace opens).", "MONITORING_DATA_DIR"),
     Setting("exact_quantile_max_rows", 2_000_000, "Windows up to this many rows get exact percentiles; larger ones use a log-histogram within ±0.5%.",
             check=at_least(1)),
-    # 700MB: the process stays under 1 GB at 100M rows, as fast as at 1GB (docs/scale.md)
-    Setting("duckdb_memory_limit", "700MB", "DuckDB memory limit; larger work spills to a temporary folder.",
+    Setting("duckdb_memory_limit", DUCKDB_MEMORY, "DuckDB memory limit; larger work spills to a temporary folder.",
             check=matches(_MEMORY, "1GB")),
     Setting("duckdb_threads", 0, "DuckDB worker threads (0: one per core).", check=between(0, 1024)),
     Setting("refresh_seconds", 30, "The app looks for new, changed or removed log files at most this often (seconds).",
@@ -287,7 +287,7 @@ class Config:
     db_url: str | None = None
     data_dir: str = ".data"
     exact_quantile_max_rows: int = 2_000_000
-    duckdb_memory_limit: str = "700MB"
+    duckdb_memory_limit: str = DUCKDB_MEMORY
     duckdb_threads: int = 0
     refresh_seconds: int = 30
     # canonical column -> column name in the user's logs

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import hashlib
 import json
 import math
@@ -36,6 +35,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from ..logs.discover import LogSourceError, resolve_paths
 from ..logs.workspace import Workspace
 from .engine import DEFAULT_STEP_MINUTES, Episode, evaluate
 
@@ -78,22 +78,21 @@ def _canonical_config(ws: Workspace) -> str:
 
 
 def _files(pattern: str | None) -> str:
-    """Path, size and mtime of every file a path, folder or glob names (the drift reference:
-    its path is in the configuration, its content is not), "-" for none."""
+    """Path, size and mtime of every file the drift reference names (resolved as the logs
+    are: logs.discover.resolve_paths); its path is in the configuration, its content is not."""
     if not pattern:
         return "reference=-"
-    paths = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+    try:
+        paths = resolve_paths(pattern)
+    except LogSourceError:   # the evaluation says what is wrong with it; the key only differs
+        return f"reference={pattern}:missing"
     out = []
-    for path in paths:
-        found = [path]
-        if os.path.isdir(path):
-            found = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
-        for f in found:
-            try:
-                st = os.stat(f)
-                out.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-            except OSError:
-                out.append(f"{f}:missing")
+    for f in paths:
+        try:
+            st = os.stat(f)
+            out.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            out.append(f"{f}:missing")
     return "reference=" + "|".join(out)
 
 

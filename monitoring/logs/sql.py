@@ -77,16 +77,15 @@ def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-DEFAULT_MEMORY = "700MB"   # config.py's default: the process stays under 1 GB (docs/scale.md)
-
-
 def connect(config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process: UTC, no progress bar, bounded memory (spills)."""
     con = duckdb.connect()
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    limit = (config.duckdb_memory_limit if config else DEFAULT_MEMORY) or DEFAULT_MEMORY
+    from ..config import DUCKDB_MEMORY
+
+    limit = (config.duckdb_memory_limit if config else DUCKDB_MEMORY) or DUCKDB_MEMORY
     # SET takes no bound parameters; the value is checked against a strict pattern first.
     con.execute(f"SET memory_limit = '{_safe_setting(limit)}'")
     threads = config.duckdb_threads if config else 0
