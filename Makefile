@@ -64,6 +64,7 @@ bench: $(STAMP) $(THIRDPARTY)
 	$(PY) scripts/bench_rollup.py
 	$(PY) scripts/bench_browser.py --scenario pages --rounds 2 --logs $(BENCH_DIR)/logs-100M --data-dir $(BENCH_DIR)/rollup-data-logs-100M
 	$(PY) scripts/bench_browser.py
+	$(PY) scripts/bench_priority.py
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_drift_sets.py
 	$(PY) scripts/bench_logger.py

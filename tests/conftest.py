@@ -234,3 +234,22 @@ def tz(request):
     else:
         os.environ["TZ"] = old
     time.tzset()
+
+
+@pytest.fixture
+def fresh_warm(monkeypatch):
+    """ui.warm with its gate, counters and events new (no warm-up started)."""
+    import gc
+    import threading
+
+    from ui import warm
+
+    for name, value in (("_gate", threading.Condition()), ("_active", 0), ("_due", False),
+                        ("_done", threading.Event()), ("_started", threading.Event()), ("_thread", None), ("_queued", 0),
+                        ("_here", threading.local())):
+        monkeypatch.setattr(warm, name, value)
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    yield warm
+    if warm._thread is not None:
+        warm._thread.join(60)
+    gc.unfreeze()

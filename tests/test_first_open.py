@@ -100,24 +100,6 @@ def test_a_first_run_waiting_for_the_evaluation_starts_the_warm_up(sample_logs, 
                                                       "done": True, "episodes": True}
 
 
-@pytest.fixture
-def fresh_warm(monkeypatch):
-    import gc
-    import threading
-
-    from ui import warm
-
-    for name, value in (("_gate", threading.Condition()), ("_active", 0), ("_due", False),
-                        ("_done", threading.Event()), ("_started", threading.Event()), ("_thread", None), ("_queued", 0),
-                        ("_here", threading.local())):
-        monkeypatch.setattr(warm, name, value)
-    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
-    yield warm
-    if warm._thread is not None:
-        warm._thread.join(60)
-    gc.unfreeze()
-
-
 @pytest.mark.parametrize("blocked_run", [False, True])
 def test_the_warm_up_never_imports_beside_a_run(fresh_warm, blocked_run):
     """A run in progress when the warm-up starts (Streamlit's next run can begin before the

@@ -19,6 +19,7 @@ from itertools import count
 import polars as pl
 import streamlit as st
 
+from monitoring import priority
 from monitoring.config import Config, load_config
 from monitoring.logs.freshness import Watcher
 from monitoring.logs.workspace import Workspace, open_workspace
@@ -221,7 +222,8 @@ def _evaluate(ws: Workspace, run: _Run | None = None) -> list:
     mark = mark_now(ws.config)   # not the cached engine: no cached call off a script run
     if run is not None:
         run.mark = mark
-    return evaluate_kept(ws, mark=mark)
+    with priority.background(warm.JOB_WAIT):   # the pages opened meanwhile go first
+        return evaluate_kept(ws, mark=mark)
 
 
 def alert_episodes_ready(ws: Workspace, fingerprint: str) -> bool:

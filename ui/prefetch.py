@@ -79,6 +79,9 @@ def _run(ws: Workspace, fingerprint: str, f: Filters, view, job: int) -> None:
     except Exception:   # pages that show alerts say why; the drift below does not need them
         pass
     for what, part in (("drift", lambda: _drift(ws, f, view)), ("weekly summary", lambda: _weekly(ws, fingerprint))):
+        # Between its parts, not inside them: a page may be waiting for a part (the cached
+        # call's lock), so a part never waits for the pages (monitoring.priority).
+        warm.pages_first(warm.PAGE_WAIT)
         if job != _latest[0] or exiting():
             return
         try:

@@ -35,6 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from monitoring import priority
+
 from .shutdown import exiting
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -53,6 +55,9 @@ START_WAIT = 30.0
 # A background job, once the warm-up is done, lets the page runs in progress or waiting for it
 # go first (the page a reader opened right after the first) for at most this long.
 PAGE_WAIT = 10.0
+# Once started, the alert evaluation waits before each query and simulation while a page runs
+# (`pages_first`, monitoring.priority): at most this long in all, so it always ends.
+JOB_WAIT = 30.0
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -186,12 +191,22 @@ def settled(timeout: float = 120.0) -> bool:
     the page opened right after the first); True when the warm-up is done."""
     if not _wait(_started, START_WAIT) or not _wait(_done, timeout):
         return False
-    deadline = time.monotonic() + PAGE_WAIT
-    with _gate:   # a run blocked on this job counts itself out (`waiting`), so this ends
-        while not _gate.wait_for(lambda: _active == 0 and _queued == 0, 0.1):
-            if exiting() or time.monotonic() >= deadline:
-                break
+    pages_first(PAGE_WAIT)   # a run blocked on this job counts itself out (`waiting`), so this ends
     return True
+
+
+def pages_first(timeout: float) -> None:
+    """Return once no page run is in progress or waiting for the warm-up, or after `timeout`
+    seconds: the gate of `monitoring.priority`, which the alert evaluation passes before each
+    of its queries and simulations (a run blocked on it counts itself out: `waiting`)."""
+    deadline = time.monotonic() + timeout
+    with _gate:
+        while not _gate.wait_for(lambda: _active == 0 and _queued == 0, min(0.1, max(0.0, deadline - time.monotonic()))):
+            if exiting() or time.monotonic() >= deadline:
+                return
+
+
+priority.install(pages_first)
 
 
 def _wait(event: threading.Event, timeout: float) -> bool:

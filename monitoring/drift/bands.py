@@ -32,18 +32,20 @@ by `Bands.digest` and read back by the next process: a restarted server draws no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import priority
 from . import chance
 from .bandstore import BandStore
 from .chance import CHANCE, NullModel
@@ -101,6 +103,13 @@ class Bands:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, calibrating=threading.Lock())
+
+    @contextlib.contextmanager
+    def calibration(self) -> Iterator[None]:
+        """Held while calibrating (`overtime.calibrate`): one thread at a time; a background
+        job holding it never waits for the pages (`priority.holding`), which may wait for it."""
+        with self.calibrating, priority.holding():
+            yield
 
     def applies(self, key: tuple[str, str]) -> bool:
         model = self.models.get(key)
@@ -160,9 +169,9 @@ class Bands:
                         todo[(key, step)] = None
         if len(todo) < 2:
             return
+        draw = priority.carried(lambda ks: simulate(self.models[ks[0]], ks[0], ks[1], self.draws, self.quantile))
         with ThreadPoolExecutor(min(WORKERS, len(todo)), thread_name_prefix="modelwatch-bands") as pool:
-            drawn = list(pool.map(lambda ks: simulate(self.models[ks[0]], ks[0], ks[1], self.draws, self.quantile),
-                                  todo))
+            drawn = list(pool.map(draw, todo))
         for ks, value in zip(todo, drawn, strict=True):
             self._cache.setdefault(ks, value)
             if self.store is not None:
@@ -275,6 +284,7 @@ class Bands:
 def simulate(model: NullModel, key: tuple[str, str], step: int, draws: int, quantile: float) -> tuple[float, float]:
     """(quantile, mean) of the scores of `draws` seeded samples of grid `step`'s size drawn
     from `model` (a Wasserstein score not yet divided by the std: `Chance.per_std`)."""
+    priority.checkpoint()   # a background job's draws let the pages go first
     rng = np.random.default_rng([SEED, zlib.crc32(repr(key).encode()), step])
     # Poisson counts per bin: given their total they are multinomial, and they cost a
     # third of numpy's multinomial; shares are taken over each draw's own total

@@ -260,7 +260,7 @@ def calibrate(con: duckdb.DuckDBPyConnection, reference: Side, columns: Sequence
     n0 = max(100, min(1000, m // CALIBRATION_CHUNKS))
     if bands is None or result.message or m < 4 * n0 or (reference.order_sql is None and reference.ts_us is None):
         return result
-    with bands.calibrating:  # the alert thread and a page may share these Bands: one waits
+    with bands.calibration():  # the alert thread and a page may share these Bands: one waits
         if not bands.calibrated:  # once per reference (`bands.shared`)
             _inflate(con, reference, columns, result, bands, n0, minutes)
     from .engine import _decide

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
+from .. import priority
 from ..logs.source import run
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def _parallel(fn, items: Sequence) -> list:
     if len(items) < 2:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=MERGE_WORKERS) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(priority.carried(fn), items))   # a background job's threads too
 
 
 # -- step 1: profile ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from .. import exits
+from .. import exits, priority
 from .discover import LogSourceError
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ def execute(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | N
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor pinned to UTC. A DuckDB cursor does not inherit the parent's session
-    `TimeZone` (it starts in the machine's zone), which would shift naive timestamps."""
+    `TimeZone` (it starts in the machine's zone), which would shift naive timestamps.
+    A background job's query first lets the pages go first (`monitoring.priority`)."""
+    priority.checkpoint()
     cur = exits.uses(con.cursor())   # a background thread's query is interrupted at exit
     cur.execute("SET TimeZone = 'UTC'")
     return cur
