@@ -14,9 +14,10 @@ the UI says a page run is in progress (the gate the UI installs: `ui.warm.pages_
     with priority.holding():                 # a lock a page may wait for is held: never wait
         ...
 
-The budget bounds how long pages can hold a job back, so a job always ends. Inside
-`holding()` no thread of the job waits: a page blocked on that lock would otherwise wait
-for the job that waits for the page. A thread outside a job (a page, a test, the CLI) never
+The budget bounds how long pages can hold a job back, so a job always ends; one thread of a
+job waits at a time, so the job's overlapping waits are charged once. Inside `holding()` no
+thread of the job waits (one already waiting stops within `SLICE`): a page blocked on that
+lock would otherwise wait for the job that waits for the page. A thread outside a job (a page, a test, the CLI) never
 waits. This module knows nothing of Streamlit; with no gate installed nothing waits.
 """
 
@@ -30,22 +31,28 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+_clock = time.monotonic
 _here = threading.local()            # .budget: the _Budget of the job this thread works for
-_gate: Callable[[float], None] | None = None   # waits while a page runs, at most the seconds given
+_gate: Callable[[float], bool] | None = None   # waits while a page runs, at most the seconds given
+SLICE = 0.1          # seconds of one wait at the gate
 
 
 class _Budget:
-    """What one job may still wait in all, shared by its threads, and its held locks."""
+    """What one job may still wait in all, shared by its threads, and its held locks. One
+    thread of a job at a time waits at the gate (`turn`): the others queue behind it, find
+    the gate open when their turn comes, so overlapping waits are charged once."""
 
     def __init__(self, seconds: float) -> None:
         self.left = seconds
         self.held = 0
+        self.ended = False    # the job is over: a function it carried waits no more
         self.lock = threading.Lock()
+        self.turn = threading.Lock()
 
 
-def install(gate: Callable[[float], None] | None) -> None:
-    """The UI's gate: `gate(seconds)` returns once no page run is in progress, or after
-    `seconds`. None: nothing waits."""
+def install(gate: Callable[[float], bool] | None) -> None:
+    """The UI's gate: `gate(seconds)` returns True once no page run is in progress, False
+    after `seconds` of waiting for one. None: nothing waits."""
     global _gate
     _gate = gate
 
@@ -54,10 +61,11 @@ def install(gate: Callable[[float], None] | None) -> None:
 def background(budget: float) -> Iterator[None]:
     """Run the body as a background job that waits for pages at most `budget` seconds."""
     prev = getattr(_here, "budget", None)
-    _here.budget = _Budget(budget)
+    _here.budget = mine = _Budget(budget)
     try:
         yield
     finally:
+        mine.ended = True
         _here.budget = prev
 
 
@@ -99,12 +107,19 @@ def checkpoint() -> float:
     elsewhere return at once. Returns the seconds waited."""
     budget = getattr(_here, "budget", None)
     gate = _gate
-    if budget is None or gate is None or budget.held or budget.left <= 0:
+    if budget is None or gate is None:
         return 0.0
-    t0 = time.monotonic()
-    gate(budget.left)
-    waited = time.monotonic() - t0
-    with budget.lock:
-        budget.left -= waited
-    return waited
+    if budget.held:
+        return 0.0
+    t0 = _clock()
+    with budget.turn:
+        # in slices: a lock taken meanwhile by another thread of the job (`holding`) ends the wait
+        while not (budget.held or budget.ended) and budget.left > 0:
+            t1, ask = _clock(), min(SLICE, budget.left)
+            opened = gate(ask)
+            with budget.lock:   # closed: the whole slice is spent, whatever the clock's grain
+                budget.left -= _clock() - t1 if opened else max(_clock() - t1, ask)
+            if opened:
+                break
+    return _clock() - t0
 

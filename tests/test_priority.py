@@ -16,17 +16,19 @@ from monitoring.logs import sql
 
 
 class Gate:
-    """A gate that records each call's budget and stays closed until `open()`."""
+    """A gate that records each call's seconds and threads, and stays closed until `open()`."""
 
     def __init__(self) -> None:
         self.calls: list[float] = []
+        self.threads: set[str] = set()
         self.entered = threading.Event()
         self.opened = threading.Event()
 
-    def __call__(self, seconds: float) -> None:
+    def __call__(self, seconds: float) -> bool:
         self.calls.append(seconds)
+        self.threads.add(threading.current_thread().name)
         self.entered.set()
-        self.opened.wait(60)
+        return self.opened.wait(seconds)
 
     def open(self) -> None:
         self.opened.set()
@@ -68,42 +70,59 @@ def test_a_jobs_query_waits_at_the_gate_until_the_pages_are_done(gate):
     gate.open()
     t.join(60)
     assert out == [[7]]
-    assert gate.calls == [30.0]
+    assert gate.calls and all(0 < c <= priority.SLICE for c in gate.calls)   # in slices
+
+
+class FakeGate:
+    """On a fake clock: each call lasts its seconds; pages end after `closed_for` seconds."""
+
+    def __init__(self, monkeypatch, closed_for: float) -> None:
+        self.now, self.closed_for, self.calls = 0.0, closed_for, 0
+        monkeypatch.setattr(priority, "_clock", lambda: self.now)
+        monkeypatch.setattr(priority, "_gate", self)
+
+    def __call__(self, seconds: float) -> bool:
+        self.calls += 1
+        step = min(seconds, max(self.closed_for - self.now, 0.0))
+        self.now += step
+        return step < seconds
 
 
 def test_the_budget_bounds_the_waits_of_a_job(monkeypatch):
-    """The gate is given what is left of the budget; once spent, the job waits no more."""
-    calls = []
-    clock = [0.0]
-    monkeypatch.setattr(priority.time, "monotonic", lambda: clock[0])
-
-    def gate(seconds):
-        calls.append(seconds)
-        clock[0] += min(seconds, 4.0)          # each wait lasts 4 s of the fake clock
-
-    monkeypatch.setattr(priority, "_gate", gate)
+    """A job waits while the pages run, at most its budget in all; then never again."""
+    g = FakeGate(monkeypatch, closed_for=3.0)
     with priority.background(10.0):
-        waited = [priority.checkpoint() for _ in range(5)]
-    assert calls == [10.0, 6.0, 2.0]
-    assert waited == [4.0, 4.0, 2.0, 0.0, 0.0]
+        first = priority.checkpoint()          # pages run for 3 s: waited 3 s, then on
+        g.closed_for = 1e9                     # pages that never end
+        rest = [priority.checkpoint() for _ in range(3)]
+    assert first == pytest.approx(3.0)
+    assert rest == [pytest.approx(7.0), 0.0, 0.0]      # the 7 s left of the budget, then nothing
 
 
-def test_a_jobs_worker_threads_wait_and_share_its_budget(gate):
-    seen = []
+def test_a_jobs_worker_threads_wait_and_share_its_budget(monkeypatch):
+    """A worker's wait is charged to the job: the thread that started it has what is left."""
+    g = FakeGate(monkeypatch, closed_for=4.0)
+    with priority.background(10.0):
+        t = threading.Thread(target=priority.carried(priority.checkpoint))
+        t.start()
+        t.join(60)
+        assert g.now == pytest.approx(4.0)
+        g.closed_for = 1e9
+        assert priority.checkpoint() == pytest.approx(6.0)
+        late = priority.carried(priority.checkpoint)
+    # carried after the job ended: waits no more; carried outside a job: the function itself
+    assert late() == 0.0
+    assert priority.carried(priority.checkpoint) is priority.checkpoint
 
-    def work():
-        seen.append(priority.checkpoint())
 
-    with priority.background(12.0):
-        fn = priority.carried(work)
-    t = threading.Thread(target=fn)
-    t.start()
-    assert gate.entered.wait(60)
+def test_the_drift_engines_worker_threads_carry_the_job(gate):
+    """drift.sql._parallel's threads (the per-column queries) wait as the job does."""
+    from monitoring.drift.sql import _parallel
+
     gate.open()
-    t.join(60)
-    assert gate.calls == [12.0] and len(seen) == 1
-    # carried outside a job is the function itself
-    assert priority.carried(work) is work
+    with priority.background(30.0):
+        _parallel(lambda _: priority.checkpoint(), [1, 2, 3])
+    assert gate.threads and all(n.startswith("ThreadPoolExecutor") for n in gate.threads)
 
 
 def test_a_job_holding_a_lock_pages_wait_for_never_waits(gate):
@@ -125,7 +144,20 @@ def test_a_job_holding_a_lock_pages_wait_for_never_waits(gate):
         assert gate.entered.wait(60)
         gate.open()
         t.join(60)
-    assert len(gate.calls) == 1
+    assert gate.calls
+
+
+def test_a_lock_taken_while_a_worker_waits_ends_its_wait(gate):
+    """One thread of the job at the gate, another takes the calibration lock: the first
+    stops waiting (within a slice) instead of holding the job back."""
+    from monitoring.drift.bands import Bands
+
+    with priority.background(30.0):
+        t, out = _in_thread(priority.carried(priority.checkpoint))
+        assert gate.entered.wait(60)
+        with Bands(models={}).calibration():
+            t.join(60)
+            assert not t.is_alive() and out and out[0] < 30.0
 
 
 def test_the_app_gate_opens_when_no_page_run_is_in_progress(fresh_warm):

@@ -270,12 +270,14 @@ def alerts_db(url: str):
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _stored(_ws: Workspace, fingerprint: str, url: str, serial: int, _run: _Run) -> bool:
+def _stored(_ws: Workspace, fingerprint: str, url: str, serial: int, _eps: list) -> bool:
     # Stored once per evaluation (its serial), not on every rerun; a failure raises, so it is
-    # not cached.
+    # not cached. Given the episodes, never waiting for them: a run waiting here would hold
+    # the cached call's lock, and a second run blocked on that lock is still counted in, so
+    # the evaluation would wait for it (ui/warm.pages_first).
     from monitoring.alerts.store import sync
 
-    sync(alerts_db(url), _ws.config.logs, _episodes(_run))
+    sync(alerts_db(url), _ws.config.logs, _eps)
     return True
 
 
@@ -289,20 +291,21 @@ def alert_history(ws: Workspace, fingerprint: str) -> tuple[pl.DataFrame, str | 
 
     shown, newest = _evaluation(ws, fingerprint)
     run = shown or newest
+    episodes = _episodes(run)     # waited for here, counted out (`_episodes`), not in `_stored`
     url = ws.config.database_url
     try:
         engine = alerts_db(url)
     except FAILURES as exc:
-        return episodes_frame(_episodes(run)), describe(exc, url)
+        return episodes_frame(episodes), describe(exc, url)
     problem = None
     try:
-        _stored(ws, fingerprint, url, run.serial, run)
+        _stored(ws, fingerprint, url, run.serial, episodes)
     except FAILURES as exc:
         problem = describe(exc, url)
     try:
         return history(engine, ws.config.logs), problem
     except FAILURES as exc:
-        return episodes_frame(_episodes(run)), problem or describe(exc, url)
+        return episodes_frame(episodes), problem or describe(exc, url)
 
 
 def weekly(ws: Workspace, fingerprint: str, week: str) -> dict:

@@ -195,15 +195,17 @@ def settled(timeout: float = 120.0) -> bool:
     return True
 
 
-def pages_first(timeout: float) -> None:
-    """Return once no page run is in progress or waiting for the warm-up, or after `timeout`
-    seconds: the gate of `monitoring.priority`, which the alert evaluation passes before each
-    of its queries and simulations (a run blocked on it counts itself out: `waiting`)."""
+def pages_first(timeout: float) -> bool:
+    """True once no page run is in progress or waiting for the warm-up; False after `timeout`
+    seconds (or at exit) with one still going. The gate of `monitoring.priority`, which the
+    alert evaluation passes before each of its queries and simulations (a run blocked on it
+    counts itself out: `waiting`)."""
     deadline = time.monotonic() + timeout
     with _gate:
         while not _gate.wait_for(lambda: _active == 0 and _queued == 0, min(0.1, max(0.0, deadline - time.monotonic()))):
             if exiting() or time.monotonic() >= deadline:
-                return
+                return False
+    return True
 
 
 priority.install(pages_first)
