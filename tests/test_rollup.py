@@ -28,7 +28,7 @@ from monitoring.query.filters import BUCKETS, Filters
 from monitoring.rollup import build, features, read
 from monitoring.rollup import store as st
 from monitoring.rollup.exact import exact_quantiles
-from monitoring.rollup.tables import TABLES
+from monitoring.rollup.tables import DERIVED, TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 START = sample.DEFAULT_START
@@ -73,10 +73,18 @@ def env(logs, tmp_path_factory):
 
 
 def tables_of(root: Path) -> dict[str, pl.DataFrame]:
-    """Every table of a store, summed over parts (what readers see), sorted."""
+    """Every table of a store, summed over parts (what readers see), sorted; the coarser
+    grains, which parts do not hold, summed here from the finer table (integer floor division)."""
     import duckdb
     out = {}
     for name, t in TABLES.items():
+        if name in DERIVED:
+            finer, k = DERIVED[name]
+            assert not st.has_table(root, name)      # only the segments hold them
+            if finer in out:
+                out[name] = (out[finer].with_columns(pl.col("t") // k).group_by(list(t.keys))
+                             .agg(pl.col("n").sum()).filter(pl.col("n") != 0).sort(list(t.keys), nulls_last=True))
+            continue
         if not st.has_table(root, name):
             continue
         m = st.read_manifest(root)

@@ -2,7 +2,8 @@
 
 Parts (`<table>/part=<id>/`) are what an update redoes file by file; reading them means one
 file per log file and table, plus the duplicate correction to subtract, on every query. After
-each update the parts of every table but `ids` are summed once into
+each update the parts of every table but `ids` are summed once (the coarser grains of
+traffic and latency, which parts do not hold, from the summed finer table: tables.DERIVED) into
 
     compact-<id>/<table>.parquet      keys -> summed values, sorted by time (row groups prune)
     compact-<id>/all/<grain>.parquet  latency bins with the dimensions summed out
@@ -29,8 +30,9 @@ from pathlib import Path
 import duckdb
 
 from ..logs.source import cursor, quote_ident
+from ..logs.sql import execute
 from . import store as st
-from .tables import LATENCY_GRAINS, TABLES, TRAFFIC_GRAINS, Table
+from .tables import DERIVED, GRAINS, LATENCY_GRAINS, TABLES, TRAFFIC_GRAINS, Table, coarser_sql
 
 # dimension-free tables (table name -> the table they sum, and the keys they keep)
 ALL_TABLES: dict[str, str] = {f"all/{g}": f"latency/{g}" for g in LATENCY_GRAINS} | {
@@ -65,24 +67,35 @@ def segment(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str
     out.mkdir(parents=True)
     cur = cursor(con)
     wrote = False
+    written: dict[str, Path] = {}   # traffic and latency grains written here (DERIVED sums them)
     try:
-        for tname, table in TABLES.items():
-            if tname == "ids" or not st.has_table(root, tname):
+        for tname, table in TABLES.items():   # a finer grain comes before the coarser ones
+            params = {"g": st.glob_of(root, tname), "parts": sorted(parts)}
+            if tname in DERIVED:
+                # from the coarsest grain written that divides it (hours from 15 minutes, days
+                # from hours): the sums of a smaller file, read back, not held in memory
+                src = _divisor(tname, written)
+                if src is None:
+                    continue
+                params = {"src": str(written[src])}
+                sql = coarser_sql(tname, "read_parquet($src)", GRAINS[_grain(tname)] // GRAINS[_grain(src)])
+            elif tname == "ids" or not st.has_table(root, tname):
                 continue
-            keys = ", ".join(quote_ident(k) for k in table.keys)
-            vals = ", ".join(_agg(table, v) for v in table.values)
-            src = ("SELECT * FROM read_parquet($g, hive_partitioning=true, union_by_name=true) "
-                   "WHERE list_contains($parts, part)")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE c AS SELECT {keys}, {vals} FROM ({src}) "
-                        f"GROUP BY ALL HAVING sum(n) <> 0", {"g": st.glob_of(root, tname), "parts": sorted(parts)})
-            if int(cur.execute("SELECT count(*) FROM c").fetchall()[0][0]) == 0:
-                continue
-            _copy(cur, f"SELECT * FROM c ORDER BY {_order(table)}", out / f"{tname}.parquet")
-            wrote = True
-            for allname in (a for a, t in ALL_TABLES.items() if t == tname):
-                keys = ", ".join(ALL_KEYS[allname])
-                _copy(cur, f"SELECT {keys}, CAST(sum(n) AS BIGINT) AS n FROM c "
-                           f"GROUP BY ALL HAVING sum(n) <> 0 ORDER BY {keys}", out / f"{allname}.parquet")
+            else:
+                keys = ", ".join(quote_ident(k) for k in table.keys)
+                vals = ", ".join(_agg(table, v) for v in table.values)
+                src = ("SELECT * FROM read_parquet($g, hive_partitioning=true, union_by_name=true) "
+                       "WHERE list_contains($parts, part)")
+                sql = f"SELECT {keys}, {vals} FROM ({src}) GROUP BY ALL HAVING sum(n) <> 0"
+            execute(cur, f"CREATE OR REPLACE TEMP TABLE c AS {sql}", params)
+            if int(cur.execute("SELECT count(*) FROM c").fetchall()[0][0]):
+                written[tname] = out / f"{tname}.parquet"
+                _copy(cur, f"SELECT * FROM c ORDER BY {_order(table)}", written[tname])
+                wrote = True
+                for allname in (a for a, t in ALL_TABLES.items() if t == tname):
+                    keys = ", ".join(ALL_KEYS[allname])
+                    _copy(cur, f"SELECT {keys}, CAST(sum(n) AS BIGINT) AS n FROM c "
+                               f"GROUP BY ALL HAVING sum(n) <> 0 ORDER BY {keys}", out / f"{allname}.parquet")
             cur.execute("DROP TABLE c")
     except BaseException:   # an error, or interrupted at exit (monitoring.exits): nothing half-written
         shutil.rmtree(out, ignore_errors=True)
@@ -94,6 +107,18 @@ def segment(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str
         return None
     out.rename(root / name)
     return name
+
+
+def _grain(table: str) -> str:
+    return table.partition("/")[2]
+
+
+def _divisor(table: str, written: dict[str, Path]) -> str | None:
+    """The coarsest table of `table`'s family in `written` whose grain divides its grain."""
+    family, g = table.partition("/")[0], GRAINS[_grain(table)]
+    fits = [t for t in written if t.partition("/")[0] == family and GRAINS[_grain(t)] < g
+            and g % GRAINS[_grain(t)] == 0]
+    return max(fits, key=lambda t: GRAINS[_grain(t)], default=None)
 
 
 def update_segments(con: duckdb.DuckDBPyConnection, root: Path, old: list[st.Segment],

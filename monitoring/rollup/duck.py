@@ -17,7 +17,7 @@ import polars as pl
 from ..logs.source import NUMERIC_TYPES, LogSource, cursor, quote_ident, run
 from ..logs.sql import execute
 from . import store as st
-from .tables import DERIVED, TABLES, Layout, coarser_sql, dropped_sql, layout
+from .tables import TABLES, Layout, dropped_sql, layout
 
 BATCH_ROWS = 4_000_000    # rows per batch: bounds the memory of one batch's passes
 DEDUPE_ROWS = 12_000_000  # ids per sort of a full duplicate check (h mod k slices above it)
@@ -155,15 +155,8 @@ def _roll_batch(cur: duckdb.DuckDBPyConnection, lay: Layout, rows: str, params: 
     counts, taken, rest = lay.passes()
     execute(cur, f"CREATE OR REPLACE TEMP TABLE counts AS {rows}{counts}", params)
     try:
-        for name, sql in taken.items():
-            if name in DERIVED_FROM:
-                cur.execute(f"CREATE OR REPLACE TEMP TABLE {_acc(name)} AS {sql}")
-                _write(cur, _acc(name), TABLES[name], staging, parts, negate)
-                for coarse in DERIVED_FROM[name]:
-                    _write(cur, f"({coarser_sql(coarse, _acc(name))})", TABLES[coarse], staging, parts, negate)
-                cur.execute(f"DROP TABLE {_acc(name)}")
-            else:
-                _write(cur, f"({sql})", TABLES[name], staging, parts, negate)
+        for name, sql in taken.items():   # the coarser grains are summed in the segments (compact.py)
+            _write(cur, f"({sql})", TABLES[name], staging, parts, negate)
     finally:
         cur.execute("DROP TABLE IF EXISTS counts")
     if "numeric" in rest:
@@ -172,19 +165,9 @@ def _roll_batch(cur: duckdb.DuckDBPyConnection, lay: Layout, rows: str, params: 
         _write(cur, f"({rows}{rest['ids']})", TABLES["ids"], staging, parts, negate, params)
 
 
-# finer table -> the tables summed from it (tables.DERIVED, inverted)
-DERIVED_FROM: dict[str, list[str]] = {}
-for _coarse, (_finer, _) in DERIVED.items():
-    DERIVED_FROM.setdefault(_finer, []).append(_coarse)
-
-
 def _literal(path: Path) -> str:
     # Paths are ours (data_dir + a fixed layout); read_parquet in a CTE takes them as literals.
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def _acc(name: str) -> str:
-    return "acc_" + name.replace("/", "_")
 
 
 def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts: str,

@@ -5,9 +5,7 @@
     hist = latency_hist(store, con, filters, 3600)     # = metrics.rollup(source, con, f, 3600)
     sketch.quantiles(hist.filter(~pl.col("is_error")).select("bucket", "bin", "n"), by="bucket")
 
-Drift tables (per UTC day and version) are read by `monitoring.rollup.features`.
-
-Every reader sums the parts the manifest names plus the duplicate correction, so counts
+Drift tables (per UTC day and version) are read by `monitoring.rollup.features`. Every reader sums the parts the manifest names plus the duplicate correction, so counts
 equal a raw scan's, duplicates counted once. Each bucket is served by the coarsest stored
 grain that divides it (day, hour, 15 minutes, 5 minutes, minute), finer grains filling the
 window's unaligned edges; what no grain holds (the seconds of a window edge off the minute,
@@ -31,7 +29,7 @@ from ..logs.source import LogSource, run
 from ..metrics import sketch
 from ..query.filters import BUCKETS, Filters, bucket_sql, bucket_times
 from . import store as st
-from .tables import DAY_US, GRAINS, LATENCY_GRAINS, TRAFFIC_GRAINS
+from .tables import DAY_US, DERIVED, GRAINS, LATENCY_GRAINS, TRAFFIC_GRAINS, coarse_t
 
 
 class NotCovered(Exception):
@@ -71,10 +69,10 @@ class Store:
             raise NotCovered(f"{n} log file(s) changed since the rollups were built: run `rollup update`")
 
     def relation(self, table: str, *, dimfree: bool = False, partial: bool = False) -> tuple[str, dict[str, Any]]:
-        """FROM clause of a table and its parameters: the segments' files (compact.py) when
-        the store has them, else the live parts. Rows are not unique per key: callers sum. `dimfree` (latency tables): the table with
-        model, version and endpoint summed out, for views that filter on none of them
-        (traffic tables keep error_type).
+        """FROM clause of a table and its parameters: the segments' files (compact.py), else
+        the live parts; rows are not unique per key: callers sum. `dimfree` (latency tables):
+        the table with model, version and endpoint summed out, for views that filter on none
+        of them (traffic tables keep error_type).
 
         A partial store (`only`) raises NotCovered unless `partial`: it reads the covered
         files only (segments of covered parts, else their part directories), without the
@@ -101,10 +99,19 @@ class Store:
                     # segments overlap in keys (a day in two files, the correction): callers sum
                     return f"(SELECT * FROM read_parquet(${key}))", {key: found}
             return "", {}
-        if not st.has_table(self.root, table):
+        sql, params = self._parts(table, key, self.parts, keep_part=True)
+        return (f"({sql})", params) if sql else ("", {})
+
+    def _parts(self, table: str, key: str, parts: list[str], *, keep_part: bool = False) -> tuple[str, dict[str, Any]]:
+        """SELECT over `table`'s part directories in `parts` ("" if none); a coarser grain
+        (tables.DERIVED) is its finer table's parts with `t` in its buckets (callers sum)."""
+        src, cols = table, "*" if keep_part else "* EXCLUDE (part)"
+        if table in DERIVED:
+            src, cols = DERIVED[table][0], f"{cols} REPLACE ({coarse_t(table)} AS t)"
+        if not st.has_table(self.root, src):
             return "", {}
-        return (f"(SELECT * FROM read_parquet(${key}, hive_partitioning=true, union_by_name=true) "
-                f"WHERE list_contains($parts, part))", {key: st.glob_of(self.root, table), "parts": self.parts})
+        return (f"SELECT {cols} FROM read_parquet(${key}_p, hive_partitioning=true, union_by_name=true) "
+                f"WHERE list_contains(${key}_parts, part)", {f"{key}_p": st.glob_of(self.root, src), f"{key}_parts": parts})
 
     def _covered_relation(self, table: str, dimfree: bool) -> tuple[str, dict[str, Any]]:
         only = set(self.only or ())
@@ -117,10 +124,11 @@ class Store:
             rel, params = whole.relation(table, dimfree=dimfree and not loose)
             if rel:
                 pieces.append(f"SELECT * FROM {rel}")
-        if loose and st.has_table(self.root, table):
-            pieces.append(f"SELECT * EXCLUDE (part) FROM read_parquet(${key}_p, hive_partitioning=true, "
-                          f"union_by_name=true) WHERE list_contains(${key}_parts, part)")
-            params |= {f"{key}_p": st.glob_of(self.root, table), f"{key}_parts": loose}
+        if loose:
+            sql, p = self._parts(table, key, loose)
+            if sql:
+                pieces.append(sql)
+                params |= p
         if not pieces:
             return "", {}
         return "(" + " UNION ALL BY NAME ".join(pieces) + ")", params

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES, LogSource
 from . import store as st
-from .tables import DERIVED, TABLES, coarser_sql
+from .tables import TABLES
 
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 _SESSION = None
@@ -201,16 +201,8 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         raise ValueError("spark reported files the manifest does not list: "
                          + ", ".join(u for u in seen if _uri_to_path(u, {k: k for k in by_path}) is None)[:300])
     spark.createDataFrame(mapping or [("", "")], "file STRING, part STRING").createOrReplaceTempView("parts")
-    frames, cached = {}, []
-    for name, sql in taken.items():
-        df = spark.sql(sql)
-        if any(finer == name for finer, _ in DERIVED.values()):
-            df = df.cache()
-            cached.append(df)
-            df.createOrReplaceTempView("acc_" + name.replace("/", "_"))
-        frames[name] = df
-    for name, (finer, _) in DERIVED.items():
-        frames[name] = spark.sql(coarser_sql(name, "acc_" + finer.replace("/", "_")))
+    # The coarser grains of traffic and latency are summed in the segments (compact.py).
+    frames = {name: spark.sql(sql) for name, sql in taken.items()}
     for name, sql in rest.items():
         frames[name] = spark.sql(sql)
     for name, df in frames.items():
@@ -219,6 +211,4 @@ def roll(source: LogSource, entries: list[st.FileEntry], staging: Path, *, spark
         cols = ", ".join(f"a.{_q(c)}" for c in table.columns)
         out = spark.sql(f"SELECT p.part, {cols} FROM acc a JOIN parts p ON a.file = p.file")
         out.write.mode("overwrite").partitionBy("part").parquet(str(staging / table.name))
-    for df in cached:
-        df.unpersist()
     counts.unpersist()

@@ -2,7 +2,7 @@
 
     data_dir/rollups/<key>/
         manifest.json                 one entry per log file: path, size, mtime, part, rows
-        <table>/part=<part>/*.parquet one directory per log file and table (tables.TABLES)
+        <table>/part=<part>/*.parquet one directory per log file and table (tables.PART_TABLES)
         <table>/part=_dups/*.parquet  the duplicate correction: negative counts of the extra
                                       copies of duplicated request ids (across all files)
         dups/members.parquet          every copy of every duplicated id (to redo the
@@ -32,9 +32,10 @@ from ..config import Config
 from ..logs.source import LogSource
 from .tables import TABLES
 
-MANIFEST_VERSION = 5   # 3: the segments readers read (compact.py); 4: is_error in outcomes and scores,
+MANIFEST_VERSION = 6   # 3: the segments readers read (compact.py); 4: is_error in outcomes and scores,
                        # the prediction and 1 - score's bin in scores (quality without a raw pass);
-                       # 5: latency bins by 5 minutes too (the alert engine's grid)
+                       # 5: latency bins by 5 minutes too (the alert engine's grid);
+                       # 6: parts hold no coarser grains (tables.DERIVED: segments only)
 DUPS_PART = "_dups"
 
 
