@@ -84,9 +84,9 @@ def segment(con: duckdb.DuckDBPyConnection, root: Path, parts: list[str]) -> str
             else:
                 keys = ", ".join(quote_ident(k) for k in table.keys)
                 vals = ", ".join(_agg(table, v) for v in table.values)
-                src = ("SELECT * FROM read_parquet($g, hive_partitioning=true, union_by_name=true) "
-                       "WHERE list_contains($parts, part)")
-                sql = f"SELECT {keys}, {vals} FROM ({src}) GROUP BY ALL HAVING sum(n) <> 0"
+                rows = ("SELECT * FROM read_parquet($g, hive_partitioning=true, union_by_name=true) "
+                        "WHERE list_contains($parts, part)")
+                sql = f"SELECT {keys}, {vals} FROM ({rows}) GROUP BY ALL HAVING sum(n) <> 0"
             execute(cur, f"CREATE OR REPLACE TEMP TABLE c AS {sql}", params)
             if int(cur.execute("SELECT count(*) FROM c").fetchall()[0][0]):
                 written[tname] = out / f"{tname}.parquet"

@@ -132,7 +132,7 @@ def coarse_t(name: str, factor: int | None = None) -> str:
     """The derived table `name`'s bucket from the `t` of a grain `factor` times finer (its
     DERIVED table by default): floor(floor(x) / k) is floor(x / k) for an integer k, so it
     is the bucket of the request's own time."""
-    return f"CAST(floor(t / CAST({factor or DERIVED[name][1]} AS DOUBLE)) AS BIGINT)"
+    return _div("t", factor or DERIVED[name][1])
 
 
 def coarser_sql(name: str, source_table: str, factor: int | None = None) -> str:
