@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(PY) -m ui.serve --server.address $(ADDRESS) --server.port $(PORT)   # streamlit run app.py, imports done first
 
 # Browser tests need Debian's Chromium, database tests a PostgreSQL server: installed when missing.
 system-deps:

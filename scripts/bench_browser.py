@@ -4,7 +4,8 @@ timed in headless Chromium.
     python scripts/bench_browser.py [--logs sample_logs] [--rounds 2] [--scenario pages|review|all]
     python scripts/bench_browser.py --scenario pages --logs LOGS --data-dir DIR   # big logs, built rollups
 
-Starts `streamlit run app.py` on 127.0.0.1 with a fresh data folder (cold caches), opens
+Starts the server as `make run` does (`python -m ui.serve`: `streamlit run app.py`, its
+imports done before it listens) on 127.0.0.1 with a fresh data folder (cold caches), opens
 the app in Debian's Chromium (Playwright, no browser download), and clicks through every
 page in the navigation twice: the first round is each page's first visit (its queries run),
 the second a page switch (cached). A visit ends when the page's heading shows and the
@@ -65,7 +66,7 @@ def serve(logs: str, data_dir: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORING_")}
     env |= {"MONITORING_LOGS": logs, "MONITORING_DATA_DIR": data_dir,
             "MONITORING_DB_URL": f"sqlite:///{data_dir}/bench.sqlite"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+    proc = subprocess.Popen([sys.executable, "-m", "ui.serve",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--server.headless", "true", "--browser.gatherUsageStats", "false",
                              "--server.fileWatcherType", "none"],

@@ -163,7 +163,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def streamlit_server(tmp_path):
-    """Start `streamlit run app.py` on 127.0.0.1; returns start(env) -> base URL.
+    """Start the server as `make run` does (`python -m ui.serve`: `streamlit run app.py` with
+    its imports done first) on 127.0.0.1; returns start(env) -> base URL.
     Every server started is stopped at the end of the test."""
     import subprocess
     import sys
@@ -180,7 +181,7 @@ def streamlit_server(tmp_path):
         full_env |= {k: str(v) for k, v in env.items()}
         log = open(tmp_path / f"streamlit-{port}.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            [sys.executable, "-m", "ui.serve",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],

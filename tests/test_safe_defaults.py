@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_make_run_binds_localhost():
     out = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
-    run_line = next(line for line in out.splitlines() if "streamlit run app.py" in line)
+    run_line = next(line for line in out.splitlines() if "-m ui.serve" in line)
     assert "--server.address 127.0.0.1" in run_line
 
 
