@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import gc
 import importlib
 import importlib.util
@@ -79,6 +80,11 @@ _log = logging.getLogger(__name__)
 
 def page_modules(pages: Path = PAGES) -> list[str]:
     """The modules the page scripts import (`import x` / `from x import y`), in file order."""
+    return list(_page_modules(pages))
+
+
+@functools.cache   # parsed once per process (ui.serve before the server listens, or the warm-up)
+def _page_modules(pages: Path) -> tuple[str, ...]:
     out: list[str] = []
     for path in sorted(pages.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -90,7 +96,7 @@ def page_modules(pages: Path = PAGES) -> list[str]:
             else:
                 names = []
             out += [n for n in names if n not in out]
-    return out
+    return tuple(out)
 
 
 def _warm(modules: tuple[str, ...]) -> None:
