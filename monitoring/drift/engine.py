@@ -125,9 +125,7 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
             cur_row |= cur_more[i]
     results = [_feature(p, i, ref_row, cur_row, edges, merges, file_types or {})
                for i, p in enumerate(planned)]
-    bands = shared(_models(results, atoms), band_store)  # one per reference in the process
-    bands.prepare(((f.name, f.role), f.n_current) for f in results if f.score is not None)  # on every core
-    results = [_decide(f, bands) for f in results]
+    results, bands = decide_all(results, atoms, band_store)
     from . import multivariate
 
     def judge(method, score, threshold, band):
@@ -142,6 +140,16 @@ def compare(con: duckdb.DuckDBPyConnection, reference: Side, current: Side,
                        classes=tuple(r for r in results if r.role == "class_score"),
                        confidence=next((r for r in results if r.role == "max_probability"), None),
                        multivariate=mv, mv_model=mv_model, warnings=tuple(warnings), bands=bands)
+
+
+def decide_all(results: Sequence[FeatureDrift], atoms: dict[str, list[float] | None],
+               band_store: BandStore | None) -> tuple[list[FeatureDrift], Bands]:
+    """Every scored column's verdict against its chance band (`_decide`), from the reference's
+    shared Bands (one per reference in the process, `shared`), whose bands are simulated
+    first, on every core, for all the columns at once. The raw and the rollup engines both."""
+    bands = shared(_models(results, atoms), band_store)
+    bands.prepare(((f.name, f.role), f.n_current) for f in results if f.score is not None)
+    return [_decide(f, bands) for f in results], bands
 
 
 def _atoms(con, reference: Side, numeric: Sequence[_Plan], rows: int) -> dict[str, list[float] | None]:

@@ -25,7 +25,7 @@ import polars as pl
 from ..query.filters import Filters
 from ..rollup.read import NotCovered, Store
 from ..rollup.tables import DAY_US
-from .bands import atom_probs, shared
+from .bands import atom_probs
 from .bandstore import BandStore
 from .chunks import WEEK_OFFSET_US, ChunkSpec, choose
 from .fine import _align, _fine_distances, _from_fine, _moments
@@ -176,9 +176,7 @@ def compare_store(con, store: Store, ref_f: Filters, cur_f: Filters, columns: Se
         cur_row |= cur_more[i]
         cur_row[f"out{i}"] = _outside(cur_fine.filter(pl.col("f") == i), p.lo, p.hi)
     results = [engine._feature(p, i, ref_row, cur_row, edges, merges, {}) for i, p in enumerate(planned)]
-    bands = shared(engine._models(results, _atoms(ref_fine, fine) if fine else {}), band_store)
-    bands.prepare(((f.name, f.role), f.n_current) for f in results if f.score is not None)  # on every core
-    results = [engine._decide(f, bands) for f in results]
+    results, bands = engine.decide_all(results, _atoms(ref_fine, fine) if fine else {}, band_store)
     warnings = tuple(p.warning for p in planned if p.warning)
     warnings += ("counted from the rollup store's per-day bins (the joint distribution of the "
                  "features needs the raw logs: not scored)",)
