@@ -24,7 +24,8 @@ def test_what_is_imported_ahead_never_needs_a_script_run():
         assert wanted in names
 
 
-def test_preload_skips_what_is_not_a_module():
+def test_preload_skips_what_is_not_a_module(monkeypatch):
+    monkeypatch.setattr(serve.gc, "freeze", lambda: None)   # never freeze the test session's heap
     # `from monitoring.fmt import md` gives the name monitoring.fmt.md: not a module
     assert serve.preload(("monitoring.fmt", "monitoring.fmt.md", "no_such_module_xyz")) == ["monitoring.fmt"]
 
@@ -48,6 +49,17 @@ def test_in_a_fresh_interpreter_the_heavy_imports_are_done_and_frozen_and_stream
     assert seen["frozen"] > 10_000     # the modules' objects, out of every later collection
 
 
+def test_an_unreadable_page_script_does_not_stop_the_server_starting(monkeypatch, caplog):
+    from ui import warm
+
+    def broken():
+        raise SyntaxError("invalid syntax (broken.py, line 1)")
+    monkeypatch.setattr(warm, "page_modules", broken)
+    names = serve.ahead()
+    assert "pandas" in names and "monitoring.alerts" in names   # DRAWING and BACKGROUND still
+    assert "page scripts not read" in caplog.text
+
+
 def test_make_run_serves_through_it():
-    out = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "-n", "run", "ADDRESS=127.0.0.1", "PORT=8501"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "-m ui.serve --server.address 127.0.0.1 --server.port 8501" in out

@@ -30,7 +30,12 @@ def ahead() -> tuple[str, ...]:
     only those outside `ui`, the page scripts and Streamlit's own elements."""
     from . import warm
 
-    names = (*warm.DRAWING, *warm.page_modules(), *warm.BACKGROUND)
+    try:
+        pages = warm.page_modules()
+    except Exception as exc:   # an unreadable page script says so in its own run, as under streamlit run
+        _log.warning("ahead of serving: page scripts not read: %s", exc)
+        pages = []
+    names = (*warm.DRAWING, *pages, *warm.BACKGROUND)
     return tuple(dict.fromkeys(n for n in names if not n.startswith(("ui", "pages", "streamlit"))))
 
 
@@ -42,8 +47,10 @@ def preload(names: tuple[str, ...]) -> list[str]:
         try:
             importlib.import_module(name)
             done.append(name)
-        except Exception:   # `from monitoring.fmt import md`: md is not a module; or a broken one
+        except ModuleNotFoundError:   # `from monitoring.fmt import md`: md is not a module
             continue
+        except Exception as exc:      # a broken module: its page says what is wrong in its own run
+            _log.warning("ahead of serving: %s not imported: %s", name, exc)
     gc.collect()
     gc.freeze()
     return done

@@ -195,7 +195,10 @@ def _write(cur: duckdb.DuckDBPyConnection, acc: str, table, staging: Path, parts
           "(FORMAT parquet, PARTITION_BY (file), COMPRESSION zstd, OVERWRITE_OR_IGNORE, "
           "FILENAME_PATTERN 'data_{uuid}')", params)
     for d in out.glob("file=*"):
-        os.replace(d, out / f"part={parts[d.name.removeprefix('file=')]}")
+        key = d.name.removeprefix("file=")
+        if key not in parts:   # never left for install_staged, which moves part= directories only
+            raise RuntimeError(f"rollup build: no part id for the written partition {d.name!r}")
+        os.replace(d, out / f"part={parts[key]}")
 
 
 # -- duplicates --------------------------------------------------------------------------------
