@@ -239,7 +239,9 @@ def _card(page) -> str:
 
 def _label_keys(page) -> dict[str, tuple[str, bool]]:
     """The label-value buttons: key -> (value, is the prediction). A button's text is its label,
-    then the shortcut Streamlit draws on it."""
+    then the shortcut Streamlit draws on it. On a first visit the browser fetches the button's
+    code after the run has ended: the page's text is there before its buttons, so wait for them."""
+    page.get_by_role("button").filter(has_text="(predicted)").first.wait_for(timeout=60_000)
     out = {}
     for text in page.get_by_role("button").all_inner_texts():
         lines = [x.strip() for x in text.splitlines() if x.strip()]
