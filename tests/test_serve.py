@@ -63,3 +63,24 @@ def test_an_unreadable_page_script_does_not_stop_the_server_starting(monkeypatch
 def test_make_run_serves_through_it():
     out = subprocess.run(["make", "-n", "run", "ADDRESS=127.0.0.1", "PORT=8501"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "-m ui.serve --server.address 127.0.0.1 --server.port 8501" in out
+
+
+def test_a_module_that_fails_to_import_is_warned_of_and_skipped(monkeypatch, tmp_path, caplog):
+    from ui import warm
+
+    (tmp_path / "mw_broken_probe.py").write_text("raise RuntimeError('half written')\n")
+    (tmp_path / "mw_missing_dep_probe.py").write_text("import mw_no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    done = warm.import_all(("json", "mw_broken_probe", "mw_missing_dep_probe", "json.nope_xyz"), "probe")
+    assert done == ["json"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2         # the not-a-module name is skipped quietly
+    assert "mw_broken_probe not imported: half written" in warned[0]
+    assert "mw_missing_dep_probe not imported" in warned[1] and "mw_no_such_dependency_xyz" in warned[1]
+
+
+def test_importing_stops_when_asked():
+    from ui import warm
+
+    asked = iter([False, True])
+    assert warm.import_all(("json", "colorsys"), "probe", stop=lambda: next(asked)) == ["json"]

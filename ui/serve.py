@@ -15,7 +15,6 @@ caches and widgets, are imported by the runs and the warm-up as before.
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -42,15 +41,9 @@ def ahead() -> tuple[str, ...]:
 def preload(names: tuple[str, ...]) -> list[str]:
     """Import `names` (a name that is not a module, or does not import, is skipped: its page
     says what is wrong in its own run); collect and freeze. Returns the names imported."""
-    done = []
-    for name in names:
-        try:
-            importlib.import_module(name)
-            done.append(name)
-        except ModuleNotFoundError:   # `from monitoring.fmt import md`: md is not a module
-            continue
-        except Exception as exc:      # a broken module: its page says what is wrong in its own run
-            _log.warning("ahead of serving: %s not imported: %s", name, exc)
+    from .warm import import_all
+
+    done = import_all(names, "ahead of serving")
     gc.collect()
     gc.freeze()
     return done

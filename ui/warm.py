@@ -28,12 +28,11 @@ import contextlib
 import functools
 import gc
 import importlib
-import importlib.util
 import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from monitoring import priority
@@ -105,18 +104,9 @@ def _warm(modules: tuple[str, ...]) -> None:
         with _gate:   # in slices: told to stand down (ui.shutdown), it stops waiting for the runs
             while not _gate.wait_for(lambda: _active == 0, 0.1) and not exiting():
                 pass
-        for name in modules:
-            if exiting():   # the process is ending: nothing left to warm (ui.shutdown)
-                return
-            try:
-                parent, _, _ = name.rpartition(".")
-                if parent and parent in sys.modules and not hasattr(sys.modules[parent], "__path__"):
-                    continue   # a name defined in a module, not a submodule
-                if parent and importlib.util.find_spec(name) is None:
-                    continue
-                importlib.import_module(name)
-            except Exception as exc:   # a page that cannot import says so itself, in its own run
-                _log.warning("warm-up: %s not imported: %s", name, exc)
+        import_all(modules, "warm-up", stop=exiting)   # the process ending: nothing left to warm
+        if exiting():
+            return
         gc.collect()
         gc.freeze()
     finally:
@@ -124,6 +114,27 @@ def _warm(modules: tuple[str, ...]) -> None:
             _due = False
             _gate.notify_all()
         _done.set()
+
+
+def import_all(names: Iterable[str], what: str, stop: Callable[[], bool] = lambda: False) -> list[str]:
+    """Import each of `names`; returns those imported. A name that is not a module (`from
+    monitoring.fmt import md` gives monitoring.fmt.md) is skipped; one that fails to import is
+    warned of (its page says what is wrong in its own run) and skipped. Stops when `stop()`."""
+    done = []
+    for name in names:
+        if stop():
+            break
+        try:
+            importlib.import_module(name)
+            done.append(name)
+        except ModuleNotFoundError as exc:
+            parent = sys.modules.get(name.rpartition(".")[0])
+            if exc.name == name or (parent is not None and not hasattr(parent, "__path__")):
+                continue   # no such module: a name defined in a module
+            _log.warning("%s: %s not imported: %s", what, name, exc)
+        except Exception as exc:
+            _log.warning("%s: %s not imported: %s", what, name, exc)
+    return done
 
 
 def start(modules: tuple[str, ...] | None = None) -> None:
