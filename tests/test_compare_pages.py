@@ -85,6 +85,16 @@ def test_models_page_shows_validation_against_production_for_every_version(app_e
     assert "trained 2026-11-05" in texts(at)
 
 
+def test_models_page_without_a_registry_informs_and_still_lists_versions(app_env, one_version_logs, tmp_path):
+    """No models.toml at all is no error: the registry is optional."""
+    (tmp_path / "monitoring.toml").write_text("[compare]\nregistry = 'no-such-models.toml'\n")
+    at = render(app_env(one_version_logs, MONITORING_CONFIG=tmp_path / "monitoring.toml"), "pages/models.py")
+    assert not at.error and not at.warning
+    assert "No model registry at" in plain(" ".join(i.value for i in at.info))
+    assert list(at.dataframe[0].value["version"]) == ["v1"]
+    assert not at.success                   # nothing to agree with: no validation figures
+
+
 @pytest.mark.parametrize("content, message", [
     ("[versions.v1]\nowner = 'x'\n", "missing fields"),
     ("[versions.v1]\ntrained = 2026-01-01\ntraining_data='d'\ncode_commit='c'\nowner='o'\n"

@@ -35,6 +35,10 @@ class RegistryError(ValueError):
     """models.toml cannot be used; the message says where and why in one sentence."""
 
 
+class NoRegistry(RegistryError):
+    """There is no models.toml at all: the registry is optional, nothing is wrong with it."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     version: str
@@ -130,7 +134,7 @@ def load_registry(path: str) -> dict[str, ModelEntry]:
     """Entries by version; RegistryError when the file is missing or wrong in any way."""
     p = Path(path)
     if not p.is_file():
-        raise RegistryError(f"no model registry at {path} (create models.toml: see docs/compare.md)")
+        raise NoRegistry(f"no model registry at {path} (create models.toml: see docs/compare.md)")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -24,7 +24,7 @@ from ..query.filters import Filters
 from . import stats
 from .labelled import labelled_by_version
 from .queries import version_traffic
-from .registry import ModelEntry, RegistryError, load_registry
+from .registry import ModelEntry, NoRegistry, RegistryError, load_registry
 from .settings import load_compare_settings
 
 ACTIVE_HOURS = 24
@@ -65,6 +65,7 @@ class Fleet:
     unregistered: list[str]           # in the logs, not in the registry
     not_served: list[ModelEntry]      # in the registry, not in the logs
     error: str | None = None          # the registry's one-sentence problem, if any
+    absent: bool = False              # no registry file at all (optional: not an error)
 
 
 def _statuses(traffic: pl.DataFrame, recent: pl.DataFrame) -> dict[str, tuple[str, float]]:
@@ -98,14 +99,16 @@ def fleet(ws: Workspace) -> Fleet:
     """The Models page's table; a broken registry still lists the versions (error set)."""
     path = load_compare_settings(ws.config).registry
     entries: dict[str, ModelEntry] = {}
-    error = None
+    error, absent = None, False
     try:
         entries = load_registry(path)
+    except NoRegistry:
+        absent = True
     except RegistryError as exc:
         error = str(exc)
     traffic = version_traffic(ws)
     if traffic.height == 0:
-        return Fleet(path, [], [], list(entries.values()), error)
+        return Fleet(path, [], [], list(entries.values()), error, absent)
     last = traffic["last"].max()
     # Without timestamps every version counts as serving: no "last day" to look at.
     recent = version_traffic(ws, Filters(start=last - timedelta(hours=ACTIVE_HOURS))) if last else traffic
@@ -130,5 +133,5 @@ def fleet(ws: Workspace) -> Fleet:
                                k / n if n else None, stats.wilson(k, n, Z95) if n else None, n, off,
                                "; ".join(notes)))
     served = set(traffic["version"].to_list())
-    return Fleet(path, rows, [v for v in traffic["version"].to_list() if v not in entries],
-                 [e for v, e in entries.items() if v not in served], error)
+    return Fleet(path, rows, [] if absent else [v for v in traffic["version"].to_list() if v not in entries],
+                 [e for v, e in entries.items() if v not in served], error, absent)
