@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -50,3 +51,21 @@ def test_levels_and_sentences():
     assert s["errors"].level == "amber" and "worst 25.0% at 2026-11-17 02:00" in s["errors"].sentence
     s = {x.area: x for x in kpi_status(window(), slo, buckets([(100, 0, 300.0)]))}
     assert s["latency"].level == s["errors"].level == "green"
+
+
+@pytest.mark.parametrize(("n", "p95", "rate", "missing", "latency", "errors"), [
+    (0, None, None, frozenset(), "No requests: latency", "No requests: error rate"),
+    (50, None, 1.0, frozenset(), "No successful requests", None),              # every request failed
+    (1156, None, None, frozenset({"latency_ms", "status"}), "no latency_ms column", "no status column"),
+    (1156, 300.0, None, frozenset({"status"}), None, "no status column"),
+])
+def test_not_measured_is_grey_and_says_why(n, p95, rate, missing, latency, errors):
+    """Nothing measured is never green, and never 'no requests' when there were some."""
+    w = window(p95=500.0, rate=0.0, n=n)
+    w = dataclasses.replace(w, p95=p95, error_rate=rate)
+    s = {x.area: x for x in kpi_status(w, SLO(), None, missing)}
+    for area, want in (("latency", latency), ("errors", errors)):
+        if want is None:
+            assert s[area].level != "grey"
+        else:
+            assert s[area].level == "grey" and want in s[area].sentence

@@ -57,6 +57,20 @@ def test_batch_set_opens_with_every_row_valid(tmp_path, name):
         assert ws.source.missing(col) is not None
 
 
+def test_overview_of_a_batch_set_claims_nothing_it_cannot_measure(app_env, tmp_path):
+    """Car loans have no latency or status: the Overview says which columns are missing, once,
+    shows no verdict (no green 'no requests' beside 1,156 of them) and no cards of dashes."""
+    logs, cfg = write_set(tmp_path, "car_loan")
+    at = app_env(logs, MONITORING_CONFIG=cfg)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.success and not at.error and not at.warning
+    infos = [i.value for i in at.info]
+    assert len(infos) == 2 and "latency_ms" in infos[0] and "status" in infos[1]
+    shown = [m.label for m in at.metric]
+    assert shown == ["Requests", "Throughput"]
+
+
 def test_the_page_list_is_the_apps():
     """Every page file but the admins' Audit page (tested with sign-in, test_auth_pages)."""
     root = Path(__file__).resolve().parent.parent

@@ -1,7 +1,8 @@
 """Status of a window against its objectives, as (area, level, sentence) records.
 
 Levels are "green" (within objective), "amber" (within over the window, but breached in
-some buckets) and "red" (breached over the window). Sentences are plain words a manager
+some buckets), "red" (breached over the window) and "grey" (not measured: no requests, no
+successful ones, or the logs lack the column). Sentences are plain words a manager
 reads without help; every page, report and alert uses these same judgements.
 """
 
@@ -48,16 +49,20 @@ def latency_breaches(buckets: pl.DataFrame, slo: SLO) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Status:
     area: str        # "latency" | "errors"
-    level: str       # "green" | "amber" | "red"
+    level: str       # "green" | "amber" | "red" | "grey"
     sentence: str
 
 
-def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) -> list[Status]:
+def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None,
+               missing: frozenset[str] = frozenset()) -> list[Status]:
+    """`missing`: the canonical columns the logs lack ("latency_ms", "status")."""
     out: list[Status] = []
     big = buckets.filter(pl.col("requests") >= MIN_BUCKET_REQUESTS) if buckets is not None else None
     slo_txt = _ms(slo.p95_latency_ms)
     if w.p95 is None:
-        out.append(Status("latency", "green", "No successful requests: latency not measured."))
+        out.append(Status("latency", "grey", "Latency not measured: the logs have no latency_ms column."
+                          if "latency_ms" in missing else "No requests: latency not measured." if not w.requests
+                          else "No successful requests: latency not measured."))
     elif w.p95 > slo.p95_latency_ms:
         out.append(Status("latency", "red", f"P95 latency is {_ms(w.p95)}, above the {slo_txt} SLO."))
     else:
@@ -71,7 +76,8 @@ def kpi_status(w: WindowStats, slo: SLO, buckets: pl.DataFrame | None = None) ->
         else:
             out.append(Status("latency", "green", f"P95 latency is {_ms(w.p95)}, within the {slo_txt} SLO."))
     if w.error_rate is None:
-        out.append(Status("errors", "green", "No requests: error rate not measured."))
+        out.append(Status("errors", "grey", "Error rate not measured: the logs have no status column."
+                          if "status" in missing or w.requests else "No requests: error rate not measured."))
     elif w.error_rate > slo.error_rate:
         out.append(Status("errors", "red",
                           f"Error rate is {w.error_rate:.2%}, above the {slo.error_rate:.0%} objective."))
