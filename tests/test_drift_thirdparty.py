@@ -145,3 +145,48 @@ def test_cli_json_chunks_carry_rows_positions_and_scores(tmp_path, capsys):
     assert set(first) == {"start", "end", "rows", "first_row", "last_row", "scores"}
     assert set(first["scores"]["car_value"]) >= {"score", "threshold", "band", "drifted"}
     assert ot["drifted_chunks"]["car_value"][0].startswith("2019-04-01")
+
+
+@pytest.fixture(scope="module")
+def car_history(tmp_path_factory):
+    """The car-loan set as one history (reference then analysis rows, about 165 a day), no
+    reference named: the default reference is the logs' first days, 1,157 rows."""
+    import pyarrow as pa
+
+    tmp = tmp_path_factory.mktemp("car_history")
+    ref = nannyml_table("synthetic_car_loan_reference.csv")
+    ana = nannyml_table("synthetic_car_loan_analysis.csv").join(
+        nannyml_table("synthetic_car_loan_analysis_target.csv"), "id").select(ref.schema.names)
+    (tmp / "logs").mkdir()
+    pq.write_table(pa.concat_tables([ref, ana.cast(ref.schema)]), tmp / "logs" / "loans.parquet")
+    cfg = tmp / "monitoring.toml"
+    cfg.write_text(f'data_dir = "{tmp / "data"}"\n\n[columns]\nrequest_id = "id"\nprediction = "y_pred"\n'
+                   'score = "y_pred_proba"\nlabel = "repaid"\n')
+    return cfg, tmp / "logs"
+
+
+@pytest.mark.parametrize("start, drifted", [
+    ("2018-05-01", False), ("2018-08-01", False), ("2018-11-01", False),   # reference period, early analysis
+    ("2019-08-22", True),                                                 # NannyML's drifted months
+])
+def test_auto_chunks_of_a_thin_week_are_days_not_hours(car_history, capsys, start, drifted):
+    """A week of about 1,150 rows against a 1,157-row reference: no column can reach a stable
+    decision at any size, so `auto` takes the coarsest unit that still makes a series (7 days),
+    not 168 hours of 7 rows. The days then say what the week says: every drifting column in
+    (nearly) every day in 2019-08, nothing in the quiet weeks, never the stable columns."""
+    cfg, logs = car_history
+    end = (datetime.fromisoformat(start) + (datetime(2018, 1, 8) - datetime(2018, 1, 1))).date().isoformat()
+    assert main(["drift", "--config", str(cfg), "--logs", str(logs), "--start", start, "--end", end,
+                 "--chunk", "auto", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ot = out["over_time"]
+    assert ot["chunk"] == "day" and len(ot["chunks"]) == 7, ot["reason"]
+    assert "coarsest unit" in ot["reason"] and "chance band alone" in ot["reason"]
+    for name in CAR_STABLE:
+        assert _flagged(ot, name) == [], name
+    if drifted:
+        for name in CAR_DRIFT:
+            assert len(_flagged(ot, name)) >= 5, (name, len(_flagged(ot, name)))
+        assert set(out["drifted"]) >= set(CAR_DRIFT)
+    else:
+        assert ot["drifted_chunks"] == {} and out["drifted"] == []

@@ -153,11 +153,22 @@ def choose(needed: int, by: str | None, rows: int, hours: np.ndarray | None,
            left_out: tuple[str, ...] = (), units: Sequence[str] = UNITS, why_units: str = "") -> AutoChoice:
     """The finest calendar unit of `units` with at least MIN_CHUNKS chunks, each (but a
     partial first and last) holding `needed` rows; else rows:N with N the nice size at or
-    above it. `why_units` says why some units were not candidates."""
+    above it. When no column can decide at any size (`left_out` and no `by`), the coarsest
+    unit with MIN_CHUNKS chunks. `why_units` says why some units were not candidates."""
     need = max(int(needed), 1)
     because = f" ({by} needs the most)" if by else ""
     note = (f"; {', '.join(left_out)} cannot reach a stable decision in this window and "
             "is judged by its chance band alone") if left_out else ""
+    if left_out and by is None and hours is not None and hours.size:
+        # No column can reach a stable decision in this window, so no size is "enough": the
+        # coarsest unit that still makes a series (MIN_CHUNKS chunks) gives each chunk the most
+        # rows, not the finest unit holding one row (168 chunks of 7 rows in a thin week).
+        for unit in reversed(units):
+            if len(unit_counts(hours, unit)) >= MIN_CHUNKS:
+                return AutoChoice(ChunkSpec(unit), need, (
+                    f"auto: {unit} chunks, the coarsest unit with at least {MIN_CHUNKS} chunks in this window "
+                    f"(each chunk as many rows as it can hold); {', '.join(left_out)} cannot reach a stable "
+                    "decision in this window and is judged by its chance band alone"))
     if hours is not None and hours.size:
         for unit in units:
             counts = unit_counts(hours, unit)
