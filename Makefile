@@ -48,7 +48,7 @@ TZ_TESTS := tests/test_metrics.py tests/test_source.py tests/test_real_logs.py t
             tests/test_anomalies.py tests/test_alerts.py tests/test_cli.py tests/test_compare.py tests/test_quality.py
 WORKERS ?= 3
 test: $(STAMP) system-deps $(THIRDPARTY) $(SPARK_STAMP)
-	TZ=America/New_York $(PY) -m pytest -n $(WORKERS) --dist loadgroup
+	TZ=America/New_York $(PY) -m pytest -n $(WORKERS) --dist loadgroup --durations=20
 	TZ=UTC $(PY) -m pytest -n $(WORKERS) --dist loadgroup $(TZ_TESTS)
 
 lint: $(STAMP)
