@@ -21,7 +21,7 @@ for st_ in kpi_status(w, slo, s.buckets, missing):
         continue            # the note above says which column is missing
     {"red": st.error, "amber": st.warning, "green": st.success, "grey": st.info}[st_.level](st_.sentence)
 
-b = s.buckets
+b = s.sparkline()   # at most 48 points a card: coarser buckets than the sidebar's when needed
 c = st.columns(3)
 c[0].metric("Requests", f"{w.requests:,}", panels.delta_count(w.requests, p.requests if p else None),
             chart_data=b["requests"].to_list(), border=True)

@@ -87,6 +87,48 @@ def test_bucket_series_match_numpy(known, cfg, bucket):
         assert row["p99"] == pytest.approx(np.percentile(ok, 99), rel=1e-9)
 
 
+@pytest.mark.parametrize("start_h", [0, 1.5])
+def test_sparkline_merges_buckets_into_at_most_48_points(known, cfg, start_h):
+    """A 15-minute series of 3 days (288 points) is drawn over 6 hours (the finest bucket
+    holding the window in 48 points): counts, rates and the partial first bucket's rate as a
+    hand count gives them, percentiles within the histogram's bound of numpy's."""
+    d, fr = known
+    ws = _ws(d, cfg)
+    start = T0 + timedelta(hours=start_h)
+    f = Filters(start=start, end=T0 + timedelta(days=3))
+    s = metrics.summarize(ws.source, ws.con, f, "15min", exact_max_rows=10**9)
+    assert s.buckets.height > 48
+    sp = s.sparkline()
+    assert sp.columns == s.buckets.columns
+    size = 6 * 3600
+    secs = (fr["ts"] - np.datetime64(T0.replace(tzinfo=None), "us")).astype("timedelta64[us]").astype(np.int64)
+    inside = secs >= start_h * 3600 * 10**6
+    idx = secs // (size * 10**6)
+    assert sp.height == 12
+    for i, row in enumerate(sp.iter_rows(named=True)):
+        assert row["time"] == T0 + timedelta(seconds=i * size)
+        sel = inside & (idx == i)
+        assert row["requests"] == sel.sum()
+        assert row["errors"] == (sel & fr["failed"]).sum()
+        assert row["error_rate"] == pytest.approx((sel & fr["failed"]).sum() / sel.sum())
+        minutes = (size - (start_h * 3600 if i == 0 else 0)) / 60
+        assert row["rpm"] == pytest.approx(sel.sum() / minutes)
+        ok = fr["lat"][sel & ~fr["failed"]]
+        for q in (50, 95, 99):
+            exact = np.percentile(ok, q)
+            assert abs(row[f"p{q}"] - exact) <= sketch.RELATIVE_ERROR * exact + 1e-9
+
+
+@pytest.mark.parametrize("bucket, days", [("hour", 2), ("day", 3)])
+def test_sparkline_of_a_short_series_is_the_series(known, cfg, bucket, days):
+    d, _ = known
+    ws = _ws(d, cfg)
+    s = metrics.summarize(ws.source, ws.con, Filters(start=T0, end=T0 + timedelta(days=days)), bucket,
+                          exact_max_rows=10**9)
+    assert s.buckets.height <= 48
+    assert s.sparkline().equals(s.buckets)
+
+
 def test_histogram_method_is_within_its_bound(known, cfg):
     d, fr = known
     ws = _ws(d, cfg)
