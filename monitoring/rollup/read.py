@@ -269,9 +269,17 @@ def _raw(source: LogSource | None, con, f: Filters, rest: list[tuple[int, int, i
     return out
 
 
-def _summed(frames: list[pl.DataFrame], schema: dict, keys: list[str], *counts: str) -> pl.DataFrame:
-    """The frames' counts (default n) summed by `keys` (rows whose first is 0 dropped), sorted."""
+def _summed(frames: list[pl.DataFrame], schema: dict, keys: list[str], *counts: str, con=None, sql: str = "",
+            params: dict | None = None) -> pl.DataFrame:
+    """The frames' counts (default n) summed by `keys` (rows whose first is 0 dropped), sorted.
+    `sql`: the store's query, grouped by `keys`; alone (no raw frame) its groups are the answer,
+    sorted by DuckDB (the alert grid at 100M rows, 3.6M rows: Polars' second sort and grouping
+    took 1.8 s of 2.6)."""
     counts = counts or ("n",)
+    if sql and not frames:
+        df = run(con, f"{sql} ORDER BY {', '.join(f'{k} NULLS LAST' for k in keys)}", params)
+        return df.select(list(schema)).cast(schema).filter(pl.col(counts[0]) != 0)
+    frames = [*frames, run(con, sql, params)] if sql else frames
     if not frames:
         return pl.DataFrame(schema=schema)
     df = pl.concat([fr.select(list(schema)).cast(schema) for fr in frames])
@@ -304,11 +312,9 @@ def latency_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucke
                   {"bucket_us": bucket_s * 1_000_000})
     frames = [fr.with_columns(pl.when(pl.col("period").is_in(list(whole))).then(None)
                               .otherwise(pl.col("bucket")).alias("bucket")) for fr in frames]
-    if sql:
-        frames.append(run(con, f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                               "GROUP BY ALL", params))
     return _summed(frames, {"period": pl.Int32, "bucket": pl.Int64, "is_error": pl.Boolean, "bin": pl.Int32,
-                            "n": pl.Int64}, ["period", "bucket", "is_error", "bin"])
+                            "n": pl.Int64}, ["period", "bucket", "is_error", "bin"], con=con, params=params,
+                   sql=sql and f"SELECT period, bucket, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY ALL")
 
 
 def _dt(us: int) -> datetime:
@@ -330,14 +336,12 @@ def minutes(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: st
     frames = _raw(source, con, f, rest, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, {dims}, "
                   "count(*) AS requests, count(*) FILTER (WHERE is_error) AS errors FROM logs "
                   "WHERE {cond} GROUP BY ALL", {"bucket_us": bucket_s * 1_000_000})
-    if sql:
-        frames.append(run(con, f"SELECT bucket, {dims}, CAST(sum(n) AS BIGINT) AS requests, "
-                               "CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors "
-                               f"FROM ({sql}) GROUP BY ALL", params))
     keys = ["bucket", "model_name", "model_version", "endpoint"]
     df = _summed(frames, {"bucket": pl.Int64, "model_name": pl.String, "model_version": pl.String,
                           "endpoint": pl.String, "requests": pl.Int64, "errors": pl.Int64},
-                 keys, "requests", "errors")
+                 keys, "requests", "errors", con=con, params=params,
+                 sql=sql and f"SELECT bucket, {dims}, CAST(sum(n) AS BIGINT) AS requests, "
+                 f"CAST(coalesce(sum(n) FILTER (WHERE is_error), 0) AS BIGINT) AS errors FROM ({sql}) GROUP BY ALL")
     return bucket_times(df, bucket_s).select("time", *keys[1:], "requests", "errors")
 
 
@@ -354,9 +358,8 @@ def minute_counts(store: Store, con: duckdb.DuckDBPyConnection, f: Filters,
                                _periods(store, con, wide, False), rest=rest)
     frames = _raw(source, con, wide, rest, f"SELECT {bucket_sql('ts_us', '60000000')} AS minute, count(*) AS n "
                   "FROM logs WHERE {cond} GROUP BY 1")
-    if sql:
-        frames.append(run(con, f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1", params))
-    return _summed(frames, {"minute": pl.Int64, "n": pl.Int64}, ["minute"])
+    return _summed(frames, {"minute": pl.Int64, "n": pl.Int64}, ["minute"], con=con, params=params,
+                   sql=sql and f"SELECT minute, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY 1")
 
 
 def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket: str,
@@ -371,11 +374,9 @@ def error_types(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, bucket
     frames = _raw(source, con, f, rest, f"SELECT {bucket_sql('ts_us', '$bucket_us')} AS bucket, {etype}, "
                   "count(*) AS errors FROM logs WHERE {cond} AND is_error GROUP BY ALL",
                   {"bucket_us": bucket_s * 1_000_000})
-    if sql:
-        frames.append(run(con, f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) "
-                               "GROUP BY ALL", params))
     df = _summed(frames, {"bucket": pl.Int64, "error_type": pl.String, "errors": pl.Int64},
-                 ["bucket", "error_type"], "errors")
+                 ["bucket", "error_type"], "errors", con=con, params=params,
+                 sql=sql and f"SELECT bucket, error_type, CAST(sum(n) AS BIGINT) AS errors FROM ({sql}) GROUP BY ALL")
     return bucket_times(df, bucket_s).select("time", "error_type", "errors")
 
 
@@ -392,8 +393,6 @@ def dimension_hist(store: Store, con: duckdb.DuckDBPyConnection, f: Filters, dim
                                periods, family="latency", rest=rest)
     frames = _raw(source, con, f, rest, f"SELECT {dim} AS key, is_error, {sketch.bin_sql('latency_ms')} AS bin, "
                   "count(*) AS n FROM logs WHERE {cond} GROUP BY ALL")
-    if sql:
-        frames.append(run(con, f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) "
-                               "GROUP BY ALL", params))
     return _summed(frames, {"key": pl.String, "is_error": pl.Boolean, "bin": pl.Int32, "n": pl.Int64},
-                   ["key", "is_error", "bin"])
+                   ["key", "is_error", "bin"], con=con, params=params,
+                   sql=sql and f"SELECT key, is_error, bin, CAST(sum(n) AS BIGINT) AS n FROM ({sql}) GROUP BY ALL")
