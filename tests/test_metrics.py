@@ -119,6 +119,28 @@ def test_sparkline_merges_buckets_into_at_most_48_points(known, cfg, start_h):
             assert abs(row[f"p{q}"] - exact) <= sketch.RELATIVE_ERROR * exact + 1e-9
 
 
+def test_sparkline_of_a_long_window_by_the_day_takes_whole_days(tmp_path, cfg):
+    """100 days by the day: no bucket of the sidebar's is coarser, so 3 days (34 points),
+    each the hand count of its days (buckets counted from the epoch, as every bucket is)."""
+    rng = np.random.default_rng(8)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    n = 4000
+    offs = np.sort(rng.integers(0, 100 * 86400 * 10**6, n))
+    ts = np.datetime64(start.replace(tzinfo=None), "us") + offs.astype("timedelta64[us]")
+    lat = rng.lognormal(5, 0.5, n)
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(n)], "timestamp": pa.array(ts),
+                             "latency_ms": lat, "status": np.where(rng.random(n) < 0.05, "error", "ok")}),
+                   tmp_path / "a.parquet")
+    ws = _ws(tmp_path, cfg)
+    f = Filters(start=start, end=start + timedelta(days=100))
+    s = metrics.summarize(ws.source, ws.con, f, "day", exact_max_rows=10**9)
+    sp = s.sparkline()
+    day = (ts.astype("datetime64[D]").astype(np.int64)) // 3
+    assert sp.height == len(np.unique(day)) == 34
+    assert sp["requests"].to_list() == np.unique(day, return_counts=True)[1].tolist()
+    assert int(sp["requests"].sum()) == s.window.requests == n
+
+
 @pytest.mark.parametrize("bucket, days", [("hour", 2), ("day", 3)])
 def test_sparkline_of_a_short_series_is_the_series(known, cfg, bucket, days):
     d, _ = known

@@ -12,6 +12,7 @@ use the histogram, whose error bound (`sketch.RELATIVE_ERROR`) is reported as `m
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
@@ -62,19 +63,21 @@ class Summary:
     bucket_hist: pl.DataFrame | None = None   # bucket, is_error, bin, n: the window's histogram per bucket
 
     def sparkline(self, max_points: int = SPARK_POINTS) -> pl.DataFrame:
-        """The per-bucket series with at most `max_points` rows, for a trend beside a figure:
-        `buckets` itself when it is that short, else the same columns over the finest coarser
-        bucket (a multiple of this one) that fits, counts summed and percentiles from the
-        merged histograms (within ±0.5%). A sparkline of a 7-day window at the sidebar's
+        """The per-bucket series in about `max_points` rows, for a trend beside a figure:
+        `buckets` itself when it is that short, else the same columns over the finest bucket
+        of BUCKETS that is a multiple of this one and fits (else the smallest multiple of this
+        one that does: 3 days for 100 days by the day), counts summed and percentiles from
+        the merged histograms (within ±0.5%). A sparkline of a 7-day window at the sidebar's
         15 minutes drew 672 points in each of six cards: the browser's work on every visit."""
         if self.buckets.height <= max_points or self.bucket_hist is None or self.filters is None:
             return self.buckets
         f, size = self.filters, BUCKETS[self.bucket]
-        coarse = next((s for s in BUCKETS.values() if s >= size and s % size == 0
-                       and f.minutes * 60 / s <= max_points), max(BUCKETS.values()))
-        if coarse == size:
+        # beyond the longest bucket (a year by the day), whole multiples of the sidebar's
+        k = next((s // size for s in BUCKETS.values() if s >= size and s % size == 0
+                  and f.minutes * 60 / s <= max_points), math.ceil(f.minutes * 60 / size / max_points))
+        if k <= 1:
             return self.buckets
-        k = coarse // size
+        coarse = k * size
         series = _bucket_series(self.bucket_hist.with_columns(pl.col("bucket") // k), None, coarse, f)
         if self.window.error_rate is None:   # no status column: the rate is unknown, as in `buckets`
             series = series.with_columns(pl.lit(None, dtype=pl.Float64).alias("error_rate"))
