@@ -72,7 +72,7 @@ class Summary:
         if self.buckets.height <= max_points or self.bucket_hist is None or self.filters is None:
             return self.buckets
         f, size = self.filters, BUCKETS[self.bucket]
-        # beyond the longest bucket (a year by the day), whole multiples of the sidebar's
+        # beyond the longest bucket (over 48 days by the day), whole multiples of the sidebar's
         k = next((s // size for s in BUCKETS.values() if s >= size and s % size == 0
                   and f.minutes * 60 / s <= max_points), math.ceil(f.minutes * 60 / size / max_points))
         if k <= 1:
