@@ -576,3 +576,55 @@ def test_cli_quality_reads_the_store_unless_raw(tmp_path, monkeypatch, capsys, f
     assert main(["quality", "--logs", str(tmp_path / "logs"), "--chunk", "day", "--format", "json", *flags]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["origin"] == origin and r["labelled"] > 0
+
+
+# -- the weekly summary's late-label accuracy (fromstore.window_accuracy) -------------------------
+
+def test_week_accuracy_of_whole_days_from_the_store_equals_numpy_and_reads_no_raw_row(binary, monkeypatch):
+    """Days 2-8: labelled and correct counted from `outcomes` (copies once, failed requests
+    out), the same dict as the raw engine's, with every raw query failing."""
+    from monitoring.quality import ground_truth
+
+    ws, _, truth = binary
+    start, end = START + timedelta(days=2), START + timedelta(days=9)
+    raw = ground_truth.window_accuracy(ws, start, end)
+
+    def no_raw(*args, **kwargs):
+        raise AssertionError(f"a raw query: {str(args[1])[:200]}")
+
+    monkeypatch.setattr(ws.source, "query", no_raw)
+    got = fromstore.window_accuracy(ws, start, end)
+    monkeypatch.undo()
+    assert got == raw
+    sel = ~np.isnan(truth["label"]) & (truth["day"] >= 2) & (truth["day"] < 9)
+    assert got["labelled"] == sel.sum() > 0
+    assert got["correct"] == (truth["pred"][sel] == truth["label"][sel]).sum()
+    assert got["accuracy"] == pytest.approx(np.mean(truth["pred"][sel] == truth["label"][sel]), abs=1e-15)
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=6), timedelta(minutes=1), timedelta(days=-3)])
+def test_week_accuracy_with_partial_days_equals_the_raw_engine(binary, offset):
+    """A week off the UTC day (its first and last days raw, the rest from the store), and
+    one reaching before the first request, give the raw engine's figures."""
+    from monitoring.quality import ground_truth
+
+    ws, _, _ = binary
+    start = START + timedelta(days=5) + offset
+    assert fromstore.window_accuracy(ws, start, start + timedelta(days=7)) == \
+        ground_truth.window_accuracy(ws, start, start + timedelta(days=7))
+
+
+def test_week_accuracy_of_nannymls_car_loans_from_the_store_equals_raw(car_loan):
+    """Float labels (`repaid`) against integer predictions, monthly files: each week's
+    figures from the store are the raw engine's."""
+    from monitoring.quality import ground_truth
+
+    ws, _, _ = car_loan
+    first = ws.extent.first.replace(hour=0, minute=0, second=0, microsecond=0)
+    checked = 0
+    for w in range(0, 40, 9):
+        start = first + timedelta(days=7 * w)
+        got = fromstore.window_accuracy(ws, start, start + timedelta(days=7))
+        assert got == ground_truth.window_accuracy(ws, start, start + timedelta(days=7)), w
+        checked += bool(got and got["labelled"])
+    assert checked >= 3

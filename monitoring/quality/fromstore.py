@@ -4,6 +4,7 @@ rollups"). A window of whole UTC days reads no raw row.
 
     p = plan(ws, t, s, f, by, sensitive)            # NotCovered: the raw engine answers
     agg = aggregate(ws, t, p, f, ("week", None))     # data.Aggregates, origin "rollups"
+    window_accuracy(ws, start, end)                  # the weekly summary's late-label accuracy
 
 What the store answers, and how well (both tables keep `is_error`, so only served rows,
 not failed and with a prediction, are counted, as the raw engine counts them):
@@ -42,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from ..config import ConfigError
 from ..logs.source import INTEGER_TYPES, NUMERIC_TYPES
 from ..logs.workspace import Workspace
 from ..query.filters import Filters
@@ -170,6 +172,32 @@ def plan(ws: Workspace, t: gt.Truth, s: QualitySettings, f: Filters, by: str | N
             pl.col("scored").cast(pl.Int64), pl.col("high").cast(pl.Int64))
         spec = data.spec_from_pairs(ws, s, pl.concat([pairs, extra]))
     return Plan(store, days, pieces, spec, out, sc)
+
+
+def window_accuracy(ws: Workspace, start: datetime, end: datetime,
+                    reviewed: pl.DataFrame | None = None) -> dict | None:
+    """`ground_truth.window_accuracy` (the weekly summary's late-label accuracy) with the
+    window's whole UTC days counted from `outcomes` and only its partial first and last
+    days read raw: the same labelled and correct counts, so the same figures. Whatever the
+    store cannot answer (labels from a file or reviewers, a stale store: `_store`) is
+    answered by the raw engine."""
+    if not gt.available(ws, reviewed):
+        return None
+    try:
+        t = gt.default_truth(ws, reviewed=reviewed)
+        store = _store(ws, t, None, None)
+        days, pieces = split(ws, Filters(start=start, end=end))
+        types = ws.source.types
+        value = {c: value_sql(types.get(c, "")) for c in ("prediction", "label")}
+    except (NotCovered, gt.LabelsError, ConfigError):
+        return gt.window_accuracy(ws, start, end, reviewed)
+    out = outcome_counts(store, ws.con, days, lambda c: value[c](c))
+    out = out.filter(pl.col("pred").is_not_null() & pl.col("truth").is_not_null())
+    n, k = int(out["n"].sum() or 0), int(out.filter(pl.col("pred") == pl.col("truth"))["n"].sum() or 0)
+    for g in pieces:
+        df = gt.accuracy_by_bucket(ws, 86400, g, reviewed)
+        n, k = n + int(df["labelled"].sum() or 0), k + int(df["correct"].sum() or 0)
+    return gt.accuracy_figures(n, k)
 
 
 def _raw_outcomes(ws: Workspace, t: gt.Truth, g: Filters) -> pl.DataFrame:

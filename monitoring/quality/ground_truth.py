@@ -380,10 +380,14 @@ def window_accuracy(ws: Workspace, start: datetime, end: datetime,
     None when there are no labels or the model is a regressor."""
     if not available(ws, reviewed):
         return None
+    df = accuracy_by_bucket(ws, 86400, Filters(start=start, end=end), reviewed)
+    return accuracy_figures(int(df["labelled"].sum() or 0), int(df["correct"].sum() or 0))
+
+
+def accuracy_figures(n: int, k: int) -> dict[str, Any]:
+    """window_accuracy's figures from n labelled requests, k of them correct."""
     from ..labelling.stats import wilson_interval
 
-    df = accuracy_by_bucket(ws, 86400, Filters(start=start, end=end), reviewed)
-    n, k = int(df["labelled"].sum() or 0), int(df["correct"].sum() or 0)
     if n == 0:
         return {"accuracy": None, "accuracy_ci": None, "labelled": 0, "correct": 0}
     low, high = wilson_interval(k, n)

@@ -42,7 +42,7 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
     """Provider: reviewed accuracy of the queues answered during the week (Wilson 95%), and
     the accuracy from late labels of the requests served that week."""
     def provider(ws: Workspace, start: datetime, end: datetime) -> dict | None:
-        from ..quality import ground_truth
+        from ..quality import fromstore, ground_truth
 
         reviewed = verdicts = unavailable = None
         if database_url:
@@ -60,7 +60,7 @@ def accuracy_in_week(database_url: str | None) -> Callable[[Workspace, datetime,
             except FAILURES as exc:
                 # Not "nothing was labelled": the reviewers' answers could not be read.
                 unavailable = describe(exc, database_url)
-        late = ground_truth.window_accuracy(ws, start, end, verdicts)
+        late = fromstore.window_accuracy(ws, start, end, verdicts)   # whole days from the rollups
         floor = ws.config.slo.accuracy_floor
         src, fig = None, None
         if reviewed and reviewed.get("accuracy") is not None:
