@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -139,6 +140,37 @@ def test_sparkline_of_a_long_window_by_the_day_takes_whole_days(tmp_path, cfg):
     assert sp.height == len(np.unique(day)) == 34
     assert sp["requests"].to_list() == np.unique(day, return_counts=True)[1].tolist()
     assert int(sp["requests"].sum()) == s.window.requests == n
+
+
+@pytest.mark.parametrize("bucket, days, points", [("hour", 2, 48), ("hour", 7, 28)])
+def test_sparkline_shows_a_stop_in_traffic_as_zeros(tmp_path, cfg, bucket, days, points):
+    """No request from hour 20 to hour 33 (a stop of 13 hours): the sparkline has zero
+    requests there (by the hour over 2 days, by 6 hours over 7), not a line drawn across
+    it; the series itself only has the buckets that hold requests, and nothing is added
+    before the first request or after the last."""
+    rng = np.random.default_rng(9)
+    start = datetime(2026, 5, 4, tzinfo=UTC)
+    hours = np.arange(days * 24)
+    keep = hours[(hours < 20) | (hours >= 33)][:-3]          # and the last three hours empty
+    offs = np.concatenate([(h * 3600 + rng.uniform(0, 3600, 30)) * 10**6 for h in keep]).astype(np.int64)
+    offs.sort()
+    ts = np.datetime64(start.replace(tzinfo=None), "us") + offs.astype("timedelta64[us]")
+    n = len(ts)
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(n)], "timestamp": pa.array(ts),
+                             "latency_ms": rng.lognormal(5, 0.5, n), "status": ["ok"] * n}), tmp_path / "a.parquet")
+    ws = _ws(tmp_path, cfg)
+    s = metrics.summarize(ws.source, ws.con, Filters(start=start, end=start + timedelta(days=days)), bucket,
+                          exact_max_rows=10**9)
+    sp = s.sparkline()
+    size = 3600 if days == 2 else 6 * 3600
+    idx = offs // (size * 10**6)
+    assert sp.height == idx.max() + 1 == points - (3 if days == 2 else 0)
+    want = np.bincount(idx, minlength=sp.height)
+    assert sp["requests"].to_list() == want.tolist()
+    assert (want == 0).sum() == (13 if days == 2 else 1)                 # hours 24-29 by 6 hours
+    assert s.buckets.height == len(np.unique(offs // (3600 * 10**6)))     # the series: hours with requests
+    assert sp.filter(pl.col("requests") == 0)["rpm"].to_list() == [0.0] * int((want == 0).sum())
+    assert sp.filter(pl.col("requests") == 0)["p95"].null_count() == int((want == 0).sum())
 
 
 @pytest.mark.parametrize("bucket, days", [("hour", 2), ("day", 3)])

@@ -64,24 +64,44 @@ class Summary:
 
     def sparkline(self, max_points: int = SPARK_POINTS) -> pl.DataFrame:
         """The per-bucket series in about `max_points` rows, for a trend beside a figure:
-        `buckets` itself when it is that short, else the same columns over the finest bucket
+        `buckets` itself when the window holds that many, else the same columns over the finest bucket
         of BUCKETS that is a multiple of this one and fits (else the smallest multiple of this
         one that does: 3 days for 100 days by the day), counts summed and percentiles from
         the merged histograms (within ±0.5%). A sparkline of a 7-day window at the sidebar's
-        15 minutes drew 672 points in each of six cards: the browser's work on every visit."""
-        if self.buckets.height <= max_points or self.bucket_hist is None or self.filters is None:
-            return self.buckets
+        15 minutes drew 672 points in each of six cards: the browser's work on every visit.
+        Buckets without a request between the first and the last are zeros (`_zero_filled`)."""
         f, size = self.filters, BUCKETS[self.bucket]
+        if self.bucket_hist is None or f is None or f.minutes * 60 / size <= max_points:
+            return _zero_filled(self.buckets, size)
         # beyond the longest bucket (over 48 days by the day), whole multiples of the sidebar's
         k = next((s // size for s in BUCKETS.values() if s >= size and s % size == 0
                   and f.minutes * 60 / s <= max_points), math.ceil(f.minutes * 60 / size / max_points))
         if k <= 1:
-            return self.buckets
+            return _zero_filled(self.buckets, size)
         coarse = k * size
         series = _bucket_series(self.bucket_hist.with_columns(pl.col("bucket") // k), None, coarse, f)
         if self.window.error_rate is None:   # no status column: the rate is unknown, as in `buckets`
             series = series.with_columns(pl.lit(None, dtype=pl.Float64).alias("error_rate"))
+        return _zero_filled(series, coarse)
+
+
+def _zero_filled(series: pl.DataFrame, size_s: int) -> pl.DataFrame:
+    """`series` with the buckets between its first and its last that hold no request as zero
+    requests, errors and throughput (rates and percentiles null): a stop in traffic is a dip
+    in a sparkline, not a line drawn across it. Before the first and after the last request
+    nothing is added: the logs may not reach there."""
+    if series.height < 2:
         return series
+    us = size_s * 1_000_000
+    t = series["time"].dt.epoch("us")
+    lo, hi = int(t.min()) // us, int(t.max()) // us
+    if hi - lo + 1 == series.height:
+        return series
+    full = pl.DataFrame({"time": pl.int_range(lo, hi + 1, eager=True) * us}).with_columns(
+        pl.col("time").cast(pl.Datetime("us", "UTC")))
+    return (full.join(series, on="time", how="left")
+            .with_columns(pl.col("requests", "errors").fill_null(0), pl.col("rpm").fill_null(0.0))
+            .select(series.columns))
 
 
 def _mix(source: LogSource, con: duckdb.DuckDBPyConnection):
