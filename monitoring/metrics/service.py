@@ -64,20 +64,19 @@ class Summary:
 
     def sparkline(self, max_points: int = SPARK_POINTS) -> pl.DataFrame:
         """The per-bucket series in about `max_points` rows, for a trend beside a figure:
-        `buckets` itself when the window holds that many, else the same columns over the finest bucket
-        of BUCKETS that is a multiple of this one and fits (else the smallest multiple of this
-        one that does: 3 days for 100 days by the day), counts summed and percentiles from
-        the merged histograms (within ±0.5%). A sparkline of a 7-day window at the sidebar's
+        `buckets` itself when the window holds that many, else the same columns over the
+        finest bucket of BUCKETS that is a multiple of this one and fits (else the smallest
+        multiple of this one that does: 3 days for 100 days by the day), counts summed and
+        percentiles from the merged histograms (within ±0.5%). A sparkline of a 7-day window at the sidebar's
         15 minutes drew 672 points in each of six cards: the browser's work on every visit.
         Buckets without a request between the first and the last are zeros (`_zero_filled`)."""
         f, size = self.filters, BUCKETS[self.bucket]
         if self.bucket_hist is None or f is None or f.minutes * 60 / size <= max_points:
             return _zero_filled(self.buckets, size)
-        # beyond the longest bucket (over 48 days by the day), whole multiples of the sidebar's
-        k = next((s // size for s in BUCKETS.values() if s >= size and s % size == 0
+        # k >= 2: this bucket does not fit; beyond the longest bucket (over 48 days by the
+        # day), whole multiples of the sidebar's
+        k = next((s // size for s in BUCKETS.values() if s > size and s % size == 0
                   and f.minutes * 60 / s <= max_points), math.ceil(f.minutes * 60 / size / max_points))
-        if k <= 1:
-            return _zero_filled(self.buckets, size)
         coarse = k * size
         series = _bucket_series(self.bucket_hist.with_columns(pl.col("bucket") // k), None, coarse, f)
         if self.window.error_rate is None:   # no status column: the rate is unknown, as in `buckets`
