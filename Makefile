@@ -47,7 +47,12 @@ $(SPARK_STAMP): $(STAMP)
 TZ_TESTS := tests/test_metrics.py tests/test_source.py tests/test_real_logs.py tests/test_summary.py \
             tests/test_anomalies.py tests/test_alerts.py tests/test_cli.py tests/test_compare.py tests/test_quality.py
 WORKERS ?= 3
+# Bytecode first: CPython 3.11's AST construction keeps its recursion depth in interpreter-wide
+# state, so a module compiled on first import in one thread while Streamlit parses a page script
+# in another can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython
+# gh-106905; seen once in a fresh-clone CI run, an AppTest page run beside the warm-up's imports).
 test: $(STAMP) system-deps $(THIRDPARTY) $(SPARK_STAMP)
+	$(PY) -m compileall -q app.py monitoring ui pages scripts tests
 	TZ=America/New_York $(PY) -m pytest -n $(WORKERS) --dist loadgroup --durations=20
 	TZ=UTC $(PY) -m pytest -n $(WORKERS) --dist loadgroup $(TZ_TESTS)
 
